@@ -1,14 +1,19 @@
 // Package server implements IMAP command semantics over the wire package's
-// syntax and the store package's data. One file per command family.
+// syntax and the store package's data. One file per command family:
+// cmd_any.go (any state), cmd_auth.go (not authenticated), cmd_mailbox.go
+// and cmd_list.go (authenticated), cmd_select.go (selection).
 package server
 
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
+	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/store"
 	"github.com/quickimap/quickimap/wire"
 )
@@ -45,24 +50,227 @@ type Options struct {
 	// MaxAuthFailures closes a connection after this many failed logins
 	// (default 3).
 	MaxAuthFailures int
+	// MaxMailboxes bounds the mailboxes of one account (default 10000).
+	MaxMailboxes int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Limits = o.Limits.WithDefaults()
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.AutoLogoutTimeout, 30*time.Minute)
+	def(&o.PreAuthTimeout, 60*time.Second)
+	def(&o.WriteTimeout, 60*time.Second)
+	def(&o.LiteralTimeout, 60*time.Second)
+	def(&o.FailedLoginDelay, 2*time.Second)
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 20000
+	}
+	if o.MaxAuthFailures <= 0 {
+		o.MaxAuthFailures = 3
+	}
+	if o.MaxMailboxes <= 0 {
+		o.MaxMailboxes = 10000
+	}
+	return o
 }
 
 // Server serves IMAP connections.
 type Server struct {
-	// unexported fields
+	opts  Options
+	log   *slog.Logger
+	store store.Store
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   bool
+	done      chan struct{} // closed when Shutdown begins
+	wg        sync.WaitGroup
+
+	dummyOnce sync.Once
+	dummy     string
 }
 
 // New returns a Server.
-func New(opts Options) *Server { panic("unimplemented") }
+func New(opts Options) *Server {
+	opts = opts.withDefaults()
+	return &Server{
+		opts:      opts,
+		log:       opts.Logger,
+		store:     opts.Store,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+		done:      make(chan struct{}),
+	}
+}
+
+// closingCh is closed when Shutdown begins, to cut waits short.
+func (s *Server) closingCh() <-chan struct{} { return s.done }
+
+// dummyHash is a password hash that matches nothing, checked against when a
+// user does not exist so that a failed login takes the same time either way.
+func (s *Server) dummyHash() string {
+	s.dummyOnce.Do(func() {
+		h, err := auth.HashPassword("quickimap-no-such-user")
+		if err == nil {
+			s.dummy = h
+		}
+	})
+	return s.dummy
+}
+
+// errClosing refuses new connections once Shutdown has begun.
+var errClosing = errors.New("server closing")
 
 // Serve accepts plain connections (STARTTLS offered when TLSConfig is set)
 // on l until Shutdown. It returns nil after Shutdown.
-func (s *Server) Serve(l net.Listener) error { panic("unimplemented") }
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
 
 // ServeTLS accepts implicit-TLS connections (port 993 style) on l.
-func (s *Server) ServeTLS(l net.Listener) error { panic("unimplemented") }
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.opts.TLSConfig == nil {
+		return errors.New("server: ServeTLS needs Options.TLSConfig")
+	}
+	return s.serve(l, true)
+}
+
+func (s *Server) serve(l net.Listener, implicitTLS bool) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	var tempDelay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: back off, as
+				// net/http does, instead of spinning.
+				if tempDelay == 0 {
+					tempDelay = 5 * time.Millisecond
+				} else if tempDelay *= 2; tempDelay > time.Second {
+					tempDelay = time.Second
+				}
+				s.log.Warn("accept failed; retrying", "err", err, "delay", tempDelay)
+				time.Sleep(tempDelay)
+				continue
+			}
+			return err
+		}
+		tempDelay = 0
+		if implicitTLS {
+			nc = tls.Server(nc, s.opts.TLSConfig)
+		}
+		c, err := s.track(nc)
+		if err != nil {
+			// Over the connection limit or shutting down: a BYE, best
+			// effort and bounded by a short deadline.
+			nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			nc.Write([]byte("* BYE Too many connections, try again later\r\n"))
+			nc.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) track(nc net.Conn) (*conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, errClosing
+	}
+	if len(s.conns) >= s.opts.MaxConnections {
+		return nil, errors.New("too many connections")
+	}
+	c := newConn(s, nc)
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return c, nil
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
 
 // Shutdown stops accepting, sends "* BYE" to every open connection, closes
 // them and waits for their goroutines to end or ctx to be done. It does not
 // close the store; the caller does, after Shutdown returns.
-func (s *Server) Shutdown(ctx context.Context) error { panic("unimplemented") }
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		close(s.done)
+	}
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	// Wake every connection blocked in a read; it sees the server closing,
+	// says BYE and ends. A connection in the middle of a command finishes
+	// it first, so no command is cut half-way.
+	for _, c := range conns {
+		c.interrupt()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		// Connections stuck writing to clients that do not read.
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,191 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+
+	"github.com/quickimap/quickimap/auth"
+	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/store"
+)
+
+func (c *conn) cmdStartTLS(tag string) (*status, error) {
+	if err := c.dec.CRLF(); err != nil {
+		return nil, err
+	}
+	if c.isTLS {
+		return bad("TLS is already active"), nil
+	}
+	if c.s.opts.TLSConfig == nil {
+		return bad("STARTTLS is not available: no certificate configured"), nil
+	}
+	c.writeStatus(tag, ok("Begin TLS negotiation now"))
+	if err := c.enc.Flush(); err != nil {
+		return nil, err
+	}
+	// Anything the client sent after STARTTLS and before the handshake
+	// was sent in clear text and could have been injected by a man in the
+	// middle (RFC 3501 §11.1, CVE-2011-0411 class): drop it.
+	if n := c.br.Buffered(); n > 0 {
+		c.log.Warn("discarding plaintext sent after STARTTLS", "bytes", n)
+	}
+	tc := tls.Server(c.nc.Conn, c.s.opts.TLSConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PreAuthTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.log.Debug("STARTTLS handshake failed", "err", err)
+		c.sess.State = imap.StateLogout
+		return nil, nil
+	}
+	c.isTLS = true
+	c.setTransport(tc)
+	return nil, nil
+}
+
+func (c *conn) cmdLogin(tag string) (*status, error) {
+	if err := c.dec.SP(); err != nil {
+		return nil, err
+	}
+	user, err := c.dec.Astring()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.dec.SP(); err != nil {
+		return nil, err
+	}
+	pass, err := c.dec.Astring()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.dec.CRLF(); err != nil {
+		return nil, err
+	}
+	if !c.authAllowed() {
+		// RFC 3501 §6.2.3 and LOGINDISABLED; code from RFC 5530.
+		return no("PRIVACYREQUIRED", "Plaintext LOGIN is disabled here; use STARTTLS or TLS"), nil
+	}
+	return c.login(user, pass, "LOGIN")
+}
+
+func (c *conn) cmdAuthenticate(tag string) (*status, error) {
+	if err := c.dec.SP(); err != nil {
+		return nil, err
+	}
+	mech, err := c.dec.Atom()
+	if err != nil {
+		return nil, err
+	}
+	var ir []byte
+	haveIR := false
+	if !c.dec.AtEOL() {
+		// SASL-IR (RFC 4959): the initial response, "=" for empty.
+		if err := c.dec.SP(); err != nil {
+			return nil, err
+		}
+		s, err := c.dec.Atom()
+		if err != nil {
+			return nil, err
+		}
+		haveIR = true
+		if s != "=" {
+			if ir, err = base64.StdEncoding.DecodeString(s); err != nil {
+				return nil, syntaxErr("invalid base64 in initial response")
+			}
+		}
+	}
+	if err := c.dec.CRLF(); err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(mech, "PLAIN") {
+		return no("CANNOT", "Unsupported authentication mechanism"), nil
+	}
+	if !c.authAllowed() {
+		return no("PRIVACYREQUIRED", "Plaintext authentication is disabled here; use STARTTLS or TLS"), nil
+	}
+
+	var user, pass string
+	srv := sasl.NewPlainServer(func(identity, username, password string) error {
+		if identity != "" && !strings.EqualFold(identity, username) {
+			return errAuthz
+		}
+		user, pass = username, password
+		return nil
+	})
+	resp := ir
+	if !haveIR {
+		// An empty challenge; the client answers on one line
+		// (RFC 3501 §6.2.2).
+		c.enc.Atom("+ ").CRLF()
+		if err := c.enc.Flush(); err != nil {
+			return nil, err
+		}
+		line, err := c.dec.Line()
+		if err != nil {
+			return nil, err
+		}
+		if line == "*" {
+			return bad("AUTHENTICATE cancelled"), nil
+		}
+		if resp, err = base64.StdEncoding.DecodeString(line); err != nil {
+			return bad("Invalid base64 in AUTHENTICATE response"), nil
+		}
+	}
+	if _, _, err := srv.Next(resp); err != nil {
+		if errors.Is(err, errAuthz) {
+			return c.loginFailed("", "AUTHENTICATE", "AUTHORIZATIONFAILED", "Cannot act as another user")
+		}
+		return c.loginFailed("", "AUTHENTICATE", "AUTHENTICATIONFAILED", "Invalid PLAIN response")
+	}
+	return c.login(user, pass, "AUTHENTICATE")
+}
+
+var errAuthz = errors.New("authorization identity differs")
+
+// login checks credentials and moves the session to the authenticated
+// state.
+func (c *conn) login(name, pass, cmd string) (*status, error) {
+	u, err := c.s.store.UserByName(context.Background(), strings.ToLower(name))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		c.log.Error("user lookup failed", "err", err)
+		return no("UNAVAILABLE", "Temporary failure, try again later"), nil
+	}
+	hash := u.PasswordHash
+	if err != nil {
+		// Spend the same time on unknown users as on known ones, so
+		// that timing does not tell which accounts exist.
+		hash = c.s.dummyHash()
+	}
+	if !auth.CheckPassword(hash, pass) || err != nil {
+		return c.loginFailed(name, cmd, "AUTHENTICATIONFAILED", "Authentication failed")
+	}
+	c.sess.State = imap.StateAuthenticated
+	c.sess.UserID = u.ID
+	c.sess.UserName = u.Name
+	c.log = c.log.With("user", u.Name)
+	c.dec.SetLimits(c.s.opts.Limits)
+	c.log.Info("login", "method", cmd, "tls", c.isTLS)
+	return okCode(c.capabilityCode(), "Logged in"), nil
+}
+
+// loginFailed delays, logs and answers a failed login; after
+// MaxAuthFailures the connection is closed.
+func (c *conn) loginFailed(name, cmd, code, text string) (*status, error) {
+	c.authFailures++
+	c.log.Warn("login failed", "method", cmd, "user", printable(name), "failures", c.authFailures)
+	t := time.NewTimer(c.s.opts.FailedLoginDelay)
+	select {
+	case <-t.C:
+	case <-c.s.closingCh():
+		t.Stop()
+	}
+	if c.authFailures >= c.s.opts.MaxAuthFailures {
+		c.byeAfter = "Too many authentication failures"
+	}
+	return no(code, text), nil
+}
