@@ -104,7 +104,9 @@ func DefaultMailboxes() []NewMailbox {
 // that.
 type Store interface {
 	// CreateUser creates an account with the given password hash and
-	// mailboxes, in one transaction. The name is lower-cased.
+	// mailboxes, in one transaction. The name is lower-cased. INBOX is
+	// always created, even when mailboxes does not list it; missing
+	// parents are created as with CreateMailbox.
 	// ErrExists if the name is taken (case-insensitively).
 	CreateUser(ctx context.Context, name, passwordHash string, mailboxes []NewMailbox) (User, error)
 	// UserByName finds an account case-insensitively. ErrNotFound.
@@ -153,12 +155,14 @@ type Store interface {
 	// Subscriptions lists subscribed names, ordered.
 	Subscriptions(ctx context.Context, userID int64) ([]string, error)
 
-	// Status returns a mailbox's counters. ErrNotFound.
+	// Status returns a mailbox's counters. ErrNotFound; ErrNoSelect for a
+	// \Noselect placeholder.
 	Status(ctx context.Context, userID, mailboxID int64) (MailboxStatus, error)
 	// ClaimRecent atomically hands the messages that no session has seen
 	// yet to the caller: it returns the UID range [from, to) that is now
 	// recent for the caller alone and advances FirstRecentUID to UIDNext.
-	// from == to when there is nothing new.
+	// from == to when there is nothing new. ErrNotFound; ErrNoSelect for
+	// a \Noselect placeholder.
 	ClaimRecent(ctx context.Context, userID, mailboxID int64) (from, to uint32, err error)
 
 	// Check verifies the store's integrity (quickimap check) and returns

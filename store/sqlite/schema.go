@@ -1,0 +1,202 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migration brings the schema from version i to version i+1 (migrations[i]);
+// it runs inside the writer's transaction together with the update of
+// schema_version, so a crash leaves either the old or the new version.
+type migration func(ctx context.Context, tx *sql.Tx) error
+
+// migrations lists every schema change in order: migrations()[i] goes from
+// version i to i+1. Append, never edit: a released version's migration is
+// history. (A function, not a variable: the package has no mutable state.)
+func migrations() []migration {
+	return []migration{
+		migrateV1,
+	}
+}
+
+// schemaVersion is the version this code reads and writes.
+func schemaVersion() int { return len(migrations()) }
+
+// schemaV1 is the first schema.
+//
+// Conventions:
+//   - UIDs, UIDVALIDITY and UIDNEXT are 32-bit unsigned values kept in
+//     INTEGER columns; modseqs are 63-bit.
+//   - Times are Unix nanoseconds (users.created) or Unix seconds plus a
+//     zone offset in seconds east of UTC (messages.internal_date/_tz: IMAP's
+//     INTERNALDATE keeps its zone).
+//   - Mailbox names compare with the BINARY collation (bytewise, the same
+//     order as Go's string comparison). The children of "a" are the names
+//     in the half-open range ["a/", "a0"): '0' is the byte after '/', so the
+//     unique (user_id, name) index answers "children of" with a range scan,
+//     and LIKE (case-insensitive, with wildcards) is never used for names.
+//   - messages.flags is the space-separated set of the message's flags with
+//     system flags in their canonical case (`\Seen`), each flag once; seen
+//     is derived from it so it can never disagree.
+//   - mailboxes.message_count, unseen_count and total_size are maintained by
+//     triggers on messages, so STATUS is O(1) whatever the mailbox size and
+//     no future code path (APPEND, COPY, MOVE, EXPUNGE, STORE) can forget
+//     them. Recent is counted with a range scan of the primary key
+//     (uid >= first_recent_uid), which is O(number of recent messages).
+//     Check() recomputes all counters from scratch.
+//   - Message bodies live in their own table so that COPY can share one body
+//     between several messages; a trigger deletes a body when its last
+//     message goes.
+const schemaV1 = `
+CREATE TABLE counters (
+	name  TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE users (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	name          TEXT NOT NULL UNIQUE,
+	password_hash TEXT NOT NULL,
+	created       INTEGER NOT NULL
+);
+
+CREATE TABLE mailboxes (
+	id               INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id          INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	name             TEXT NOT NULL,
+	uidvalidity      INTEGER NOT NULL CHECK (uidvalidity BETWEEN 1 AND 4294967295),
+	uidnext          INTEGER NOT NULL DEFAULT 1 CHECK (uidnext BETWEEN 1 AND 4294967296),
+	highest_modseq   INTEGER NOT NULL DEFAULT 1 CHECK (highest_modseq >= 1),
+	first_recent_uid INTEGER NOT NULL DEFAULT 1 CHECK (first_recent_uid >= 1),
+	special_use      TEXT NOT NULL DEFAULT '',
+	noselect         INTEGER NOT NULL DEFAULT 0 CHECK (noselect IN (0, 1)),
+	message_count    INTEGER NOT NULL DEFAULT 0,
+	unseen_count     INTEGER NOT NULL DEFAULT 0,
+	total_size       INTEGER NOT NULL DEFAULT 0,
+	UNIQUE (user_id, name)
+);
+
+CREATE TABLE subscriptions (
+	user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	name    TEXT NOT NULL,
+	PRIMARY KEY (user_id, name)
+) WITHOUT ROWID;
+
+CREATE TABLE bodies (
+	id   INTEGER PRIMARY KEY,
+	data BLOB NOT NULL
+);
+
+CREATE TABLE messages (
+	mailbox_id     INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	uid            INTEGER NOT NULL CHECK (uid BETWEEN 1 AND 4294967295),
+	modseq         INTEGER NOT NULL CHECK (modseq >= 1),
+	flags          TEXT NOT NULL DEFAULT '',
+	seen           INTEGER GENERATED ALWAYS AS (instr(' ' || flags || ' ', ' \Seen ') > 0) VIRTUAL,
+	internal_date  INTEGER NOT NULL,
+	internal_tz    INTEGER NOT NULL DEFAULT 0,
+	size           INTEGER NOT NULL CHECK (size >= 0),
+	body_id        INTEGER NOT NULL REFERENCES bodies(id),
+	envelope       TEXT,
+	body_structure TEXT,
+	PRIMARY KEY (mailbox_id, uid)
+);
+CREATE INDEX messages_modseq ON messages (mailbox_id, modseq);
+CREATE INDEX messages_body ON messages (body_id);
+
+CREATE TABLE expunged (
+	mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	uid        INTEGER NOT NULL CHECK (uid BETWEEN 1 AND 4294967295),
+	modseq     INTEGER NOT NULL CHECK (modseq >= 1),
+	PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX expunged_modseq ON expunged (mailbox_id, modseq);
+
+CREATE TRIGGER messages_insert AFTER INSERT ON messages BEGIN
+	UPDATE mailboxes SET
+		message_count = message_count + 1,
+		unseen_count = unseen_count + (NOT NEW.seen),
+		total_size = total_size + NEW.size
+	WHERE id = NEW.mailbox_id;
+END;
+
+CREATE TRIGGER messages_delete AFTER DELETE ON messages BEGIN
+	UPDATE mailboxes SET
+		message_count = message_count - 1,
+		unseen_count = unseen_count - (NOT OLD.seen),
+		total_size = total_size - OLD.size
+	WHERE id = OLD.mailbox_id;
+	DELETE FROM bodies WHERE id = OLD.body_id
+		AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = OLD.body_id);
+END;
+
+CREATE TRIGGER messages_update AFTER UPDATE OF mailbox_id, flags, size ON messages
+WHEN OLD.mailbox_id != NEW.mailbox_id OR OLD.seen != NEW.seen OR OLD.size != NEW.size
+BEGIN
+	UPDATE mailboxes SET
+		message_count = message_count - 1,
+		unseen_count = unseen_count - (NOT OLD.seen),
+		total_size = total_size - OLD.size
+	WHERE id = OLD.mailbox_id;
+	UPDATE mailboxes SET
+		message_count = message_count + 1,
+		unseen_count = unseen_count + (NOT NEW.seen),
+		total_size = total_size + NEW.size
+	WHERE id = NEW.mailbox_id;
+END;
+
+CREATE TRIGGER messages_body_update AFTER UPDATE OF body_id ON messages
+WHEN OLD.body_id != NEW.body_id
+BEGIN
+	DELETE FROM bodies WHERE id = OLD.body_id
+		AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = OLD.body_id);
+END;
+`
+
+func migrateV1(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, schemaV1); err != nil {
+		return err
+	}
+	// UIDVALIDITY values come from this store-wide counter; see
+	// nextUIDValidity. It starts at the store's creation time.
+	_, err := tx.ExecContext(ctx, `INSERT INTO counters (name, value) VALUES ('uidvalidity', ?)`,
+		time.Now().Unix()-1)
+	return err
+}
+
+// migrate creates or upgrades the schema. It runs on the writer connection.
+func (s *Store) migrate(ctx context.Context) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+			return err
+		}
+		var version int
+		err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version)
+		switch {
+		case err == sql.ErrNoRows:
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		}
+		if version > schemaVersion() {
+			return fmt.Errorf("sqlite store: database schema version %d is newer than this program's %d", version, schemaVersion())
+		}
+		for v, m := range migrations()[version:] {
+			v += version
+			if err := m(ctx, tx); err != nil {
+				return fmt.Errorf("sqlite store: migration to schema version %d: %w", v+1, err)
+			}
+		}
+		if version != schemaVersion() {
+			if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, schemaVersion()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
