@@ -121,10 +121,8 @@ func (c *conn) serve() {
 		return
 	}
 	for c.sess.State != imap.StateLogout {
-		if !c.readCommand() {
-			break
-		}
-		if c.enc.Flush() != nil {
+		more := c.readCommand()
+		if c.enc.Flush() != nil || !more {
 			break
 		}
 	}

@@ -1,0 +1,216 @@
+// Package imaptest starts a real quickimap server on a loopback port for
+// tests and drives it with raw protocol lines, so that tests assert the
+// exact bytes a client sees.
+package imaptest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quickimap/quickimap/auth"
+	"github.com/quickimap/quickimap/server"
+	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/store/sqlite"
+)
+
+// Env is a running server with one account.
+type Env struct {
+	Addr     string
+	Store    store.Store
+	Server   *server.Server
+	Dir      string
+	User     string
+	Password string
+}
+
+// Start opens a fresh SQLite store in a temporary directory, creates the
+// account "alice" with password "secret", and serves on 127.0.0.1. mod,
+// if not nil, adjusts the server options. Everything stops at the end of
+// the test.
+func Start(t testing.TB, mod func(*server.Options)) *Env {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	env := &Env{Store: st, Dir: dir, User: "alice", Password: "secret"}
+	h, err := auth.HashPassword(env.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateUser(context.Background(), env.User, h, store.DefaultMailboxes()); err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	opts := server.Options{
+		Store:            st,
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		FailedLoginDelay: 10 * time.Millisecond,
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	srv := server.New(opts)
+	env.Server = srv
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Addr = l.Addr().String()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(l)
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+		st.Close()
+	})
+	return env
+}
+
+// Conn is a raw client connection.
+type Conn struct {
+	t        testing.TB
+	NC       net.Conn
+	R        *bufio.Reader
+	Greeting string
+}
+
+// Dial connects and reads the greeting.
+func (e *Env) Dial(t testing.TB) *Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", e.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &Conn{t: t, NC: nc, R: bufio.NewReader(nc)}
+	c.Greeting = c.ReadLine()
+	return c
+}
+
+// DialLogin connects and logs in as the test account.
+func (e *Env) DialLogin(t testing.TB) *Conn {
+	t.Helper()
+	c := e.Dial(t)
+	lines := c.Cmd("L0", "LOGIN "+e.User+" "+e.Password)
+	if !strings.HasPrefix(lines[len(lines)-1], "L0 OK") {
+		t.Fatalf("login failed: %q", lines)
+	}
+	return c
+}
+
+// Send writes raw bytes.
+func (c *Conn) Send(s string) {
+	c.t.Helper()
+	c.NC.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c.NC, s); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// SendLine writes s followed by CRLF.
+func (c *Conn) SendLine(s string) { c.t.Helper(); c.Send(s + "\r\n") }
+
+// ReadLine reads one line without its CRLF, failing the test after 10 s.
+func (c *Conn) ReadLine() string {
+	c.t.Helper()
+	c.NC.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := c.R.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("read: %v (partial %q)", err, line)
+	}
+	if !strings.HasSuffix(line, "\r\n") {
+		c.t.Fatalf("line without CRLF: %q", line)
+	}
+	return strings.TrimSuffix(line, "\r\n")
+}
+
+// ReadUntilTagged reads lines up to and including the one starting with
+// "tag ".
+func (c *Conn) ReadUntilTagged(tag string) []string {
+	c.t.Helper()
+	var lines []string
+	for {
+		l := c.ReadLine()
+		lines = append(lines, l)
+		if strings.HasPrefix(l, tag+" ") {
+			return lines
+		}
+	}
+}
+
+// Cmd sends "tag cmd" and returns every line up to the tagged response.
+func (c *Conn) Cmd(tag, cmd string) []string {
+	c.t.Helper()
+	c.SendLine(tag + " " + cmd)
+	return c.ReadUntilTagged(tag)
+}
+
+// Expect sends "tag cmd" and fails the test unless the lines received are
+// exactly want.
+func (c *Conn) Expect(tag, cmd string, want ...string) {
+	c.t.Helper()
+	got := c.Cmd(tag, cmd)
+	if !equal(got, want) {
+		c.t.Errorf("%s %s:\n got: %s\nwant: %s", tag, cmd, fmtLines(got), fmtLines(want))
+	}
+}
+
+// ExpectTagged sends "tag cmd" and checks that the tagged response starts
+// with prefix (e.g. "a OK", "a NO [NONEXISTENT]"); it returns all lines.
+func (c *Conn) ExpectTagged(tag, cmd, prefix string) []string {
+	c.t.Helper()
+	got := c.Cmd(tag, cmd)
+	if last := got[len(got)-1]; !strings.HasPrefix(last, prefix) {
+		c.t.Errorf("%s %s: tagged %q, want prefix %q (all: %s)", tag, cmd, last, prefix, fmtLines(got))
+	}
+	return got
+}
+
+// ExpectEOF checks that the server closes the connection within d.
+func (c *Conn) ExpectEOF(d time.Duration) {
+	c.t.Helper()
+	c.NC.SetReadDeadline(time.Now().Add(d))
+	for {
+		l, err := c.R.ReadString('\n')
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				c.t.Fatalf("connection still open after %v", d)
+			}
+			return
+		}
+		_ = l
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func fmtLines(l []string) string {
+	var b strings.Builder
+	for _, s := range l {
+		fmt.Fprintf(&b, "\n\t%q", s)
+	}
+	return b.String()
+}
