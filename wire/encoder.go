@@ -2,7 +2,11 @@ package wire
 
 import (
 	"bufio"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/quickimap/quickimap/imap"
 )
@@ -15,96 +19,308 @@ import (
 // Strings are written as atoms only through Atom (the caller vouches for
 // the characters); String, Astring and NString choose between a quoted
 // string and a literal so that the output is always valid: a literal when
-// the value has CR, LF, NUL or 8-bit bytes or is long, a quoted string with
-// \" and \\ escapes otherwise.
+// the value has CR, LF, NUL (or any other control character) or 8-bit bytes
+// or is long (over 1024 bytes), a quoted string with \" and \\ escapes
+// otherwise.
 type Encoder struct {
-	// unexported fields
+	w       *bufio.Writer
+	err     error
+	scratch [64]byte
 }
 
+// maxQuoted is the longest string written as a quoted string.
+const maxQuoted = 1024
+
 // NewEncoder returns an Encoder writing to w.
-func NewEncoder(w *bufio.Writer) *Encoder { panic("unimplemented") }
+func NewEncoder(w *bufio.Writer) *Encoder { return &Encoder{w: w} }
+
+func (e *Encoder) writeString(s string) {
+	if e.err == nil {
+		_, e.err = e.w.WriteString(s)
+	}
+}
+
+func (e *Encoder) writeByte(c byte) {
+	if e.err == nil {
+		e.err = e.w.WriteByte(c)
+	}
+}
+
+func (e *Encoder) write(b []byte) {
+	if e.err == nil {
+		_, e.err = e.w.Write(b)
+	}
+}
 
 // Star writes "* ".
-func (e *Encoder) Star() *Encoder { panic("unimplemented") }
+func (e *Encoder) Star() *Encoder { e.writeString("* "); return e }
 
 // Plus writes "+ " (a continuation request).
-func (e *Encoder) Plus() *Encoder { panic("unimplemented") }
+func (e *Encoder) Plus() *Encoder { e.writeString("+ "); return e }
 
 // Tag writes the tag and a space.
-func (e *Encoder) Tag(tag string) *Encoder { panic("unimplemented") }
+func (e *Encoder) Tag(tag string) *Encoder {
+	e.writeString(tag)
+	e.writeByte(' ')
+	return e
+}
 
 // Atom writes s verbatim. Use it for keywords, flags and other tokens whose
 // characters the caller controls.
-func (e *Encoder) Atom(s string) *Encoder { panic("unimplemented") }
+func (e *Encoder) Atom(s string) *Encoder { e.writeString(s); return e }
 
 // SP writes a space.
-func (e *Encoder) SP() *Encoder { panic("unimplemented") }
+func (e *Encoder) SP() *Encoder { e.writeByte(' '); return e }
 
 // Special writes one byte such as '(' or ')'.
-func (e *Encoder) Special(c byte) *Encoder { panic("unimplemented") }
+func (e *Encoder) Special(c byte) *Encoder { e.writeByte(c); return e }
 
 // Number writes a decimal number.
-func (e *Encoder) Number(n uint32) *Encoder { panic("unimplemented") }
+func (e *Encoder) Number(n uint32) *Encoder {
+	e.write(strconv.AppendUint(e.scratch[:0], uint64(n), 10))
+	return e
+}
 
 // Number64 writes a 64-bit decimal number.
-func (e *Encoder) Number64(n uint64) *Encoder { panic("unimplemented") }
+func (e *Encoder) Number64(n uint64) *Encoder {
+	e.write(strconv.AppendUint(e.scratch[:0], n, 10))
+	return e
+}
+
+// quotable reports whether s can be a quoted string: at most maxQuoted
+// bytes of printable US-ASCII (with utf8, valid UTF-8 too, RFC 6855).
+func quotable(s string, utf8ok bool) bool {
+	if len(s) > maxQuoted {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8ok) {
+			return false
+		}
+	}
+	return !utf8ok || utf8.ValidString(s)
+}
 
 // String writes s as a quoted string or, when quoting cannot carry it, as a
 // literal.
-func (e *Encoder) String(s string) *Encoder { panic("unimplemented") }
+func (e *Encoder) String(s string) *Encoder { return e.string(s, false) }
+
+func (e *Encoder) string(s string, utf8ok bool) *Encoder {
+	if !quotable(s, utf8ok) {
+		return e.literalString(s)
+	}
+	e.writeByte('"')
+	for {
+		i := strings.IndexAny(s, `"\`)
+		if i < 0 {
+			break
+		}
+		e.writeString(s[:i])
+		e.writeByte('\\')
+		e.writeByte(s[i])
+		s = s[i+1:]
+	}
+	e.writeString(s)
+	e.writeByte('"')
+	return e
+}
 
 // Quoted is String for callers that hold a plain string; same rules.
+func (e *Encoder) Quoted(s string) *Encoder { return e.String(s) }
+
+// isAstringAtom reports whether s can be sent as an astring atom.
+func isAstringAtom(s string) bool {
+	if s == "" || strings.EqualFold(s, "NIL") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !astringChars[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
 // Astring writes s as an atom when every byte is an ASTRING-CHAR and s is
 // not empty and not "NIL" (case-insensitive), else as String.
-func (e *Encoder) Astring(s string) *Encoder { panic("unimplemented") }
+func (e *Encoder) Astring(s string) *Encoder {
+	if isAstringAtom(s) {
+		e.writeString(s)
+		return e
+	}
+	return e.String(s)
+}
 
 // NString writes NIL when ok is false, else String(s).
-func (e *Encoder) NString(s string, ok bool) *Encoder { panic("unimplemented") }
+func (e *Encoder) NString(s string, ok bool) *Encoder {
+	if !ok {
+		return e.NIL()
+	}
+	return e.String(s)
+}
 
 // NIL writes NIL.
-func (e *Encoder) NIL() *Encoder { panic("unimplemented") }
+func (e *Encoder) NIL() *Encoder { e.writeString("NIL"); return e }
+
+func (e *Encoder) literalHeader(n int) {
+	b := append(e.scratch[:0], '{')
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, '}', '\r', '\n')
+	e.write(b)
+}
 
 // Literal writes b as a literal "{n}" CRLF b.
-func (e *Encoder) Literal(b []byte) *Encoder { panic("unimplemented") }
+func (e *Encoder) Literal(b []byte) *Encoder {
+	e.literalHeader(len(b))
+	e.write(b)
+	return e
+}
 
-// Mailbox writes a UTF-8 mailbox name in modified UTF-7 as an astring
-// ("INBOX" for the inbox, whatever its spelling). When utf8 is true (after
-// ENABLE UTF8=ACCEPT) the name is sent as UTF-8 instead.
-func (e *Encoder) Mailbox(name string, utf8 bool) *Encoder { panic("unimplemented") }
+func (e *Encoder) literalString(s string) *Encoder {
+	e.literalHeader(len(s))
+	e.writeString(s)
+	return e
+}
+
+// Mailbox writes a UTF-8 mailbox name in modified UTF-7 as an astring.
+// The inbox is the name "INBOX" exactly (the store canonicalises its
+// spelling), so no case folding happens here. When utf8 is true (after
+// ENABLE UTF8=ACCEPT) the name is sent as UTF-8 instead, in a quoted
+// string if it is not an atom (RFC 6855 §3).
+func (e *Encoder) Mailbox(name string, utf8 bool) *Encoder {
+	if !utf8 {
+		return e.Astring(imap.EncodeMailboxName(name))
+	}
+	if isAstringAtom(name) {
+		e.writeString(name)
+		return e
+	}
+	return e.string(name, true)
+}
 
 // Flags writes a parenthesized list of flags, e.g. (\Seen $Forwarded).
-func (e *Encoder) Flags(flags []string) *Encoder { panic("unimplemented") }
+func (e *Encoder) Flags(flags []string) *Encoder {
+	e.writeByte('(')
+	for i, f := range flags {
+		if i > 0 {
+			e.writeByte(' ')
+		}
+		e.writeString(f)
+	}
+	e.writeByte(')')
+	return e
+}
 
-// DateTime writes a quoted date-time "dd-Mon-yyyy hh:mm:ss +zzzz".
-func (e *Encoder) DateTime(t time.Time) *Encoder { panic("unimplemented") }
+// DateTime writes a quoted date-time "dd-Mon-yyyy hh:mm:ss +zzzz" (the day
+// with two digits).
+func (e *Encoder) DateTime(t time.Time) *Encoder {
+	b := append(e.scratch[:0], '"')
+	b = t.AppendFormat(b, "02-Jan-2006 15:04:05 -0700")
+	b = append(b, '"')
+	e.write(b)
+	return e
+}
 
 // SeqSet writes a sequence set.
-func (e *Encoder) SeqSet(s imap.SeqSet) *Encoder { panic("unimplemented") }
+func (e *Encoder) SeqSet(s imap.SeqSet) *Encoder {
+	if len(s) <= 4 {
+		e.write(s.AppendTo(e.scratch[:0]))
+	} else {
+		e.write(s.AppendTo(nil))
+	}
+	return e
+}
 
 // Code writes a response code "[NAME]" or "[NAME args...]" followed by a
 // space: args are written with fmt-like rules: string as Atom, uint32/
-// uint64/int as numbers, []string as a parenthesized list of atoms.
+// uint64/int (and the other integer types) as numbers, []string as a
+// parenthesized list of atoms, imap.SeqSet as a sequence set. An argument of
+// another type sets the Encoder's error.
 // Use CodeStart/CodeEnd for codes whose arguments need other encodings.
-func (e *Encoder) Code(name string, args ...any) *Encoder { panic("unimplemented") }
+func (e *Encoder) Code(name string, args ...any) *Encoder {
+	e.CodeStart(name)
+	for _, a := range args {
+		e.writeByte(' ')
+		switch v := a.(type) {
+		case string:
+			e.writeString(v)
+		case uint32:
+			e.Number64(uint64(v))
+		case uint64:
+			e.Number64(v)
+		case uint:
+			e.Number64(uint64(v))
+		case uint16:
+			e.Number64(uint64(v))
+		case int:
+			e.int64(int64(v))
+		case int64:
+			e.int64(v)
+		case int32:
+			e.int64(int64(v))
+		case []string:
+			e.Flags(v)
+		case imap.SeqSet:
+			e.SeqSet(v)
+		default:
+			if e.err == nil {
+				e.err = fmt.Errorf("wire: unsupported response code argument type %T", a)
+			}
+		}
+	}
+	return e.CodeEnd()
+}
+
+func (e *Encoder) int64(n int64) {
+	e.write(strconv.AppendInt(e.scratch[:0], n, 10))
+}
 
 // CodeStart writes "[" name; CodeEnd writes "] ".
-func (e *Encoder) CodeStart(name string) *Encoder { panic("unimplemented") }
-func (e *Encoder) CodeEnd() *Encoder              { panic("unimplemented") }
+func (e *Encoder) CodeStart(name string) *Encoder {
+	e.writeByte('[')
+	e.writeString(name)
+	return e
+}
+func (e *Encoder) CodeEnd() *Encoder { e.writeString("] "); return e }
 
 // Text writes human-readable resp-text. CR and LF (and other control
 // characters) in text are replaced by spaces so the line stays valid; an
-// empty text is written as a single word so that "text = 1*TEXT-CHAR" holds.
-func (e *Encoder) Text(s string) *Encoder { panic("unimplemented") }
+// empty text is written as a single word ("done") so that
+// "text = 1*TEXT-CHAR" holds. 8-bit bytes (UTF-8) are written as they are.
+func (e *Encoder) Text(s string) *Encoder {
+	if s == "" {
+		e.writeString("done")
+		return e
+	}
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && s[i] >= 0x20 && s[i] != 0x7f {
+			i++
+		}
+		e.writeString(s[:i])
+		if i == len(s) {
+			break
+		}
+		e.writeByte(' ')
+		s = s[i+1:]
+	}
+	return e
+}
 
 // CRLF ends the response line.
-func (e *Encoder) CRLF() *Encoder { panic("unimplemented") }
+func (e *Encoder) CRLF() *Encoder { e.writeString("\r\n"); return e }
 
 // Flush writes buffered data to the underlying writer and returns the first
 // error seen.
-func (e *Encoder) Flush() error { panic("unimplemented") }
+func (e *Encoder) Flush() error {
+	if e.err == nil {
+		e.err = e.w.Flush()
+	}
+	return e.err
+}
 
 // Err returns the first error seen.
-func (e *Encoder) Err() error { panic("unimplemented") }
+func (e *Encoder) Err() error { return e.err }
 
 // Buffered reports the bytes waiting to be flushed.
-func (e *Encoder) Buffered() int { panic("unimplemented") }
+func (e *Encoder) Buffered() int { return e.w.Buffered() }
