@@ -53,7 +53,7 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, remote: nc.RemoteAddr().String()}
-	if tcp, ok := nc.RemoteAddr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+	if tcp, ok := nc.RemoteAddr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() && !s.opts.DistrustLoopback {
 		c.loopback = true
 	}
 	_, c.isTLS = nc.(*tls.Conn)

@@ -29,6 +29,10 @@ type Options struct {
 	// AllowInsecureAuth lets LOGIN and AUTHENTICATE through on a
 	// connection that is neither TLS nor from a loopback address.
 	AllowInsecureAuth bool
+	// DistrustLoopback treats loopback clients like remote ones for the
+	// TLS requirement above (for a TLS-terminating proxy on the same
+	// host that is not trusted, and for tests).
+	DistrustLoopback bool
 
 	Limits wire.Limits
 	// AutoLogoutTimeout ends a connection silent for this long (RFC 3501
