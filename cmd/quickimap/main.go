@@ -1,0 +1,91 @@
+// Command quickimap runs the quickimap IMAP server and manages its
+// accounts.
+//
+//	quickimap serve [flags]            run the server
+//	quickimap user add|passwd|del|list manage accounts
+//	quickimap check                    verify the store
+//
+// Run "quickimap help" for the details.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1 // the command failed, or check found problems
+	exitUsage = 2 // the command line is wrong
+)
+
+const usageText = `quickimap is an IMAP server for phones on bad networks.
+
+Usage:
+  quickimap serve [--data DIR] [--listen ADDR] [--tls-listen ADDR --cert FILE --key FILE]
+                  [--config FILE] [--no-initial-user] [--allow-insecure-auth] [more flags]
+      Run the server. On first start it creates the account "user" and
+      prints its password. "quickimap help serve" lists every flag.
+  quickimap user add [--data DIR] NAME      create an account (password from stdin or prompt)
+  quickimap user passwd [--data DIR] NAME   change an account's password
+  quickimap user del [--data DIR] NAME      delete an account and all its mail
+  quickimap user list [--data DIR]          list the accounts
+  quickimap check [--data DIR]              verify the store; exit 1 on problems
+  quickimap help [COMMAND]                  show this text, or a command's flags
+
+The data directory defaults to ./quickimap-data.
+`
+
+// run is the whole program: it takes the arguments after the program name
+// and returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runContext(context.Background(), args, stdin, stdout, stderr)
+}
+
+// runContext is run with a context whose end stops a running server like
+// a signal does.
+func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, stdout, stderr)
+	case "user":
+		return runUser(ctx, rest, stdin, stdout, stderr)
+	case "check":
+		return runCheck(ctx, rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		return runHelp(rest, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "quickimap: unknown command %q\n\n%s", cmd, usageText)
+	return exitUsage
+}
+
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usageText)
+		return exitOK
+	}
+	switch args[0] {
+	case "serve":
+		printServeUsage(stdout)
+	case "user":
+		fmt.Fprint(stdout, userUsage)
+	case "check":
+		fmt.Fprint(stdout, checkUsage)
+	default:
+		fmt.Fprintf(stderr, "quickimap help: unknown command %q\n\n%s", args[0], usageText)
+		return exitUsage
+	}
+	return exitOK
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/quickimap/quickimap/auth"
+	"github.com/quickimap/quickimap/config"
+	"github.com/quickimap/quickimap/server"
+	"github.com/quickimap/quickimap/store"
+)
+
+// shutdownTimeout bounds the wait for connections to end after a signal.
+const shutdownTimeout = 10 * time.Second
+
+// initialUser is the account serve creates in a store that has none.
+const initialUser = "user"
+
+// stringArg names the argument of the flag of a string setting in usage.
+func stringArg(key string) string {
+	switch key {
+	case "data":
+		return "DIR"
+	case "listen", "tls-listen":
+		return "ADDR"
+	case "cert", "key":
+		return "FILE"
+	case "log-level":
+		return "LEVEL"
+	case "log-format":
+		return "FORMAT"
+	}
+	return "STRING"
+}
+
+func printServeUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage: quickimap serve [flags]
+
+Runs the IMAP server until SIGINT or SIGTERM. When the store has no account
+(and --no-initial-user is not given) it creates the account "user" with a
+random password and prints both to standard output. Logs go to standard
+error. Flags override the configuration file; each flag is also a key of
+the file ("key = value" lines).
+
+Flags:
+  --config FILE
+        configuration file
+`)
+	def := config.Default()
+	for _, k := range config.Keys() {
+		v, _ := def.Get(k.Name)
+		arg := ""
+		switch k.Kind {
+		case config.KindString, config.KindLevel:
+			arg = " " + stringArg(k.Name)
+		case config.KindInt:
+			arg = " N"
+		case config.KindSize:
+			arg = " SIZE"
+		case config.KindDuration:
+			arg = " DURATION"
+		}
+		fmt.Fprintf(w, "  --%s%s\n        %s", k.Name, arg, k.Help)
+		if v != "" && v != "false" {
+			fmt.Fprintf(w, " (default %s)", v)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprint(w, `
+Durations are in Go syntax (90s, 29m, 1h30m); sizes are a number with an
+optional unit (64KiB, 64MiB, 1GiB).
+`)
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", stderr)
+	load := configFlags(fs)
+	pos, err := parseFlags(fs, args, printServeUsage, stdout, stderr)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "quickimap serve: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	cfg, err := load()
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "quickimap serve: %v\n", err)
+		return exitUsage
+	}
+	logger := cfg.NewLogger(stderr)
+	if err := serve(ctx, &cfg, logger, stdout); err != nil {
+		logger.Error("quickimap serve failed", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// serve runs the server of cfg until ctx ends or a signal comes.
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) (err error) {
+	opts, err := cfg.ServerOptions(nil, logger)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg.DataDir, true)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing store: %w", cerr)
+		}
+	}()
+	opts.Store = st
+	if !cfg.NoInitialUser {
+		if err := ensureInitialUser(ctx, st, stdout); err != nil {
+			return err
+		}
+	}
+
+	type listener struct {
+		net.Listener
+		implicitTLS bool
+	}
+	var ls []listener
+	defer func() {
+		// Listeners Serve never took (an error came first) are closed
+		// here; closing one twice is harmless.
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	if cfg.Listen != "" {
+		l, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		ls = append(ls, listener{l, false})
+	}
+	if cfg.TLSListen != "" {
+		l, err := net.Listen("tcp", cfg.TLSListen)
+		if err != nil {
+			return fmt.Errorf("tls-listen: %w", err)
+		}
+		ls = append(ls, listener{l, true})
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	srv := server.New(opts)
+	errc := make(chan error, len(ls))
+	for _, l := range ls {
+		go func() {
+			var err error
+			if l.implicitTLS {
+				err = srv.ServeTLS(l)
+			} else {
+				err = srv.Serve(l)
+			}
+			if err != nil {
+				err = fmt.Errorf("serving on %s: %w", l.Addr(), err)
+			}
+			errc <- err
+		}()
+		logger.Info("listening", "addr", l.Addr().String(), "tls", l.implicitTLS, "starttls", opts.TLSConfig != nil && !l.implicitTLS)
+		if !l.implicitTLS && opts.TLSConfig == nil && !cfg.AllowInsecureAuth && !isLoopback(l.Addr()) {
+			logger.Warn("clients that are not on loopback cannot log in on a plain listener without TLS: give --cert and --key, or --allow-insecure-auth", "addr", l.Addr().String())
+		}
+	}
+
+	var serveErr error
+	pending := len(ls)
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "timeout", shutdownTimeout.String())
+	case serveErr = <-errc:
+		pending--
+		if serveErr == nil {
+			serveErr = errors.New("server stopped before shutdown")
+		}
+		logger.Error("shutting down", "err", serveErr)
+	}
+	stop() // a second signal kills the process at once
+
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	shutErr := srv.Shutdown(sctx)
+	if shutErr != nil {
+		shutErr = fmt.Errorf("shutdown: %w", shutErr)
+	}
+wait:
+	for ; pending > 0; pending-- {
+		select {
+		case err := <-errc:
+			if err != nil && serveErr == nil {
+				serveErr = err
+			}
+		case <-sctx.Done():
+			if shutErr == nil {
+				shutErr = errors.New("shutdown: listeners did not stop in time")
+			}
+			break wait
+		}
+	}
+	if err := errors.Join(serveErr, shutErr); err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// ensureInitialUser creates the account "user" with a random password and
+// the default mailboxes when the store has no account, and prints the
+// name and password to w.
+func ensureInitialUser(ctx context.Context, st store.Store, w io.Writer) error {
+	users, err := st.Users(ctx)
+	if err != nil {
+		return fmt.Errorf("listing users: %w", err)
+	}
+	if len(users) > 0 {
+		return nil
+	}
+	password, err := randomPassword(16)
+	if err != nil {
+		return err
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	if _, err := st.CreateUser(ctx, initialUser, hash, store.DefaultMailboxes()); err != nil {
+		return fmt.Errorf("creating the initial account: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "Created account: %s\nPassword: %s\n", initialUser, password)
+	return err
+}
+
+// passwordAlphabet has no characters that are easily confused (0O, 1lI).
+const passwordAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+func randomPassword(n int) (string, error) {
+	var b strings.Builder
+	max := big.NewInt(int64(len(passwordAlphabet)))
+	for range n {
+		i, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			return "", err
+		}
+		b.WriteByte(passwordAlphabet[i.Int64()])
+	}
+	return b.String(), nil
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}

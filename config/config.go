@@ -1,0 +1,213 @@
+// Package config holds every setting of a quickimap server, their
+// defaults, a parser for the configuration file and the conversion to
+// server.Options.
+//
+// The file format is one "key = value" setting per line. Blank lines and
+// lines whose first non-blank character is '#' are ignored; so is the rest
+// of a line from a '#' that follows a blank. A value may be written in
+// double quotes (Go syntax) to keep a '#' or surrounding blanks. Keys are
+// the names of the command-line flags of "quickimap serve" (see Keys).
+// Durations use Go syntax ("29m", "1m30s"); sizes are a whole number with
+// an optional unit (see ParseSize).
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/quickimap/quickimap/server"
+	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/wire"
+)
+
+// Log formats.
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// Config is the whole configuration of a server.
+type Config struct {
+	// DataDir is the directory of the embedded store.
+	DataDir string
+	// Listen is the address of the plain listener (STARTTLS when a
+	// certificate is configured). Empty disables it.
+	Listen string
+	// TLSListen is the address of the implicit-TLS listener (port 993
+	// style). Empty disables it; it needs CertFile and KeyFile.
+	TLSListen string
+	// CertFile and KeyFile are PEM files of the TLS certificate (chain)
+	// and its private key.
+	CertFile string
+	KeyFile  string
+	// AllowInsecureAuth lets clients log in over a connection that is
+	// neither TLS nor from a loopback address.
+	AllowInsecureAuth bool
+
+	LogLevel  slog.Level
+	LogFormat string // LogText or LogJSON
+
+	// MaxLine is the longest command line, MaxLiteral the largest literal
+	// (and so the largest message that APPEND accepts).
+	MaxLine    int
+	MaxLiteral int64
+	// MaxConnections bounds the open connections.
+	MaxConnections int
+	// MaxAuthFailures closes a connection after that many failed logins.
+	MaxAuthFailures int
+
+	AutoLogoutTimeout time.Duration
+	PreAuthTimeout    time.Duration
+	WriteTimeout      time.Duration
+	LiteralTimeout    time.Duration
+	FailedLoginDelay  time.Duration
+	// IdleKeepalive is the interval of the untagged keepalive responses
+	// sent during IDLE, just under the 30 minutes after which NATs and
+	// clients give up on a silent connection (RFC 2177).
+	IdleKeepalive time.Duration
+
+	// NoInitialUser stops "quickimap serve" from creating an account in
+	// a store that has none.
+	NoInitialUser bool
+}
+
+// Default returns the default configuration.
+func Default() Config {
+	return Config{
+		DataDir:           "./quickimap-data",
+		Listen:            "127.0.0.1:1143",
+		LogLevel:          slog.LevelInfo,
+		LogFormat:         LogText,
+		MaxLine:           wire.DefaultLimits.MaxLine,
+		MaxLiteral:        wire.DefaultLimits.MaxLiteral,
+		MaxConnections:    20000,
+		MaxAuthFailures:   3,
+		AutoLogoutTimeout: 30 * time.Minute,
+		PreAuthTimeout:    60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		LiteralTimeout:    60 * time.Second,
+		FailedLoginDelay:  2 * time.Second,
+		IdleKeepalive:     29 * time.Minute,
+	}
+}
+
+// Validate checks the settings that depend on each other.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data: no data directory"))
+	}
+	if c.Listen == "" && c.TLSListen == "" {
+		errs = append(errs, errors.New("no listener: set listen or tls-listen"))
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		errs = append(errs, errors.New("cert and key must be given together"))
+	}
+	if c.TLSListen != "" && (c.CertFile == "" || c.KeyFile == "") {
+		errs = append(errs, errors.New("tls-listen needs cert and key"))
+	}
+	if c.LogFormat != LogText && c.LogFormat != LogJSON {
+		errs = append(errs, fmt.Errorf("log-format: %q is neither %q nor %q", c.LogFormat, LogText, LogJSON))
+	}
+	for _, k := range keys {
+		if k.check != nil {
+			if err := k.check(c); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// HasTLS reports whether a certificate is configured.
+func (c *Config) HasTLS() bool { return c.CertFile != "" && c.KeyFile != "" }
+
+// TLSConfig loads the certificate and key and returns a TLS configuration
+// for the server (TLS 1.2 at least). It returns nil, nil when no
+// certificate is configured.
+func (c *Config) TLSConfig() (*tls.Config, error) {
+	if c.CertFile == "" && c.KeyFile == "" {
+		return nil, nil
+	}
+	if c.CertFile == "" || c.KeyFile == "" {
+		return nil, errors.New("cert and key must be given together")
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading TLS certificate %s and key %s: %w", c.CertFile, c.KeyFile, err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}
+
+// NewLogger returns a logger that writes to w in the configured format and
+// at the configured level.
+func (c *Config) NewLogger(w io.Writer) *slog.Logger {
+	o := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == LogJSON {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// Limits returns the wire limits of the configuration.
+func (c *Config) Limits() wire.Limits {
+	l := wire.Limits{MaxLine: c.MaxLine, MaxLiteral: c.MaxLiteral}
+	// One command must be able to hold the largest literal and its line.
+	if need := c.MaxLiteral + int64(c.MaxLine); need > wire.DefaultLimits.MaxCommand {
+		l.MaxCommand = need
+	}
+	return l
+}
+
+// ServerOptions validates c, loads its TLS certificate, if any, and returns
+// the server options for the store st and the logger.
+func (c *Config) ServerOptions(st store.Store, logger *slog.Logger) (server.Options, error) {
+	if err := c.Validate(); err != nil {
+		return server.Options{}, err
+	}
+	tc, err := c.TLSConfig()
+	if err != nil {
+		return server.Options{}, err
+	}
+	// IdleKeepalive has no server option yet; it is passed on once IDLE
+	// is implemented.
+	return server.Options{
+		Store:             st,
+		Logger:            logger,
+		TLSConfig:         tc,
+		AllowInsecureAuth: c.AllowInsecureAuth,
+		Limits:            c.Limits(),
+		AutoLogoutTimeout: c.AutoLogoutTimeout,
+		PreAuthTimeout:    c.PreAuthTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		LiteralTimeout:    c.LiteralTimeout,
+		FailedLoginDelay:  c.FailedLoginDelay,
+		MaxConnections:    c.MaxConnections,
+		MaxAuthFailures:   c.MaxAuthFailures,
+	}, nil
+}
+
+// String returns c in the file format, one line per key, which Parse
+// reads back into the same Config.
+func (c *Config) String() string {
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = %s\n", k.Name, quoteValue(k.get(c)))
+	}
+	return b.String()
+}
+
+func quoteValue(v string) string {
+	if v == "" || strings.ContainsAny(v, "#\"") || strings.TrimSpace(v) != v {
+		return fmt.Sprintf("%q", v)
+	}
+	return v
+}

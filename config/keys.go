@@ -1,0 +1,218 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kind is the type of a setting's value.
+type Kind int
+
+const (
+	KindString Kind = iota
+	KindBool
+	KindInt
+	KindSize
+	KindDuration
+	KindLevel
+)
+
+// Key describes one setting: its name in the file and as a flag of
+// "quickimap serve", and a one-line description.
+type Key struct {
+	Name string
+	Kind Kind
+	Help string
+
+	get   func(*Config) string
+	set   func(*Config, string) error
+	check func(*Config) error
+}
+
+// Keys returns the descriptions of every setting, in the order of the
+// documentation.
+func Keys() []Key { return append([]Key(nil), keys...) }
+
+// Get returns the value of a setting in the file format's syntax.
+func (c *Config) Get(key string) (string, error) {
+	k, ok := lookup(key)
+	if !ok {
+		return "", fmt.Errorf("unknown key %q", key)
+	}
+	return k.get(c), nil
+}
+
+// Set sets one setting from its text form, as in the file or on the
+// command line. Errors name the key.
+func (c *Config) Set(key, value string) error {
+	k, ok := lookup(key)
+	if !ok {
+		return fmt.Errorf("unknown key %q", key)
+	}
+	if err := k.set(c, value); err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	return nil
+}
+
+func lookup(name string) (Key, bool) {
+	for _, k := range keys {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return Key{}, false
+}
+
+func stringKey(name, help string, f func(*Config) *string) Key {
+	return Key{Name: name, Kind: KindString, Help: help,
+		get: func(c *Config) string { return *f(c) },
+		set: func(c *Config, v string) error { *f(c) = v; return nil },
+	}
+}
+
+func boolKey(name, help string, f func(*Config) *bool) Key {
+	return Key{Name: name, Kind: KindBool, Help: help,
+		get: func(c *Config) string { return strconv.FormatBool(*f(c)) },
+		set: func(c *Config, v string) error {
+			b, err := ParseBool(v)
+			if err != nil {
+				return err
+			}
+			*f(c) = b
+			return nil
+		},
+	}
+}
+
+func intKey(name, help string, f func(*Config) *int) Key {
+	return Key{Name: name, Kind: KindInt, Help: help,
+		get: func(c *Config) string { return strconv.Itoa(*f(c)) },
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", v)
+			}
+			*f(c) = n
+			return nil
+		},
+		check: func(c *Config) error { return positive(int64(*f(c))) },
+	}
+}
+
+func sizeKey(name, help string, max int64, get func(*Config) int64, put func(*Config, int64)) Key {
+	return Key{Name: name, Kind: KindSize, Help: help,
+		get: func(c *Config) string { return FormatSize(get(c)) },
+		set: func(c *Config, v string) error {
+			n, err := ParseSize(v)
+			if err != nil {
+				return err
+			}
+			if n > max {
+				return fmt.Errorf("%s is more than the maximum %s", v, FormatSize(max))
+			}
+			put(c, n)
+			return nil
+		},
+		check: func(c *Config) error { return positive(get(c)) },
+	}
+}
+
+func durationKey(name, help string, f func(*Config) *time.Duration) Key {
+	return Key{Name: name, Kind: KindDuration, Help: help,
+		get: func(c *Config) string { return FormatDuration(*f(c)) },
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%q is not a duration such as 90s, 29m or 1h30m", v)
+			}
+			*f(c) = d
+			return nil
+		},
+		check: func(c *Config) error {
+			if *f(c) <= 0 {
+				return errors.New("must be a positive duration")
+			}
+			return nil
+		},
+	}
+}
+
+func positive(n int64) error {
+	if n <= 0 {
+		return errors.New("must be positive")
+	}
+	return nil
+}
+
+var keys = []Key{
+	stringKey("data", "directory of the embedded store", func(c *Config) *string { return &c.DataDir }),
+	stringKey("listen", "address of the plain IMAP listener (STARTTLS with cert and key); empty: none", func(c *Config) *string { return &c.Listen }),
+	stringKey("tls-listen", "address of the implicit-TLS listener (needs cert and key); empty: none", func(c *Config) *string { return &c.TLSListen }),
+	stringKey("cert", "PEM file of the TLS certificate chain", func(c *Config) *string { return &c.CertFile }),
+	stringKey("key", "PEM file of the TLS private key", func(c *Config) *string { return &c.KeyFile }),
+	boolKey("allow-insecure-auth", "allow logins without TLS from non-loopback addresses", func(c *Config) *bool { return &c.AllowInsecureAuth }),
+	{Name: "log-level", Kind: KindLevel, Help: "debug, info, warn or error",
+		get: func(c *Config) string { return strings.ToLower(c.LogLevel.String()) },
+		set: func(c *Config, v string) error {
+			var l slog.Level
+			if err := l.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {
+				return fmt.Errorf("%q is not one of debug, info, warn, error", v)
+			}
+			c.LogLevel = l
+			return nil
+		},
+	},
+	{Name: "log-format", Kind: KindString, Help: "text or json",
+		get: func(c *Config) string { return c.LogFormat },
+		set: func(c *Config, v string) error {
+			v = strings.ToLower(strings.TrimSpace(v))
+			if v != LogText && v != LogJSON {
+				return fmt.Errorf("%q is neither text nor json", v)
+			}
+			c.LogFormat = v
+			return nil
+		},
+	},
+	sizeKey("max-line", "longest command line", 1<<30,
+		func(c *Config) int64 { return int64(c.MaxLine) }, func(c *Config, n int64) { c.MaxLine = int(n) }),
+	sizeKey("max-literal", "largest literal, and so largest message APPEND accepts", 1<<40,
+		func(c *Config) int64 { return c.MaxLiteral }, func(c *Config, n int64) { c.MaxLiteral = n }),
+	intKey("max-connections", "most connections open at once", func(c *Config) *int { return &c.MaxConnections }),
+	intKey("max-auth-failures", "failed logins after which a connection is closed", func(c *Config) *int { return &c.MaxAuthFailures }),
+	durationKey("autologout-timeout", "silence after which an authenticated connection is closed", func(c *Config) *time.Duration { return &c.AutoLogoutTimeout }),
+	durationKey("preauth-timeout", "silence after which a connection not yet logged in is closed", func(c *Config) *time.Duration { return &c.PreAuthTimeout }),
+	durationKey("write-timeout", "limit of every write to a client", func(c *Config) *time.Duration { return &c.WriteTimeout }),
+	durationKey("literal-timeout", "limit of the wait for a literal's bytes", func(c *Config) *time.Duration { return &c.LiteralTimeout }),
+	durationKey("failed-login-delay", "pause before answering a failed login", func(c *Config) *time.Duration { return &c.FailedLoginDelay }),
+	durationKey("idle-keepalive", "interval of keepalive responses during IDLE", func(c *Config) *time.Duration { return &c.IdleKeepalive }),
+	boolKey("no-initial-user", "do not create an account when the store has none", func(c *Config) *bool { return &c.NoInitialUser }),
+}
+
+// ParseBool accepts true/false, yes/no, on/off and 1/0, in any case.
+func ParseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "yes", "on", "1":
+		return true, nil
+	case "false", "no", "off", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean (true or false)", s)
+}
+
+// FormatDuration writes d in the shortest Go syntax: "29m" rather than
+// "29m0s".
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
