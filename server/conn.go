@@ -140,11 +140,16 @@ func (c *conn) readCommand() bool {
 	c.dec.Begin()
 
 	tag, err := c.dec.Tag()
-	if err == nil {
-		err = c.dec.SP()
-	}
 	if err != nil {
 		return c.commandError("*", err)
+	}
+	if err := c.dec.SP(); err != nil {
+		if !c.dec.AtEOL() {
+			// The tag ran into a character tags may not hold: the
+			// client's tag is not what we read, so answer untagged.
+			tag = "*"
+		}
+		return c.commandError(tag, err)
 	}
 	name, err := c.dec.Atom()
 	if err != nil {
