@@ -1,6 +1,6 @@
 // Package store defines quickimap's storage interface: accounts, mailboxes,
-// subscriptions and (with later issues) messages, their modification
-// sequences and expunge tombstones. Backends live in sub-packages
+// subscriptions, messages, their modification sequences and expunge
+// tombstones. Backends live in sub-packages
 // (store/sqlite is the embedded default); every backend must pass the
 // conformance suite in store/storetest.
 //
@@ -103,6 +103,10 @@ func DefaultMailboxes() []NewMailbox {
 // as far as the backend's medium allows); IMAP sends its tagged OK after
 // that.
 type Store interface {
+	// Messages is the message half: APPEND, FETCH, STORE, COPY, MOVE,
+	// EXPUNGE and change tracking (messages.go).
+	Messages
+
 	// CreateUser creates an account with the given password hash and
 	// mailboxes, in one transaction. The name is lower-cased. INBOX is
 	// always created, even when mailboxes does not list it; missing

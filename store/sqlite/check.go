@@ -90,6 +90,20 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 					FROM messages GROUP BY mailbox_id) x ON x.mailbox_id = m.id
 				WHERE m.message_count != coalesce(x.n, 0) OR m.unseen_count != coalesce(x.unseen, 0)
 					OR m.total_size != coalesce(x.size, 0)`},
+			{"tombstone counter disagrees with the tombstones",
+				`SELECT m.name || ' (stored ' || m.tombstone_count || ', actual ' || coalesce(x.n, 0) || ')'
+				FROM mailboxes m LEFT JOIN (SELECT mailbox_id, count(*) AS n FROM expunged GROUP BY mailbox_id) x
+					ON x.mailbox_id = m.id
+				WHERE m.tombstone_count != coalesce(x.n, 0)`},
+			{"vanished_floor is above highest_modseq",
+				`SELECT name FROM mailboxes WHERE vanished_floor > highest_modseq`},
+			{"expunged uid is still a message",
+				`SELECT m.name || ' uid ' || e.uid FROM expunged e JOIN mailboxes m ON m.id = e.mailbox_id
+				WHERE EXISTS (SELECT 1 FROM messages WHERE mailbox_id = e.mailbox_id AND uid = e.uid)`},
+			{"message size differs from its body's length",
+				`SELECT m.name || ' uid ' || x.uid || ' (size ' || x.size || ', body ' || length(b.data) || ')'
+				FROM messages x JOIN mailboxes m ON m.id = x.mailbox_id JOIN bodies b ON b.id = x.body_id
+				WHERE x.size != length(b.data)`},
 			{"body is not referenced by any message",
 				`SELECT id FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM messages WHERE body_id = b.id)`},
 			{"account has no INBOX",
@@ -103,6 +117,27 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 			for _, v := range vals {
 				report("%s: %s", q.what, v)
 			}
+		}
+
+		// Stored flags must be in normal form (canonical, deduped, sorted,
+		// no \Recent): the seen counter and flag comparisons rely on it.
+		rows, err = tx.QueryContext(ctx, `SELECT DISTINCT flags FROM messages`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var flags string
+			if err := rows.Scan(&flags); err != nil {
+				rows.Close()
+				return err
+			}
+			if fs, err := normFlags(parseFlags(flags)); err != nil || formatFlags(fs) != flags {
+				report("message flags are not in normal form: %q", flags)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
 		}
 
 		// The hierarchy, per user, in Go: names must be canonical, every

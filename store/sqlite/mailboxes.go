@@ -257,10 +257,13 @@ func (s *Store) DeleteMailbox(ctx context.Context, userID int64, name string) er
 		// RFC 3501 §6.3.4: the messages go, the name stays as \Noselect.
 		// The tombstones go too: the mailbox gets a new UIDVALIDITY if it
 		// is ever created again, which invalidates every client's state.
+		// The vanished floor records that no change report from before
+		// now is complete any more.
 		for _, q := range []string{
 			`DELETE FROM messages WHERE mailbox_id = ?`,
 			`DELETE FROM expunged WHERE mailbox_id = ?`,
-			`UPDATE mailboxes SET noselect = 1, special_use = '', first_recent_uid = uidnext WHERE id = ?`,
+			`UPDATE mailboxes SET noselect = 1, special_use = '', first_recent_uid = uidnext,
+				vanished_floor = highest_modseq WHERE id = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, m.ID); err != nil {
 				return err

@@ -18,6 +18,7 @@ type migration func(ctx context.Context, tx *sql.Tx) error
 func migrations() []migration {
 	return []migration{
 		migrateV1,
+		migrateV2,
 	}
 }
 
@@ -199,4 +200,40 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// schemaV2 adds what the message half of the store needs beyond version 1:
+//   - bodies.structure: the opaque parse cached at APPEND time, kept with
+//     the body so that copies share it;
+//   - expunged.expunged_at (Unix seconds): when the tombstone was made, for
+//     the tombstone window;
+//   - mailboxes.tombstone_count, kept by triggers like the message
+//     counters, so that checking the window's size is O(1);
+//   - mailboxes.vanished_floor: the highest MODSEQ of any tombstone purged
+//     from the mailbox (0: none). A change report since a MODSEQ below it
+//     may miss expunges.
+const schemaV2 = `
+ALTER TABLE bodies ADD COLUMN structure BLOB;
+ALTER TABLE expunged ADD COLUMN expunged_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN tombstone_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN vanished_floor INTEGER NOT NULL DEFAULT 0;
+
+UPDATE mailboxes SET tombstone_count = (SELECT count(*) FROM expunged WHERE mailbox_id = mailboxes.id);
+
+CREATE TRIGGER expunged_insert AFTER INSERT ON expunged BEGIN
+	UPDATE mailboxes SET tombstone_count = tombstone_count + 1 WHERE id = NEW.mailbox_id;
+END;
+
+CREATE TRIGGER expunged_delete AFTER DELETE ON expunged BEGIN
+	UPDATE mailboxes SET tombstone_count = tombstone_count - 1 WHERE id = OLD.mailbox_id;
+END;
+`
+
+func migrateV2(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, schemaV2); err != nil {
+		return err
+	}
+	// Tombstones made before the upgrade start their window now.
+	_, err := tx.ExecContext(ctx, `UPDATE expunged SET expunged_at = ?`, time.Now().Unix())
+	return err
 }

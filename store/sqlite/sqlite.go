@@ -19,11 +19,29 @@
 //
 // Store.write is the only place that begins and commits a write
 // transaction, and a mutation is a func(*sql.Tx) error that does not
-// commit by itself. That is what group commit needs later: write can
-// become a queue drained by one goroutine that runs each queued function
-// inside a SAVEPOINT of one shared transaction (rolling back only the
-// savepoint of a function that fails), commits once — one fsync for the
-// whole batch — and then wakes every caller. No caller changes.
+// commit by itself.
+//
+// # Group commit
+//
+// With synchronous=FULL every commit costs an fsync of the WAL, which
+// bounds a single writer to a few thousand commits per second whatever the
+// CPU. Store.write therefore batches: callers enqueue their mutation, and
+// whichever caller acquires the writer slot becomes the leader for one or
+// more batches. A batch is one SQLite transaction; each queued mutation
+// runs inside its own SAVEPOINT, so a mutation that fails is rolled back
+// alone and its caller gets its error at once, while the others are
+// committed together — one fsync for the whole batch — and their callers
+// are woken only after that commit, so "returned nil" still means
+// "durable". Concurrent callers (many IMAP connections) thus share fsyncs;
+// a lone caller sees no difference.
+//
+// If the shared transaction itself breaks (SQLite rolls back a whole
+// transaction when a statement is interrupted, as the driver does when a
+// caller's context is cancelled mid-statement), the caller whose mutation
+// broke it gets the error and the other mutations of the batch are run
+// again in a new transaction. A mutation must therefore be re-runnable:
+// it sets its results afresh each time it is called (every mutation in
+// this package assigns, never accumulates across calls).
 package sqlite
 
 import (
@@ -54,14 +72,37 @@ type Options struct {
 	BusyTimeout time.Duration
 	// ReadConns caps the read pool. Default max(4, GOMAXPROCS).
 	ReadConns int
+
+	// TombstoneMaxAge is how long an expunge tombstone (UID, MODSEQ) is
+	// kept for CONDSTORE/QRESYNC change reports. Default 30 days.
+	TombstoneMaxAge time.Duration
+	// TombstoneMaxCount caps the tombstones kept per mailbox; the oldest
+	// (lowest MODSEQ) go first. Default 100,000.
+	TombstoneMaxCount int
+	// Now is the store's clock: the expunge time of tombstones and the
+	// default INTERNALDATE of appended messages. Default time.Now. Tests
+	// inject a fake clock to expire tombstones.
+	Now func() time.Time
 }
+
+// maxBatch caps how many queued mutations one group commit runs.
+const maxBatch = 256
+
+// purgeLimit bounds how many tombstones one write transaction purges per
+// mailbox (per window rule), so that the opportunistic purge never makes
+// one request slow; a backlog shrinks over the following writes.
+const purgeLimit = 1000
 
 // Store is the SQLite store. It implements store.Store.
 type Store struct {
 	path string
 	wdb  *sql.DB       // the single writer connection
 	rdb  *sql.DB       // query_only readers
-	wsem chan struct{} // one slot: held while a write transaction runs
+	wsem chan struct{} // one slot: held by the leader running batches
+	opts Options
+
+	qmu   sync.Mutex
+	queue []*writeReq // mutations waiting for a leader, in arrival order
 
 	closeOnce sync.Once
 	closeErr  error
@@ -88,6 +129,15 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = max(4, runtime.GOMAXPROCS(0))
 	}
+	if opts.TombstoneMaxAge <= 0 {
+		opts.TombstoneMaxAge = 30 * 24 * time.Hour
+	}
+	if opts.TombstoneMaxCount <= 0 {
+		opts.TombstoneMaxCount = 100_000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 
 	common := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=1", opts.BusyTimeout.Milliseconds())
 	wdb, err := sql.Open("sqlite", fileURI(abs)+"?"+common+
@@ -100,7 +150,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 
-	s := &Store{path: abs, wdb: wdb, wsem: make(chan struct{}, 1)}
+	s := &Store{path: abs, wdb: wdb, wsem: make(chan struct{}, 1), opts: opts}
 	// The writer goes first: it sets WAL mode (persistent in the file) and
 	// creates the schema before any reader looks.
 	if err := wdb.PingContext(ctx); err != nil {
@@ -155,27 +205,171 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// writeReq is one queued mutation.
+type writeReq struct {
+	ctx  context.Context
+	fn   func(tx *sql.Tx) error
+	err  error         // valid once done is closed
+	done chan struct{} // closed when the mutation is committed or has failed
+}
+
+func (r *writeReq) finish(err error) {
+	r.err = err
+	close(r.done)
+}
+
+func (r *writeReq) finished() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // write runs fn in a write transaction on the single writer connection and
 // commits it; the change is durable when write returns nil. fn must not
-// commit or roll back, and may be called only once.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
-	select {
-	case s.wsem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-s.wsem }()
-
-	tx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite store: begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
+// commit or roll back; it may be called more than once (see Group commit
+// in the package documentation) and must set its results afresh each time.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite store: commit: %w", err)
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	s.qmu.Lock()
+	s.queue = append(s.queue, req)
+	s.qmu.Unlock()
+
+	select {
+	case <-req.done:
+		return req.err
+	case s.wsem <- struct{}{}:
+		// Leader: run batches until ours is done (an earlier leader may
+		// have run it already).
+		for !req.finished() {
+			s.runBatch(s.takeBatch())
+		}
+		<-s.wsem
+		return req.err
+	case <-ctx.Done():
+		if s.dequeue(req) {
+			return ctx.Err()
+		}
+		// A leader has taken it: its outcome is decided by that batch.
+		<-req.done
+		return req.err
+	}
+}
+
+// takeBatch removes up to maxBatch requests from the front of the queue.
+func (s *Store) takeBatch() []*writeReq {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	n := min(len(s.queue), maxBatch)
+	batch := make([]*writeReq, n)
+	copy(batch, s.queue)
+	rest := copy(s.queue, s.queue[n:])
+	clear(s.queue[rest:])
+	s.queue = s.queue[:rest]
+	return batch
+}
+
+// dequeue removes req from the queue if no leader has taken it yet.
+func (s *Store) dequeue(req *writeReq) bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	for i, r := range s.queue {
+		if r == req {
+			s.queue = append(s.queue[:i], s.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// runBatch runs the requests in one transaction, each in a savepoint, and
+// commits once. Every request is finished when it returns.
+func (s *Store) runBatch(batch []*writeReq) {
+	// The transaction outlives any single caller: it must not be rolled
+	// back because one caller's context ends.
+	bg := context.Background()
+	pending := batch
+retry:
+	for len(pending) > 0 {
+		tx, err := s.wdb.BeginTx(bg, nil)
+		if err != nil {
+			for _, r := range pending {
+				r.finish(fmt.Errorf("sqlite store: begin: %w", err))
+			}
+			return
+		}
+		single := len(pending) == 1
+		var ok []*writeReq
+		for i, r := range pending {
+			if err := r.ctx.Err(); err != nil {
+				r.finish(err)
+				continue
+			}
+			if single {
+				// No savepoint needed: the transaction is the request's own.
+				if err := r.fn(tx); err != nil {
+					_ = tx.Rollback()
+					r.finish(err)
+					return
+				}
+				ok = append(ok, r)
+				break
+			}
+			if _, err := tx.ExecContext(bg, `SAVEPOINT w`); err != nil {
+				_ = tx.Rollback()
+				for _, r := range pending[i:] {
+					r.finish(fmt.Errorf("sqlite store: savepoint: %w", err))
+				}
+				pending = ok
+				continue retry
+			}
+			ferr := r.fn(tx)
+			var serr error
+			if ferr != nil {
+				_, serr = tx.ExecContext(bg, `ROLLBACK TO w; RELEASE w`)
+			} else {
+				_, serr = tx.ExecContext(bg, `RELEASE w`)
+			}
+			if serr != nil {
+				// The shared transaction is gone (SQLite rolled it back):
+				// this request fails, the ones before it run again.
+				_ = tx.Rollback()
+				r.finish(cmpErr(ferr, fmt.Errorf("sqlite store: transaction aborted: %w", serr)))
+				pending = append(ok, pending[i+1:]...)
+				continue retry
+			}
+			if ferr != nil {
+				r.finish(ferr)
+				continue
+			}
+			ok = append(ok, r)
+		}
+		if len(ok) == 0 {
+			_ = tx.Rollback()
+			return
+		}
+		err = tx.Commit()
+		if err != nil {
+			err = fmt.Errorf("sqlite store: commit: %w", err)
+		}
+		for _, r := range ok {
+			r.finish(err)
+		}
+		return
+	}
+}
+
+// cmpErr returns the first non-nil error.
+func cmpErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

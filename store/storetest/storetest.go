@@ -27,6 +27,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Concurrency", testConcurrency},
 		{"Check", testCheck},
 	}
+	tests = append(tests, messageTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -108,6 +110,47 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	if _, _, err := s.ClaimRecent(ctx, alice.ID, mustMailbox(t, s, alice.ID, "keep").ID); err != nil {
 		t.Fatal(err)
 	}
+	// Messages: appends, flag changes, expunges, copies and moves.
+	keep := mustMailbox(t, s, alice.ID, "keep")
+	bodies := map[uint32][]byte{}
+	var msgs []store.NewMessage
+	for i := range 20 {
+		b := []byte(fmt.Sprintf("Subject: %d\r\n\r\n\x00\xff%s\r\n", i, strings.Repeat("x", i*100)))
+		msgs = append(msgs, store.NewMessage{Body: b, Flags: []string{`$K` + fmt.Sprint(i%3)},
+			InternalDate: time.Date(2020, 1, 1, 0, 0, i, 0, time.FixedZone("", i*60)), Structure: []byte{byte(i)}})
+	}
+	uids, _ := mustAppend(t, s, alice.ID, keep.ID, msgs...)
+	for i, uid := range uids {
+		bodies[uid] = msgs[i].Body
+	}
+	_, _, err := s.UpdateFlags(ctx, alice.ID, keep.ID, uids[:10], store.FlagsAdd, []string{`\Seen`}, 0)
+	must(t, err)
+	_, err = s.Expunge(ctx, alice.ID, keep.ID, uids[5:8])
+	must(t, err)
+	_, _, _, err = s.MoveMessages(ctx, alice.ID, keep.ID, mustMailbox(t, s, alice.ID, "Trash").ID, uids[15:])
+	must(t, err)
+	_, _, _, err = s.CopyMessages(ctx, alice.ID, keep.ID, mustMailbox(t, s, alice.ID, "Archive").ID, uids[:3])
+	must(t, err)
+	type msgSnap struct {
+		idx     []store.MessageMeta
+		infos   []store.MessageInfo
+		changes store.Changes
+	}
+	msnap := func(s store.Store) map[string]msgSnap {
+		t.Helper()
+		out := map[string]msgSnap{}
+		for _, name := range []string{"keep", "Trash", "Archive"} {
+			m := mustMailbox(t, s, alice.ID, name)
+			idx, _ := mustIndex(t, s, alice.ID, m.ID)
+			infos, err := s.MessageInfos(ctx, alice.ID, m.ID, uidsOf(idx))
+			must(t, err)
+			ch, err := s.ChangesSince(ctx, alice.ID, m.ID, 1)
+			must(t, err)
+			out[name] = msgSnap{idx, infos, ch}
+		}
+		return out
+	}
+	mBefore := msnap(s)
 
 	type snapshot struct {
 		users []store.User
@@ -156,6 +199,35 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 			t.Errorf("subscriptions of %s after reopen: %q, before: %q", u.Name, after.subs[u.ID], before.subs[u.ID])
 		}
 	}
+	mAfter := msnap(s)
+	for name, b := range mBefore {
+		a := mAfter[name]
+		if fmt.Sprint(a.idx) != fmt.Sprint(b.idx) || fmt.Sprint(a.changes) != fmt.Sprint(b.changes) ||
+			len(a.infos) != len(b.infos) {
+			t.Errorf("%s after reopen:\n%+v\nbefore:\n%+v", name, a, b)
+			continue
+		}
+		for i := range a.infos {
+			ai, bi := a.infos[i], b.infos[i]
+			if !ai.InternalDate.Equal(bi.InternalDate) || ai.InternalDate.String() != bi.InternalDate.String() ||
+				ai.Size != bi.Size || !bytes.Equal(ai.Structure, bi.Structure) {
+				t.Errorf("%s info after reopen %+v, before %+v", name, ai, bi)
+			}
+		}
+	}
+	keep = mustMailbox(t, s, alice.ID, "keep")
+	for _, m := range mAfter["keep"].idx {
+		b, err := s.MessageBody(ctx, alice.ID, keep.ID, m.UID)
+		must(t, err)
+		if !bytes.Equal(b, bodies[m.UID]) {
+			t.Errorf("body of UID %d after reopen %q, want %q", m.UID, b, bodies[m.UID])
+		}
+	}
+	// UIDs continue after reopen.
+	if got, _ := mustAppend(t, s, alice.ID, keep.ID, store.NewMessage{Body: []byte("new")}); got[0] != uids[len(uids)-1]+1 {
+		t.Errorf("UID after reopen %d, want %d", got[0], uids[len(uids)-1]+1)
+	}
+
 	// The UIDVALIDITY counter and the id sequence are durable too: a
 	// reused name gets a greater UIDVALIDITY, a new mailbox a new id.
 	m := mustCreate(t, s, alice.ID, "gone")

@@ -1,0 +1,669 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/quickimap/quickimap/store"
+)
+
+var _ store.Messages = (*Store)(nil)
+
+// selectable loads a mailbox of the user that can hold messages.
+func selectable(ctx context.Context, q querier, userID, id int64) (store.Mailbox, error) {
+	m, err := mailboxByID(ctx, q, userID, id)
+	if err != nil {
+		return store.Mailbox{}, err
+	}
+	if m.NoSelect {
+		return store.Mailbox{}, fmt.Errorf("%w: %q", store.ErrNoSelect, m.Name)
+	}
+	return m, nil
+}
+
+// bumpModSeq gives the mailbox its next MODSEQ and returns it.
+func bumpModSeq(ctx context.Context, tx *sql.Tx, mailboxID int64) (uint64, error) {
+	var v int64
+	err := tx.QueryRowContext(ctx,
+		`UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq`,
+		mailboxID).Scan(&v)
+	return uint64(v), err
+}
+
+// reserveUIDs takes n consecutive UIDs and one new MODSEQ for an append or
+// a copy into m and returns the mailbox after that, with the first UID.
+func reserveUIDs(ctx context.Context, tx *sql.Tx, m store.Mailbox, n int) (store.Mailbox, uint32, error) {
+	after, err := scanMailbox(tx.QueryRowContext(ctx,
+		`UPDATE mailboxes SET uidnext = uidnext + ?1, highest_modseq = highest_modseq + 1
+		WHERE id = ?2 AND uidnext + ?1 <= 4294967296 RETURNING `+mailboxCols, n, m.ID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Mailbox{}, 0, fmt.Errorf("%w: mailbox %q has no UIDs left for %d messages", store.ErrInvalid, m.Name, n)
+	} else if err != nil {
+		return store.Mailbox{}, 0, err
+	}
+	// The update succeeded, so the old uidnext was at most 2^32-1 and
+	// m.UIDNext is exact (not clamped).
+	return after, m.UIDNext, nil
+}
+
+// ---- UID sets ----
+
+// uidRange is a closed range of UIDs.
+type uidRange struct{ lo, hi uint32 }
+
+// uidRuns sorts and dedupes uids into maximal runs of consecutive values.
+func uidRuns(uids []uint32) []uidRange {
+	if len(uids) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(uids)
+	slices.Sort(sorted)
+	var runs []uidRange
+	for _, u := range sorted {
+		if u == 0 {
+			continue // UIDs start at 1
+		}
+		if n := len(runs); n > 0 && (u == runs[n-1].hi || u == runs[n-1].hi+1) {
+			runs[n-1].hi = u
+			continue
+		}
+		runs = append(runs, uidRange{u, u})
+	}
+	return runs
+}
+
+// inRuns reports whether uid is in one of the (sorted) runs.
+func inRuns(runs []uidRange, uid uint32) bool {
+	_, found := slices.BinarySearchFunc(runs, uid, func(r uidRange, u uint32) int {
+		switch {
+		case r.hi < u:
+			return -1
+		case r.lo > u:
+			return 1
+		}
+		return 0
+	})
+	return found
+}
+
+// maxRunQueries is how many runs a UID set may have before it is read with
+// one scan of its whole span (filtered in Go) instead of one range query
+// per run.
+const maxRunQueries = 32
+
+// queryRuns runs query, which must select from messages (or expunged)
+// with its conditions ending in `uid BETWEEN ? AND ?` (bound after args)
+// and ORDER BY uid, for the UID set, and returns the rows whose UID is in
+// the set, scanned by scan, in ascending UID order.
+func queryRuns[T any](ctx context.Context, q querier, runs []uidRange, query string, args []any,
+	scan func(rows *sql.Rows) (T, uint32, error)) ([]T, error) {
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	spans := runs
+	filter := len(runs) > maxRunQueries
+	if filter {
+		spans = []uidRange{{runs[0].lo, runs[len(runs)-1].hi}}
+	}
+	var out []T
+	for _, r := range spans {
+		rows, err := q.QueryContext(ctx, query, append(slices.Clip(args), r.lo, r.hi)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			v, uid, err := scan(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if !filter || inRuns(runs, uid) {
+				out = append(out, v)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ---- dates ----
+
+func encodeDate(t time.Time) (sec, tz int64) {
+	_, off := t.Zone()
+	return t.Unix(), int64(off)
+}
+
+func decodeDate(sec, tz int64) time.Time {
+	t := time.Unix(sec, 0)
+	if tz == 0 {
+		return t.UTC()
+	}
+	return t.In(time.FixedZone("", int(tz)))
+}
+
+// ---- the store.Messages methods ----
+
+// AppendMessages implements store.Messages. A zero InternalDate means the
+// store's clock (Options.Now); INTERNALDATE keeps whole seconds and the
+// zone offset. Appending no messages changes nothing and returns the
+// mailbox as it is.
+func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msgs []store.NewMessage) ([]uint32, store.Mailbox, error) {
+	if len(msgs) == 0 {
+		m, err := selectable(ctx, s.rdb, userID, mailboxID)
+		return nil, m, err
+	}
+	type prepared struct {
+		flags     string
+		date, tz  int64
+		body      []byte
+		structure []byte
+	}
+	now := s.opts.Now()
+	prep := make([]prepared, len(msgs))
+	for i, m := range msgs {
+		fs, err := normFlags(m.Flags)
+		if err != nil {
+			return nil, store.Mailbox{}, err
+		}
+		d := m.InternalDate
+		if d.IsZero() {
+			d = now
+		}
+		p := prepared{flags: formatFlags(fs), body: m.Body, structure: m.Structure}
+		p.date, p.tz = encodeDate(d)
+		if p.body == nil {
+			p.body = []byte{} // NOT NULL: an empty message is an empty blob
+		}
+		prep[i] = p
+	}
+
+	var uids []uint32
+	var mb store.Mailbox
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		uids = nil
+		m, err := selectable(ctx, tx, userID, mailboxID)
+		if err != nil {
+			return err
+		}
+		after, first, err := reserveUIDs(ctx, tx, m, len(prep))
+		if err != nil {
+			return err
+		}
+		bodyStmt, err := tx.PrepareContext(ctx, `INSERT INTO bodies (data, structure) VALUES (?, ?) RETURNING id`)
+		if err != nil {
+			return err
+		}
+		defer bodyStmt.Close()
+		msgStmt, err := tx.PrepareContext(ctx, `INSERT INTO messages
+			(mailbox_id, uid, modseq, flags, internal_date, internal_tz, size, body_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer msgStmt.Close()
+		list := make([]uint32, len(prep))
+		for i, p := range prep {
+			var bodyID int64
+			if err := bodyStmt.QueryRowContext(ctx, p.body, p.structure).Scan(&bodyID); err != nil {
+				return err
+			}
+			uid := first + uint32(i)
+			if _, err := msgStmt.ExecContext(ctx, m.ID, uid, after.HighestModSeq, p.flags,
+				p.date, p.tz, len(p.body), bodyID); err != nil {
+				return err
+			}
+			list[i] = uid
+		}
+		if err := s.purgeTombstones(ctx, tx, m.ID, now); err != nil {
+			return err
+		}
+		uids, mb = list, after
+		return nil
+	})
+	if err != nil {
+		return nil, store.Mailbox{}, err
+	}
+	return uids, mb, nil
+}
+
+// MessageIndex implements store.Messages. Messages with the same flags
+// share one Flags slice (see store.MessageMeta).
+func (s *Store) MessageIndex(ctx context.Context, userID, mailboxID int64) ([]store.MessageMeta, store.Mailbox, error) {
+	var metas []store.MessageMeta
+	var mb store.Mailbox
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		if mb, err = selectable(ctx, tx, userID, mailboxID); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT message_count FROM mailboxes WHERE id = ?`, mb.ID).Scan(&n); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx,
+			`SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ? ORDER BY uid`, mb.ID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		metas = make([]store.MessageMeta, 0, n)
+		var in flagInterner
+		for rows.Next() {
+			var uid, modseq int64
+			var flags string
+			if err := rows.Scan(&uid, &modseq, &flags); err != nil {
+				return err
+			}
+			metas = append(metas, store.MessageMeta{UID: uint32(uid), ModSeq: uint64(modseq), Flags: in.flags(flags)})
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, store.Mailbox{}, err
+	}
+	return metas, mb, nil
+}
+
+// flagInterner parses stored flag strings, sharing the result between
+// messages with the same flags (most messages of a mailbox have one of a
+// handful of flag sets).
+type flagInterner struct {
+	m map[string][]string
+}
+
+func (in *flagInterner) flags(s string) []string {
+	if fs, ok := in.m[s]; ok {
+		return fs
+	}
+	if in.m == nil {
+		in.m = map[string][]string{}
+	}
+	fs := slices.Clip(parseFlags(s))
+	if len(in.m) < 1024 {
+		in.m[s] = fs
+	}
+	return fs
+}
+
+// MessageInfos implements store.Messages.
+func (s *Store) MessageInfos(ctx context.Context, userID, mailboxID int64, uids []uint32) ([]store.MessageInfo, error) {
+	runs := uidRuns(uids)
+	var infos []store.MessageInfo
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		m, err := selectable(ctx, tx, userID, mailboxID)
+		if err != nil {
+			return err
+		}
+		var in flagInterner
+		infos, err = queryRuns(ctx, tx, runs,
+			`SELECT m.uid, m.modseq, m.flags, m.internal_date, m.internal_tz, m.size, b.structure
+			FROM messages m JOIN bodies b ON b.id = m.body_id
+			WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid`, []any{m.ID},
+			func(rows *sql.Rows) (store.MessageInfo, uint32, error) {
+				var info store.MessageInfo
+				var uid, modseq, date, tz int64
+				var flags string
+				var structure []byte
+				if err := rows.Scan(&uid, &modseq, &flags, &date, &tz, &info.Size, &structure); err != nil {
+					return info, 0, err
+				}
+				info.UID, info.ModSeq, info.Flags = uint32(uid), uint64(modseq), in.flags(flags)
+				info.InternalDate = decodeDate(date, tz)
+				info.Structure = structure
+				return info, info.UID, nil
+			})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return infos, nil
+}
+
+// MessageBody implements store.Messages. ErrNotFound if the message does
+// not exist (any more).
+func (s *Store) MessageBody(ctx context.Context, userID, mailboxID int64, uid uint32) ([]byte, error) {
+	var body []byte
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		m, err := selectable(ctx, tx, userID, mailboxID)
+		if err != nil {
+			return err
+		}
+		err = tx.QueryRowContext(ctx, `SELECT b.data FROM messages m JOIN bodies b ON b.id = m.body_id
+			WHERE m.mailbox_id = ? AND m.uid = ?`, m.ID, uid).Scan(&body)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: message UID %d in %q", store.ErrNotFound, uid, m.Name)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		body = []byte{}
+	}
+	return body, nil
+}
+
+// UpdateFlags implements store.Messages. UIDs that do not exist are
+// ignored (in neither list). failed is ascending; changed is by ascending
+// UID. Flags are normalised as in AppendMessages; an invalid flag is
+// ErrInvalid and changes nothing.
+func (s *Store) UpdateFlags(ctx context.Context, userID, mailboxID int64, uids []uint32, op store.FlagOp,
+	flags []string, unchangedSince uint64) (changed []store.MessageMeta, failed []uint32, err error) {
+	fs, err := normFlags(flags)
+	if err != nil {
+		return nil, nil, err
+	}
+	if op != store.FlagsSet && op != store.FlagsAdd && op != store.FlagsRemove {
+		return nil, nil, fmt.Errorf("%w: flag operation %d", store.ErrInvalid, op)
+	}
+	runs := uidRuns(uids)
+	now := s.opts.Now()
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		changed, failed = nil, nil
+		m, err := selectable(ctx, tx, userID, mailboxID)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			uid    uint32
+			modseq uint64
+			flags  string
+		}
+		rows, err := queryRuns(ctx, tx, runs,
+			`SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`,
+			[]any{m.ID}, func(rows *sql.Rows) (row, uint32, error) {
+				var r row
+				var uid, modseq int64
+				err := rows.Scan(&uid, &modseq, &r.flags)
+				r.uid, r.modseq = uint32(uid), uint64(modseq)
+				return r, r.uid, err
+			})
+		if err != nil {
+			return err
+		}
+		var updates []row
+		for _, r := range rows {
+			if unchangedSince != 0 && r.modseq > unchangedSince {
+				failed = append(failed, r.uid)
+				continue
+			}
+			nf, err := applyFlags(r.flags, op, fs)
+			if err != nil {
+				return err
+			}
+			if nf != r.flags {
+				updates = append(updates, row{uid: r.uid, flags: nf})
+			}
+		}
+		if len(updates) == 0 {
+			return nil
+		}
+		modseq, err := bumpModSeq(ctx, tx, m.ID)
+		if err != nil {
+			return err
+		}
+		stmt, err := tx.PrepareContext(ctx, `UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		var in flagInterner
+		changed = make([]store.MessageMeta, 0, len(updates))
+		for _, u := range updates {
+			if _, err := stmt.ExecContext(ctx, u.flags, modseq, m.ID, u.uid); err != nil {
+				return err
+			}
+			changed = append(changed, store.MessageMeta{UID: u.uid, ModSeq: modseq, Flags: in.flags(u.flags)})
+		}
+		return s.purgeTombstones(ctx, tx, m.ID, now)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return changed, failed, nil
+}
+
+// expungeUIDs removes the given existing UIDs from a mailbox, leaving
+// tombstones with the given MODSEQ.
+func expungeUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32, modseq uint64, now time.Time) error {
+	del, err := tx.PrepareContext(ctx, `DELETE FROM messages WHERE mailbox_id = ? AND uid = ?`)
+	if err != nil {
+		return err
+	}
+	defer del.Close()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO expunged (mailbox_id, uid, modseq, expunged_at) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	at := now.Unix()
+	for _, uid := range uids {
+		if _, err := del.ExecContext(ctx, mailboxID, uid); err != nil {
+			return err
+		}
+		if _, err := ins.ExecContext(ctx, mailboxID, uid, modseq, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func scanUID(rows *sql.Rows) (uint32, uint32, error) {
+	var uid int64
+	err := rows.Scan(&uid)
+	return uint32(uid), uint32(uid), err
+}
+
+// Expunge implements store.Messages. The returned UIDs are ascending.
+func (s *Store) Expunge(ctx context.Context, userID, mailboxID int64, uids []uint32) ([]uint32, error) {
+	runs := uidRuns(uids)
+	now := s.opts.Now()
+	var removed []uint32
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		removed = nil
+		m, err := selectable(ctx, tx, userID, mailboxID)
+		if err != nil {
+			return err
+		}
+		existing, err := queryRuns(ctx, tx, runs,
+			`SELECT uid FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`, []any{m.ID}, scanUID)
+		if err != nil || len(existing) == 0 {
+			return err
+		}
+		modseq, err := bumpModSeq(ctx, tx, m.ID)
+		if err != nil {
+			return err
+		}
+		if err := expungeUIDs(ctx, tx, m.ID, existing, modseq, now); err != nil {
+			return err
+		}
+		if err := s.purgeTombstones(ctx, tx, m.ID, now); err != nil {
+			return err
+		}
+		removed = existing
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return removed, nil
+}
+
+// CopyMessages implements store.Messages. The copies are recent in the
+// destination (their UIDs are at least its FirstRecentUID). Copying into
+// the source mailbox itself is allowed (the copies get new UIDs). UIDs that
+// do not exist are ignored; if none exist, nothing changes and dst is the
+// destination as it is.
+func (s *Store) CopyMessages(ctx context.Context, userID, srcID, dstID int64, uids []uint32) (srcUIDs, dstUIDs []uint32, dst store.Mailbox, err error) {
+	return s.copyMessages(ctx, userID, srcID, dstID, uids, false)
+}
+
+// MoveMessages implements store.Messages (RFC 6851): copy and expunge in
+// one transaction, the source getting tombstones with its own new MODSEQ.
+// Moving into the source mailbox itself gives the messages new UIDs.
+func (s *Store) MoveMessages(ctx context.Context, userID, srcID, dstID int64, uids []uint32) (srcUIDs, dstUIDs []uint32, dst store.Mailbox, err error) {
+	return s.copyMessages(ctx, userID, srcID, dstID, uids, true)
+}
+
+func (s *Store) copyMessages(ctx context.Context, userID, srcID, dstID int64, uids []uint32, move bool) (srcUIDs, dstUIDs []uint32, dst store.Mailbox, err error) {
+	runs := uidRuns(uids)
+	now := s.opts.Now()
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		srcUIDs, dstUIDs = nil, nil
+		src, err := selectable(ctx, tx, userID, srcID)
+		if err != nil {
+			return err
+		}
+		d, err := selectable(ctx, tx, userID, dstID)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			uid            uint32
+			flags          string
+			date, tz, size int64
+			bodyID         int64
+		}
+		rows, err := queryRuns(ctx, tx, runs,
+			`SELECT uid, flags, internal_date, internal_tz, size, body_id FROM messages
+			WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`, []any{src.ID},
+			func(rows *sql.Rows) (row, uint32, error) {
+				var r row
+				var uid int64
+				err := rows.Scan(&uid, &r.flags, &r.date, &r.tz, &r.size, &r.bodyID)
+				r.uid = uint32(uid)
+				return r, r.uid, err
+			})
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			dst = d
+			return nil
+		}
+		after, first, err := reserveUIDs(ctx, tx, d, len(rows))
+		if err != nil {
+			return err
+		}
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages
+			(mailbox_id, uid, modseq, flags, internal_date, internal_tz, size, body_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		su := make([]uint32, len(rows))
+		du := make([]uint32, len(rows))
+		for i, r := range rows {
+			uid := first + uint32(i)
+			if _, err := stmt.ExecContext(ctx, d.ID, uid, after.HighestModSeq, r.flags, r.date, r.tz, r.size, r.bodyID); err != nil {
+				return err
+			}
+			su[i], du[i] = r.uid, uid
+		}
+		if move {
+			// One new MODSEQ per mailbox per transaction: moving within
+			// a mailbox reuses the one the copies got.
+			modseq := after.HighestModSeq
+			if src.ID != d.ID {
+				if modseq, err = bumpModSeq(ctx, tx, src.ID); err != nil {
+					return err
+				}
+			}
+			if err := expungeUIDs(ctx, tx, src.ID, su, modseq, now); err != nil {
+				return err
+			}
+			if err := s.purgeTombstones(ctx, tx, src.ID, now); err != nil {
+				return err
+			}
+		}
+		if err := s.purgeTombstones(ctx, tx, d.ID, now); err != nil {
+			return err
+		}
+		srcUIDs, dstUIDs, dst = su, du, after
+		return nil
+	})
+	if err != nil {
+		return nil, nil, store.Mailbox{}, err
+	}
+	return srcUIDs, dstUIDs, dst, nil
+}
+
+// ChangesSince implements store.Messages. Complete is true when modseq is
+// at least the mailbox's vanished floor (the highest MODSEQ of a purged
+// tombstone), so that every expunge after modseq still has its tombstone.
+func (s *Store) ChangesSince(ctx context.Context, userID, mailboxID int64, modseq uint64) (store.Changes, error) {
+	var ch store.Changes
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		ch = store.Changes{}
+		m, err := selectable(ctx, tx, userID, mailboxID)
+		if err != nil {
+			return err
+		}
+		var floor int64
+		if err := tx.QueryRowContext(ctx, `SELECT vanished_floor FROM mailboxes WHERE id = ?`, m.ID).Scan(&floor); err != nil {
+			return err
+		}
+		ch.HighestModSeq = m.HighestModSeq
+		ch.Complete = modseq >= uint64(floor)
+		if modseq >= m.HighestModSeq {
+			return nil // nothing can be newer
+		}
+		// Both go through the (mailbox_id, modseq) indexes; sorting by
+		// UID is done here, on the (usually small) result.
+		rows, err := tx.QueryContext(ctx,
+			`SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ? AND modseq > ?`, m.ID, int64(modseq))
+		if err != nil {
+			return err
+		}
+		var in flagInterner
+		for rows.Next() {
+			var uid, ms int64
+			var flags string
+			if err := rows.Scan(&uid, &ms, &flags); err != nil {
+				rows.Close()
+				return err
+			}
+			ch.Changed = append(ch.Changed, store.MessageMeta{UID: uint32(uid), ModSeq: uint64(ms), Flags: in.flags(flags)})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		slices.SortFunc(ch.Changed, func(a, b store.MessageMeta) int { return cmp.Compare(a.UID, b.UID) })
+
+		rows, err = tx.QueryContext(ctx,
+			`SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?`, m.ID, int64(modseq))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var uid int64
+			if err := rows.Scan(&uid); err != nil {
+				rows.Close()
+				return err
+			}
+			ch.Vanished = append(ch.Vanished, uint32(uid))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		slices.Sort(ch.Vanished)
+		return nil
+	})
+	if err != nil {
+		return store.Changes{}, err
+	}
+	return ch, nil
+}
