@@ -1105,7 +1105,9 @@ func generic(d *Decoder, b *strings.Builder) error {
 		return err
 	case c == '[':
 		b.WriteByte('[')
-		d.Special('[')
+		if err := d.Special('['); err != nil {
+			return err
+		}
 		for d.Peek() != ']' {
 			if err := generic(d, b); err != nil {
 				return err
