@@ -1,0 +1,169 @@
+package message
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// checkTree checks the invariants of a parsed tree against its message:
+// offsets in order and within the parent, multiparts with children, the
+// ENVELOPE and BODYSTRUCTURE output valid IMAP syntax, a lossless
+// serialisation, and every section of every part extractable.
+func checkTree(t testing.TB, raw []byte, p *Part) {
+	t.Helper()
+	if p.Start != 0 || p.End != len(raw) {
+		t.Fatalf("root spans %d-%d of %d", p.Start, p.End, len(raw))
+	}
+	var check func(q *Part, lo, hi int)
+	check = func(q *Part, lo, hi int) {
+		if !(lo <= q.Start && q.Start <= q.BodyStart && q.BodyStart <= q.End && q.End <= hi) {
+			t.Fatalf("part %d/%d/%d outside %d-%d", q.Start, q.BodyStart, q.End, lo, hi)
+		}
+		if want := countLines(raw[q.BodyStart:q.End]); q.Lines != want {
+			t.Fatalf("lines %d, want %d", q.Lines, want)
+		}
+		if (q.Type == "MULTIPART") != q.IsMultipart() {
+			t.Fatalf("type %s with %d children", q.Type, len(q.Children))
+		}
+		prev := q.BodyStart
+		for _, c := range q.Children {
+			check(c, prev, q.End)
+			prev = c.End
+		}
+		if q.Message != nil {
+			if q.Message.Start != q.BodyStart || q.Message.End != q.End {
+				t.Fatalf("encapsulated message %d-%d, body %d-%d", q.Message.Start, q.Message.End, q.BodyStart, q.End)
+			}
+			check(q.Message, q.BodyStart, q.End)
+		}
+	}
+	check(p, 0, len(raw))
+
+	for _, s := range []string{envelopeString(p), bodyString(p, false), bodyString(p, true)} {
+		if err := checkSexp(s); err != nil {
+			t.Fatalf("%v in %q", err, s)
+		}
+	}
+	q, err := Unmarshal(p.Marshal())
+	if err != nil {
+		t.Fatalf("Unmarshal: %v", err)
+	}
+	if a, b := bodyString(p, true), bodyString(q, true); a != b {
+		t.Fatalf("BODYSTRUCTURE after round trip:\n%s\n%s", a, b)
+	}
+	if a, b := envelopeString(p), envelopeString(q); a != b {
+		t.Fatalf("ENVELOPE after round trip:\n%s\n%s", a, b)
+	}
+
+	// Every section of every part.
+	var paths [][]int
+	var walk func(container *Part, msgLevel bool, path []int)
+	walk = func(container *Part, msgLevel bool, path []int) {
+		n := len(container.Children)
+		if n == 0 && msgLevel {
+			n = 1
+		}
+		for i := 1; i <= n; i++ {
+			pp := append(append([]int(nil), path...), i)
+			paths = append(paths, pp)
+			c := Resolve(p, pp)
+			if c == nil {
+				t.Fatalf("Resolve(%v) = nil", pp)
+			}
+			if len(paths) > 2000 {
+				return
+			}
+			switch {
+			case c.Message != nil:
+				walk(c.Message, true, pp)
+			case c.IsMultipart():
+				walk(c, false, pp)
+			}
+		}
+	}
+	walk(p, true, nil)
+	specs := []string{"", "HEADER", "TEXT", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "MIME"}
+	for _, pp := range append([][]int{nil}, paths...) {
+		for _, spec := range specs {
+			if spec == "MIME" && len(pp) == 0 {
+				continue
+			}
+			b, err := Extract(raw, p, Section{Path: pp, Specifier: spec, Fields: []string{"Subject", "content-type"}})
+			if err != nil {
+				t.Fatalf("BODY[%v %s]: %v", pp, spec, err)
+			}
+			if spec == "" && len(pp) == 0 && len(b) != len(raw) {
+				t.Fatalf("BODY[] has %d bytes of %d", len(b), len(raw))
+			}
+		}
+	}
+	if got := HeaderValues(raw, p, "subject"); len(got) > 0 && got[0] == "\x00" {
+		t.Fatal("unreachable")
+	}
+	_ = TextContent(raw, p)
+}
+
+const mimeEdgeDir = "../../shared/data/mime-edge"
+
+func TestMimeEdge(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(mimeEdgeDir, "*"))
+	if len(files) == 0 {
+		t.Skipf("no messages in %s (the shared MIME edge-case corpus is not checked out)", mimeEdgeDir)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTree(t, raw, mustParse(t, raw))
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, dir := range []string{mimeEdgeDir, "../testdata/messages"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		for _, file := range files {
+			if raw, err := os.ReadFile(file); err == nil {
+				f.Add(raw)
+			}
+		}
+	}
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=x\n\n--x\n\n--x--"))
+	f.Add([]byte("Content-Type: message/rfc822\n\nContent-Type: message/rfc822\n\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		p, err := Parse(raw)
+		if len(raw) == 0 {
+			if err == nil {
+				t.Fatal("no error for empty input")
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkTree(t, raw, p)
+	})
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	f.Add([]byte{formatVersion})
+	for _, name := range []string{"rfc822.eml", "groups.eml", "mixed-attachment.eml"} {
+		raw, _ := os.ReadFile(filepath.Join("..", "testdata", "messages", name))
+		if p, err := Parse(raw); err == nil {
+			f.Add(p.Marshal())
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Unmarshal(data)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must be writable without panicking.
+		_ = bodyString(p, true)
+		_ = envelopeString(p)
+		_, _ = Extract(make([]byte, 64), p, Section{Path: []int{1, 2}, Specifier: "HEADER"})
+	})
+}

@@ -1,0 +1,425 @@
+package message
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "testdata", "messages", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func mustParse(t testing.TB, raw []byte) *Part {
+	t.Helper()
+	p, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// fixtureWant holds the exact ENVELOPE, BODY and BODYSTRUCTURE of each
+// message in testdata/messages.
+var fixtureWant = []struct {
+	file, envelope, body, bodystructure string
+}{
+	{
+		file:          "8bit-header.eml",
+		envelope:      "(NIL {14}\r\nGr\xfc\xdfe aus K\xf6ln (({4}\r\nJ\xf6rg NIL \"joerg\" \"example.de\")) (({4}\r\nJ\xf6rg NIL \"joerg\" \"example.de\")) (({4}\r\nJ\xf6rg NIL \"joerg\" \"example.de\")) NIL NIL NIL NIL NIL)",
+		body:          `("TEXT" "PLAIN" ("CHARSET" "iso-8859-1") NIL NIL "8BIT" 8 1)`,
+		bodystructure: `("TEXT" "PLAIN" ("CHARSET" "iso-8859-1") NIL NIL "8BIT" 8 1 NIL NIL NIL NIL)`,
+	},
+	{
+		file:          "alternative.eml",
+		envelope:      `("Tue, 1 Jul 2025 10:00:00 +0000" "plans" (("Ann Example" NIL "ann" "example.com")) (("Ann Example" NIL "ann" "example.com")) (("Ann Example" NIL "ann" "example.com")) ((NIL NIL "bob" "example.net")("Carol, C." NIL "carol" "example.org")) (("Dave D." NIL "dave" "example.org")) NIL "<orig-1@example.net>" "<alt-1@example.com>")`,
+		body:          `(("TEXT" "PLAIN" ("CHARSET" "utf-8" "FORMAT" "flowed") NIL NIL "7BIT" 16 1)("TEXT" "HTML" ("CHARSET" "utf-8") NIL NIL "7BIT" 22 1) "ALTERNATIVE")`,
+		bodystructure: `(("TEXT" "PLAIN" ("CHARSET" "utf-8" "FORMAT" "flowed") NIL NIL "7BIT" 16 1 NIL NIL NIL NIL)("TEXT" "HTML" ("CHARSET" "utf-8") NIL NIL "7BIT" 22 1 NIL NIL NIL NIL) "ALTERNATIVE" ("BOUNDARY" "alt-b") NIL NIL NIL)`,
+	},
+	{
+		file:          "encodings.eml",
+		envelope:      `(NIL "encodings" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) NIL NIL NIL NIL NIL)`,
+		body:          "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 32 2)(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"BASE64\" 20 1)(\"TEXT\" \"PLAIN\" (\"CHARSET\" {3}\r\n€ \"NAME\" \"longname.txt\") NIL NIL \"7BIT\" 13 1) \"MIXED\")",
+		bodystructure: "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 32 2 NIL NIL NIL NIL)(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"BASE64\" 20 1 NIL NIL NIL NIL)(\"TEXT\" \"PLAIN\" (\"CHARSET\" {3}\r\n€ \"NAME\" \"longname.txt\") NIL NIL \"7BIT\" 13 1 NIL NIL NIL NIL) \"MIXED\" (\"BOUNDARY\" \"enc\") NIL NIL NIL)",
+	},
+	{
+		file:          "groups.eml",
+		envelope:      `("Sat, 5 Jul 2025 08:00:00 +0000" "groups" (("Ann" NIL "ann" "example.com")) ((NIL NIL "list-owner" "lists.example.com")) ((NIL NIL "list" "lists.example.com")) ((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL)) ((NIL NIL "Team" NIL)(NIL NIL "bob" "example.net")("Carol Q." NIL "carol" "example.org")(NIL NIL NIL NIL)(NIL "@route.example" "dave" "example.org")) (("quoted \" name" NIL "q" "example.com")) NIL NIL)`,
+		body:          `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 7 1)`,
+		bodystructure: `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 7 1 NIL NIL NIL NIL)`,
+	},
+	{
+		file:          "lf-only.eml",
+		envelope:      `(NIL "lf only" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) NIL NIL NIL NIL NIL)`,
+		body:          `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 7 2)("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 5 1) "MIXED")`,
+		bodystructure: `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 7 2 NIL NIL NIL NIL)("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 5 1 NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "lf") NIL NIL NIL)`,
+	},
+	{
+		file:          "mixed-attachment.eml",
+		envelope:      `("Wed, 2 Jul 2025 11:00:00 +0200" "report" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "bob" "example.net")) NIL NIL NIL NIL)`,
+		body:          `(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 13 1)("APPLICATION" "PDF" ("NAME" "report.pdf") "<pdf1@example.com>" "The report" "BASE64" 16) "MIXED")`,
+		bodystructure: `(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 13 1 NIL NIL NIL NIL)("APPLICATION" "PDF" ("NAME" "report.pdf") "<pdf1@example.com>" "The report" "BASE64" 16 "Q2hlY2sgSW50ZWdyaXR5IQ==" ("ATTACHMENT" ("FILENAME" "report.pdf" "SIZE" "12")) ("en" "de") "http://example.com/report.pdf") "MIXED" ("BOUNDARY" "mix") NIL NIL NIL)`,
+	},
+	{
+		file:          "nested.eml",
+		envelope:      `(NIL "nested" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) NIL NIL NIL NIL NIL)`,
+		body:          `((("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 5 1)("TEXT" "HTML" NIL NIL NIL "7BIT" 11 1) "ALTERNATIVE")("IMAGE" "PNG" NIL NIL NIL "BASE64" 12) "MIXED")`,
+		bodystructure: `((("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 5 1 NIL NIL NIL NIL)("TEXT" "HTML" NIL NIL NIL "7BIT" 11 1 NIL NIL NIL NIL) "ALTERNATIVE" ("BOUNDARY" "inner") NIL NIL NIL)("IMAGE" "PNG" NIL NIL NIL "BASE64" 12 NIL ("INLINE" NIL) NIL NIL) "MIXED" ("BOUNDARY" "outer") NIL NIL NIL)`,
+	},
+	{
+		file:          "no-content-type.eml",
+		envelope:      `(NIL "no type" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "bob" "example.net")) NIL NIL NIL NIL)`,
+		body:          `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 26 2)`,
+		bodystructure: `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 26 2 NIL NIL NIL NIL)`,
+	},
+	{
+		file:          "no-final-boundary.eml",
+		envelope:      `(NIL "truncated" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) NIL NIL NIL NIL NIL)`,
+		body:          `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 5 1)("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 35 1) "MIXED")`,
+		bodystructure: `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 5 1 NIL NIL NIL NIL)("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 35 1 NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "cut") NIL NIL NIL)`,
+	},
+	{
+		file:          "rfc2047.eml",
+		envelope:      `("Fri, 4 Jul 2025 12:00:00 +0000" "=?utf-8?q?Caf=C3=A9_=E2=82=AC?= and =?iso-8859-1?q?=E9t=E9?=" (("=?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?=" NIL "keld" "example.dk")) (("=?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?=" NIL "keld" "example.dk")) (("=?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?=" NIL "keld" "example.dk")) (("=?UTF-8?B?5bGx55Sw?=" NIL "yamada" "example.jp")) NIL NIL NIL NIL)`,
+		body:          `("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "8BIT" 16 1)`,
+		bodystructure: "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"8BIT\" 16 1 NIL (\"ATTACHMENT\" (\"FILENAME\" {15}\r\nnaïve file.txt)) NIL NIL)",
+	},
+	{
+		file:          "rfc822.eml",
+		envelope:      `(NIL "Fwd: hello" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "bob" "example.net")) NIL NIL NIL NIL)`,
+		body:          `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 11 1)("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 319 ("Thu, 3 Jul 2025 09:00:00 -0400" "hello" (("Carol" NIL "carol" "example.org")) (("Carol" NIL "carol" "example.org")) (("Carol" NIL "carol" "example.org")) ((NIL NIL "ann" "example.com")) NIL NIL NIL "<inner@example.org>") (("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 11 1)("TEXT" "PLAIN" ("NAME" "notes.txt" "CHARSET" "US-ASCII") NIL NIL "7BIT" 6 1) "MIXED") 17) "MIXED")`,
+		bodystructure: `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 11 1 NIL NIL NIL NIL)("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 319 ("Thu, 3 Jul 2025 09:00:00 -0400" "hello" (("Carol" NIL "carol" "example.org")) (("Carol" NIL "carol" "example.org")) (("Carol" NIL "carol" "example.org")) ((NIL NIL "ann" "example.com")) NIL NIL NIL "<inner@example.org>") (("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 11 1 NIL NIL NIL NIL)("TEXT" "PLAIN" ("NAME" "notes.txt" "CHARSET" "US-ASCII") NIL NIL "7BIT" 6 1 NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "in") NIL NIL NIL) 17 NIL ("ATTACHMENT" NIL) NIL NIL) "MIXED" ("BOUNDARY" "fwd") NIL NIL NIL)`,
+	},
+	{
+		file:          "simple.eml",
+		envelope:      `("Mon, 7 Feb 1994 21:52:25 -0800 (PST)" "afternoon meeting" (("Fred Foobar" NIL "foobar" "Blurdybloop.example")) (("Fred Foobar" NIL "foobar" "Blurdybloop.example")) (("Fred Foobar" NIL "foobar" "Blurdybloop.example")) ((NIL NIL "mooch" "owatagu.siam.edu.example")) NIL NIL NIL "<B27397-0100000@Blurdybloop.example>")`,
+		body:          `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 55 1)`,
+		bodystructure: `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 55 1 NIL NIL NIL NIL)`,
+	},
+}
+
+func TestFixtures(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "messages", "*.eml"))
+	if len(files) != len(fixtureWant) {
+		t.Errorf("%d fixtures, %d expectations", len(files), len(fixtureWant))
+	}
+	for _, w := range fixtureWant {
+		t.Run(w.file, func(t *testing.T) {
+			raw := readFixture(t, w.file)
+			p := mustParse(t, raw)
+			for _, tree := range []*Part{p, roundTrip(t, p)} {
+				if got := envelopeString(tree); got != w.envelope {
+					t.Errorf("ENVELOPE\n got %q\nwant %q", got, w.envelope)
+				}
+				if got := bodyString(tree, false); got != w.body {
+					t.Errorf("BODY\n got %q\nwant %q", got, w.body)
+				}
+				if got := bodyString(tree, true); got != w.bodystructure {
+					t.Errorf("BODYSTRUCTURE\n got %q\nwant %q", got, w.bodystructure)
+				}
+			}
+		})
+	}
+}
+
+func roundTrip(t testing.TB, p *Part) *Part {
+	t.Helper()
+	q, err := Unmarshal(p.Marshal())
+	if err != nil {
+		t.Fatalf("Unmarshal: %v", err)
+	}
+	if !reflect.DeepEqual(p, q) {
+		t.Fatalf("round trip differs:\n%+v\n%+v", p, q)
+	}
+	return q
+}
+
+// TestRFC3501Example checks the BODY example of RFC 3501 §7.4.2 for a
+// simple text message.
+func TestRFC3501Example(t *testing.T) {
+	body := strings.Repeat(strings.Repeat("y", 31)+"\r\n", 91) + strings.Repeat("z", 3028-91*33-2) + "\r\n"
+	raw := "Content-Type: TEXT/PLAIN; CHARSET=US-ASCII\r\n\r\n" + body
+	p := mustParse(t, []byte(raw))
+	want := `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 3028 92)`
+	if got := bodyString(p, false); got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+}
+
+type sectionCase struct {
+	path   []int
+	spec   string
+	fields []string
+	want   string
+}
+
+func checkSections(t *testing.T, raw []byte, cases []sectionCase) {
+	t.Helper()
+	p := mustParse(t, raw)
+	for _, c := range cases {
+		got, err := Extract(raw, p, Section{Path: c.path, Specifier: c.spec, Fields: c.fields})
+		if err != nil {
+			t.Errorf("%v %s %v: %v", c.path, c.spec, c.fields, err)
+			continue
+		}
+		if string(got) != c.want {
+			t.Errorf("%v %s %v:\n got %q\nwant %q", c.path, c.spec, c.fields, got, c.want)
+		}
+	}
+}
+
+func TestSectionsRFC822(t *testing.T) {
+	raw := readFixture(t, "rfc822.eml")
+	innerHeader := "From: Carol <carol@example.org>\r\nTo: ann@example.com\r\nSubject: hello\r\n" +
+		"Date: Thu, 3 Jul 2025 09:00:00 -0400\r\nMessage-ID: <inner@example.org>\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"in\"\r\n\r\n"
+	innerText := "--in\r\nContent-Type: text/plain\r\n\r\nInner text.\r\n--in\r\n" +
+		"Content-Type: text/plain; name=notes.txt\r\n\r\nNotes.\r\n--in--"
+	header := "From: ann@example.com\r\nTo: bob@example.net\r\nSubject: Fwd: hello\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"fwd\"\r\n\r\n"
+	checkSections(t, raw, []sectionCase{
+		{nil, "", nil, string(raw)},
+		{nil, "HEADER", nil, header},
+		{nil, "TEXT", nil, string(raw[len(header):])},
+		{nil, "HEADER.FIELDS", []string{"SUBJECT", "to"}, "To: bob@example.net\r\nSubject: Fwd: hello\r\n\r\n"},
+		{nil, "HEADER.FIELDS.NOT", []string{"from", "To", "mime-version", "content-type"}, "Subject: Fwd: hello\r\n\r\n"},
+		{nil, "HEADER.FIELDS", []string{"X-None"}, "\r\n"},
+		{[]int{1}, "", nil, "Forwarding."},
+		{[]int{1}, "MIME", nil, "Content-Type: text/plain\r\n\r\n"},
+		{[]int{2}, "", nil, innerHeader + innerText},
+		{[]int{2}, "MIME", nil, "Content-Type: message/rfc822\r\nContent-Disposition: attachment\r\n\r\n"},
+		{[]int{2}, "HEADER", nil, innerHeader},
+		{[]int{2}, "TEXT", nil, innerText},
+		{[]int{2}, "HEADER.FIELDS", []string{"subject", "FROM"}, "From: Carol <carol@example.org>\r\nSubject: hello\r\n\r\n"},
+		{[]int{2, 1}, "", nil, "Inner text."},
+		{[]int{2, 2}, "", nil, "Notes."},
+		{[]int{2, 2}, "MIME", nil, "Content-Type: text/plain; name=notes.txt\r\n\r\n"},
+		// Nonexistent parts and HEADER/TEXT of non-message parts: empty.
+		{[]int{3}, "", nil, ""},
+		{[]int{1, 1}, "", nil, ""},
+		{[]int{2, 3}, "", nil, ""},
+		{[]int{2, 1, 1}, "", nil, ""},
+		{[]int{1}, "HEADER", nil, ""},
+		{[]int{1}, "TEXT", nil, ""},
+		{[]int{0}, "", nil, ""},
+	})
+}
+
+func TestSectionsSinglePart(t *testing.T) {
+	raw := readFixture(t, "simple.eml")
+	i := bytes.Index(raw, []byte("\r\n\r\n")) + 4
+	checkSections(t, raw, []sectionCase{
+		{nil, "HEADER", nil, string(raw[:i])},
+		{nil, "TEXT", nil, string(raw[i:])},
+		{[]int{1}, "", nil, "Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n"},
+		{[]int{1}, "MIME", nil, string(raw[:i])},
+		{[]int{2}, "", nil, ""},
+		{[]int{1, 1}, "", nil, ""},
+		{nil, "HEADER.FIELDS", []string{"date", "message-id"}, "Date: Mon, 7 Feb 1994 21:52:25 -0800 (PST)\r\nMessage-Id: <B27397-0100000@Blurdybloop.example>\r\n\r\n"},
+	})
+}
+
+func TestSectionsNestedAndLF(t *testing.T) {
+	checkSections(t, readFixture(t, "nested.eml"), []sectionCase{
+		{[]int{1, 1}, "", nil, "plain"},
+		{[]int{1, 2}, "", nil, "<b>html</b>"},
+		{[]int{1, 2}, "MIME", nil, "Content-Type: text/html\r\n\r\n"},
+		{[]int{1}, "", nil, "--inner\r\nContent-Type: text/plain\r\n\r\nplain\r\n--inner\r\nContent-Type: text/html\r\n\r\n<b>html</b>\r\n--inner--\r\n"},
+		{[]int{2}, "", nil, "iVBORw0KGgo="},
+		{[]int{1, 3}, "", nil, ""},
+	})
+	checkSections(t, readFixture(t, "lf-only.eml"), []sectionCase{
+		{[]int{1}, "", nil, "one\ntwo"},
+		{[]int{2}, "", nil, "three"},
+		{[]int{2}, "MIME", nil, "Content-Type: text/plain\n\n"},
+		{nil, "HEADER.FIELDS", []string{"subject"}, "Subject: lf only\n\r\n"},
+	})
+	checkSections(t, readFixture(t, "no-final-boundary.eml"), []sectionCase{
+		{[]int{1}, "", nil, "first"},
+		{[]int{2}, "", nil, "second, and the message ends here\r\n"},
+	})
+	// A message whose own type is message/rfc822: part 1 is its body, the
+	// encapsulated message, whose parts follow.
+	raw := []byte("Content-Type: message/rfc822\r\nSubject: outer\r\n\r\nSubject: inner\r\n\r\nbody\r\n")
+	checkSections(t, raw, []sectionCase{
+		{[]int{1}, "", nil, "Subject: inner\r\n\r\nbody\r\n"},
+		{[]int{1}, "HEADER", nil, "Subject: inner\r\n\r\n"},
+		{[]int{1}, "TEXT", nil, "body\r\n"},
+		{[]int{1, 1}, "", nil, "body\r\n"},
+		{[]int{1, 1}, "MIME", nil, "Subject: inner\r\n\r\n"},
+		{[]int{1, 2}, "", nil, ""},
+	})
+}
+
+func TestExtractErrors(t *testing.T) {
+	raw := readFixture(t, "simple.eml")
+	p := mustParse(t, raw)
+	if _, err := Extract(raw, p, Section{Specifier: "MIME"}); err == nil {
+		t.Error("MIME without part: no error")
+	}
+	if _, err := Extract(raw, p, Section{Specifier: "BOGUS"}); err == nil {
+		t.Error("bogus specifier: no error")
+	}
+	if _, err := Extract(raw[:10], p, Section{}); err != ErrMismatch {
+		t.Errorf("short raw: %v", err)
+	}
+}
+
+func TestParseEmpty(t *testing.T) {
+	if _, err := Parse(nil); err != ErrEmpty {
+		t.Errorf("Parse(nil) = %v", err)
+	}
+}
+
+func TestHeaderValues(t *testing.T) {
+	raw := readFixture(t, "rfc2047.eml")
+	p := mustParse(t, raw)
+	if got := HeaderValues(raw, p, "subject"); !reflect.DeepEqual(got, []string{"Café € and été"}) {
+		t.Errorf("Subject: %q", got)
+	}
+	if got := HeaderValues(raw, p, "FROM"); !reflect.DeepEqual(got, []string{"Keld Jørn Simonsen <keld@example.dk>"}) {
+		t.Errorf("From: %q", got)
+	}
+	if got := HeaderValues(raw, p, "To"); !reflect.DeepEqual(got, []string{"山田 <yamada@example.jp>"}) {
+		t.Errorf("To: %q", got)
+	}
+	if got := HeaderValues(raw, p, "X-Missing"); got != nil {
+		t.Errorf("X-Missing: %q", got)
+	}
+	raw = readFixture(t, "8bit-header.eml")
+	p = mustParse(t, raw)
+	if got := HeaderValues(raw, p, "subject"); !reflect.DeepEqual(got, []string{"Grüße aus Köln"}) {
+		t.Errorf("8-bit Subject: %q", got)
+	}
+	// Encapsulated message headers.
+	raw = readFixture(t, "rfc822.eml")
+	p = mustParse(t, raw)
+	if got := HeaderValues(raw, p.Children[1].Message, "subject"); !reflect.DeepEqual(got, []string{"hello"}) {
+		t.Errorf("inner Subject: %q", got)
+	}
+}
+
+func TestTextContent(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		want []string
+	}{
+		{"encodings.eml", []string{"Soft line break and café.", "Hello, wörld!\n", "continuations"}},
+		{"8bit-header.eml", []string{"Grüße!\r\n"}},
+		{"rfc2047.eml", []string{"Café au lait.\r\n"}},
+		{"rfc822.eml", []string{"Forwarding.", "Inner text.", "Notes."}},
+		{"alternative.eml", []string{"Plain version.\r\n", "<p>HTML version.</p>\r\n"}},
+		{"nested.eml", []string{"plain", "<b>html</b>"}},
+	} {
+		raw := readFixture(t, c.file)
+		if got := TextContent(raw, mustParse(t, raw)); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: got %q, want %q", c.file, got, c.want)
+		}
+	}
+}
+
+func TestAddressList(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []Address
+	}{
+		{"", nil},
+		{"a@b", []Address{{Mailbox: "a", Host: "b"}}},
+		{"a@b (Comment (nested))", []Address{{Name: "Comment (nested)", Mailbox: "a", Host: "b"}}},
+		{`"Last, First" <x@y.z>`, []Address{{Name: "Last, First", Mailbox: "x", Host: "y.z"}}},
+		{"Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>", []Address{{Name: "Pete", Mailbox: "pete", Host: "silly.test"}}},
+		{"<>", []Address{{}}},
+		{"A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;", []Address{
+			{Kind: AddrGroupStart, Mailbox: "A Group"},
+			{Name: "Ed Jones", Mailbox: "c", Host: "a.test"},
+			{Mailbox: "joe", Host: "where.test"},
+			{Name: "John", Mailbox: "jdoe", Host: "one.test"},
+			{Kind: AddrGroupEnd},
+		}},
+		{"Unclosed: a@b", []Address{{Kind: AddrGroupStart, Mailbox: "Unclosed"}, {Mailbox: "a", Host: "b"}, {Kind: AddrGroupEnd}}},
+		{`"john doe"@example.com`, []Address{{Mailbox: `"john doe"`, Host: "example.com"}}},
+		{"x@[1.2.3.4]", []Address{{Mailbox: "x", Host: "[1.2.3.4]"}}},
+		{",,a@b,,", []Address{{Mailbox: "a", Host: "b"}}},
+		{"<@r1,@r2:a@b>", []Address{{ADL: "@r1,@r2", Mailbox: "a", Host: "b"}}},
+		{"<unterminated@x", []Address{{Mailbox: "unterminated", Host: "x"}}},
+	} {
+		if got := parseAddressList(c.in); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%q:\n got %+v\nwant %+v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestParams(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []Param
+	}{
+		{`text/plain; charset="utf-8"; format=flowed`, []Param{{"CHARSET", "utf-8"}, {"FORMAT", "flowed"}}},
+		{`text/plain; name*0="a b"; name*1=c; name*2*=%41`, []Param{{"NAME", "a bcA"}}},
+		{`text/plain; name="x.txt"; name*=iso-8859-1'en'%E9.txt`, []Param{{"NAME", "é.txt"}}},
+		{`text/plain; title*0*=us-ascii'en'This%20is%20even%20more%20; title*1*=%2A%2A%2Afun%2A%2A%2A%20; title*2="isn't it!"`, []Param{{"TITLE", "This is even more ***fun*** isn't it!"}}},
+		{`text/plain;;; ;novalue; a = "q\"uote" ; B=1`, []Param{{"A", `q"uote`}, {"B", "1"}}},
+		{`text/plain; a="unterminated`, []Param{{"A", "unterminated"}}},
+		{`text/plain (comment); a=b (c)`, []Param{{"A", "b"}}},
+	} {
+		_, _, got := parseContentType(c.in)
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%q:\n got %q\nwant %q", c.in, got, c.want)
+		}
+	}
+	for _, bad := range []string{"", "text", "/plain", "te xt/plain", "text/"} {
+		if typ, _, _ := parseContentType(bad); typ != "" {
+			t.Errorf("%q: type %q", bad, typ)
+		}
+	}
+}
+
+// TestHostile checks the depth and part limits.
+func TestHostile(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 500; i++ {
+		b.WriteString("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n")
+	}
+	b.WriteString("\r\nleaf\r\n")
+	raw := []byte(b.String())
+	p := mustParse(t, raw)
+	depth := 0
+	for q := p; q.IsMultipart(); q = q.Children[0] {
+		depth++
+	}
+	// All levels share one boundary: the outermost split takes every
+	// delimiter, so nesting stops early; either way it is bounded.
+	if depth > MaxDepth {
+		t.Errorf("depth %d", depth)
+	}
+	b.Reset()
+	for i := 0; i < 500; i++ {
+		b.WriteString("Content-Type: multipart/mixed; boundary=b" + strings.Repeat("x", i) + "\r\n\r\n--b" + strings.Repeat("x", i) + "\r\n")
+	}
+	raw = []byte(b.String())
+	p = mustParse(t, raw)
+	depth = 0
+	for q := p; q.IsMultipart(); q = q.Children[0] {
+		depth++
+	}
+	if depth != MaxDepth {
+		t.Errorf("depth %d, want %d", depth, MaxDepth)
+	}
+	checkTree(t, raw, p)
+	raw = []byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n" + strings.Repeat("--b\r\n", 3*MaxParts))
+	p = mustParse(t, raw)
+	n := 0
+	p.Walk(func(*Part) bool { n++; return true })
+	if n > MaxParts {
+		t.Errorf("%d parts", n)
+	}
+	checkTree(t, raw, p)
+}
