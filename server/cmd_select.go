@@ -58,37 +58,55 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 	if mb.NoSelect {
 		return no("CANNOT", "Mailbox is not selectable"), nil
 	}
-	st, err := c.s.store.Status(ctx, c.sess.UserID, mb.ID)
+	v, err := c.openView(ctx, mb, readOnly)
 	if err != nil {
 		return c.storeFailure(err), nil
 	}
-	if !readOnly {
-		// The messages recent now become this session's (RFC 3501
-		// §2.3.2: recent in exactly one session); EXAMINE leaves them
-		// for the next SELECT.
-		if _, _, err := c.s.store.ClaimRecent(ctx, c.sess.UserID, mb.ID); err != nil {
-			return c.storeFailure(err), nil
+	sm := v.sm
+	sm.mu.RLock()
+	keywords := sm.sortedKeywords()
+	info := sm.mb
+	firstUnseen := uint32(0)
+	for i := range v.uids { // v.uids is a prefix of sm.uids just after open
+		if !hasFlag(sm.metas[i].Flags, imap.FlagSeen) {
+			firstUnseen = uint32(i + 1)
+			break
 		}
 	}
+	recent := uint32(len(v.recent))
+	if readOnly {
+		// EXAMINE claims nothing; it reports what is still unclaimed.
+		for _, u := range v.uids {
+			if u >= sm.recentUpTo {
+				recent++
+			}
+		}
+	}
+	sm.mu.RUnlock()
 
-	c.enc.Star().Atom("FLAGS").SP().Flags(systemFlags).CRLF()
+	flags := append(append([]string(nil), systemFlags...), keywords...)
+	c.enc.Star().Atom("FLAGS").SP().Flags(flags).CRLF()
 	c.enc.Star().Atom("OK").SP()
 	if readOnly {
 		c.enc.Atom("[PERMANENTFLAGS ()] ").Text("No permanent flags permitted")
 	} else {
-		c.enc.CodeStart("PERMANENTFLAGS").SP().Flags(append(append([]string(nil), systemFlags...), `\*`)).CodeEnd().Text("Flags permitted")
+		c.enc.CodeStart("PERMANENTFLAGS").SP().Flags(append(flags, `\*`)).CodeEnd().Text("Flags permitted")
 	}
 	c.enc.CRLF()
-	c.enc.Star().Number(st.Messages).SP().Atom("EXISTS").CRLF()
-	c.enc.Star().Number(st.Recent).SP().Atom("RECENT").CRLF()
-	c.enc.Star().Atom("OK").SP().Code("UIDVALIDITY", st.UIDValidity).Text("UIDs valid").CRLF()
-	c.enc.Star().Atom("OK").SP().Code("UIDNEXT", st.UIDNext).Text("Predicted next UID").CRLF()
+	c.enc.Star().Number(uint32(len(v.uids))).SP().Atom("EXISTS").CRLF()
+	c.enc.Star().Number(recent).SP().Atom("RECENT").CRLF()
+	if firstUnseen > 0 {
+		c.enc.Star().Atom("OK").SP().Code("UNSEEN", firstUnseen).Text("First unseen message").CRLF()
+	}
+	c.enc.Star().Atom("OK").SP().Code("UIDVALIDITY", info.UIDValidity).Text("UIDs valid").CRLF()
+	c.enc.Star().Atom("OK").SP().Code("UIDNEXT", info.UIDNext).Text("Predicted next UID").CRLF()
 
+	c.view = v
 	c.sess.Selected = &Selected{
 		MailboxID:   mb.ID,
 		Name:        raw,
 		ReadOnly:    readOnly,
-		UIDValidity: st.UIDValidity,
+		UIDValidity: info.UIDValidity,
 	}
 	c.sess.State = imap.StateSelected
 	if readOnly {
@@ -97,8 +115,19 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 	return okCode("READ-WRITE", verb+" completed"), nil
 }
 
+func hasFlag(flags []string, f string) bool {
+	for _, x := range flags {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
 // deselect leaves the selected state without expunging.
 func (c *conn) deselect() {
+	c.closeView(c.view)
+	c.view = nil
 	c.sess.Selected = nil
 	if c.sess.State == imap.StateSelected {
 		c.sess.State = imap.StateAuthenticated
@@ -110,8 +139,13 @@ func (c *conn) cmdClose(tag string) (*status, error) {
 		return nil, err
 	}
 	// RFC 3501 §6.4.2: CLOSE silently expunges \Deleted messages of a
-	// read-write mailbox. The message store arrives with APPEND; until
-	// then no message can carry \Deleted.
+	// read-write mailbox, without EXPUNGE responses.
+	if c.view != nil && !c.view.readOnly {
+		if _, err := c.expungeDeleted(nil); err != nil {
+			c.deselect()
+			return c.storeFailure(err), nil
+		}
+	}
 	c.deselect()
 	return ok("CLOSE completed"), nil
 }

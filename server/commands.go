@@ -18,6 +18,9 @@ type command struct {
 	fn handler
 	// states in which the command is allowed (RFC 3501 §6).
 	states []imap.State
+	// noExpunge: EXPUNGE responses must not be sent while responding
+	// (RFC 3501 §7.4.1: FETCH, STORE, SEARCH).
+	noExpunge bool
 }
 
 func (cmd command) allowed(s imap.State) bool {
@@ -41,36 +44,47 @@ var (
 // FETCH" for UID commands). It is built once and never modified.
 var commands = map[string]command{
 	// Any state (RFC 3501 §6.1).
-	"CAPABILITY": {(*conn).cmdCapability, anyState},
-	"NOOP":       {(*conn).cmdNoop, anyState},
-	"LOGOUT":     {(*conn).cmdLogout, anyState},
-	"ID":         {(*conn).cmdID, anyState},
+	"CAPABILITY": {fn: (*conn).cmdCapability, states: anyState},
+	"NOOP":       {fn: (*conn).cmdNoop, states: anyState},
+	"LOGOUT":     {fn: (*conn).cmdLogout, states: anyState},
+	"ID":         {fn: (*conn).cmdID, states: anyState},
 
 	// Not authenticated (§6.2).
-	"STARTTLS":     {(*conn).cmdStartTLS, notAuthState},
-	"LOGIN":        {(*conn).cmdLogin, notAuthState},
-	"AUTHENTICATE": {(*conn).cmdAuthenticate, notAuthState},
+	"STARTTLS":     {fn: (*conn).cmdStartTLS, states: notAuthState},
+	"LOGIN":        {fn: (*conn).cmdLogin, states: notAuthState},
+	"AUTHENTICATE": {fn: (*conn).cmdAuthenticate, states: notAuthState},
 
 	// Authenticated (§6.3), also valid when selected.
-	"SELECT":      {(*conn).cmdSelect, authenticated},
-	"EXAMINE":     {(*conn).cmdExamine, authenticated},
-	"CREATE":      {(*conn).cmdCreate, authenticated},
-	"DELETE":      {(*conn).cmdDelete, authenticated},
-	"RENAME":      {(*conn).cmdRename, authenticated},
-	"SUBSCRIBE":   {(*conn).cmdSubscribe, authenticated},
-	"UNSUBSCRIBE": {(*conn).cmdUnsubscribe, authenticated},
-	"LIST":        {(*conn).cmdList, authenticated},
-	"LSUB":        {(*conn).cmdLsub, authenticated},
-	"STATUS":      {(*conn).cmdStatus, authenticated},
-	"NAMESPACE":   {(*conn).cmdNamespace, authenticated},
+	"SELECT":      {fn: (*conn).cmdSelect, states: authenticated},
+	"EXAMINE":     {fn: (*conn).cmdExamine, states: authenticated},
+	"CREATE":      {fn: (*conn).cmdCreate, states: authenticated},
+	"DELETE":      {fn: (*conn).cmdDelete, states: authenticated},
+	"RENAME":      {fn: (*conn).cmdRename, states: authenticated},
+	"SUBSCRIBE":   {fn: (*conn).cmdSubscribe, states: authenticated},
+	"UNSUBSCRIBE": {fn: (*conn).cmdUnsubscribe, states: authenticated},
+	"LIST":        {fn: (*conn).cmdList, states: authenticated},
+	"LSUB":        {fn: (*conn).cmdLsub, states: authenticated},
+	"STATUS":      {fn: (*conn).cmdStatus, states: authenticated},
+	"NAMESPACE":   {fn: (*conn).cmdNamespace, states: authenticated},
 	// RFC 5161 §3.1: ENABLE is valid in the authenticated state only,
 	// before any mailbox is selected.
-	"ENABLE": {(*conn).cmdEnable, authOnly},
+	"ENABLE": {fn: (*conn).cmdEnable, states: authOnly},
 
 	// Selected (§6.4).
-	"CHECK":    {(*conn).cmdCheck, selectedState},
-	"CLOSE":    {(*conn).cmdClose, selectedState},
-	"UNSELECT": {(*conn).cmdUnselect, selectedState},
+	"CHECK":    {fn: (*conn).cmdCheck, states: selectedState},
+	"CLOSE":    {fn: (*conn).cmdClose, states: selectedState},
+	"UNSELECT": {fn: (*conn).cmdUnselect, states: selectedState},
+
+	"APPEND":      {fn: (*conn).cmdAppend, states: authenticated},
+	"EXPUNGE":     {fn: (*conn).cmdExpunge, states: selectedState},
+	"UID EXPUNGE": {fn: (*conn).cmdUIDExpunge, states: selectedState},
+	"STORE":       {fn: (*conn).cmdStore, states: selectedState, noExpunge: true},
+	"UID STORE":   {fn: (*conn).cmdUIDStore, states: selectedState},
+	"COPY":        {fn: (*conn).cmdCopy, states: selectedState},
+	"UID COPY":    {fn: (*conn).cmdUIDCopy, states: selectedState},
+	"MOVE":        {fn: (*conn).cmdMove, states: selectedState},
+	"UID MOVE":    {fn: (*conn).cmdUIDMove, states: selectedState},
+	"IDLE":        {fn: (*conn).cmdIdle, states: authenticated},
 }
 
 func stack() string { return string(debug.Stack()) }

@@ -43,7 +43,9 @@ type conn struct {
 	loopback bool
 	remote   string
 
-	sess         Session
+	sess Session
+	// view is the selected mailbox's view, nil outside the selected state.
+	view         *view
 	authFailures int
 	// byeAfter, when set, is sent as a BYE after the current command's
 	// tagged response, and the connection ends.
@@ -97,6 +99,7 @@ func (c *conn) interrupt() {
 func (c *conn) serve() {
 	defer c.s.untrack(c)
 	defer c.nc.Close()
+	defer func() { c.closeView(c.view); c.view = nil }()
 	defer func() {
 		if r := recover(); r != nil {
 			// A bug must cost one connection, never the server.
@@ -181,6 +184,9 @@ func (c *conn) readCommand() bool {
 		return c.commandError(tag, err)
 	}
 	if st != nil {
+		if c.view != nil && c.sess.State == imap.StateSelected {
+			c.reportUpdates(!cmd.noExpunge)
+		}
 		c.writeStatus(tag, st)
 	}
 	if c.byeAfter != "" {

@@ -56,6 +56,13 @@ type Options struct {
 	MaxAuthFailures int
 	// MaxMailboxes bounds the mailboxes of one account (default 10000).
 	MaxMailboxes int
+	// IdleKeepalive is the interval of "* OK" keepalives during IDLE.
+	// Default 29 minutes: often enough for NAT bindings and RFC 2177's
+	// 30-minute client timer, rarely enough not to wake a phone's radio.
+	IdleKeepalive time.Duration
+	// MaxAppendMessages bounds the messages of one MULTIAPPEND (default
+	// 1000).
+	MaxAppendMessages int
 }
 
 func (o Options) withDefaults() Options {
@@ -79,6 +86,10 @@ func (o Options) withDefaults() Options {
 	if o.MaxAuthFailures <= 0 {
 		o.MaxAuthFailures = 3
 	}
+	def(&o.IdleKeepalive, 29*time.Minute)
+	if o.MaxAppendMessages <= 0 {
+		o.MaxAppendMessages = 1000
+	}
 	if o.MaxMailboxes <= 0 {
 		o.MaxMailboxes = 10000
 	}
@@ -90,6 +101,8 @@ type Server struct {
 	opts  Options
 	log   *slog.Logger
 	store store.Store
+
+	hub *hub
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -109,6 +122,7 @@ func New(opts Options) *Server {
 		opts:      opts,
 		log:       opts.Logger,
 		store:     opts.Store,
+		hub:       newHub(opts.Store),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		done:      make(chan struct{}),

@@ -1,0 +1,383 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/message"
+	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/wire"
+)
+
+// readFlagList reads "(" [flag *(SP flag)] ")". \Recent and \* may not be
+// set by a client (RFC 3501 §2.3.2, §6.4.6).
+func (c *conn) readFlagList() ([]string, error) {
+	var flags []string
+	err := c.dec.List(func() error {
+		f, err := c.dec.Flag()
+		if err != nil {
+			return err
+		}
+		flags = append(flags, f)
+		return nil
+	})
+	return flags, err
+}
+
+// checkFlags refuses flags a client may not store.
+func checkFlags(flags []string) *status {
+	for _, f := range flags {
+		if !strings.HasPrefix(f, `\`) {
+			continue
+		}
+		switch strings.ToLower(f) {
+		case `\seen`, `\answered`, `\flagged`, `\deleted`, `\draft`:
+		default:
+			return bad("Flag " + printable(f) + " cannot be set")
+		}
+	}
+	return nil
+}
+
+func (c *conn) cmdAppend(tag string) (*status, error) {
+	if err := c.dec.SP(); err != nil {
+		return nil, err
+	}
+	_, name, err := c.readMailbox()
+	if err != nil {
+		return nil, err
+	}
+	var msgs []store.NewMessage
+	var refused *status
+	// MULTIAPPEND (RFC 3502): one or more messages, each with optional
+	// flags and date, all or none appended.
+	for len(msgs) == 0 || !c.dec.AtEOL() {
+		if err := c.dec.SP(); err != nil {
+			return nil, err
+		}
+		var m store.NewMessage
+		if c.dec.Peek() == '(' {
+			if m.Flags, err = c.readFlagList(); err != nil {
+				return nil, err
+			}
+			if err := c.dec.SP(); err != nil {
+				return nil, err
+			}
+		}
+		if c.dec.Peek() == '"' {
+			if m.InternalDate, err = c.dec.DateTime(); err != nil {
+				return nil, err
+			}
+			if err := c.dec.SP(); err != nil {
+				return nil, err
+			}
+		}
+		if m.Body, err = c.dec.Literal(); err != nil {
+			return nil, err
+		}
+		if len(msgs) >= c.s.opts.MaxAppendMessages {
+			return nil, &wire.LimitError{Code: "LIMIT", Msg: "Too many messages in one APPEND"}
+		}
+		if st := checkFlags(m.Flags); st != nil && refused == nil {
+			refused = st
+		}
+		if len(m.Body) == 0 && refused == nil {
+			refused = no("", "Empty message refused")
+		}
+		msgs = append(msgs, m)
+	}
+	if err := c.dec.CRLF(); err != nil {
+		return nil, err
+	}
+	if refused != nil {
+		return refused, nil
+	}
+	ctx := context.Background()
+	mb, err := c.s.store.MailboxByName(ctx, c.sess.UserID, name)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// RFC 3501 §6.3.11: TRYCREATE tells the client CREATE may help.
+			return no("TRYCREATE", "No such mailbox"), nil
+		}
+		return c.storeFailure(err), nil
+	}
+	for i := range msgs {
+		// The MIME structure is parsed once here, never again on FETCH.
+		if p, err := message.Parse(msgs[i].Body); err == nil {
+			msgs[i].Structure = p.Marshal()
+		}
+		if msgs[i].InternalDate.IsZero() {
+			msgs[i].InternalDate = time.Now()
+		}
+	}
+	uids, after, err := c.s.store.AppendMessages(ctx, c.sess.UserID, mb.ID, msgs)
+	if err != nil {
+		return c.storeFailure(err), nil
+	}
+	c.s.hub.changed(ctx, mb.ID)
+	// RFC 4315 APPENDUID.
+	return okCode("APPENDUID "+itoa(after.UIDValidity)+" "+imap.UIDSetFromSorted(uids).String(), "APPEND completed"), nil
+}
+
+func itoa(n uint32) string {
+	var b [10]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// readSetCRLF reads " sequence-set" and returns it; more arguments may
+// follow.
+func (c *conn) readSet() (imap.SeqSet, error) {
+	if err := c.dec.SP(); err != nil {
+		return nil, err
+	}
+	return c.dec.SeqSet()
+}
+
+func (c *conn) cmdStore(tag string) (*status, error)    { return c.store(false) }
+func (c *conn) cmdUIDStore(tag string) (*status, error) { return c.store(true) }
+
+func (c *conn) store(isUID bool) (*status, error) {
+	set, err := c.readSet()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.dec.SP(); err != nil {
+		return nil, err
+	}
+	item, err := c.dec.Atom()
+	if err != nil {
+		return nil, err
+	}
+	item = strings.ToUpper(item)
+	var op store.FlagOp
+	switch {
+	case strings.HasPrefix(item, "+"):
+		op, item = store.FlagsAdd, item[1:]
+	case strings.HasPrefix(item, "-"):
+		op, item = store.FlagsRemove, item[1:]
+	default:
+		op = store.FlagsSet
+	}
+	silent := false
+	switch item {
+	case "FLAGS":
+	case "FLAGS.SILENT":
+		silent = true
+	default:
+		return nil, syntaxErr("expected FLAGS, +FLAGS or -FLAGS")
+	}
+	if err := c.dec.SP(); err != nil {
+		return nil, err
+	}
+	var flags []string
+	if c.dec.Peek() == '(' {
+		flags, err = c.readFlagList()
+	} else {
+		// RFC 3501 also allows flags without parentheses.
+		for err == nil {
+			var f string
+			if f, err = c.dec.Flag(); err == nil {
+				flags = append(flags, f)
+				if c.dec.AtEOL() {
+					break
+				}
+				err = c.dec.SP()
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := c.dec.CRLF(); err != nil {
+		return nil, err
+	}
+	if st := checkFlags(flags); st != nil {
+		return st, nil
+	}
+	if c.view.readOnly {
+		return no("READ-ONLY", "Mailbox is read-only"), nil
+	}
+	refs, st := c.resolveSet(set, isUID)
+	if st != nil {
+		return st, nil
+	}
+	uids := make([]uint32, len(refs))
+	for i, r := range refs {
+		uids[i] = r.UID
+	}
+	var changed []store.MessageMeta
+	if len(uids) > 0 {
+		if changed, _, err = c.updateFlags(uids, op, flags, 0); err != nil {
+			return c.storeFailure(err), nil
+		}
+	}
+	if !silent {
+		// RFC 3501 §6.4.6: the new flags of each message, also those
+		// whose flags did not change.
+		for _, r := range refs {
+			m, ok := c.messageMeta(r.UID)
+			if !ok {
+				continue
+			}
+			c.enc.Star().Number(r.Seq).SP().Atom("FETCH (")
+			if isUID {
+				c.enc.Atom("UID ").Number(r.UID).SP()
+			}
+			c.enc.Atom("FLAGS ").Flags(c.fetchFlags(m)).Special(')').CRLF()
+		}
+	}
+	_ = changed
+	return ok("STORE completed"), nil
+}
+
+func (c *conn) cmdExpunge(tag string) (*status, error) {
+	if err := c.dec.CRLF(); err != nil {
+		return nil, err
+	}
+	return c.expunge(nil)
+}
+
+func (c *conn) cmdUIDExpunge(tag string) (*status, error) {
+	set, err := c.readSet()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.dec.CRLF(); err != nil {
+		return nil, err
+	}
+	refs, st := c.resolveSet(set, true)
+	if st != nil {
+		return st, nil
+	}
+	limit := make([]uint32, len(refs))
+	for i, r := range refs {
+		limit[i] = r.UID
+	}
+	if len(limit) == 0 {
+		return ok("UID EXPUNGE completed"), nil
+	}
+	return c.expunge(limit)
+}
+
+func (c *conn) expunge(limit []uint32) (*status, error) {
+	if c.view.readOnly {
+		return no("READ-ONLY", "Mailbox is read-only"), nil
+	}
+	if _, err := c.expungeDeleted(limit); err != nil {
+		return c.storeFailure(err), nil
+	}
+	// The EXPUNGE responses go out with the update report before the
+	// tagged OK.
+	return ok("EXPUNGE completed"), nil
+}
+
+// expungeDeleted removes the messages of the view that have \Deleted
+// (only those in limit, when it is not nil: UID EXPUNGE, RFC 4315).
+func (c *conn) expungeDeleted(limit []uint32) ([]uint32, error) {
+	v := c.view
+	var uids []uint32
+	v.sm.mu.RLock()
+	for _, u := range v.uids {
+		if limit != nil && seqOf(limit, u) == 0 {
+			continue
+		}
+		if i := v.sm.index(u); i >= 0 && hasFlag(v.sm.metas[i].Flags, imap.FlagDeleted) {
+			uids = append(uids, u)
+		}
+	}
+	v.sm.mu.RUnlock()
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	ctx := context.Background()
+	gone, err := c.s.store.Expunge(ctx, c.sess.UserID, v.sm.id, uids)
+	if err != nil {
+		return nil, err
+	}
+	c.s.hub.changed(ctx, v.sm.id)
+	return gone, nil
+}
+
+func (c *conn) cmdCopy(tag string) (*status, error)    { return c.copyMove(false, false) }
+func (c *conn) cmdUIDCopy(tag string) (*status, error) { return c.copyMove(true, false) }
+func (c *conn) cmdMove(tag string) (*status, error)    { return c.copyMove(false, true) }
+func (c *conn) cmdUIDMove(tag string) (*status, error) { return c.copyMove(true, true) }
+
+func (c *conn) copyMove(isUID, move bool) (*status, error) {
+	set, err := c.readSet()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.dec.SP(); err != nil {
+		return nil, err
+	}
+	_, name, err := c.readMailbox()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.dec.CRLF(); err != nil {
+		return nil, err
+	}
+	verb := "COPY"
+	if move {
+		verb = "MOVE"
+		if c.view.readOnly {
+			return no("READ-ONLY", "Mailbox is read-only"), nil
+		}
+	}
+	refs, st := c.resolveSet(set, isUID)
+	if st != nil {
+		return st, nil
+	}
+	ctx := context.Background()
+	dst, err := c.s.store.MailboxByName(ctx, c.sess.UserID, name)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return no("TRYCREATE", "No such mailbox"), nil
+		}
+		return c.storeFailure(err), nil
+	}
+	if len(refs) == 0 {
+		return ok(verb + " completed"), nil
+	}
+	uids := make([]uint32, len(refs))
+	for i, r := range refs {
+		uids[i] = r.UID
+	}
+	var src, dsts []uint32
+	var after store.Mailbox
+	if move {
+		src, dsts, after, err = c.s.store.MoveMessages(ctx, c.sess.UserID, c.view.sm.id, dst.ID, uids)
+	} else {
+		src, dsts, after, err = c.s.store.CopyMessages(ctx, c.sess.UserID, c.view.sm.id, dst.ID, uids)
+	}
+	if err != nil {
+		return c.storeFailure(err), nil
+	}
+	c.s.hub.changed(ctx, dst.ID)
+	code := ""
+	if len(src) > 0 {
+		// RFC 4315 COPYUID; for MOVE it comes untagged before the
+		// EXPUNGEs (RFC 6851 §4.3).
+		code = "COPYUID " + itoa(after.UIDValidity) + " " + imap.UIDSetFromSorted(src).String() + " " + imap.UIDSetFromSorted(dsts).String()
+	}
+	if move {
+		c.s.hub.changed(ctx, c.view.sm.id)
+		if code != "" {
+			c.enc.Star().Atom("OK").SP().Atom("[" + code + "] ").Text("Moved").CRLF()
+		}
+		return ok("MOVE completed"), nil
+	}
+	return okCode(code, "COPY completed"), nil
+}

@@ -1,0 +1,317 @@
+package server
+
+import (
+	"context"
+	"sort"
+
+	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/store"
+)
+
+// view is one session's view of its selected mailbox: the sequence-number
+// ↔ UID map it has told its client about (RFC 3501 §2.3.1.2), the
+// messages that are \Recent for it, and how far it has read the shared
+// mailbox's change log. It is plain data apart from the shared index it
+// points to, so that a resumable session can carry it across connections.
+type view struct {
+	sm       *sharedMailbox
+	readOnly bool
+	// uids maps sequence number n to uids[n-1]. In the common case it is
+	// a prefix of the shared index's array: a session costs no copy.
+	uids []uint32
+	// pos is the shared change log position this view has applied.
+	pos uint64
+	// pendingExpunge holds UIDs expunged that the client has not been told
+	// about yet (they keep their sequence numbers until then).
+	pendingExpunge []uint32
+	// recent holds this session's \Recent UIDs, ascending.
+	recent []uint32
+	// ownModSeqs are MODSEQs of flag changes this session made and
+	// reported itself; the log's entries for them are not reported again.
+	ownModSeqs []uint64
+	// notify is signalled (never blocking) when the mailbox changes.
+	notify chan struct{}
+}
+
+func (v *view) wake() {
+	select {
+	case v.notify <- struct{}{}:
+	default:
+	}
+}
+
+// openView selects a mailbox for a session.
+func (c *conn) openView(ctx context.Context, mb store.Mailbox, readOnly bool) (*view, error) {
+	sm, err := c.s.hub.open(ctx, c.sess.UserID, mb.ID)
+	if err != nil {
+		return nil, err
+	}
+	v := &view{sm: sm, readOnly: readOnly, notify: make(chan struct{}, 1)}
+	sm.mu.Lock()
+	v.uids = sm.uids[:len(sm.uids):len(sm.uids)]
+	v.pos = sm.logEnd()
+	sm.views[v] = struct{}{}
+	sm.mu.Unlock()
+	if !readOnly {
+		// RFC 3501 §2.3.2: the messages no session has seen yet become
+		// recent in this one, and in no other.
+		from, to, err := c.s.store.ClaimRecent(ctx, c.sess.UserID, mb.ID)
+		if err != nil {
+			c.closeView(v)
+			return nil, err
+		}
+		v.addRecent(from, to)
+		sm.mu.Lock()
+		if to > sm.recentUpTo {
+			sm.recentUpTo = to
+		}
+		sm.mu.Unlock()
+	}
+	return v, nil
+}
+
+func (v *view) addRecent(from, to uint32) {
+	for _, u := range v.uids {
+		if u >= from && u < to {
+			v.recent = append(v.recent, u)
+		}
+	}
+}
+
+// closeView releases a session's view.
+func (c *conn) closeView(v *view) {
+	if v == nil {
+		return
+	}
+	v.sm.mu.Lock()
+	delete(v.sm.views, v)
+	v.sm.mu.Unlock()
+	c.s.hub.release(v.sm)
+}
+
+func (v *view) isRecent(uid uint32) bool {
+	i := sort.Search(len(v.recent), func(i int) bool { return v.recent[i] >= uid })
+	return i < len(v.recent) && v.recent[i] == uid
+}
+
+// resolve implements conn.resolveSet.
+func (v *view) resolve(set imap.SeqSet, isUID bool) ([]msgRef, *status) {
+	n := uint32(len(v.uids))
+	if !isUID {
+		if n == 0 {
+			return nil, bad("No messages in the mailbox")
+		}
+		var refs []msgRef
+		for _, r := range set.Resolve(n) {
+			if r.Stop > n || r.Start == 0 {
+				return nil, bad("Invalid message sequence number")
+			}
+			for s := r.Start; s <= r.Stop; s++ {
+				refs = append(refs, msgRef{Seq: s, UID: v.uids[s-1]})
+			}
+		}
+		return refs, nil
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	max := v.uids[n-1]
+	var refs []msgRef
+	for _, r := range set.Resolve(max) {
+		lo := sort.Search(len(v.uids), func(i int) bool { return v.uids[i] >= r.Start })
+		for i := lo; i < len(v.uids) && v.uids[i] <= r.Stop; i++ {
+			refs = append(refs, msgRef{Seq: uint32(i + 1), UID: v.uids[i]})
+		}
+	}
+	return refs, nil
+}
+
+func (v *view) all() []msgRef {
+	refs := make([]msgRef, len(v.uids))
+	for i, u := range v.uids {
+		refs[i] = msgRef{Seq: uint32(i + 1), UID: u}
+	}
+	return refs
+}
+
+func (v *view) meta(uid uint32) (store.MessageMeta, bool) {
+	v.sm.mu.RLock()
+	defer v.sm.mu.RUnlock()
+	if i := v.sm.index(uid); i >= 0 {
+		return v.sm.metas[i], true
+	}
+	return store.MessageMeta{}, false
+}
+
+func (v *view) flagsWithRecent(m store.MessageMeta) []string {
+	if !v.isRecent(m.UID) {
+		return m.Flags
+	}
+	return append(append(make([]string, 0, len(m.Flags)+1), m.Flags...), imap.FlagRecent)
+}
+
+func (v *view) updateFlags(c *conn, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64) ([]store.MessageMeta, []uint32, error) {
+	ctx := context.Background()
+	changed, failed, err := c.s.store.UpdateFlags(ctx, c.sess.UserID, v.sm.id, uids, op, flags, unchangedSince)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(changed) > 0 {
+		v.ownModSeqs = append(v.ownModSeqs, changed[0].ModSeq)
+		c.s.hub.changed(ctx, v.sm.id)
+	}
+	return changed, failed, nil
+}
+
+// reportUpdates tells the client what changed in the selected mailbox
+// since it was last told: EXPUNGE (only when allowExpunge: RFC 3501
+// §7.4.1 forbids it during FETCH, STORE and SEARCH), EXISTS and RECENT for
+// new messages, FETCH FLAGS for flag changes made by others.
+func (c *conn) reportUpdates(allowExpunge bool) {
+	v := c.view
+	if v == nil {
+		return
+	}
+	sm := v.sm
+	sm.mu.RLock()
+	var expunged, flagged []uint32
+	full := v.pos < sm.logBase
+	if !full {
+		for _, ch := range sm.log[v.pos-sm.logBase:] {
+			switch ch.kind {
+			case changeExpunge:
+				expunged = append(expunged, ch.uid)
+			case changeFlags:
+				if !containsModSeq(v.ownModSeqs, ch.modseq) {
+					flagged = append(flagged, ch.uid)
+				}
+			}
+		}
+	} else {
+		// Too far behind the log: compare the whole view with the index.
+		for _, u := range v.uids {
+			if sm.index(u) < 0 {
+				expunged = append(expunged, u)
+			} else {
+				flagged = append(flagged, u)
+			}
+		}
+	}
+	cur := sm.uids[:len(sm.uids):len(sm.uids)]
+	end := sm.logEnd()
+	var known uint32
+	if n := len(v.uids); n > 0 {
+		known = v.uids[n-1]
+	}
+	i := sort.Search(len(cur), func(i int) bool { return cur[i] > known })
+	newUIDs := cur[i:]
+	recentUpTo := sm.recentUpTo
+	sm.mu.RUnlock()
+	v.pos = end
+	v.ownModSeqs = v.ownModSeqs[:0]
+
+	v.pendingExpunge = mergeUIDs(v.pendingExpunge, expunged)
+	if allowExpunge && len(v.pendingExpunge) > 0 {
+		// Descending sequence numbers, so that each EXPUNGE's number is
+		// still right after the ones sent before it.
+		seqs := make([]uint32, 0, len(v.pendingExpunge))
+		for _, u := range v.pendingExpunge {
+			if s := seqOf(v.uids, u); s > 0 {
+				seqs = append(seqs, s)
+			}
+		}
+		for j := len(seqs) - 1; j >= 0; j-- {
+			c.enc.Star().Number(seqs[j]).SP().Atom("EXPUNGE").CRLF()
+		}
+		v.recent = removeUIDs(v.recent, v.pendingExpunge)
+		v.pendingExpunge = v.pendingExpunge[:0]
+		// The view now equals the shared index: share its array again.
+		v.uids = cur
+	} else if len(newUIDs) > 0 {
+		v.uids = append(v.uids[:len(v.uids):len(v.uids)], newUIDs...)
+	}
+	if len(newUIDs) > 0 {
+		if !v.readOnly && newUIDs[len(newUIDs)-1] >= recentUpTo {
+			c.claimRecentLive(v)
+		}
+		c.enc.Star().Number(uint32(len(v.uids))).SP().Atom("EXISTS").CRLF()
+		c.enc.Star().Number(uint32(len(v.recent))).SP().Atom("RECENT").CRLF()
+	}
+	for _, u := range flagged {
+		s := seqOf(v.uids, u)
+		if s == 0 {
+			continue
+		}
+		m, ok := v.meta(u)
+		if !ok {
+			continue
+		}
+		c.enc.Star().Number(s).SP().Atom("FETCH (UID ").Number(u).SP().Atom("FLAGS ").Flags(v.flagsWithRecent(m)).Special(')').CRLF()
+	}
+}
+
+// claimRecentLive makes messages that arrived while the session had the
+// mailbox selected recent in it, unless another session took them first.
+func (c *conn) claimRecentLive(v *view) {
+	from, to, err := c.s.store.ClaimRecent(context.Background(), c.sess.UserID, v.sm.id)
+	if err != nil {
+		c.log.Warn("claiming recent messages", "err", err)
+		return
+	}
+	v.addRecent(from, to)
+	sort.Slice(v.recent, func(i, j int) bool { return v.recent[i] < v.recent[j] })
+	v.sm.mu.Lock()
+	if to > v.sm.recentUpTo {
+		v.sm.recentUpTo = to
+	}
+	v.sm.mu.Unlock()
+}
+
+func containsModSeq(l []uint64, m uint64) bool {
+	for _, x := range l {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// seqOf returns the sequence number of uid in uids, or 0.
+func seqOf(uids []uint32, uid uint32) uint32 {
+	i := sort.Search(len(uids), func(i int) bool { return uids[i] >= uid })
+	if i < len(uids) && uids[i] == uid {
+		return uint32(i + 1)
+	}
+	return 0
+}
+
+// mergeUIDs returns the sorted union of two ascending lists.
+func mergeUIDs(a, b []uint32) []uint32 {
+	if len(b) == 0 {
+		return a
+	}
+	out := append(append([]uint32(nil), a...), b...)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	w := 0
+	for i, u := range out {
+		if i == 0 || u != out[w-1] {
+			out[w] = u
+			w++
+		}
+	}
+	return out[:w]
+}
+
+// removeUIDs returns a without the UIDs in b (both ascending).
+func removeUIDs(a, b []uint32) []uint32 {
+	if len(a) == 0 || len(b) == 0 {
+		return a
+	}
+	out := a[:0:0]
+	for _, u := range a {
+		if seqOf(b, u) == 0 {
+			out = append(out, u)
+		}
+	}
+	return out
+}

@@ -1,0 +1,43 @@
+package server
+
+import (
+	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/store"
+)
+
+// msgRef names one message of the selected mailbox as this session knows
+// it: its sequence number in the session's view and its UID.
+type msgRef struct {
+	Seq, UID uint32
+}
+
+// resolveSet turns a sequence set (isUID false) or UID set (isUID true)
+// into the messages of this session's view, ascending. For a UID set,
+// UIDs that are not in the view are left out and "*" is the highest UID
+// in the view (RFC 3501 §6.4.8); for a sequence set, a number above the
+// view's message count, or "*" in an empty mailbox, is an error answered
+// with the returned BAD status (RFC 3501 §9, seq-number).
+func (c *conn) resolveSet(set imap.SeqSet, isUID bool) ([]msgRef, *status) {
+	return c.view.resolve(set, isUID)
+}
+
+// allRefs returns every message of the view, ascending.
+func (c *conn) allRefs() []msgRef { return c.view.all() }
+
+// messageMeta returns the current flags and MODSEQ of a message from the
+// shared in-memory index (no store access); ok is false when the message
+// has been expunged meanwhile.
+func (c *conn) messageMeta(uid uint32) (store.MessageMeta, bool) { return c.view.meta(uid) }
+
+// fetchFlags returns the flags to report for a message: its stored flags
+// plus \Recent when the message is recent in this session.
+func (c *conn) fetchFlags(m store.MessageMeta) []string { return c.view.flagsWithRecent(m) }
+
+// updateFlags changes flags in the store, updates the shared index and
+// tells the other sessions that have the mailbox selected. It returns the
+// messages whose flags changed and, with unchangedSince, the UIDs that
+// failed the UNCHANGEDSINCE test. The caller reports the changed flags to
+// its own client (unless .SILENT).
+func (c *conn) updateFlags(uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64) (changed []store.MessageMeta, failed []uint32, err error) {
+	return c.view.updateFlags(c, uids, op, flags, unchangedSince)
+}
