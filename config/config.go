@@ -177,8 +177,6 @@ func (c *Config) ServerOptions(st store.Store, logger *slog.Logger) (server.Opti
 	if err != nil {
 		return server.Options{}, err
 	}
-	// IdleKeepalive has no server option yet; it is passed on once IDLE
-	// is implemented.
 	return server.Options{
 		Store:             st,
 		Logger:            logger,
@@ -192,6 +190,7 @@ func (c *Config) ServerOptions(st store.Store, logger *slog.Logger) (server.Opti
 		FailedLoginDelay:  c.FailedLoginDelay,
 		MaxConnections:    c.MaxConnections,
 		MaxAuthFailures:   c.MaxAuthFailures,
+		IdleKeepalive:     c.IdleKeepalive,
 	}, nil
 }
 

@@ -289,7 +289,7 @@ func TestServerOptions(t *testing.T) {
 	if !opts.AllowInsecureAuth || opts.MaxConnections != 20000 || opts.MaxAuthFailures != 3 ||
 		opts.AutoLogoutTimeout != 30*time.Minute || opts.PreAuthTimeout != time.Minute ||
 		opts.WriteTimeout != time.Minute || opts.LiteralTimeout != time.Minute ||
-		opts.FailedLoginDelay != 2*time.Second || opts.Logger != slog.Default() {
+		opts.FailedLoginDelay != 2*time.Second || opts.IdleKeepalive != 29*time.Minute || opts.Logger != slog.Default() {
 		t.Errorf("options %+v", opts)
 	}
 	l := opts.Limits.WithDefaults()
