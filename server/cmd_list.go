@@ -255,6 +255,12 @@ func (c *conn) list(ref string, o *listOptions, verb string) (*status, error) {
 		// (RFC 5258 §3.5).
 		if o.lsub || o.selRecursive {
 			for _, n := range names {
+				if o.lsub && matches(n) {
+					// The subscribed name itself is listed: no
+					// stand-in parent is needed (RFC 3501 §6.3.9
+					// asks for it only when "%" stops above).
+					continue
+				}
 				for p := parentName(n); p != ""; p = parentName(p) {
 					if seen[p] || !matches(p) {
 						continue

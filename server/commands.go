@@ -78,6 +78,8 @@ var commands = map[string]command{
 	"APPEND":      {fn: (*conn).cmdAppend, states: authenticated},
 	"EXPUNGE":     {fn: (*conn).cmdExpunge, states: selectedState},
 	"UID EXPUNGE": {fn: (*conn).cmdUIDExpunge, states: selectedState},
+	"FETCH":       {fn: (*conn).cmdFetch, states: selectedState, noExpunge: true},
+	"UID FETCH":   {fn: (*conn).cmdUIDFetch, states: selectedState},
 	"STORE":       {fn: (*conn).cmdStore, states: selectedState, noExpunge: true},
 	"UID STORE":   {fn: (*conn).cmdUIDStore, states: selectedState},
 	"COPY":        {fn: (*conn).cmdCopy, states: selectedState},

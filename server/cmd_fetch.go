@@ -1,0 +1,340 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/message"
+	"github.com/quickimap/quickimap/store"
+)
+
+// fetchChunk is the number of messages whose data is loaded from the store
+// at a time: responses stream out chunk by chunk, memory stays bounded.
+const fetchChunk = 256
+
+func (c *conn) cmdFetch(tag string) (*status, error)    { return c.fetch(false) }
+func (c *conn) cmdUIDFetch(tag string) (*status, error) { return c.fetch(true) }
+
+// fetchNeeds says what a FETCH must load for each message.
+type fetchNeeds struct {
+	info      bool // MessageInfos: date, size or structure
+	structure bool // the part tree (ENVELOPE, BODY, BODYSTRUCTURE, sections)
+	bytes     bool // the raw message (sections)
+	seen      bool // a non-PEEK section sets \Seen
+	flags     bool // FLAGS asked for
+}
+
+func (r *fetchRequest) needs() fetchNeeds {
+	var n fetchNeeds
+	for _, a := range r.atts {
+		switch a.kind {
+		case fetchFlags:
+			n.flags = true
+		case fetchInternalDate, fetchRFC822Size:
+			n.info = true
+		case fetchEnvelope, fetchBody, fetchBodyStructure:
+			n.info, n.structure = true, true
+		case fetchSection:
+			n.info, n.structure, n.bytes = true, true, true
+			if !a.peek {
+				n.seen = true
+			}
+		}
+	}
+	return n
+}
+
+func (c *conn) fetch(isUID bool) (*status, error) {
+	req, err := parseFetch(c.dec)
+	if err != nil {
+		return nil, err
+	}
+	refs, st := c.resolveSet(req.set, isUID)
+	if st != nil {
+		return st, nil
+	}
+	if isUID {
+		// RFC 3501 §6.4.8: UID FETCH always reports the UID.
+		hasUID := false
+		for _, a := range req.atts {
+			hasUID = hasUID || a.kind == fetchUID
+		}
+		if !hasUID {
+			req.atts = append([]fetchAtt{{kind: fetchUID, name: "UID"}}, req.atts...)
+		}
+	}
+	need := req.needs()
+	if c.sess.Selected == nil || c.sess.Selected.ReadOnly {
+		need.seen = false // EXAMINE: nothing changes (RFC 3501 §6.3.2)
+	}
+	if !need.info && !need.seen {
+		return c.fetchMeta(req, refs)
+	}
+	f := fetcher{c: c, req: req, need: need, ctx: context.Background()}
+	for len(refs) > 0 {
+		n := min(len(refs), fetchChunk)
+		if st, err := f.chunk(refs[:n]); st != nil || err != nil {
+			return st, err
+		}
+		refs = refs[n:]
+	}
+	return ok("FETCH completed"), nil
+}
+
+// fetchMeta answers a FETCH of UID and FLAGS only, from the in-memory
+// index, without allocating per message.
+func (c *conn) fetchMeta(req *fetchRequest, refs []msgRef) (*status, error) {
+	for _, r := range refs {
+		m, ok := c.messageMeta(r.UID)
+		if !ok {
+			continue // expunged by another session, not yet reported
+		}
+		c.enc.Star().Number(r.Seq).Atom(" FETCH (")
+		for j := range req.atts {
+			if j > 0 {
+				c.enc.SP()
+			}
+			switch req.atts[j].kind {
+			case fetchUID:
+				c.enc.Atom("UID ").Number(r.UID)
+			case fetchFlags:
+				c.enc.Atom("FLAGS ").Flags(c.fetchFlags(m))
+			}
+		}
+		c.enc.Special(')').CRLF()
+		if err := c.enc.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return ok("FETCH completed"), c.enc.Err()
+}
+
+// fetcher runs a FETCH that needs more than the index.
+type fetcher struct {
+	c    *conn
+	req  *fetchRequest
+	need fetchNeeds
+	ctx  context.Context
+
+	// per chunk, reused
+	msgs []fetchMsg
+	uids []uint32
+}
+
+// fetchMsg is one message of a chunk.
+type fetchMsg struct {
+	ref          msgRef
+	meta         store.MessageMeta
+	info         *store.MessageInfo
+	flagsChanged bool // \Seen was just set: FLAGS go in the response
+}
+
+func (f *fetcher) chunk(refs []msgRef) (*status, error) {
+	c := f.c
+	f.msgs = f.msgs[:0]
+	for _, r := range refs {
+		m, ok := c.messageMeta(r.UID)
+		if !ok {
+			continue // expunged by another session, not yet reported
+		}
+		f.msgs = append(f.msgs, fetchMsg{ref: r, meta: m})
+	}
+	if len(f.msgs) == 0 {
+		return nil, nil
+	}
+	if f.need.seen {
+		// RFC 3501 §6.4.5: BODY[...] sets \Seen, and the changed flags
+		// SHOULD be in the FETCH response; set before answering.
+		f.uids = f.uids[:0]
+		for _, m := range f.msgs {
+			if !hasFlag(m.meta.Flags, imap.FlagSeen) {
+				f.uids = append(f.uids, m.ref.UID)
+			}
+		}
+		if len(f.uids) > 0 {
+			changed, _, err := c.updateFlags(f.uids, store.FlagsAdd, []string{imap.FlagSeen}, 0)
+			if err != nil {
+				return c.storeFailure(err), nil
+			}
+			// Ascending by the store's contract; the merge below needs it.
+			slices.SortFunc(changed, func(a, b store.MessageMeta) int { return cmp.Compare(a.UID, b.UID) })
+			j := 0
+			for i := range f.msgs {
+				m := &f.msgs[i]
+				for j < len(changed) && changed[j].UID < m.ref.UID {
+					j++
+				}
+				if j < len(changed) && changed[j].UID == m.ref.UID {
+					m.flagsChanged = true
+					if cur, ok := c.messageMeta(m.ref.UID); ok {
+						m.meta = cur
+					} else {
+						m.meta = changed[j]
+					}
+				}
+			}
+		}
+	}
+	if f.need.info {
+		f.uids = f.uids[:0]
+		for _, m := range f.msgs {
+			f.uids = append(f.uids, m.ref.UID)
+		}
+		infos, err := c.s.store.MessageInfos(f.ctx, c.sess.UserID, c.sess.Selected.MailboxID, f.uids)
+		if err != nil {
+			return c.storeFailure(err), nil
+		}
+		j := 0
+		for i := range f.msgs {
+			m := &f.msgs[i]
+			for j < len(infos) && infos[j].UID < m.ref.UID {
+				j++
+			}
+			if j < len(infos) && infos[j].UID == m.ref.UID {
+				m.info = &infos[j]
+			}
+		}
+	}
+	for i := range f.msgs {
+		m := &f.msgs[i]
+		if f.need.info && m.info == nil {
+			continue // expunged meanwhile
+		}
+		if storeErr, err := f.write(m); storeErr != nil || err != nil {
+			if storeErr != nil {
+				return c.storeFailure(storeErr), nil
+			}
+			return nil, err
+		}
+	}
+	return nil, c.enc.Err()
+}
+
+// write answers one message. A store failure (before anything is written)
+// comes back in storeErr, a write failure in err.
+func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
+	c, enc := f.c, f.c.enc
+	var (
+		root    *message.Part
+		raw     []byte
+		rawGone bool // the body could not be read: sections are NIL
+	)
+	if f.need.structure && len(m.info.Structure) > 0 {
+		if p, err := message.Unmarshal(m.info.Structure); err == nil {
+			root = p
+		} else {
+			c.log.Warn("unreadable cached structure", "uid", m.ref.UID, "err", err)
+		}
+	}
+	if f.need.bytes || (f.need.structure && root == nil) {
+		b, err := c.s.store.MessageBody(f.ctx, c.sess.UserID, c.sess.Selected.MailboxID, m.ref.UID)
+		switch {
+		case err == nil:
+			raw = b
+		case errors.Is(err, store.ErrNotFound):
+			rawGone = true
+		default:
+			return err, nil
+		}
+		if root == nil && !rawGone {
+			root = parseOrEmpty(raw)
+		}
+	}
+	if root == nil {
+		root = parseOrEmpty(nil)
+	}
+
+	enc.Star().Number(m.ref.Seq).Atom(" FETCH (")
+	// FLAGS changed by setting \Seen and not asked for come first, after
+	// the UID that UID FETCH puts first.
+	flagsAt := -1
+	if m.flagsChanged && !f.need.flags {
+		flagsAt = 0
+		if f.req.atts[0].kind == fetchUID {
+			flagsAt = 1
+		}
+	}
+	for i := range f.req.atts {
+		a := &f.req.atts[i]
+		if i > 0 {
+			enc.SP()
+		}
+		if i == flagsAt {
+			enc.Atom("FLAGS ").Flags(c.fetchFlags(m.meta)).SP()
+		}
+		enc.Atom(a.name).SP()
+		switch a.kind {
+		case fetchUID:
+			enc.Number(m.ref.UID)
+		case fetchFlags:
+			enc.Flags(c.fetchFlags(m.meta))
+		case fetchInternalDate:
+			enc.DateTime(m.info.InternalDate)
+		case fetchRFC822Size:
+			enc.Number64(uint64(m.info.Size))
+		case fetchEnvelope:
+			message.WriteEnvelope(enc, root)
+		case fetchBody:
+			message.WriteBodyStructure(enc, root, false)
+		case fetchBodyStructure:
+			message.WriteBodyStructure(enc, root, true)
+		case fetchSection:
+			if rawGone {
+				enc.NIL()
+				break
+			}
+			data, err := message.Extract(raw, root, a.section)
+			if errors.Is(err, message.ErrMismatch) {
+				// The cached tree does not fit the bytes: parse them.
+				c.log.Warn("cached structure does not match the message", "uid", m.ref.UID)
+				root = parseOrEmpty(raw)
+				data, err = message.Extract(raw, root, a.section)
+			}
+			if err != nil {
+				c.log.Warn("extracting section", "uid", m.ref.UID, "err", err)
+				data = nil
+			}
+			if a.partial {
+				data = partialBytes(data, a.origin, a.count)
+			}
+			if len(data) == 0 {
+				enc.Atom(`""`)
+			} else {
+				enc.Literal(data)
+			}
+		}
+	}
+	enc.Special(')').CRLF()
+	return nil, enc.Err()
+}
+
+// partialBytes returns the <origin.count> substring of data (RFC 3501
+// §6.4.5): empty when origin is beyond the end.
+func partialBytes(data []byte, origin, count uint32) []byte {
+	if uint64(origin) >= uint64(len(data)) {
+		return nil
+	}
+	data = data[origin:]
+	if uint64(count) < uint64(len(data)) {
+		data = data[:count]
+	}
+	return data
+}
+
+// parseOrEmpty parses raw; an empty message (or none) gets the tree of an
+// empty text/plain message, so that ENVELOPE and BODYSTRUCTURE still
+// answer.
+func parseOrEmpty(raw []byte) *message.Part {
+	if p, err := message.Parse(raw); err == nil {
+		return p
+	}
+	p, _ := message.Parse([]byte("\r\n"))
+	if p == nil {
+		p = &message.Part{Type: "TEXT", Subtype: "PLAIN", Encoding: "7BIT"}
+	}
+	p.End, p.BodyStart, p.Lines = 0, 0, 0
+	return p
+}
