@@ -28,7 +28,7 @@ func (c *conn) capabilities() []string {
 	return append(caps,
 		"NAMESPACE", "UNSELECT", "CHILDREN", "SPECIAL-USE",
 		"LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE",
-		"IDLE", "UIDPLUS", "MOVE", "MULTIAPPEND",
+		"IDLE", "UIDPLUS", "MOVE", "MULTIAPPEND", "ESEARCH",
 	)
 }
 

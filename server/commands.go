@@ -80,6 +80,8 @@ var commands = map[string]command{
 	"UID EXPUNGE": {fn: (*conn).cmdUIDExpunge, states: selectedState},
 	"FETCH":       {fn: (*conn).cmdFetch, states: selectedState, noExpunge: true},
 	"UID FETCH":   {fn: (*conn).cmdUIDFetch, states: selectedState},
+	"SEARCH":      {fn: (*conn).cmdSearch, states: selectedState, noExpunge: true},
+	"UID SEARCH":  {fn: (*conn).cmdUIDSearch, states: selectedState},
 	"STORE":       {fn: (*conn).cmdStore, states: selectedState, noExpunge: true},
 	"UID STORE":   {fn: (*conn).cmdUIDStore, states: selectedState},
 	"COPY":        {fn: (*conn).cmdCopy, states: selectedState},

@@ -1,0 +1,556 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/mail"
+	"slices"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/message"
+	"github.com/quickimap/quickimap/store"
+)
+
+// SEARCH evaluation.
+//
+// A search runs in up to three stages per chunk of messages, each with
+// more data than the one before, so that the costly data is loaded only
+// for messages the cheaper keys have not already decided:
+//
+//   - costMem: flags, \Recent, sequence numbers and UIDs, from the shared
+//     in-memory index (no store access);
+//   - costInfo: internal date, size and the cached MIME structure (whose
+//     envelope holds the Date: header), from store.MessageInfos for the
+//     whole chunk in one call;
+//   - costBody: header fields and text, from store.MessageBody, one
+//     message at a time.
+//
+// Keys evaluate to true, false or unknown (Kleene logic): a key whose data
+// is not loaded yet is unknown, NOT unknown is unknown, AND with a false
+// key is false and OR with a true key is true whatever the unknowns. Only
+// the messages still unknown after a stage go on to the next.
+
+// tri is a three-valued truth value.
+type tri uint8
+
+const (
+	tFalse tri = iota
+	tTrue
+	tUnknown
+)
+
+func triOf(b bool) tri {
+	if b {
+		return tTrue
+	}
+	return tFalse
+}
+
+// Evaluation costs, in the order the stages load data.
+const (
+	costMem = iota
+	costInfo
+	costBody
+)
+
+// searchChunk is how many messages a stage handles at once: one
+// MessageInfos call each, and a bound on the memory a search holds.
+const searchChunk = 512
+
+// keyCost is the stage from which k can be decided.
+func keyCost(k *searchKey) int {
+	switch k.op {
+	case opBefore, opOn, opSince, opSentBefore, opSentOn, opSentSince, opLarger, opSmaller:
+		return costInfo
+	case opHeader, opBody, opText:
+		return costBody
+	case opAnd, opOr, opNot:
+		c := costMem
+		for _, kid := range k.kids {
+			c = max(c, keyCost(kid))
+		}
+		return c
+	}
+	return costMem
+}
+
+// usesRecent reports whether k needs to know which messages are \Recent.
+func usesRecent(k *searchKey) bool {
+	if k.op == opRecent {
+		return true
+	}
+	for _, kid := range k.kids {
+		if usesRecent(kid) {
+			return true
+		}
+	}
+	return false
+}
+
+// prepareSearch readies a parsed search for a view of maxSeq messages
+// whose highest UID is maxUID: sets are resolved ("*" included) and AND
+// lists are flattened and ordered cheapest key first, so that matching
+// stops at a cheap false before it looks at a costly key.
+func prepareSearch(k *searchKey, maxSeq, maxUID uint32) {
+	switch k.op {
+	case opSeq:
+		k.ranges = k.set.Resolve(maxSeq)
+	case opUID:
+		k.ranges = k.set.Resolve(maxUID)
+	case opAnd:
+		var flat []*searchKey
+		for _, kid := range k.kids {
+			if kid.op == opAnd {
+				flat = append(flat, kid.kids...)
+			} else {
+				flat = append(flat, kid)
+			}
+		}
+		k.kids = flat
+		for _, kid := range k.kids {
+			prepareSearch(kid, maxSeq, maxUID)
+		}
+		slices.SortStableFunc(k.kids, func(a, b *searchKey) int { return keyCost(a) - keyCost(b) })
+	default:
+		for _, kid := range k.kids {
+			prepareSearch(kid, maxSeq, maxUID)
+		}
+	}
+}
+
+// inRanges reports whether n is in ranges (sorted, merged, resolved).
+func inRanges(ranges []imap.NumRange, n uint32) bool {
+	i := sort.Search(len(ranges), func(i int) bool { return ranges[i].Stop >= n })
+	return i < len(ranges) && ranges[i].Start <= n
+}
+
+// searchMsg is one message being matched, with what has been loaded for
+// it so far and the values derived from that, computed at most once.
+type searchMsg struct {
+	seq, uid uint32
+	meta     store.MessageMeta
+	recent   bool
+	// level is the costliest stage whose data is loaded.
+	level int
+	info  *store.MessageInfo // from costInfo
+	raw   []byte             // from costBody
+	res   tri
+
+	part     *message.Part
+	partDone bool
+	sent     int64 // civil date of the Date: header, -1 when unusable
+	sentDone bool
+	headers  map[string][]string // folded header values by lower-case name
+	hdrText  string              // folded header text, for TEXT
+	hdrDone  bool
+	body     []string // folded text parts
+	bodyDone bool
+}
+
+// getPart returns the message's MIME structure: the cached one when the
+// infos are loaded, else parsed from the raw message. known is false when
+// neither is loaded yet.
+func (m *searchMsg) getPart() (p *message.Part, known bool) {
+	if m.partDone {
+		return m.part, true
+	}
+	if m.info != nil && m.info.Structure != nil {
+		if p, err := message.Unmarshal(m.info.Structure); err == nil {
+			m.part, m.partDone = p, true
+			return p, true
+		}
+	}
+	if m.raw == nil {
+		return nil, false
+	}
+	m.part, _ = message.Parse(m.raw)
+	m.partDone = true
+	return m.part, true
+}
+
+// sentDate returns the civil date of the message's Date: header in its
+// own zone, or -1 when the message has none or it does not parse.
+func (m *searchMsg) sentDate() (int64, bool) {
+	if m.sentDone {
+		return m.sent, true
+	}
+	p, known := m.getPart()
+	if !known {
+		return 0, false
+	}
+	m.sent, m.sentDone = -1, true
+	if p != nil && p.Envelope != nil && p.Envelope.Date != "" {
+		t, err := mail.ParseDate(p.Envelope.Date)
+		if err != nil {
+			// A date without a zone is common enough; the zone does
+			// not matter here.
+			t, err = mail.ParseDate(p.Envelope.Date + " +0000")
+		}
+		if err == nil {
+			m.sent = civilDate(t)
+		}
+	}
+	return m.sent, true
+}
+
+// headerValues returns the folded, decoded values of the fields called
+// name.
+func (m *searchMsg) headerValues(p *message.Part, name string) []string {
+	key := strings.ToLower(name)
+	if vs, ok := m.headers[key]; ok {
+		return vs
+	}
+	vs := message.HeaderValues(m.raw, p, name)
+	for i, v := range vs {
+		vs[i] = foldString(v)
+	}
+	if m.headers == nil {
+		m.headers = make(map[string][]string)
+	}
+	m.headers[key] = vs
+	return vs
+}
+
+// headerText returns the folded text of the message's header and of the
+// headers of the messages it encapsulates: raw, and each field again
+// with its RFC 2047 words decoded.
+func (m *searchMsg) headerText(root *message.Part) string {
+	if m.hdrDone {
+		return m.hdrText
+	}
+	m.hdrDone = true
+	var b strings.Builder
+	root.Walk(func(p *message.Part) bool {
+		if p != root && p.Envelope == nil {
+			return true // a MIME part: only message headers count
+		}
+		if p.Start < 0 || p.Start > p.BodyStart || p.BodyStart > len(m.raw) {
+			return true
+		}
+		hdr := m.raw[p.Start:p.BodyStart]
+		b.Write(hdr)
+		for _, name := range fieldNames(hdr) {
+			for _, v := range message.HeaderValues(m.raw, p, name) {
+				b.WriteString("\n")
+				b.WriteString(name)
+				b.WriteString(": ")
+				b.WriteString(v)
+			}
+		}
+		b.WriteString("\n")
+		return true
+	})
+	m.hdrText = foldString(b.String())
+	return m.hdrText
+}
+
+// fieldNames returns the distinct field names of a raw header.
+func fieldNames(hdr []byte) []string {
+	var names []string
+	for len(hdr) > 0 {
+		line := hdr
+		if i := bytes.IndexByte(hdr, '\n'); i >= 0 {
+			line, hdr = hdr[:i], hdr[i+1:]
+		} else {
+			hdr = nil
+		}
+		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+			continue
+		}
+		i := bytes.IndexByte(line, ':')
+		if i <= 0 {
+			continue
+		}
+		name := strings.TrimRight(string(line[:i]), " \t")
+		if name == "" || slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, name) }) {
+			continue
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// bodyTexts returns the folded decoded text parts.
+func (m *searchMsg) bodyTexts(p *message.Part) []string {
+	if !m.bodyDone {
+		m.bodyDone = true
+		m.body = message.TextContent(m.raw, p)
+		for i, t := range m.body {
+			m.body[i] = foldString(t)
+		}
+	}
+	return m.body
+}
+
+// matchKey evaluates k for m with what is loaded.
+func matchKey(k *searchKey, m *searchMsg) tri {
+	switch k.op {
+	case opAll:
+		return tTrue
+	case opAnd:
+		res := tTrue
+		for _, kid := range k.kids {
+			switch matchKey(kid, m) {
+			case tFalse:
+				return tFalse
+			case tUnknown:
+				res = tUnknown
+			}
+		}
+		return res
+	case opOr:
+		res := tFalse
+		for _, kid := range k.kids {
+			switch matchKey(kid, m) {
+			case tTrue:
+				return tTrue
+			case tUnknown:
+				res = tUnknown
+			}
+		}
+		return res
+	case opNot:
+		switch matchKey(k.kids[0], m) {
+		case tTrue:
+			return tFalse
+		case tFalse:
+			return tTrue
+		}
+		return tUnknown
+	case opSeq:
+		return triOf(inRanges(k.ranges, m.seq))
+	case opUID:
+		return triOf(inRanges(k.ranges, m.uid))
+	case opFlag:
+		return triOf(hasFlagFold(m.meta.Flags, k.flag))
+	case opRecent:
+		return triOf(m.recent)
+	case opBefore, opOn, opSince:
+		if m.info == nil {
+			return tUnknown
+		}
+		return compareDate(k.op, civilDate(m.info.InternalDate), k.num)
+	case opSentBefore, opSentOn, opSentSince:
+		d, known := m.sentDate()
+		if !known {
+			return tUnknown
+		}
+		if d < 0 {
+			return tFalse
+		}
+		return compareDate(k.op, d, k.num)
+	case opLarger, opSmaller:
+		if m.info == nil {
+			return tUnknown
+		}
+		if k.op == opLarger {
+			return triOf(m.info.Size > k.num)
+		}
+		return triOf(m.info.Size < k.num)
+	case opHeader, opBody, opText:
+		if m.raw == nil {
+			return tUnknown
+		}
+		p, _ := m.getPart()
+		if p == nil {
+			return tFalse
+		}
+		switch k.op {
+		case opHeader:
+			vs := m.headerValues(p, k.field)
+			if k.value == "" {
+				return triOf(len(vs) > 0)
+			}
+			return triOf(containsAny(vs, k.value))
+		case opBody:
+			return triOf(k.value == "" || containsAny(m.bodyTexts(p), k.value))
+		default:
+			return triOf(k.value == "" || strings.Contains(m.headerText(p), k.value) || containsAny(m.bodyTexts(p), k.value))
+		}
+	}
+	return tFalse
+}
+
+func compareDate(op searchOp, d, ref int64) tri {
+	switch op {
+	case opBefore, opSentBefore:
+		return triOf(d < ref)
+	case opOn, opSentOn:
+		return triOf(d == ref)
+	}
+	return triOf(d >= ref)
+}
+
+func containsAny(hay []string, needle string) bool {
+	for _, h := range hay {
+		if strings.Contains(h, needle) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasFlagFold reports whether flags holds f: system flags in their
+// canonical case as the store keeps them, keywords ASCII case-insensitively.
+func hasFlagFold(flags []string, f string) bool {
+	for _, x := range flags {
+		if x == f || (len(x) == len(f) && strings.EqualFold(x, f)) {
+			return true
+		}
+	}
+	return false
+}
+
+// foldString maps s to a canonical form under Unicode simple case folding:
+// each rune becomes the smallest rune of its folding orbit (so "k", "K"
+// and KELVIN SIGN all become "K", "ſ" and "s" become "S"). Two strings
+// match case-insensitively when their folded forms are equal, and a
+// folded needle is a substring of a folded text when the needle occurs in
+// the text case-insensitively.
+func foldString(s string) string {
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		if c >= utf8.RuneSelf || ('a' <= c && c <= 'z') {
+			break
+		}
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for _, r := range s[i:] {
+		if r < utf8.RuneSelf {
+			if 'a' <= r && r <= 'z' {
+				r -= 'a' - 'A'
+			}
+			b.WriteByte(byte(r))
+			continue
+		}
+		b.WriteRune(foldRune(r))
+	}
+	return b.String()
+}
+
+// foldRune returns the smallest rune of r's simple case folding orbit.
+func foldRune(r rune) rune {
+	low := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f < low {
+			low = f
+		}
+	}
+	return low
+}
+
+// searchMessages returns the messages of the view that match k, ascending,
+// or the status to answer when the store fails.
+func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
+	refs := c.allRefs()
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	prepareSearch(k, uint32(len(refs)), refs[len(refs)-1].UID)
+	need := keyCost(k)
+	recent := usesRecent(k)
+	var out []msgRef
+	if need == costMem {
+		// Flags, sets and \Recent only: the in-memory index answers.
+		var m searchMsg
+		for _, r := range refs {
+			meta, ok := c.messageMeta(r.UID)
+			if !ok {
+				continue // expunged meanwhile
+			}
+			m = searchMsg{seq: r.Seq, uid: r.UID, meta: meta}
+			if recent {
+				m.recent = hasFlag(c.fetchFlags(meta), imap.FlagRecent)
+			}
+			if matchKey(k, &m) == tTrue {
+				out = append(out, r)
+			}
+		}
+		return out, nil
+	}
+	ctx := context.Background()
+	msgs := make([]searchMsg, 0, searchChunk)
+	pending := make([]uint32, 0, searchChunk)
+	for start := 0; start < len(refs); start += searchChunk {
+		chunk := refs[start:min(start+searchChunk, len(refs))]
+		msgs, pending = msgs[:0], pending[:0]
+		for _, r := range chunk {
+			meta, ok := c.messageMeta(r.UID)
+			if !ok {
+				continue
+			}
+			m := searchMsg{seq: r.Seq, uid: r.UID, meta: meta}
+			if recent {
+				m.recent = hasFlag(c.fetchFlags(meta), imap.FlagRecent)
+			}
+			m.res = matchKey(k, &m)
+			if m.res == tUnknown {
+				pending = append(pending, r.UID)
+			}
+			msgs = append(msgs, m)
+		}
+		if len(pending) > 0 {
+			infos, err := c.s.store.MessageInfos(ctx, c.sess.UserID, c.view.sm.id, pending)
+			if err != nil {
+				return nil, c.storeFailure(err)
+			}
+			j := 0
+			for i := range msgs {
+				m := &msgs[i]
+				if m.res != tUnknown {
+					continue
+				}
+				for j < len(infos) && infos[j].UID < m.uid {
+					j++
+				}
+				if j == len(infos) || infos[j].UID != m.uid {
+					m.res = tFalse // expunged meanwhile
+					continue
+				}
+				m.info, m.level = &infos[j], costInfo
+				m.res = matchKey(k, m)
+			}
+		}
+		for i := range msgs {
+			m := &msgs[i]
+			if m.res != tUnknown {
+				continue
+			}
+			raw, err := c.s.store.MessageBody(ctx, c.sess.UserID, c.view.sm.id, m.uid)
+			if err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					m.res = tFalse
+					continue
+				}
+				return nil, c.storeFailure(err)
+			}
+			if raw == nil {
+				raw = []byte{}
+			}
+			m.raw, m.level = raw, costBody
+			if m.res = matchKey(k, m); m.res == tUnknown {
+				m.res = tFalse
+			}
+			// Let the body and what was derived from it go.
+			*m = searchMsg{seq: m.seq, uid: m.uid, res: m.res}
+		}
+		for i := range msgs {
+			if msgs[i].res == tTrue {
+				out = append(out, msgRef{Seq: msgs[i].seq, UID: msgs[i].uid})
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,462 @@
+package server
+
+import (
+	"strings"
+	"time"
+
+	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/wire"
+)
+
+// SEARCH parsing (RFC 3501 §6.4.4 and §9 "search", RFC 4466 §2.6 search
+// return options, RFC 4731 ESEARCH).
+//
+// The parse yields a tree of searchKeys with the many RFC 3501 keys reduced
+// to a few operations: UNSEEN is NOT(flag \Seen), NEW is RECENT AND NOT
+// SEEN, FROM x is HEADER From x, and so on. The evaluator (search_eval.go)
+// only knows the reduced operations.
+
+// searchOp is the operation of a search key.
+type searchOp uint8
+
+const (
+	opAll    searchOp = iota
+	opAnd             // every kid matches (a parenthesized list, the top level)
+	opOr              // kids[0] or kids[1]
+	opNot             // kids[0] does not match
+	opSeq             // sequence number in set
+	opUID             // UID in set
+	opFlag            // the message has flag (system flag or keyword)
+	opRecent          // \Recent in this session
+	// Internal date keys (RFC 3501: date in the internal date's own zone,
+	// time disregarded); num is the civil date.
+	opBefore
+	opOn
+	opSince
+	// Date: header keys, same comparison; num is the civil date.
+	opSentBefore
+	opSentOn
+	opSentSince
+	opLarger  // RFC822.SIZE > num
+	opSmaller // RFC822.SIZE < num
+	opHeader  // a field called field contains value ("" value: has the field)
+	opBody    // the decoded text parts contain value
+	opText    // the header or the decoded text parts contain value
+	// RFC 7162 MODSEQ goes here: it is an in-memory key (MessageMeta
+	// holds the MODSEQ), so it needs only an op, a parse case in
+	// readNamedKey, a case in keyCost (costMem) and one in matchKey.
+)
+
+// searchKey is one node of a parsed search.
+type searchKey struct {
+	op   searchOp
+	kids []*searchKey
+	// set is the sequence set of opSeq and opUID; ranges is the set
+	// resolved against the view when the search runs.
+	set    imap.SeqSet
+	ranges []imap.NumRange
+	flag   string // opFlag
+	field  string // opHeader: field name as sent
+	value  string // opHeader, opBody, opText: the needle, case-folded
+	num    int64  // size or civil date (yyyymmdd)
+}
+
+// searchReturn is what a SEARCH with RETURN asks for (RFC 4731).
+type searchReturn uint8
+
+const (
+	retMin searchReturn = 1 << iota
+	retMax
+	retAll
+	retCount
+)
+
+// searchCmd is a parsed SEARCH command.
+type searchCmd struct {
+	// esearch: a RETURN option list was given (even empty): the answer
+	// is an ESEARCH response, never SEARCH (RFC 4731 §3.1).
+	esearch bool
+	ret     searchReturn
+	charset string // as sent, "" when absent
+	key     *searchKey
+}
+
+// Limits of one SEARCH beyond what the decoder bounds.
+const (
+	// maxSearchDepth bounds the nesting of NOT, OR and parenthesized
+	// lists, which recurse in the parser and the evaluator.
+	maxSearchDepth = 64
+	// maxSearchKeys bounds the keys of one SEARCH: evaluation costs keys
+	// times messages.
+	maxSearchKeys = 1000
+)
+
+// searchCharsets are the charsets SEARCH accepts (BADCHARSET lists them).
+var searchCharsets = []string{"UTF-8", "US-ASCII"}
+
+func knownCharset(cs string) bool {
+	for _, s := range searchCharsets {
+		if strings.EqualFold(cs, s) {
+			return true
+		}
+	}
+	return false
+}
+
+type searchParser struct {
+	dec  *wire.Decoder
+	keys int
+}
+
+// parseSearch reads the arguments of SEARCH, from the space after the
+// command name through the final CRLF.
+func parseSearch(dec *wire.Decoder) (*searchCmd, error) {
+	p := &searchParser{dec: dec}
+	cmd := &searchCmd{}
+	if err := dec.SP(); err != nil {
+		return nil, err
+	}
+	// RETURN and CHARSET are atoms where a key could be: read the first
+	// atom and see.
+	name, err := p.maybeAtom()
+	if err != nil {
+		return nil, err
+	}
+	if name == "RETURN" {
+		if err := p.readReturn(cmd); err != nil {
+			return nil, err
+		}
+		if err := dec.SP(); err != nil {
+			return nil, err
+		}
+		if name, err = p.maybeAtom(); err != nil {
+			return nil, err
+		}
+	}
+	if name == "CHARSET" {
+		if err := dec.SP(); err != nil {
+			return nil, err
+		}
+		if cmd.charset, err = dec.Astring(); err != nil {
+			return nil, err
+		}
+		if err := dec.SP(); err != nil {
+			return nil, err
+		}
+		if name, err = p.maybeAtom(); err != nil {
+			return nil, err
+		}
+	}
+	top := &searchKey{op: opAnd}
+	for {
+		var k *searchKey
+		if name != "" {
+			k, err = p.readNamedKey(name, 0)
+			name = ""
+		} else {
+			k, err = p.readKey(0)
+		}
+		if err != nil {
+			return nil, err
+		}
+		top.kids = append(top.kids, k)
+		if dec.AtEOL() {
+			break
+		}
+		if err := dec.SP(); err != nil {
+			return nil, err
+		}
+	}
+	if err := dec.CRLF(); err != nil {
+		return nil, err
+	}
+	cmd.key = top
+	if len(top.kids) == 1 {
+		cmd.key = top.kids[0]
+	}
+	return cmd, nil
+}
+
+// maybeAtom reads an atom, upper-cased, when one is next (not a sequence
+// set or a parenthesized list), else returns "".
+func (p *searchParser) maybeAtom() (string, error) {
+	switch c := p.dec.Peek(); {
+	case c == '(' || c == '*' || c == '$' || (c >= '0' && c <= '9'):
+		return "", nil
+	}
+	name, err := p.dec.Atom()
+	return strings.ToUpper(name), err
+}
+
+// readReturn reads " (" [option *(SP option)] ")" after RETURN (RFC 4466
+// search-return-opts with RFC 4731's options).
+func (p *searchParser) readReturn(cmd *searchCmd) error {
+	if err := p.dec.SP(); err != nil {
+		return err
+	}
+	cmd.esearch = true
+	err := p.dec.List(func() error {
+		opt, err := p.dec.Atom()
+		if err != nil {
+			return err
+		}
+		switch strings.ToUpper(opt) {
+		case "MIN":
+			cmd.ret |= retMin
+		case "MAX":
+			cmd.ret |= retMax
+		case "ALL":
+			cmd.ret |= retAll
+		case "COUNT":
+			cmd.ret |= retCount
+		default:
+			return syntaxErr("unknown SEARCH return option " + printable(opt))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if cmd.ret == 0 {
+		// RFC 4731 §3.1: RETURN () is RETURN (ALL).
+		cmd.ret = retAll
+	}
+	return nil
+}
+
+// readKey reads one search-key.
+func (p *searchParser) readKey(depth int) (*searchKey, error) {
+	if depth >= maxSearchDepth {
+		return nil, &wire.LimitError{Code: "LIMIT", Msg: "search keys nested too deeply"}
+	}
+	switch c := p.dec.Peek(); {
+	case c == '(':
+		if err := p.count(); err != nil {
+			return nil, err
+		}
+		k := &searchKey{op: opAnd}
+		err := p.dec.List(func() error {
+			kid, err := p.readKey(depth + 1)
+			if err == nil {
+				k.kids = append(k.kids, kid)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(k.kids) == 0 {
+			return nil, syntaxErr("empty search key list")
+		}
+		if len(k.kids) == 1 {
+			return k.kids[0], nil
+		}
+		return k, nil
+	case c == '*' || c == '$' || (c >= '0' && c <= '9'):
+		if err := p.count(); err != nil {
+			return nil, err
+		}
+		set, err := p.dec.SeqSet()
+		if err != nil {
+			return nil, err
+		}
+		return &searchKey{op: opSeq, set: set}, nil
+	}
+	name, err := p.dec.Atom()
+	if err != nil {
+		return nil, err
+	}
+	return p.readNamedKey(strings.ToUpper(name), depth)
+}
+
+func (p *searchParser) count() error {
+	p.keys++
+	if p.keys > maxSearchKeys {
+		return &wire.LimitError{Code: "LIMIT", Msg: "too many search keys"}
+	}
+	return nil
+}
+
+func flagKey(f string) *searchKey    { return &searchKey{op: opFlag, flag: f} }
+func notKey(k *searchKey) *searchKey { return &searchKey{op: opNot, kids: []*searchKey{k}} }
+func headerKey(field, v string) *searchKey {
+	return &searchKey{op: opHeader, field: field, value: foldString(v)}
+}
+
+// readNamedKey reads the arguments of the key called name (upper case).
+func (p *searchParser) readNamedKey(name string, depth int) (*searchKey, error) {
+	if depth >= maxSearchDepth {
+		return nil, &wire.LimitError{Code: "LIMIT", Msg: "search keys nested too deeply"}
+	}
+	if err := p.count(); err != nil {
+		return nil, err
+	}
+	switch name {
+	case "ALL":
+		return &searchKey{op: opAll}, nil
+	case "ANSWERED":
+		return flagKey(imap.FlagAnswered), nil
+	case "DELETED":
+		return flagKey(imap.FlagDeleted), nil
+	case "DRAFT":
+		return flagKey(imap.FlagDraft), nil
+	case "FLAGGED":
+		return flagKey(imap.FlagFlagged), nil
+	case "SEEN":
+		return flagKey(imap.FlagSeen), nil
+	case "UNANSWERED":
+		return notKey(flagKey(imap.FlagAnswered)), nil
+	case "UNDELETED":
+		return notKey(flagKey(imap.FlagDeleted)), nil
+	case "UNDRAFT":
+		return notKey(flagKey(imap.FlagDraft)), nil
+	case "UNFLAGGED":
+		return notKey(flagKey(imap.FlagFlagged)), nil
+	case "UNSEEN":
+		return notKey(flagKey(imap.FlagSeen)), nil
+	case "RECENT":
+		return &searchKey{op: opRecent}, nil
+	case "NEW":
+		// RFC 3501: equivalent to (RECENT UNSEEN).
+		return &searchKey{op: opAnd, kids: []*searchKey{{op: opRecent}, notKey(flagKey(imap.FlagSeen))}}, nil
+	case "OLD":
+		return notKey(&searchKey{op: opRecent}), nil
+	case "KEYWORD", "UNKEYWORD":
+		if err := p.dec.SP(); err != nil {
+			return nil, err
+		}
+		// flag-keyword = atom (RFC 3501 §9); RFC 9051 also allows the
+		// system flags here, which Flag reads as well.
+		f, err := p.dec.Flag()
+		if err != nil {
+			return nil, err
+		}
+		if f == `\*` {
+			return nil, syntaxErr(`\* is not a keyword`)
+		}
+		k := flagKey(canonicalFlag(f))
+		if k.flag == imap.FlagRecent {
+			// Session state, never stored.
+			k = &searchKey{op: opRecent}
+		}
+		if name == "UNKEYWORD" {
+			return notKey(k), nil
+		}
+		return k, nil
+	case "BCC", "CC", "FROM", "SUBJECT", "TO":
+		v, err := p.arg()
+		if err != nil {
+			return nil, err
+		}
+		return headerKey(headerNames[name], v), nil
+	case "BODY", "TEXT":
+		v, err := p.arg()
+		if err != nil {
+			return nil, err
+		}
+		op := opBody
+		if name == "TEXT" {
+			op = opText
+		}
+		return &searchKey{op: op, value: foldString(v)}, nil
+	case "HEADER":
+		field, err := p.arg()
+		if err != nil {
+			return nil, err
+		}
+		v, err := p.arg()
+		if err != nil {
+			return nil, err
+		}
+		return headerKey(field, v), nil
+	case "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE":
+		if err := p.dec.SP(); err != nil {
+			return nil, err
+		}
+		d, err := p.dec.Date()
+		if err != nil {
+			return nil, err
+		}
+		return &searchKey{op: dateOps[name], num: civilDate(d)}, nil
+	case "LARGER", "SMALLER":
+		if err := p.dec.SP(); err != nil {
+			return nil, err
+		}
+		n, err := p.dec.Number()
+		if err != nil {
+			return nil, err
+		}
+		op := opLarger
+		if name == "SMALLER" {
+			op = opSmaller
+		}
+		return &searchKey{op: op, num: int64(n)}, nil
+	case "UID":
+		if err := p.dec.SP(); err != nil {
+			return nil, err
+		}
+		set, err := p.dec.SeqSet()
+		if err != nil {
+			return nil, err
+		}
+		return &searchKey{op: opUID, set: set}, nil
+	case "NOT":
+		if err := p.dec.SP(); err != nil {
+			return nil, err
+		}
+		k, err := p.readKey(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		return notKey(k), nil
+	case "OR":
+		k := &searchKey{op: opOr, kids: make([]*searchKey, 2)}
+		for i := range k.kids {
+			if err := p.dec.SP(); err != nil {
+				return nil, err
+			}
+			kid, err := p.readKey(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			k.kids[i] = kid
+		}
+		return k, nil
+	}
+	return nil, syntaxErr("unknown search key " + printable(name))
+}
+
+// arg reads " " astring.
+func (p *searchParser) arg() (string, error) {
+	if err := p.dec.SP(); err != nil {
+		return "", err
+	}
+	return p.dec.Astring()
+}
+
+var headerNames = map[string]string{
+	"BCC": "Bcc", "CC": "Cc", "FROM": "From", "SUBJECT": "Subject", "TO": "To",
+}
+
+var dateOps = map[string]searchOp{
+	"BEFORE": opBefore, "ON": opOn, "SINCE": opSince,
+	"SENTBEFORE": opSentBefore, "SENTON": opSentOn, "SENTSINCE": opSentSince,
+}
+
+// canonicalFlag gives a system flag its canonical case, as the store keeps
+// it; keywords are left alone (they compare case-insensitively).
+func canonicalFlag(f string) string {
+	for _, s := range []string{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft, imap.FlagRecent} {
+		if strings.EqualFold(f, s) {
+			return s
+		}
+	}
+	return f
+}
+
+// civilDate is the date of t in t's own zone as yyyymmdd, which orders
+// like the dates.
+func civilDate(t time.Time) int64 {
+	y, m, d := t.Date()
+	return int64(y)*10000 + int64(m)*100 + int64(d)
+}
