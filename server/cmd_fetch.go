@@ -101,7 +101,8 @@ func (c *conn) fetchMeta(req *fetchRequest, refs []msgRef) (*status, error) {
 			case fetchUID:
 				c.enc.Atom("UID ").Number(r.UID)
 			case fetchFlags:
-				c.enc.Atom("FLAGS ").Flags(c.fetchFlags(m))
+				c.enc.Atom("FLAGS ")
+				c.writeFlags(m)
 			}
 		}
 		c.enc.Special(')').CRLF()
@@ -263,14 +264,16 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 			enc.SP()
 		}
 		if i == flagsAt {
-			enc.Atom("FLAGS ").Flags(c.fetchFlags(m.meta)).SP()
+			enc.Atom("FLAGS ")
+			c.writeFlags(m.meta)
+			enc.SP()
 		}
 		enc.Atom(a.name).SP()
 		switch a.kind {
 		case fetchUID:
 			enc.Number(m.ref.UID)
 		case fetchFlags:
-			enc.Flags(c.fetchFlags(m.meta))
+			c.writeFlags(m.meta)
 		case fetchInternalDate:
 			enc.DateTime(m.info.InternalDate)
 		case fetchRFC822Size:

@@ -234,7 +234,9 @@ func (c *conn) store(isUID bool) (*status, error) {
 			if isUID {
 				c.enc.Atom("UID ").Number(r.UID).SP()
 			}
-			c.enc.Atom("FLAGS ").Flags(c.fetchFlags(m)).Special(')').CRLF()
+			c.enc.Atom("FLAGS ")
+			c.writeFlags(m)
+			c.enc.Special(')').CRLF()
 		}
 	}
 	_ = changed

@@ -472,7 +472,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			}
 			m = searchMsg{seq: r.Seq, uid: r.UID, meta: meta}
 			if recent {
-				m.recent = hasFlag(c.fetchFlags(meta), imap.FlagRecent)
+				m.recent = c.isRecent(meta.UID)
 			}
 			if matchKey(k, &m) == tTrue {
 				out = append(out, r)
@@ -493,7 +493,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			}
 			m := searchMsg{seq: r.Seq, uid: r.UID, meta: meta}
 			if recent {
-				m.recent = hasFlag(c.fetchFlags(meta), imap.FlagRecent)
+				m.recent = c.isRecent(meta.UID)
 			}
 			m.res = matchKey(k, &m)
 			if m.res == tUnknown {
@@ -502,7 +502,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			msgs = append(msgs, m)
 		}
 		if len(pending) > 0 {
-			infos, err := c.s.store.MessageInfos(ctx, c.sess.UserID, c.view.sm.id, pending)
+			infos, err := c.s.store.MessageInfos(ctx, c.sess.UserID, c.mailboxID(), pending)
 			if err != nil {
 				return nil, c.storeFailure(err)
 			}
@@ -528,7 +528,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			if m.res != tUnknown {
 				continue
 			}
-			raw, err := c.s.store.MessageBody(ctx, c.sess.UserID, c.view.sm.id, m.uid)
+			raw, err := c.s.store.MessageBody(ctx, c.sess.UserID, c.mailboxID(), m.uid)
 			if err != nil {
 				if errors.Is(err, store.ErrNotFound) {
 					m.res = tFalse

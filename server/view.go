@@ -101,11 +101,16 @@ func (v *view) resolve(set imap.SeqSet, isUID bool) ([]msgRef, *status) {
 		if n == 0 {
 			return nil, bad("No messages in the mailbox")
 		}
-		var refs []msgRef
-		for _, r := range set.Resolve(n) {
+		ranges := set.Resolve(n)
+		total := 0
+		for _, r := range ranges {
 			if r.Stop > n || r.Start == 0 {
 				return nil, bad("Invalid message sequence number")
 			}
+			total += int(r.Stop-r.Start) + 1
+		}
+		refs := make([]msgRef, 0, total)
+		for _, r := range ranges {
 			for s := r.Start; s <= r.Stop; s++ {
 				refs = append(refs, msgRef{Seq: s, UID: v.uids[s-1]})
 			}
@@ -141,13 +146,6 @@ func (v *view) meta(uid uint32) (store.MessageMeta, bool) {
 		return v.sm.metas[i], true
 	}
 	return store.MessageMeta{}, false
-}
-
-func (v *view) flagsWithRecent(m store.MessageMeta) []string {
-	if !v.isRecent(m.UID) {
-		return m.Flags
-	}
-	return append(append(make([]string, 0, len(m.Flags)+1), m.Flags...), imap.FlagRecent)
 }
 
 func (v *view) updateFlags(c *conn, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64) ([]store.MessageMeta, []uint32, error) {
@@ -246,7 +244,9 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 		if !ok {
 			continue
 		}
-		c.enc.Star().Number(s).SP().Atom("FETCH (UID ").Number(u).SP().Atom("FLAGS ").Flags(v.flagsWithRecent(m)).Special(')').CRLF()
+		c.enc.Star().Number(s).SP().Atom("FETCH (UID ").Number(u).SP().Atom("FLAGS ")
+		c.writeFlags(m)
+		c.enc.Special(')').CRLF()
 	}
 }
 

@@ -29,9 +29,30 @@ func (c *conn) allRefs() []msgRef { return c.view.all() }
 // has been expunged meanwhile.
 func (c *conn) messageMeta(uid uint32) (store.MessageMeta, bool) { return c.view.meta(uid) }
 
-// fetchFlags returns the flags to report for a message: its stored flags
-// plus \Recent when the message is recent in this session.
-func (c *conn) fetchFlags(m store.MessageMeta) []string { return c.view.flagsWithRecent(m) }
+// writeFlags writes a message's flag list, with \Recent when it is recent
+// in this session, without allocating.
+func (c *conn) writeFlags(m store.MessageMeta) {
+	c.enc.Special('(')
+	for i, f := range m.Flags {
+		if i > 0 {
+			c.enc.SP()
+		}
+		c.enc.Atom(f)
+	}
+	if c.view.isRecent(m.UID) {
+		if len(m.Flags) > 0 {
+			c.enc.SP()
+		}
+		c.enc.Atom(imap.FlagRecent)
+	}
+	c.enc.Special(')')
+}
+
+// isRecent reports whether a message is \Recent in this session.
+func (c *conn) isRecent(uid uint32) bool { return c.view.isRecent(uid) }
+
+// mailboxID returns the selected mailbox's stable id.
+func (c *conn) mailboxID() int64 { return c.view.sm.id }
 
 // updateFlags changes flags in the store, updates the shared index and
 // tells the other sessions that have the mailbox selected. It returns the
