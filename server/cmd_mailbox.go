@@ -72,6 +72,7 @@ func (c *conn) cmdDelete(tag string) (*status, error) {
 		}
 		return c.storeFailure(err), nil
 	}
+	c.s.hub.forget(mb.ID)
 	if sel := c.sess.Selected; sel != nil && sel.MailboxID == mb.ID {
 		// The selected mailbox is gone: this connection returns to the
 		// authenticated state, as after CLOSE.
