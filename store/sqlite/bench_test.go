@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -97,7 +96,7 @@ func BenchmarkStatusLarge(b *testing.B) {
 		b.Fatal(err)
 	}
 	const n, recent = 200_000, 1_000
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *dbtx) error {
 		var body int64
 		if err := tx.QueryRowContext(ctx, `INSERT INTO bodies (data) VALUES (x'00') RETURNING id`).Scan(&body); err != nil {
 			return err
@@ -201,7 +200,7 @@ func BenchmarkAppend10KBParallel(b *testing.B) {
 func fillMailbox(b *testing.B, s *Store, mailboxID int64, n int) {
 	b.Helper()
 	ctx := context.Background()
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *dbtx) error {
 		var body int64
 		if err := tx.QueryRowContext(ctx, `INSERT INTO bodies (data) VALUES (x'00') RETURNING id`).Scan(&body); err != nil {
 			return err
@@ -277,7 +276,7 @@ func BenchmarkChangesSince100kAfter100Changes(b *testing.B) {
 	const n = 100_000
 	fillMailbox(b, s, inbox.ID, n)
 	// 100,000 older tombstones too, so that both indexes matter.
-	if err := s.write(ctx, func(tx *sql.Tx) error {
+	if err := s.write(ctx, func(tx *dbtx) error {
 		_, err := tx.ExecContext(ctx, `WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?)
 			INSERT INTO expunged (mailbox_id, uid, modseq, expunged_at) SELECT ?, ? + i, 1, strftime('%s', 'now') FROM k`,
 			n, inbox.ID, n)

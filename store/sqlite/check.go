@@ -19,7 +19,7 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 	report := func(format string, args ...any) {
 		problems = append(problems, fmt.Sprintf(format, args...))
 	}
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *dbtx) error {
 		// SQLite's structural checks.
 		lines, err := queryStrings(ctx, tx, `PRAGMA integrity_check`)
 		if err != nil {

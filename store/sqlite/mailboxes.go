@@ -77,7 +77,7 @@ func hasChildren(ctx context.Context, q querier, userID int64, name string) (boo
 // Unix time, so that even a store restored from an old backup, or
 // recreated from scratch, does not hand out a value a client has already
 // seen for that name.
-func nextUIDValidity(ctx context.Context, tx *sql.Tx) (uint32, error) {
+func nextUIDValidity(ctx context.Context, tx *dbtx) (uint32, error) {
 	var v int64
 	err := tx.QueryRowContext(ctx,
 		`UPDATE counters SET value = max(value + 1, ?) WHERE name = 'uidvalidity' RETURNING value`,
@@ -92,7 +92,7 @@ func nextUIDValidity(ctx context.Context, tx *sql.Tx) (uint32, error) {
 }
 
 // insertMailbox inserts a new selectable mailbox whose parent exists.
-func insertMailbox(ctx context.Context, tx *sql.Tx, userID int64, name, specialUse string) (store.Mailbox, error) {
+func insertMailbox(ctx context.Context, tx *dbtx, userID int64, name, specialUse string) (store.Mailbox, error) {
 	uv, err := nextUIDValidity(ctx, tx)
 	if err != nil {
 		return store.Mailbox{}, err
@@ -105,7 +105,7 @@ func insertMailbox(ctx context.Context, tx *sql.Tx, userID int64, name, specialU
 // ensureParents creates the missing ancestors of name as selectable
 // mailboxes, top-down. Existing ancestors (placeholders included) stay as
 // they are.
-func ensureParents(ctx context.Context, tx *sql.Tx, userID int64, name string) error {
+func ensureParents(ctx context.Context, tx *dbtx, userID int64, name string) error {
 	for i := 0; i < len(name); i++ {
 		if name[i] != '/' {
 			continue
@@ -126,7 +126,7 @@ func ensureParents(ctx context.Context, tx *sql.Tx, userID int64, name string) e
 
 // pruneParents removes the placeholders above name that no longer have
 // children, bottom-up.
-func pruneParents(ctx context.Context, tx *sql.Tx, userID int64, name string) error {
+func pruneParents(ctx context.Context, tx *dbtx, userID int64, name string) error {
 	for p := parentName(name); p != ""; p = parentName(p) {
 		m, err := mailboxByName(ctx, tx, userID, p)
 		if errors.Is(err, store.ErrNotFound) {
@@ -150,7 +150,7 @@ func pruneParents(ctx context.Context, tx *sql.Tx, userID int64, name string) er
 
 // createMailbox is CreateMailbox inside a write transaction; name is
 // canonical.
-func createMailbox(ctx context.Context, tx *sql.Tx, userID int64, name, specialUse string) (store.Mailbox, error) {
+func createMailbox(ctx context.Context, tx *dbtx, userID int64, name, specialUse string) (store.Mailbox, error) {
 	m, err := mailboxByName(ctx, tx, userID, name)
 	switch {
 	case err == nil && !m.NoSelect:
@@ -215,7 +215,7 @@ func (s *Store) CreateMailbox(ctx context.Context, userID int64, name, specialUs
 		return store.Mailbox{}, err
 	}
 	var m store.Mailbox
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *dbtx) error {
 		if err := requireUser(ctx, tx, userID); err != nil {
 			return err
 		}
@@ -235,7 +235,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, userID int64, name string) er
 	if name == "INBOX" {
 		return fmt.Errorf("%w: INBOX cannot be deleted", store.ErrInvalid)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *dbtx) error {
 		m, err := mailboxByName(ctx, tx, userID, name)
 		if err != nil {
 			return err
@@ -292,7 +292,7 @@ func (s *Store) RenameMailbox(ctx context.Context, userID int64, oldName, newNam
 	if oldName == newName || (oldName != "INBOX" && strings.HasPrefix(newName, oldName+"/")) {
 		return fmt.Errorf("%w: cannot rename %q into itself", store.ErrInvalid, oldName)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *dbtx) error {
 		m, err := mailboxByName(ctx, tx, userID, oldName)
 		if err != nil {
 			return err
@@ -405,7 +405,7 @@ func (s *Store) ClaimRecent(ctx context.Context, userID, mailboxID int64) (from,
 	if m.FirstRecentUID >= m.UIDNext {
 		return m.UIDNext, m.UIDNext, nil
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *dbtx) error {
 		m, err := mailboxByID(ctx, tx, userID, mailboxID)
 		if err != nil {
 			return err
@@ -433,7 +433,7 @@ func (s *Store) Subscribe(ctx context.Context, userID int64, name string) error 
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *dbtx) error {
 		if err := requireUser(ctx, tx, userID); err != nil {
 			return err
 		}
@@ -441,7 +441,7 @@ func (s *Store) Subscribe(ctx context.Context, userID int64, name string) error 
 	})
 }
 
-func subscribe(ctx context.Context, tx *sql.Tx, userID int64, name string) error {
+func subscribe(ctx context.Context, tx *dbtx, userID int64, name string) error {
 	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO subscriptions (user_id, name) VALUES (?, ?)`, userID, name)
 	return err
 }
@@ -452,7 +452,7 @@ func (s *Store) Unsubscribe(ctx context.Context, userID int64, name string) erro
 	if err != nil {
 		return fmt.Errorf("%w: subscription %q", store.ErrNotFound, name)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *dbtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM subscriptions WHERE user_id = ? AND name = ?`, userID, cname)
 		return affectedOne(res, err, fmt.Sprintf("subscription %q", cname))
 	})

@@ -29,7 +29,7 @@ func selectable(ctx context.Context, q querier, userID, id int64) (store.Mailbox
 }
 
 // bumpModSeq gives the mailbox its next MODSEQ and returns it.
-func bumpModSeq(ctx context.Context, tx *sql.Tx, mailboxID int64) (uint64, error) {
+func bumpModSeq(ctx context.Context, tx *dbtx, mailboxID int64) (uint64, error) {
 	var v int64
 	err := tx.QueryRowContext(ctx,
 		`UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq`,
@@ -39,7 +39,7 @@ func bumpModSeq(ctx context.Context, tx *sql.Tx, mailboxID int64) (uint64, error
 
 // reserveUIDs takes n consecutive UIDs and one new MODSEQ for an append or
 // a copy into m and returns the mailbox after that, with the first UID.
-func reserveUIDs(ctx context.Context, tx *sql.Tx, m store.Mailbox, n int) (store.Mailbox, uint32, error) {
+func reserveUIDs(ctx context.Context, tx *dbtx, m store.Mailbox, n int) (store.Mailbox, uint32, error) {
 	after, err := scanMailbox(tx.QueryRowContext(ctx,
 		`UPDATE mailboxes SET uidnext = uidnext + ?1, highest_modseq = highest_modseq + 1
 		WHERE id = ?2 AND uidnext + ?1 <= 4294967296 RETURNING `+mailboxCols, n, m.ID))
@@ -189,7 +189,7 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 
 	var uids []uint32
 	var mb store.Mailbox
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *dbtx) error {
 		uids = nil
 		m, err := selectable(ctx, tx, userID, mailboxID)
 		if err != nil {
@@ -241,7 +241,7 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 func (s *Store) MessageIndex(ctx context.Context, userID, mailboxID int64) ([]store.MessageMeta, store.Mailbox, error) {
 	var metas []store.MessageMeta
 	var mb store.Mailbox
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *dbtx) error {
 		var err error
 		if mb, err = selectable(ctx, tx, userID, mailboxID); err != nil {
 			return err
@@ -311,7 +311,7 @@ func (in *flagInterner) flags(s string) []string {
 func (s *Store) MessageInfos(ctx context.Context, userID, mailboxID int64, uids []uint32) ([]store.MessageInfo, error) {
 	runs := uidRuns(uids)
 	var infos []store.MessageInfo
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *dbtx) error {
 		m, err := selectable(ctx, tx, userID, mailboxID)
 		if err != nil {
 			return err
@@ -346,7 +346,7 @@ func (s *Store) MessageInfos(ctx context.Context, userID, mailboxID int64, uids 
 // not exist (any more).
 func (s *Store) MessageBody(ctx context.Context, userID, mailboxID int64, uid uint32) ([]byte, error) {
 	var body []byte
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *dbtx) error {
 		m, err := selectable(ctx, tx, userID, mailboxID)
 		if err != nil {
 			return err
@@ -382,7 +382,7 @@ func (s *Store) UpdateFlags(ctx context.Context, userID, mailboxID int64, uids [
 	}
 	runs := uidRuns(uids)
 	now := s.opts.Now()
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *dbtx) error {
 		changed, failed = nil, nil
 		m, err := selectable(ctx, tx, userID, mailboxID)
 		if err != nil {
@@ -449,7 +449,7 @@ func (s *Store) UpdateFlags(ctx context.Context, userID, mailboxID int64, uids [
 
 // expungeUIDs removes the given existing UIDs from a mailbox, leaving
 // tombstones with the given MODSEQ.
-func expungeUIDs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32, modseq uint64, now time.Time) error {
+func expungeUIDs(ctx context.Context, tx *dbtx, mailboxID int64, uids []uint32, modseq uint64, now time.Time) error {
 	del, err := tx.PrepareContext(ctx, `DELETE FROM messages WHERE mailbox_id = ? AND uid = ?`)
 	if err != nil {
 		return err
@@ -483,7 +483,7 @@ func (s *Store) Expunge(ctx context.Context, userID, mailboxID int64, uids []uin
 	runs := uidRuns(uids)
 	now := s.opts.Now()
 	var removed []uint32
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *dbtx) error {
 		removed = nil
 		m, err := selectable(ctx, tx, userID, mailboxID)
 		if err != nil {
@@ -532,7 +532,7 @@ func (s *Store) MoveMessages(ctx context.Context, userID, srcID, dstID int64, ui
 func (s *Store) copyMessages(ctx context.Context, userID, srcID, dstID int64, uids []uint32, move bool) (srcUIDs, dstUIDs []uint32, dst store.Mailbox, err error) {
 	runs := uidRuns(uids)
 	now := s.opts.Now()
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *dbtx) error {
 		srcUIDs, dstUIDs = nil, nil
 		src, err := selectable(ctx, tx, userID, srcID)
 		if err != nil {
@@ -618,7 +618,7 @@ func (s *Store) copyMessages(ctx context.Context, userID, srcID, dstID int64, ui
 // tombstone), so that every expunge after modseq still has its tombstone.
 func (s *Store) ChangesSince(ctx context.Context, userID, mailboxID int64, modseq uint64) (store.Changes, error) {
 	var ch store.Changes
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *dbtx) error {
 		ch = store.Changes{}
 		m, err := selectable(ctx, tx, userID, mailboxID)
 		if err != nil {

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -187,7 +186,7 @@ func TestTombstonePurgeBounded(t *testing.T) {
 	s := openOpts(t, Options{TombstoneMaxCount: 10})
 	u, inbox := setup(t, s)
 	// Make 2,500 tombstones in one go, bypassing the window.
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *dbtx) error {
 		_, err := tx.Exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500)
 			INSERT INTO expunged (mailbox_id, uid, modseq, expunged_at) SELECT ?, i, 1 + i, ? FROM n`, inbox.ID, time.Now().Unix())
 		if err != nil {
@@ -227,7 +226,7 @@ func TestGroupCommitIsolation(t *testing.T) {
 	results := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			results[i] = s.write(ctx, func(tx *sql.Tx) error {
+			results[i] = s.write(ctx, func(tx *dbtx) error {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (user_id, name) VALUES (?, ?)`,
 					u.ID, fmt.Sprintf("s%03d", i)); err != nil {
 					return err

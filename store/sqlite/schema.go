@@ -10,7 +10,7 @@ import (
 // migration brings the schema from version i to version i+1 (migrations[i]);
 // it runs inside the writer's transaction together with the update of
 // schema_version, so a crash leaves either the old or the new version.
-type migration func(ctx context.Context, tx *sql.Tx) error
+type migration func(ctx context.Context, tx *dbtx) error
 
 // migrations lists every schema change in order: migrations()[i] goes from
 // version i to i+1. Append, never edit: a released version's migration is
@@ -156,7 +156,7 @@ BEGIN
 END;
 `
 
-func migrateV1(ctx context.Context, tx *sql.Tx) error {
+func migrateV1(ctx context.Context, tx *dbtx) error {
 	if _, err := tx.ExecContext(ctx, schemaV1); err != nil {
 		return err
 	}
@@ -169,7 +169,7 @@ func migrateV1(ctx context.Context, tx *sql.Tx) error {
 
 // migrate creates or upgrades the schema. It runs on the writer connection.
 func (s *Store) migrate(ctx context.Context) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *dbtx) error {
 		if _, err := tx.ExecContext(ctx,
 			`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 			return err
@@ -229,7 +229,7 @@ CREATE TRIGGER expunged_delete AFTER DELETE ON expunged BEGIN
 END;
 `
 
-func migrateV2(ctx context.Context, tx *sql.Tx) error {
+func migrateV2(ctx context.Context, tx *dbtx) error {
 	if _, err := tx.ExecContext(ctx, schemaV2); err != nil {
 		return err
 	}

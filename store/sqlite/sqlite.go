@@ -18,7 +18,7 @@
 // each sees the last committed state.
 //
 // Store.write is the only place that begins and commits a write
-// transaction, and a mutation is a func(*sql.Tx) error that does not
+// transaction, and a mutation is a func(*dbtx) error that does not
 // commit by itself.
 //
 // # Group commit
@@ -98,6 +98,9 @@ type Store struct {
 	path string
 	wdb  *sql.DB       // the single writer connection
 	rdb  *sql.DB       // query_only readers
+	// wcache and rcache hold prepared statements of the writer and the
+	// readers.
+	wcache, rcache *stmtCache
 	wsem chan struct{} // one slot: held by the leader running batches
 	opts Options
 
@@ -150,7 +153,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 
-	s := &Store{path: abs, wdb: wdb, wsem: make(chan struct{}, 1), opts: opts}
+	s := &Store{path: abs, wdb: wdb, wsem: make(chan struct{}, 1), opts: opts, wcache: newStmtCache(wdb)}
 	// The writer goes first: it sets WAL mode (persistent in the file) and
 	// creates the schema before any reader looks.
 	if err := wdb.PingContext(ctx); err != nil {
@@ -180,6 +183,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite store: open %s: %w", abs, err)
 	}
 	s.rdb = rdb
+	s.rcache = newStmtCache(rdb)
 	return s, nil
 }
 
@@ -200,6 +204,8 @@ func (s *Store) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, _ = s.wdb.ExecContext(ctx, `PRAGMA optimize`)
 		cancel()
+		s.wcache.close()
+		s.rcache.close()
 		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close())
 	})
 	return s.closeErr
@@ -208,7 +214,7 @@ func (s *Store) Close() error {
 // writeReq is one queued mutation.
 type writeReq struct {
 	ctx  context.Context
-	fn   func(tx *sql.Tx) error
+	fn   func(tx *dbtx) error
 	err  error         // valid once done is closed
 	done chan struct{} // closed when the mutation is committed or has failed
 }
@@ -231,7 +237,7 @@ func (r *writeReq) finished() bool {
 // commits it; the change is durable when write returns nil. fn must not
 // commit or roll back; it may be called more than once (see Group commit
 // in the package documentation) and must set its results afresh each time.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(tx *dbtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -248,6 +254,11 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		// have run it already).
 		for !req.finished() {
 			s.runBatch(s.takeBatch())
+		}
+		if s.wcache.pending() {
+			// The writer connection is free and ours: prepare the
+			// statements that ran unprepared.
+			s.wcache.prepareWanted()
 		}
 		<-s.wsem
 		return req.err
@@ -297,6 +308,7 @@ func (s *Store) runBatch(batch []*writeReq) {
 retry:
 	for len(pending) > 0 {
 		tx, err := s.wdb.BeginTx(bg, nil)
+		wtx := &dbtx{Tx: tx, c: s.wcache}
 		if err != nil {
 			for _, r := range pending {
 				r.finish(fmt.Errorf("sqlite store: begin: %w", err))
@@ -312,7 +324,7 @@ retry:
 			}
 			if single {
 				// No savepoint needed: the transaction is the request's own.
-				if err := r.fn(tx); err != nil {
+				if err := r.fn(wtx); err != nil {
 					_ = tx.Rollback()
 					r.finish(err)
 					return
@@ -328,7 +340,7 @@ retry:
 				pending = ok
 				continue retry
 			}
-			ferr := r.fn(tx)
+			ferr := r.fn(wtx)
 			var serr error
 			if ferr != nil {
 				_, serr = tx.ExecContext(bg, `ROLLBACK TO w; RELEASE w`)
@@ -375,13 +387,17 @@ func cmpErr(errs ...error) error {
 }
 
 // read runs fn in a read transaction, which sees one consistent snapshot.
-func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) read(ctx context.Context, fn func(tx *dbtx) error) error {
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("sqlite store: begin read: %w", err)
 	}
-	defer tx.Rollback()
-	return fn(tx)
+	err = fn(&dbtx{Tx: tx, c: s.rcache})
+	tx.Rollback()
+	if s.rcache.pending() {
+		s.rcache.prepareWanted()
+	}
+	return err
 }
 
 // querier is what both *sql.Tx and *sql.DB offer.

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,7 +91,7 @@ func TestSchemaVersion(t *testing.T) {
 func addMessage(t *testing.T, s *Store, mailboxID int64, flags string, size int) uint32 {
 	t.Helper()
 	var uid uint32
-	err := s.write(context.Background(), func(tx *sql.Tx) error {
+	err := s.write(context.Background(), func(tx *dbtx) error {
 		var body int64
 		if err := tx.QueryRow(`INSERT INTO bodies (data) VALUES (?) RETURNING id`, []byte(strings.Repeat("x", size))).Scan(&body); err != nil {
 			return err

@@ -13,7 +13,7 @@ import (
 // case is one indexed lookup; it purges at most purgeLimit tombstones per
 // call, oldest (lowest MODSEQ) first, and raises the mailbox's
 // vanished_floor to the highest MODSEQ it purged.
-func (s *Store) purgeTombstones(ctx context.Context, tx *sql.Tx, mailboxID int64, now time.Time) error {
+func (s *Store) purgeTombstones(ctx context.Context, tx *dbtx, mailboxID int64, now time.Time) error {
 	var count int64
 	var oldest sql.NullInt64
 	err := tx.QueryRowContext(ctx, `SELECT tombstone_count,
@@ -95,7 +95,7 @@ func (s *Store) PurgeTombstones(ctx context.Context, now time.Time) error {
 	for _, id := range ids {
 		for {
 			var before, after int64
-			err := s.write(ctx, func(tx *sql.Tx) error {
+			err := s.write(ctx, func(tx *dbtx) error {
 				err := tx.QueryRowContext(ctx, `SELECT tombstone_count FROM mailboxes WHERE id = ?`, id).Scan(&before)
 				if errors.Is(err, sql.ErrNoRows) {
 					before, after = 0, 0 // deleted meanwhile

@@ -52,7 +52,7 @@ func (s *Store) CreateUser(ctx context.Context, name, passwordHash string, mailb
 
 	created := time.Now()
 	u := store.User{Name: name, PasswordHash: passwordHash, Created: time.Unix(0, created.UnixNano())}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *dbtx) error {
 		var exists bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE name = ?)`, name).Scan(&exists); err != nil {
 			return err
@@ -106,7 +106,7 @@ func (s *Store) UserByName(ctx context.Context, name string) (store.User, error)
 
 // SetPasswordHash implements store.Store.
 func (s *Store) SetPasswordHash(ctx context.Context, userID int64, passwordHash string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *dbtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, passwordHash, userID)
 		return affectedOne(res, err, "account")
 	})
@@ -115,7 +115,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID int64, passwordHash 
 // DeleteUser implements store.Store. The foreign keys cascade to the
 // user's mailboxes, subscriptions, messages and tombstones.
 func (s *Store) DeleteUser(ctx context.Context, userID int64) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *dbtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, userID)
 		return affectedOne(res, err, "account")
 	})
