@@ -96,13 +96,13 @@ const purgeLimit = 1000
 // Store is the SQLite store. It implements store.Store.
 type Store struct {
 	path string
-	wdb  *sql.DB       // the single writer connection
-	rdb  *sql.DB       // query_only readers
+	wdb  *sql.DB // the single writer connection
+	rdb  *sql.DB // query_only readers
 	// wcache and rcache hold prepared statements of the writer and the
 	// readers.
 	wcache, rcache *stmtCache
-	wsem chan struct{} // one slot: held by the leader running batches
-	opts Options
+	wsem           chan struct{} // one slot: held by the leader running batches
+	opts           Options
 
 	qmu   sync.Mutex
 	queue []*writeReq // mutations waiting for a leader, in arrival order
