@@ -11,15 +11,22 @@ import (
 	"github.com/quickimap/quickimap/internal/imaptest"
 )
 
-// TestImaplib runs testdata/imaplib_session.py, a session through Python's
-// imaplib that checks every answer itself and exits non-zero on a
-// mismatch.
-func TestImaplib(t *testing.T) {
+// TestImaplib runs testdata/imaplib_session.py: login, list, create,
+// rename, delete, subscribe, select, status through Python's imaplib.
+func TestImaplib(t *testing.T) { runImaplib(t, "imaplib_session.py") }
+
+// TestImaplibMessages runs testdata/imaplib_messages.py: APPEND, SELECT,
+// FETCH, SEARCH, STORE, COPY and EXPUNGE.
+func TestImaplibMessages(t *testing.T) { runImaplib(t, "imaplib_messages.py") }
+
+// runImaplib runs a Python script against a fresh server; the script
+// checks every answer itself and exits non-zero on a mismatch.
+func runImaplib(t *testing.T, name string) {
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("python3 not installed; CI installs it")
 	}
-	script, err := filepath.Abs(filepath.Join("testdata", "imaplib_session.py"))
+	script, err := filepath.Abs(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +41,10 @@ func TestImaplib(t *testing.T) {
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("imaplib session did not finish within 60 s; output:\n%s", out)
+		t.Fatalf("%s did not finish within 60 s; output:\n%s", name, out)
 	}
 	if err != nil {
-		t.Fatalf("imaplib session failed (%v); output:\n%s", err, out)
+		t.Fatalf("%s failed (%v); output:\n%s", name, err, out)
 	}
 	t.Logf("%s", out)
 }
