@@ -29,6 +29,7 @@ func (c *conn) capabilities() []string {
 		"NAMESPACE", "UNSELECT", "CHILDREN", "SPECIAL-USE",
 		"LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE",
 		"IDLE", "UIDPLUS", "MOVE", "MULTIAPPEND", "ESEARCH",
+		"CONDSTORE", "QRESYNC", extExpunged,
 	)
 }
 

@@ -52,36 +52,88 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 	if err != nil {
 		return nil, err
 	}
+	// RFC 7162 §3.2.6, draft-melnikov-imap-expunged-01 §3.1.
+	if (req.vanished || req.reportExpunges) && !isUID {
+		return bad("VANISHED and REPORTEXPUNGES are allowed with UID FETCH only"), nil
+	}
+	if req.vanished && !c.sess.IsEnabled(extQresync) {
+		return bad("VANISHED needs ENABLE QRESYNC first"), nil
+	}
+	if req.vanished && !req.hasChangedSince {
+		return bad("VANISHED needs CHANGEDSINCE"), nil
+	}
+	hasUID, hasModSeq := false, false
+	for _, a := range req.atts {
+		hasUID = hasUID || a.kind == fetchUID
+		hasModSeq = hasModSeq || a.kind == fetchModSeq
+	}
+	if req.hasChangedSince && !hasModSeq {
+		// RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ.
+		req.atts = append(req.atts, fetchAtt{kind: fetchModSeq, name: "MODSEQ"})
+		hasModSeq = true
+	}
+	if hasModSeq {
+		c.enableCondstore()
+	}
+	if req.reportExpunges {
+		c.sess.enable(extExpunged)
+	}
 	refs, st := c.resolveSet(req.set, isUID)
 	if st != nil {
 		return st, nil
 	}
-	if isUID {
+	if isUID && !hasUID {
 		// RFC 3501 §6.4.8: UID FETCH always reports the UID.
-		hasUID := false
-		for _, a := range req.atts {
-			hasUID = hasUID || a.kind == fetchUID
+		req.atts = append([]fetchAtt{{kind: fetchUID, name: "UID"}}, req.atts...)
+		hasUID = true
+	}
+	var gone imap.SeqSet
+	if req.vanished || req.reportExpunges {
+		// "*" is UIDNEXT-1 here, not the highest UID in the view, so
+		// that the expunge of the last message is reported.
+		q := vanishedQuery{set: req.set, since: req.changedSince, useSince: req.hasChangedSince, minUID: 1}
+		if gone, err = c.vanished(q); err != nil {
+			return c.storeFailure(err), nil
 		}
-		if !hasUID {
-			req.atts = append([]fetchAtt{{kind: fetchUID, name: "UID"}}, req.atts...)
+	}
+	if req.vanished && len(gone) > 0 {
+		// Before any FETCH response (RFC 7162 §3.2.6).
+		c.enc.Star().Atom("VANISHED (EARLIER) ").SeqSet(gone).CRLF()
+	}
+	if req.hasChangedSince {
+		w := 0
+		for _, r := range refs {
+			if m, ok := c.messageMeta(r.UID); ok && m.ModSeq > req.changedSince {
+				refs[w] = r
+				w++
+			}
 		}
+		refs = refs[:w]
 	}
 	need := req.needs()
 	if c.sess.Selected == nil || c.sess.Selected.ReadOnly {
 		need.seen = false // EXAMINE: nothing changes (RFC 3501 §6.3.2)
 	}
 	if !need.info && !need.seen {
-		return c.fetchMeta(req, refs)
-	}
-	f := fetcher{c: c, req: req, need: need, ctx: context.Background()}
-	for len(refs) > 0 {
-		n := min(len(refs), fetchChunk)
-		if st, err := f.chunk(refs[:n]); st != nil || err != nil {
-			return st, err
+		st, err = c.fetchMeta(req, refs)
+	} else {
+		f := fetcher{c: c, req: req, need: need, ctx: context.Background(),
+			condstore: c.sess.IsEnabled(extCondstore), hasUID: hasUID, hasModSeq: hasModSeq}
+		for len(refs) > 0 && st == nil && err == nil {
+			n := min(len(refs), fetchChunk)
+			st, err = f.chunk(refs[:n])
+			refs = refs[n:]
 		}
-		refs = refs[n:]
+		if st == nil && err == nil {
+			st = ok("FETCH completed")
+		}
 	}
-	return ok("FETCH completed"), nil
+	if err == nil && st.typ == "OK" && req.reportExpunges && len(gone) > 0 {
+		// After the FETCH responses, as in the draft's examples; no
+		// UID in it is in the session's view (see docs/reconnect.md).
+		c.enc.Star().Atom("EXPUNGED ").SeqSet(gone).CRLF()
+	}
+	return st, err
 }
 
 // fetchMeta answers a FETCH of UID and FLAGS only, from the in-memory
@@ -103,6 +155,8 @@ func (c *conn) fetchMeta(req *fetchRequest, refs []msgRef) (*status, error) {
 			case fetchFlags:
 				c.enc.Atom("FLAGS ")
 				c.writeFlags(m)
+			case fetchModSeq:
+				c.writeModSeq(m.ModSeq)
 			}
 		}
 		c.enc.Special(')').CRLF()
@@ -119,6 +173,10 @@ type fetcher struct {
 	req  *fetchRequest
 	need fetchNeeds
 	ctx  context.Context
+	// condstore: CONDSTORE is enabled, so a message whose \Seen this
+	// FETCH sets is reported with UID and MODSEQ too (RFC 7162 §3.2.4);
+	// hasUID, hasModSeq: the request has them.
+	condstore, hasUID, hasModSeq bool
 
 	// per chunk, reused
 	msgs []fetchMsg
@@ -249,24 +307,38 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 	}
 
 	enc.Star().Number(m.ref.Seq).Atom(" FETCH (")
-	// FLAGS changed by setting \Seen and not asked for come first, after
-	// the UID that UID FETCH puts first.
-	flagsAt := -1
-	if m.flagsChanged && !f.need.flags {
-		flagsAt = 0
-		if f.req.atts[0].kind == fetchUID {
-			flagsAt = 1
-		}
+	// Items the client did not ask for that report setting \Seen come
+	// first, after the UID that UID FETCH puts first: FLAGS, and with
+	// CONDSTORE also UID and MODSEQ.
+	extraUID := m.flagsChanged && f.condstore && !f.hasUID
+	extraFlags := m.flagsChanged && !f.need.flags
+	extraModSeq := m.flagsChanged && f.condstore && !f.hasModSeq
+	extraAt := 0
+	if f.req.atts[0].kind == fetchUID {
+		extraAt = 1
 	}
 	for i := range f.req.atts {
 		a := &f.req.atts[i]
 		if i > 0 {
 			enc.SP()
 		}
-		if i == flagsAt {
-			enc.Atom("FLAGS ")
-			c.writeFlags(m.meta)
-			enc.SP()
+		if i == extraAt {
+			if extraUID {
+				enc.Atom("UID ").Number(m.ref.UID).SP()
+			}
+			if extraFlags {
+				enc.Atom("FLAGS ")
+				c.writeFlags(m.meta)
+				enc.SP()
+			}
+			if extraModSeq {
+				c.writeModSeq(m.meta.ModSeq)
+				enc.SP()
+			}
+		}
+		if a.kind == fetchModSeq {
+			c.writeModSeq(m.meta.ModSeq)
+			continue
 		}
 		enc.Atom(a.name).SP()
 		switch a.kind {

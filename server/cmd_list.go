@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 
@@ -341,7 +342,7 @@ func parentName(name string) string {
 
 var statusItems = map[string]bool{
 	"MESSAGES": true, "RECENT": true, "UIDNEXT": true, "UIDVALIDITY": true,
-	"UNSEEN": true, "SIZE": true,
+	"UNSEEN": true, "SIZE": true, "HIGHESTMODSEQ": true,
 }
 
 // readStatusItems reads "(" status-att *(SP status-att) ")".
@@ -383,6 +384,9 @@ func (c *conn) cmdStatus(tag string) (*status, error) {
 	if err := c.dec.CRLF(); err != nil {
 		return nil, err
 	}
+	if slices.Contains(items, "HIGHESTMODSEQ") {
+		c.enableCondstore() // RFC 7162 §3.1
+	}
 	ctx := context.Background()
 	mb, err := c.s.store.MailboxByName(ctx, c.sess.UserID, name)
 	if err != nil {
@@ -419,6 +423,15 @@ func (c *conn) writeStatusResponse(name string, st *store.MailboxStatus, items [
 			c.enc.Number(st.Unseen)
 		case "SIZE":
 			c.enc.Number64(uint64(st.Size))
+		case "HIGHESTMODSEQ":
+			// RFC 7162 §3.1.7. For the selected mailbox, the value this
+			// session may be told: not past an expunge it has not
+			// been told of.
+			m := st.HighestModSeq
+			if c.view != nil && c.view.sm.id == st.ID {
+				m = c.view.highestModSeq()
+			}
+			c.enc.Number64(m)
 		}
 	}
 	c.enc.Special(')').CRLF()

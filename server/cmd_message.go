@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -155,6 +156,35 @@ func (c *conn) store(isUID bool) (*status, error) {
 	if err := c.dec.SP(); err != nil {
 		return nil, err
 	}
+	// RFC 4466 store-modifiers; RFC 7162 §3.1.3 UNCHANGEDSINCE.
+	var unchangedSince uint64
+	conditional := false
+	if c.dec.Peek() == '(' {
+		err := c.dec.List(func() error {
+			name, err := c.dec.Atom()
+			if err != nil {
+				return err
+			}
+			if name = strings.ToUpper(name); name != "UNCHANGEDSINCE" {
+				return syntaxErr("unknown STORE modifier " + printable(name))
+			}
+			if conditional {
+				return syntaxErr("UNCHANGEDSINCE given twice")
+			}
+			if err := c.dec.SP(); err != nil {
+				return err
+			}
+			conditional = true
+			unchangedSince, err = c.dec.Number64()
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := c.dec.SP(); err != nil {
+			return nil, err
+		}
+	}
 	item, err := c.dec.Atom()
 	if err != nil {
 		return nil, err
@@ -202,6 +232,9 @@ func (c *conn) store(isUID bool) (*status, error) {
 	if err := c.dec.CRLF(); err != nil {
 		return nil, err
 	}
+	if conditional {
+		c.enableCondstore()
+	}
 	if st := checkFlags(flags); st != nil {
 		return st, nil
 	}
@@ -217,29 +250,84 @@ func (c *conn) store(isUID bool) (*status, error) {
 		uids[i] = r.UID
 	}
 	var changed []store.MessageMeta
-	if len(uids) > 0 {
-		if changed, _, err = c.updateFlags(uids, op, flags, 0); err != nil {
+	var failed []uint32
+	switch {
+	case len(uids) == 0:
+	case conditional && unchangedSince == 0:
+		// RFC 7162 §3.1.3: UNCHANGEDSINCE 0 fails for every message,
+		// since each has a MODSEQ of at least 1 (and the store reads 0
+		// as "no condition").
+		for _, u := range uids {
+			if _, ok := c.messageMeta(u); ok {
+				failed = append(failed, u)
+			}
+		}
+	default:
+		if changed, failed, err = c.updateFlags(uids, op, flags, unchangedSince); err != nil {
 			return c.storeFailure(err), nil
 		}
 	}
-	if !silent {
-		// RFC 3501 §6.4.6: the new flags of each message, also those
-		// whose flags did not change.
-		for _, r := range refs {
-			m, ok := c.messageMeta(r.UID)
-			if !ok {
-				continue
-			}
-			c.enc.Star().Number(r.Seq).SP().Atom("FETCH (")
-			if isUID {
-				c.enc.Atom("UID ").Number(r.UID).SP()
+	condstore := c.sess.IsEnabled(extCondstore)
+	var changedUIDs []uint32
+	if silent && condstore && !conditional {
+		changedUIDs = make([]uint32, len(changed))
+		for i := range changed {
+			changedUIDs[i] = changed[i].UID
+		}
+		slices.Sort(changedUIDs)
+	}
+	for _, r := range refs {
+		isFailed := seqOf(failed, r.UID) > 0
+		switch {
+		case !silent:
+			// RFC 3501 §6.4.6: the flags of each message, also those
+			// whose flags did not change or that failed the
+			// UNCHANGEDSINCE test (RFC 7162 §3.1.3, examples 7 and 10:
+			// the client learns why).
+		case condstore && !isFailed && (conditional || seqOf(changedUIDs, r.UID) > 0):
+			// RFC 7162 §3.1.3: even .SILENT reports the new MODSEQ of
+			// a conditional store; with CONDSTORE enabled a plain one
+			// reports the messages it changed (example 14).
+		default:
+			continue
+		}
+		m, ok := c.messageMeta(r.UID)
+		if !ok {
+			continue
+		}
+		c.enc.Star().Number(r.Seq).SP().Atom("FETCH (")
+		if isUID || condstore {
+			// RFC 7162 §3.2.4: with CONDSTORE enabled on a QRESYNC
+			// server, UID and MODSEQ in every such FETCH.
+			c.enc.Atom("UID ").Number(r.UID)
+		}
+		if !silent {
+			if isUID || condstore {
+				c.enc.SP()
 			}
 			c.enc.Atom("FLAGS ")
 			c.writeFlags(m)
-			c.enc.Special(')').CRLF()
 		}
+		if condstore {
+			c.enc.SP()
+			c.writeModSeq(m.ModSeq)
+		}
+		c.enc.Special(')').CRLF()
 	}
-	_ = changed
+	if len(failed) > 0 {
+		// RFC 7162 §3.1.3: MODIFIED lists UIDs for UID STORE, sequence
+		// numbers for STORE.
+		nums := failed
+		if !isUID {
+			nums = make([]uint32, 0, len(failed))
+			for _, r := range refs {
+				if seqOf(failed, r.UID) > 0 {
+					nums = append(nums, r.Seq)
+				}
+			}
+		}
+		return okCode("MODIFIED "+imap.UIDSetFromSorted(nums).String(), "Conditional STORE failed"), nil
+	}
 	return ok("STORE completed"), nil
 }
 
@@ -276,12 +364,16 @@ func (c *conn) expunge(limit []uint32) (*status, error) {
 	if c.view.readOnly {
 		return no("READ-ONLY", "Mailbox is read-only"), nil
 	}
-	if _, err := c.expungeDeleted(limit); err != nil {
+	gone, err := c.expungeDeleted(limit)
+	if err != nil {
 		return c.storeFailure(err), nil
 	}
-	// The EXPUNGE responses go out with the update report before the
-	// tagged OK.
-	return ok("EXPUNGE completed"), nil
+	// The EXPUNGE (or VANISHED) responses go out with the update report
+	// before the tagged OK, which then carries HIGHESTMODSEQ with QRESYNC
+	// (RFC 7162 §3.2.7).
+	st := ok("EXPUNGE completed")
+	st.highestModSeq = len(gone) > 0
+	return st, nil
 }
 
 // expungeDeleted removes the messages of the view that have \Deleted

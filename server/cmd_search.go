@@ -20,6 +20,15 @@ func (c *conn) search(tag string, isUID bool) (*status, error) {
 	if cmd.charset != "" && !knownCharset(cmd.charset) {
 		return no("BADCHARSET (UTF-8 US-ASCII)", "Charset "+printable(cmd.charset)+" not supported"), nil
 	}
+	modseq := usesOp(cmd.key, opModSeq)
+	if modseq {
+		c.enableCondstore() // RFC 7162 §3.1
+	}
+	if isUID && usesOp(cmd.key, opSeq) {
+		// RFC 7162 §3.2.10.2: no VANISHED (nor EXPUNGE) during a UID
+		// SEARCH that uses sequence numbers.
+		c.holdExpunge = true
+	}
 	refs, st := c.searchMessages(cmd.key)
 	if st != nil {
 		return st, nil
@@ -32,12 +41,37 @@ func (c *conn) search(tag string, isUID bool) (*status, error) {
 			nums[i] = r.Seq
 		}
 	}
+	// RFC 7162 §3.1.5, §3.1.6: with the MODSEQ key, a non-empty result
+	// carries the highest MODSEQ of the messages returned; RFC 4731 §3.2
+	// says which ones ESEARCH's MODSEQ covers.
+	var high uint64
+	if modseq && len(refs) > 0 {
+		of := refs
+		if cmd.esearch && cmd.ret&(retAll|retCount) == 0 {
+			of = nil
+			if cmd.ret&retMin != 0 {
+				of = append(of, refs[0])
+			}
+			if cmd.ret&retMax != 0 {
+				of = append(of, refs[len(refs)-1])
+			}
+		}
+		for _, r := range of {
+			if m, ok := c.messageMeta(r.UID); ok && m.ModSeq > high {
+				high = m.ModSeq
+			}
+		}
+	}
 	if cmd.esearch {
-		c.writeESearch(tag, isUID, cmd.ret, nums)
+		c.writeESearch(tag, isUID, cmd.ret, nums, high)
 	} else {
 		c.enc.Star().Atom("SEARCH")
 		for _, n := range nums {
 			c.enc.SP().Number(n)
+		}
+		if high > 0 {
+			c.enc.Atom(" (MODSEQ ").Number64(high).Special(')')
+			c.sentModSeq = true
 		}
 		c.enc.CRLF()
 	}
@@ -45,8 +79,9 @@ func (c *conn) search(tag string, isUID bool) (*status, error) {
 }
 
 // writeESearch writes the ESEARCH response (RFC 4731 §3.1): MIN, MAX and
-// ALL only when something matched, COUNT always when asked for.
-func (c *conn) writeESearch(tag string, isUID bool, ret searchReturn, nums []uint32) {
+// ALL only when something matched, COUNT always when asked for, MODSEQ
+// when modseq is not 0 (RFC 4731 §3.2).
+func (c *conn) writeESearch(tag string, isUID bool, ret searchReturn, nums []uint32, modseq uint64) {
 	c.enc.Star().Atom("ESEARCH (TAG ").String(tag).Special(')')
 	if isUID {
 		c.enc.Atom(" UID")
@@ -64,6 +99,10 @@ func (c *conn) writeESearch(tag string, isUID bool, ret searchReturn, nums []uin
 	}
 	if ret&retAll != 0 && len(nums) > 0 {
 		c.enc.Atom(" ALL ").SeqSet(imap.UIDSetFromSorted(nums))
+	}
+	if modseq > 0 {
+		c.enc.Atom(" MODSEQ ").Number64(modseq)
+		c.sentModSeq = true
 	}
 	c.enc.CRLF()
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/quickimap/quickimap/imap"
@@ -13,6 +14,99 @@ var systemFlags = []string{imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted
 func (c *conn) cmdSelect(tag string) (*status, error)  { return c.selectMailbox(false) }
 func (c *conn) cmdExamine(tag string) (*status, error) { return c.selectMailbox(true) }
 
+// qresyncParam is the QRESYNC SELECT/EXAMINE parameter (RFC 7162 §3.2.5).
+type qresyncParam struct {
+	uidValidity uint32
+	modseq      uint64
+	knownUIDs   imap.SeqSet // nil: 1:UIDNEXT-1
+	// seqs and uids are the sequence match data, or nil.
+	seqs, uids imap.SeqSet
+}
+
+// readSelectParams reads RFC 4466 select-params: "(" select-param *(SP
+// select-param) ")", with CONDSTORE (RFC 7162 §3.1.8) and QRESYNC
+// (§3.2.5); any other is unknown and BAD (RFC 4466 §2.1).
+func (c *conn) readSelectParams() (condstore bool, q *qresyncParam, err error) {
+	err = c.dec.List(func() error {
+		p, err := c.dec.Atom()
+		if err != nil {
+			return err
+		}
+		switch p = strings.ToUpper(p); p {
+		case "CONDSTORE":
+			if condstore {
+				return syntaxErr("SELECT parameter CONDSTORE given twice")
+			}
+			condstore = true
+			return nil
+		case "QRESYNC":
+			if q != nil {
+				return syntaxErr("SELECT parameter QRESYNC given twice")
+			}
+			if err := c.dec.SP(); err != nil {
+				return err
+			}
+			q, err = c.readQresyncParam()
+			return err
+		}
+		return syntaxErr("unknown SELECT parameter " + printable(p))
+	})
+	return condstore, q, err
+}
+
+// readQresyncParam reads "(" uidvalidity SP mod-sequence-value [SP
+// known-uids] [SP seq-match-data] ")". "*" is not allowed in the sets.
+func (c *conn) readQresyncParam() (*qresyncParam, error) {
+	d := c.dec
+	q := &qresyncParam{}
+	var err error
+	if err = d.Special('('); err != nil {
+		return nil, err
+	}
+	if q.uidValidity, err = d.NzNumber(); err != nil {
+		return nil, err
+	}
+	if err = d.SP(); err != nil {
+		return nil, err
+	}
+	if q.modseq, err = d.Number64(); err != nil {
+		return nil, err
+	}
+	if d.Maybe(' ') && d.Peek() != '(' {
+		if q.knownUIDs, err = d.SeqSet(); err != nil {
+			return nil, err
+		}
+		if q.knownUIDs.Dynamic() {
+			return nil, syntaxErr("* is not allowed in QRESYNC known UIDs")
+		}
+		if !d.Maybe(' ') {
+			return q, d.Special(')')
+		}
+	}
+	if d.Peek() == '(' {
+		d.Special('(')
+		if q.seqs, err = d.SeqSet(); err != nil {
+			return nil, err
+		}
+		if err = d.SP(); err != nil {
+			return nil, err
+		}
+		if q.uids, err = d.SeqSet(); err != nil {
+			return nil, err
+		}
+		if err = d.Special(')'); err != nil {
+			return nil, err
+		}
+		if q.seqs.Dynamic() || q.uids.Dynamic() {
+			return nil, syntaxErr("* is not allowed in QRESYNC sequence match data")
+		}
+		if setSize(q.seqs) != setSize(q.uids) {
+			return nil, syntaxErr("QRESYNC sequence match data: the two sets differ in size")
+		}
+	}
+	return q, d.Special(')')
+}
+
 func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 	if err := c.dec.SP(); err != nil {
 		return nil, err
@@ -21,20 +115,13 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 	if err != nil {
 		return nil, err
 	}
+	var condstore bool
+	var q *qresyncParam
 	if !c.dec.AtEOL() {
-		// RFC 4466 select-params; none is supported yet, so any is
-		// unknown and BAD (RFC 4466 §2.1).
 		if err := c.dec.SP(); err != nil {
 			return nil, err
 		}
-		err := c.dec.List(func() error {
-			p, err := c.dec.Atom()
-			if err != nil {
-				return err
-			}
-			return syntaxErr("unknown SELECT parameter " + printable(p))
-		})
-		if err != nil {
+		if condstore, q, err = c.readSelectParams(); err != nil {
 			return nil, err
 		}
 	}
@@ -45,10 +132,24 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 	if readOnly {
 		verb = "EXAMINE"
 	}
+	if q != nil && !c.sess.IsEnabled(extQresync) {
+		// RFC 7162 §3.2.5; the command does not run: the selected
+		// mailbox, if any, stays selected.
+		return bad("QRESYNC parameter needs ENABLE QRESYNC first"), nil
+	}
 
 	// RFC 3501 §6.3.1: a SELECT first deselects the current mailbox; if
 	// the new one cannot be selected the connection stays unselected.
+	// RFC 7162 §3.2.11: a server that advertises CONDSTORE or QRESYNC
+	// marks the boundary with CLOSED, whatever the client enabled.
+	wasSelected := c.view != nil
 	c.deselect()
+	if wasSelected {
+		c.enc.Star().Atom("OK").SP().Atom("[CLOSED] ").Text("Previous mailbox closed").CRLF()
+	}
+	if condstore {
+		c.enableCondstore() // nothing selected: no HIGHESTMODSEQ of its own
+	}
 
 	ctx := context.Background()
 	mb, err := c.s.store.MailboxByName(ctx, c.sess.UserID, name)
@@ -65,10 +166,10 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 	sm := v.sm
 	sm.mu.RLock()
 	keywords := sm.sortedKeywords()
-	info := sm.mb
+	uidValidity := sm.mb.UIDValidity
 	firstUnseen := uint32(0)
-	for i := range v.uids { // v.uids is a prefix of sm.uids just after open
-		if !hasFlag(sm.metas[i].Flags, imap.FlagSeen) {
+	for i, u := range v.uids {
+		if j := sm.index(u); j >= 0 && !hasFlag(sm.metas[j].Flags, imap.FlagSeen) {
 			firstUnseen = uint32(i + 1)
 			break
 		}
@@ -98,21 +199,75 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 	if firstUnseen > 0 {
 		c.enc.Star().Atom("OK").SP().Code("UNSEEN", firstUnseen).Text("First unseen message").CRLF()
 	}
-	c.enc.Star().Atom("OK").SP().Code("UIDVALIDITY", info.UIDValidity).Text("UIDs valid").CRLF()
-	c.enc.Star().Atom("OK").SP().Code("UIDNEXT", info.UIDNext).Text("Predicted next UID").CRLF()
+	c.enc.Star().Atom("OK").SP().Code("UIDVALIDITY", uidValidity).Text("UIDs valid").CRLF()
+	// UIDNEXT and HIGHESTMODSEQ as of the snapshot the view holds, so
+	// that they agree with EXISTS (a message that came meanwhile is
+	// announced with EXISTS later).
+	c.enc.Star().Atom("OK").SP().Code("UIDNEXT", v.uidNext).Text("Predicted next UID").CRLF()
 
 	c.view = v
 	c.sess.Selected = &Selected{
 		MailboxID:   mb.ID,
 		Name:        raw,
 		ReadOnly:    readOnly,
-		UIDValidity: info.UIDValidity,
+		UIDValidity: uidValidity,
 	}
 	c.sess.State = imap.StateSelected
+	if c.sess.IsEnabled(extCondstore) {
+		// RFC 7162 §3.1.2.1: we keep mod-sequences for every mailbox,
+		// so never NOMODSEQ.
+		c.writeHighestModSeq()
+	}
+	if q != nil && q.uidValidity == uidValidity {
+		// RFC 7162 §3.2.5.1: what changed since the client's modseq,
+		// as UID FETCH known-uids (FLAGS) (CHANGEDSINCE m VANISHED).
+		if err := c.qresyncReport(q); err != nil {
+			return c.storeFailure(err), nil
+		}
+	}
 	if readOnly {
 		return okCode("READ-ONLY", verb+" completed"), nil
 	}
 	return okCode("READ-WRITE", verb+" completed"), nil
+}
+
+// qresyncReport sends the VANISHED (EARLIER) and FETCH responses of a
+// SELECT/EXAMINE with a QRESYNC parameter whose UIDVALIDITY matches.
+func (c *conn) qresyncReport(q *qresyncParam) error {
+	v := c.view
+	vq := vanishedQuery{set: q.knownUIDs, all: q.knownUIDs == nil, since: q.modseq, useSince: true, minUID: 1}
+	if q.seqs != nil {
+		vq.minUID = seqMatchFloor(q.seqs, q.uids, v.uids)
+	}
+	gone, err := c.vanished(vq)
+	if err != nil {
+		return err
+	}
+	if len(gone) > 0 {
+		c.enc.Star().Atom("VANISHED (EARLIER) ").SeqSet(gone).CRLF()
+	}
+	var known []imap.NumRange
+	if q.knownUIDs != nil {
+		known = q.knownUIDs.Resolve(0)
+	}
+	for i, u := range v.uids {
+		if known != nil && !inRanges(known, u) {
+			continue
+		}
+		m, ok := v.meta(u)
+		if !ok || m.ModSeq <= q.modseq {
+			continue
+		}
+		c.enc.Star().Number(uint32(i + 1)).Atom(" FETCH (UID ").Number(u).Atom(" FLAGS ")
+		c.writeFlags(m)
+		c.enc.SP()
+		c.writeModSeq(m.ModSeq)
+		c.enc.Special(')').CRLF()
+		if err := c.enc.Err(); err != nil {
+			return nil // the connection is failing; the loop ends it
+		}
+	}
+	return nil
 }
 
 func hasFlag(flags []string, f string) bool {
@@ -178,9 +333,9 @@ func (c *conn) cmdNamespace(tag string) (*status, error) {
 	return ok("NAMESPACE completed"), nil
 }
 
-// enableable lists the extensions ENABLE can turn on (RFC 5161). Later
-// issues add CONDSTORE and QRESYNC.
-var enableable = map[string]bool{}
+// enableable lists the extensions ENABLE can turn on (RFC 5161): CONDSTORE
+// and QRESYNC (RFC 7162 §3.1, §3.2.3), which implies CONDSTORE.
+var enableable = map[string]bool{extCondstore: true, extQresync: true}
 
 func (c *conn) cmdEnable(tag string) (*status, error) {
 	var exts []string
@@ -201,12 +356,19 @@ func (c *conn) cmdEnable(tag string) (*status, error) {
 		return bad("ENABLE needs at least one capability"), nil
 	}
 	// RFC 5161 §3.1: the ENABLED response lists what this command newly
-	// enabled; unknown names are ignored.
+	// enabled (each name once); unknown names are ignored. "ENABLE
+	// QRESYNC" and "ENABLE QRESYNC CONDSTORE" have the same effect
+	// (RFC 7162 §3.2.3).
+	before := map[string]bool{extCondstore: c.sess.IsEnabled(extCondstore), extQresync: c.sess.IsEnabled(extQresync)}
 	var newly []string
 	for _, e := range exts {
-		if enableable[e] && !c.sess.IsEnabled(e) {
-			c.sess.Enabled = append(c.sess.Enabled, e)
-			newly = append(newly, e)
+		if !enableable[e] || before[e] || slices.Contains(newly, e) {
+			continue
+		}
+		newly = append(newly, e)
+		c.sess.enable(e)
+		if e == extQresync {
+			c.sess.enable(extCondstore)
 		}
 	}
 	c.enc.Star().Atom("ENABLED")

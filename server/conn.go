@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,13 @@ type conn struct {
 	// tagged response, and the connection ends.
 	byeAfter string
 	closing  atomic.Bool // Shutdown asked this connection to end
+
+	// Per command, reset before each:
+	// sentModSeq: a MODSEQ FETCH data item went out (see readCommand).
+	sentModSeq bool
+	// holdExpunge: the handler forbids expunge reports for this command
+	// (a UID SEARCH with sequence numbers, RFC 7162 §3.2.10.2).
+	holdExpunge bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -179,13 +187,34 @@ func (c *conn) readCommand() bool {
 		c.discardAnd(tag, "BAD", "", name+" not allowed in the "+c.sess.State.String()+" state")
 		return true
 	}
+	c.sentModSeq, c.holdExpunge = false, false
 	st, err := cmd.fn(c, tag)
 	if err != nil {
 		return c.commandError(tag, err)
 	}
 	if st != nil {
 		if c.view != nil && c.sess.State == imap.StateSelected {
-			c.reportUpdates(!cmd.noExpunge)
+			held := len(c.view.pendingExpunge) > 0
+			c.reportUpdates(!cmd.noExpunge && !c.holdExpunge)
+			if held && len(c.view.pendingExpunge) == 0 && c.sess.IsEnabled(extCondstore) {
+				// Expunges held back earlier went out now: tell the
+				// client it may move its HIGHESTMODSEQ past them
+				// (RFC 7162 §6, the example's last response).
+				st.highestModSeq = true
+			}
+			if c.sentModSeq && len(c.view.pendingExpunge) > 0 {
+				// MODSEQs went out while expunges with lower ones are
+				// held back: a client computing its HIGHESTMODSEQ from
+				// them would skip those expunges after a reconnect
+				// (RFC 7162 §3.2, §6). This caps it.
+				c.writeHighestModSeq()
+			}
+			if st.highestModSeq && c.sess.IsEnabled(extCondstore) && st.typ == "OK" && st.code == "" {
+				// RFC 7162 §3.2.7, §3.2.9: after EXPUNGE and UID
+				// EXPUNGE that removed messages. Every expunge has just
+				// been reported, so the value covers them.
+				st.code = "HIGHESTMODSEQ " + strconv.FormatUint(c.view.highestModSeq(), 10)
+			}
 		}
 		c.writeStatus(tag, st)
 	}
@@ -284,6 +313,10 @@ type status struct {
 	typ  string // OK, NO or BAD
 	code string // response code with its arguments, already formatted, or ""
 	text string
+	// highestModSeq: with CONDSTORE enabled, an OK and no other code,
+	// the session's HIGHESTMODSEQ goes in the response code, computed
+	// after the update report.
+	highestModSeq bool
 }
 
 func ok(text string) *status           { return &status{typ: "OK", text: text} }

@@ -245,7 +245,7 @@ func TestFetchErrors(t *testing.T) {
 		"FETCH 1 BODY[]<0.0>",
 		"FETCH 1 BODY.PEEK",
 		"FETCH 1 BINARY[1]",
-		"FETCH 1 FLAGS (CHANGEDSINCE 1)",
+		"FETCH 1 FLAGS (CHANGEDSINCE)",
 		"FETCH 1 FLAGS (FOO)",
 		"UID FETCH 1 FLAGS extra",
 	} {

@@ -38,6 +38,7 @@ const (
 	// fetchSection is BODY[section]<partial>, BODY.PEEK[...] and the
 	// RFC822, RFC822.HEADER and RFC822.TEXT forms of them.
 	fetchSection
+	fetchModSeq // MODSEQ (RFC 7162 §3.1.4.2)
 )
 
 // fetchAtt is one data item of a FETCH.
@@ -60,19 +61,30 @@ type fetchAtt struct {
 type fetchRequest struct {
 	set  imap.SeqSet
 	atts []fetchAtt
-	// Modifiers (RFC 4466) come here: changedSince uint64 and vanished
-	// bool for CONDSTORE/QRESYNC (RFC 7162 §3.1.4, §3.2.6).
+	// Modifiers (RFC 4466). hasChangedSince: CHANGEDSINCE changedSince
+	// (RFC 7162 §3.1.4.1); vanished: VANISHED (§3.2.6); reportExpunges:
+	// REPORTEXPUNGES (draft-melnikov-imap-expunged-01 §3.1). Whether the
+	// command and the session allow them is checked when it runs.
+	changedSince    uint64
+	hasChangedSince bool
+	vanished        bool
+	reportExpunges  bool
 }
 
 // fetchModifiers reads the parameters of the FETCH modifier named by the
 // key (upper case), after its name: a modifier with parameters reads its
-// own SP. None is supported yet; CHANGEDSINCE (RFC 7162) will be
-//
-//	"CHANGEDSINCE": func(d *wire.Decoder, r *fetchRequest) (err error) {
-//		if err = d.SP(); err == nil { r.changedSince, err = d.Number64() }
-//		return err
-//	},
-var fetchModifiers = map[string]func(d *wire.Decoder, r *fetchRequest) error{}
+// own SP.
+var fetchModifiers = map[string]func(d *wire.Decoder, r *fetchRequest) error{
+	"CHANGEDSINCE": func(d *wire.Decoder, r *fetchRequest) (err error) {
+		if err = d.SP(); err == nil {
+			r.changedSince, err = d.Number64()
+			r.hasChangedSince = true
+		}
+		return err
+	},
+	"VANISHED":       func(d *wire.Decoder, r *fetchRequest) error { r.vanished = true; return nil },
+	"REPORTEXPUNGES": func(d *wire.Decoder, r *fetchRequest) error { r.reportExpunges = true; return nil },
+}
 
 // The macros of RFC 3501 §6.4.5.
 var (
@@ -238,6 +250,8 @@ func fetchAttNamed(d *wire.Decoder, name string) (fetchAtt, error) {
 		a = fetchAtt{kind: fetchEnvelope}
 	case "BODYSTRUCTURE":
 		a = fetchAtt{kind: fetchBodyStructure}
+	case "MODSEQ":
+		a = fetchAtt{kind: fetchModSeq}
 	case "RFC822":
 		// RFC822 is BODY[], RFC822.HEADER BODY.PEEK[HEADER], RFC822.TEXT
 		// BODY[TEXT], answered under their own names.

@@ -186,8 +186,9 @@ func TestParseFetchErrors(t *testing.T) {
 		"1 BODY []",
 		"1 FLAGS ()",
 		"1 FLAGS (FOO)",
-		"1 FLAGS (CHANGEDSINCE 5)",
-		"1 FLAGS (VANISHED)",
+		"1 FLAGS (CHANGEDSINCE)",
+		"1 FLAGS (CHANGEDSINCE x)",
+		"1 FLAGS (VANISHED 5)",
 		"1 FLAGS FOO",
 		"1 FLAGS\x00",
 	}

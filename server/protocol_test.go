@@ -10,7 +10,7 @@ import (
 
 const (
 	preAuthCaps  = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE AUTH=PLAIN"
-	postAuthCaps = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE IDLE UIDPLUS MOVE MULTIAPPEND ESEARCH"
+	postAuthCaps = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE IDLE UIDPLUS MOVE MULTIAPPEND ESEARCH CONDSTORE QRESYNC X-DRAFT-I01-EXPUNGED"
 )
 
 func TestGreetingAndCapability(t *testing.T) {
@@ -142,7 +142,8 @@ func TestSelectExamineCloseUnselect(t *testing.T) {
 	}
 	c.Expect("a2", "CHECK", "a2 OK CHECK completed")
 	got = c.Cmd("a3", "EXAMINE Sent")
-	if got[1] != `* OK [PERMANENTFLAGS ()] No permanent flags permitted` || got[len(got)-1] != "a3 OK [READ-ONLY] EXAMINE completed" {
+	// RFC 7162 §3.2.11: CLOSED marks the end of the previous mailbox.
+	if got[0] != `* OK [CLOSED] Previous mailbox closed` || got[2] != `* OK [PERMANENTFLAGS ()] No permanent flags permitted` || got[len(got)-1] != "a3 OK [READ-ONLY] EXAMINE completed" {
 		t.Errorf("EXAMINE: %q", got)
 	}
 	c.Expect("a4", "UNSELECT", "a4 OK UNSELECT completed")
@@ -152,7 +153,7 @@ func TestSelectExamineCloseUnselect(t *testing.T) {
 	c.Expect("a8", "SELECT nosuch", "a8 NO [NONEXISTENT] No such mailbox")
 	// A failed SELECT leaves the connection unselected (RFC 3501 §6.3.1).
 	c.ExpectTagged("a9", "SELECT INBOX", "a9 OK")
-	c.Expect("a10", "SELECT nosuch", "a10 NO [NONEXISTENT] No such mailbox")
+	c.Expect("a10", "SELECT nosuch", "* OK [CLOSED] Previous mailbox closed", "a10 NO [NONEXISTENT] No such mailbox")
 	c.Expect("a11", "CLOSE", "a11 BAD CLOSE not allowed in the authenticated state")
 	c.Expect("a12", "SELECT INBOX (FOO)", "a12 BAD Syntax error: unknown SELECT parameter FOO")
 }

@@ -80,12 +80,15 @@ func keyCost(k *searchKey) int {
 }
 
 // usesRecent reports whether k needs to know which messages are \Recent.
-func usesRecent(k *searchKey) bool {
-	if k.op == opRecent {
+func usesRecent(k *searchKey) bool { return usesOp(k, opRecent) }
+
+// usesOp reports whether op occurs in k.
+func usesOp(k *searchKey, op searchOp) bool {
+	if k.op == op {
 		return true
 	}
 	for _, kid := range k.kids {
-		if usesRecent(kid) {
+		if usesOp(kid, op) {
 			return true
 		}
 	}
@@ -328,6 +331,8 @@ func matchKey(k *searchKey, m *searchMsg) tri {
 		return triOf(inRanges(k.ranges, m.uid))
 	case opFlag:
 		return triOf(hasFlagFold(m.meta.Flags, k.flag))
+	case opModSeq:
+		return triOf(m.meta.ModSeq >= uint64(k.num))
 	case opRecent:
 		return triOf(m.recent)
 	case opBefore, opOn, opSince:

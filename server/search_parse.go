@@ -42,9 +42,7 @@ const (
 	opHeader  // a field called field contains value ("" value: has the field)
 	opBody    // the decoded text parts contain value
 	opText    // the header or the decoded text parts contain value
-	// RFC 7162 MODSEQ goes here: it is an in-memory key (MessageMeta
-	// holds the MODSEQ), so it needs only an op, a parse case in
-	// readNamedKey, a case in keyCost (costMem) and one in matchKey.
+	opModSeq  // MODSEQ >= num (RFC 7162 §3.1.5), from the in-memory index
 )
 
 // searchKey is one node of a parsed search.
@@ -400,6 +398,42 @@ func (p *searchParser) readNamedKey(name string, depth int) (*searchKey, error) 
 			return nil, err
 		}
 		return &searchKey{op: opUID, set: set}, nil
+	case "MODSEQ":
+		// MODSEQ [entry-name entry-type-req] mod-sequence-valzer. We keep
+		// one mod-sequence per message, so the entry is checked and
+		// ignored (RFC 7162 §3.1.5).
+		if err := p.dec.SP(); err != nil {
+			return nil, err
+		}
+		if c := p.dec.Peek(); c == '"' || c == '{' {
+			entry, err := p.dec.String()
+			if err != nil {
+				return nil, err
+			}
+			if len(entry) <= len("/flags/") || !strings.EqualFold(entry[:len("/flags/")], "/flags/") {
+				return nil, syntaxErr("MODSEQ entry name must be /flags/<flag>")
+			}
+			if err := p.dec.SP(); err != nil {
+				return nil, err
+			}
+			typ, err := p.dec.Atom()
+			if err != nil {
+				return nil, err
+			}
+			switch strings.ToLower(typ) {
+			case "priv", "shared", "all":
+			default:
+				return nil, syntaxErr("MODSEQ entry type must be priv, shared or all")
+			}
+			if err := p.dec.SP(); err != nil {
+				return nil, err
+			}
+		}
+		n, err := p.dec.Number64()
+		if err != nil {
+			return nil, err
+		}
+		return &searchKey{op: opModSeq, num: int64(n)}, nil
 	case "NOT":
 		if err := p.dec.SP(); err != nil {
 			return nil, err

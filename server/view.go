@@ -29,6 +29,16 @@ type view struct {
 	// ownModSeqs are MODSEQs of flag changes this session made and
 	// reported itself; the log's entries for them are not reported again.
 	ownModSeqs []uint64
+	// modseq is the mailbox's HIGHESTMODSEQ as of log position pos: the
+	// view has applied every change up to it. heldModSeq, while
+	// pendingExpunge is not empty, is modseq from before the first of
+	// those expunges arrived (each has a greater MODSEQ): see
+	// highestModSeq.
+	modseq     uint64
+	heldModSeq uint64
+	// uidNext is UIDNEXT as of the open, consistent with uids and modseq
+	// (SELECT reports it).
+	uidNext uint32
 	// notify is signalled (never blocking) when the mailbox changes.
 	notify chan struct{}
 }
@@ -50,6 +60,8 @@ func (c *conn) openView(ctx context.Context, mb store.Mailbox, readOnly bool) (*
 	sm.mu.Lock()
 	v.uids = sm.uids[:len(sm.uids):len(sm.uids)]
 	v.pos = sm.logEnd()
+	v.modseq = sm.mb.HighestModSeq
+	v.uidNext = sm.mb.UIDNext
 	sm.views[v] = struct{}{}
 	sm.mu.Unlock()
 	if !readOnly {
@@ -162,9 +174,16 @@ func (v *view) updateFlags(c *conn, uids []uint32, op store.FlagOp, flags []stri
 }
 
 // reportUpdates tells the client what changed in the selected mailbox
-// since it was last told: EXPUNGE (only when allowExpunge: RFC 3501
-// §7.4.1 forbids it during FETCH, STORE and SEARCH), EXISTS and RECENT for
-// new messages, FETCH FLAGS for flag changes made by others.
+// since it was last told: expunges (only when allowExpunge: RFC 3501
+// §7.4.1 forbids them during FETCH, STORE and SEARCH) as EXPUNGE, or
+// VANISHED after ENABLE QRESYNC (RFC 7162 §3.2.10.2), or EXPUNGED after
+// REPORTEXPUNGES (draft-melnikov-imap-expunged-01 §3.2); EXISTS and RECENT
+// for new messages; FETCH FLAGS (with MODSEQ once CONDSTORE is enabled)
+// for flag changes made by others.
+//
+// The log entries, the flags reported and the view's new modseq are read
+// under one lock, so that no MODSEQ sent is above a change the session has
+// not been told of, except held-back expunges (see view.highestModSeq).
 func (c *conn) reportUpdates(allowExpunge bool) {
 	v := c.view
 	if v == nil {
@@ -172,7 +191,8 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 	}
 	sm := v.sm
 	sm.mu.RLock()
-	var expunged, flagged []uint32
+	var expunged []uint32
+	var flagged []store.MessageMeta
 	full := v.pos < sm.logBase
 	if !full {
 		for _, ch := range sm.log[v.pos-sm.logBase:] {
@@ -181,22 +201,25 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 				expunged = append(expunged, ch.uid)
 			case changeFlags:
 				if !containsModSeq(v.ownModSeqs, ch.modseq) {
-					flagged = append(flagged, ch.uid)
+					if i := sm.index(ch.uid); i >= 0 {
+						flagged = append(flagged, sm.metas[i])
+					}
 				}
 			}
 		}
 	} else {
 		// Too far behind the log: compare the whole view with the index.
 		for _, u := range v.uids {
-			if sm.index(u) < 0 {
+			if i := sm.index(u); i < 0 {
 				expunged = append(expunged, u)
 			} else {
-				flagged = append(flagged, u)
+				flagged = append(flagged, sm.metas[i])
 			}
 		}
 	}
 	cur := sm.uids[:len(sm.uids):len(sm.uids)]
 	end := sm.logEnd()
+	highest := sm.mb.HighestModSeq
 	var known uint32
 	if n := len(v.uids); n > 0 {
 		known = v.uids[n-1]
@@ -208,18 +231,33 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 	v.pos = end
 	v.ownModSeqs = v.ownModSeqs[:0]
 
+	// Only messages the client was told of can be expunged for it; one
+	// that came and went unseen is simply never announced.
+	w := 0
+	for _, u := range expunged {
+		if seqOf(v.uids, u) > 0 {
+			expunged[w] = u
+			w++
+		}
+	}
+	expunged = expunged[:w]
+	if len(expunged) > 0 && len(v.pendingExpunge) == 0 {
+		v.heldModSeq = v.modseq
+	}
+	v.modseq = highest
 	v.pendingExpunge = mergeUIDs(v.pendingExpunge, expunged)
 	if allowExpunge && len(v.pendingExpunge) > 0 {
-		// Descending sequence numbers, so that each EXPUNGE's number is
-		// still right after the ones sent before it.
-		seqs := make([]uint32, 0, len(v.pendingExpunge))
-		for _, u := range v.pendingExpunge {
-			if s := seqOf(v.uids, u); s > 0 {
-				seqs = append(seqs, s)
+		switch {
+		case c.sess.IsEnabled(extQresync):
+			c.enc.Star().Atom("VANISHED ").SeqSet(imap.UIDSetFromSorted(v.pendingExpunge)).CRLF()
+		case c.sess.IsEnabled(extExpunged):
+			c.enc.Star().Atom("EXPUNGED ").SeqSet(imap.UIDSetFromSorted(v.pendingExpunge)).CRLF()
+		default:
+			// Descending sequence numbers, so that each EXPUNGE's
+			// number is still right after the ones sent before it.
+			for j := len(v.pendingExpunge) - 1; j >= 0; j-- {
+				c.enc.Star().Number(seqOf(v.uids, v.pendingExpunge[j])).SP().Atom("EXPUNGE").CRLF()
 			}
-		}
-		for j := len(seqs) - 1; j >= 0; j-- {
-			c.enc.Star().Number(seqs[j]).SP().Atom("EXPUNGE").CRLF()
 		}
 		v.recent = removeUIDs(v.recent, v.pendingExpunge)
 		v.pendingExpunge = v.pendingExpunge[:0]
@@ -235,17 +273,26 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 		c.enc.Star().Number(uint32(len(v.uids))).SP().Atom("EXISTS").CRLF()
 		c.enc.Star().Number(uint32(len(v.recent))).SP().Atom("RECENT").CRLF()
 	}
-	for _, u := range flagged {
-		s := seqOf(v.uids, u)
+	if len(flagged) == 0 {
+		return
+	}
+	// One response per message, in sequence order.
+	sort.SliceStable(flagged, func(i, j int) bool { return flagged[i].UID < flagged[j].UID })
+	condstore := c.sess.IsEnabled(extCondstore)
+	for j, m := range flagged {
+		if j+1 < len(flagged) && flagged[j+1].UID == m.UID {
+			continue // the later entry holds the newer flags
+		}
+		s := seqOf(v.uids, m.UID)
 		if s == 0 {
 			continue
 		}
-		m, ok := v.meta(u)
-		if !ok {
-			continue
-		}
-		c.enc.Star().Number(s).SP().Atom("FETCH (UID ").Number(u).SP().Atom("FLAGS ")
+		c.enc.Star().Number(s).SP().Atom("FETCH (UID ").Number(m.UID).SP().Atom("FLAGS ")
 		c.writeFlags(m)
+		if condstore {
+			c.enc.SP()
+			c.writeModSeq(m.ModSeq)
+		}
 		c.enc.Special(')').CRLF()
 	}
 }
