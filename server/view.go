@@ -36,6 +36,9 @@ type view struct {
 	// highestModSeq.
 	modseq     uint64
 	heldModSeq uint64
+	// toldModSeq is the highest HIGHESTMODSEQ sent to the client in an
+	// untagged OK after new or vanished messages.
+	toldModSeq uint64
 	// uidNext is UIDNEXT as of the open, consistent with uids and modseq
 	// (SELECT reports it).
 	uidNext uint32
@@ -272,6 +275,14 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 		}
 		c.enc.Star().Number(uint32(len(v.uids))).SP().Atom("EXISTS").CRLF()
 		c.enc.Star().Number(uint32(len(v.recent))).SP().Atom("RECENT").CRLF()
+	}
+	if len(newUIDs) > 0 && c.sess.IsEnabled(extCondstore) && v.highestModSeq() > v.toldModSeq {
+		// New messages come with no MODSEQ of their own: without the
+		// new HIGHESTMODSEQ a client that caches it (e.g.
+		// interimap) would fetch its own appends again as changes on
+		// the next resync.
+		v.toldModSeq = v.highestModSeq()
+		c.enc.Star().Atom("OK").SP().Code("HIGHESTMODSEQ", v.toldModSeq).Text("Highest").CRLF()
 	}
 	if len(flagged) == 0 {
 		return
