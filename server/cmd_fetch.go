@@ -101,14 +101,21 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 		c.enc.Star().Atom("VANISHED (EARLIER) ").SeqSet(gone).CRLF()
 	}
 	if req.hasChangedSince {
-		w := 0
-		for _, r := range refs {
-			if m, ok := c.messageMeta(r.UID); ok && m.ModSeq > req.changedSince {
-				refs[w] = r
-				w++
+		// One pass under one lock; refs ascend like the view.
+		k := 0
+		changed := c.view.scanMetas(func(u uint32, m *store.MessageMeta) (bool, bool) {
+			for k < len(refs) && refs[k].UID < u {
+				k++
 			}
+			if k == len(refs) {
+				return false, true
+			}
+			return refs[k].UID == u && m.ModSeq > req.changedSince, false
+		})
+		refs = refs[:0]
+		for _, ch := range changed {
+			refs = append(refs, msgRef{Seq: ch.seq, UID: ch.meta.UID})
 		}
-		refs = refs[:w]
 	}
 	need := req.needs()
 	if c.sess.Selected == nil || c.sess.Selected.ReadOnly {

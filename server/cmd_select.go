@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/store"
 )
 
 // systemFlags are the flags every mailbox supports (RFC 3501 §2.3.2).
@@ -163,17 +164,17 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 	if err != nil {
 		return c.storeFailure(err), nil
 	}
+	firstUnseen := uint32(0)
+	if first := v.scanMetas(func(_ uint32, m *store.MessageMeta) (bool, bool) {
+		unseen := !hasFlag(m.Flags, imap.FlagSeen)
+		return unseen, unseen
+	}); len(first) > 0 {
+		firstUnseen = first[0].seq
+	}
 	sm := v.sm
 	sm.mu.RLock()
 	keywords := sm.sortedKeywords()
 	uidValidity := sm.mb.UIDValidity
-	firstUnseen := uint32(0)
-	for i, u := range v.uids {
-		if j := sm.index(u); j >= 0 && !hasFlag(sm.metas[j].Flags, imap.FlagSeen) {
-			firstUnseen = uint32(i + 1)
-			break
-		}
-	}
 	recent := uint32(len(v.recent))
 	if readOnly {
 		// EXAMINE claims nothing; it reports what is still unclaimed.
@@ -250,15 +251,12 @@ func (c *conn) qresyncReport(q *qresyncParam) error {
 	if q.knownUIDs != nil {
 		known = q.knownUIDs.Resolve(0)
 	}
-	for i, u := range v.uids {
-		if known != nil && !inRanges(known, u) {
-			continue
-		}
-		m, ok := v.meta(u)
-		if !ok || m.ModSeq <= q.modseq {
-			continue
-		}
-		c.enc.Star().Number(uint32(i + 1)).Atom(" FETCH (UID ").Number(u).Atom(" FLAGS ")
+	changed := v.scanMetas(func(u uint32, m *store.MessageMeta) (bool, bool) {
+		return m.ModSeq > q.modseq && (known == nil || inRanges(known, u)), false
+	})
+	for _, ch := range changed {
+		m, u := ch.meta, ch.meta.UID
+		c.enc.Star().Number(ch.seq).Atom(" FETCH (UID ").Number(u).Atom(" FLAGS ")
 		c.writeFlags(m)
 		c.enc.SP()
 		c.writeModSeq(m.ModSeq)
