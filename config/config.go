@@ -22,6 +22,7 @@ import (
 
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/store/sqlite"
 	"github.com/quickimap/quickimap/wire"
 )
 
@@ -71,9 +72,20 @@ type Config struct {
 	// clients give up on a silent connection (RFC 2177).
 	IdleKeepalive time.Duration
 
+	// TombstoneMaxAge and TombstoneMaxCount bound how long and how many
+	// expunged UIDs are remembered per mailbox for QRESYNC/VANISHED; a
+	// client whose last sync is older gets a full answer instead.
+	TombstoneMaxAge   time.Duration
+	TombstoneMaxCount int
+
 	// NoInitialUser stops "quickimap serve" from creating an account in
 	// a store that has none.
 	NoInitialUser bool
+}
+
+// StoreOptions returns the embedded store's options.
+func (c *Config) StoreOptions() sqlite.Options {
+	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount}
 }
 
 // Default returns the default configuration.
@@ -93,6 +105,8 @@ func Default() Config {
 		LiteralTimeout:    60 * time.Second,
 		FailedLoginDelay:  2 * time.Second,
 		IdleKeepalive:     29 * time.Minute,
+		TombstoneMaxAge:   30 * 24 * time.Hour,
+		TombstoneMaxCount: 100000,
 	}
 }
 

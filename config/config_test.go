@@ -83,6 +83,8 @@ func TestParseExample(t *testing.T) {
 		LiteralTimeout:    2 * time.Minute,
 		FailedLoginDelay:  500 * time.Millisecond,
 		IdleKeepalive:     10 * time.Minute,
+		TombstoneMaxAge:   30 * 24 * time.Hour,
+		TombstoneMaxCount: 100000,
 		NoInitialUser:     true,
 	}
 	if c != want {

@@ -190,6 +190,8 @@ var keys = []Key{
 	durationKey("literal-timeout", "limit of the wait for a literal's bytes", func(c *Config) *time.Duration { return &c.LiteralTimeout }),
 	durationKey("failed-login-delay", "pause before answering a failed login", func(c *Config) *time.Duration { return &c.FailedLoginDelay }),
 	durationKey("idle-keepalive", "interval of keepalive responses during IDLE", func(c *Config) *time.Duration { return &c.IdleKeepalive }),
+	durationKey("tombstone-max-age", "how long expunged UIDs are remembered for QRESYNC", func(c *Config) *time.Duration { return &c.TombstoneMaxAge }),
+	intKey("tombstone-max-count", "how many expunged UIDs are remembered per mailbox", func(c *Config) *int { return &c.TombstoneMaxCount }),
 	boolKey("no-initial-user", "do not create an account when the store has none", func(c *Config) *bool { return &c.NoInitialUser }),
 }
 

@@ -125,7 +125,7 @@ func configFlags(fs *flag.FlagSet, names ...string) func() (config.Config, error
 // openStore opens the embedded store in dir. With create, it makes the
 // directory if need be; without, a missing directory is an error rather
 // than a new empty store.
-func openStore(ctx context.Context, dir string, create bool) (store.Store, error) {
+func openStore(ctx context.Context, dir string, create bool, opts sqlite.Options) (store.Store, error) {
 	if create {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("creating data directory: %w", err)
@@ -136,7 +136,7 @@ func openStore(ctx context.Context, dir string, create bool) (store.Store, error
 		}
 		return nil, err
 	}
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	st, err := sqlite.Open(ctx, dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
 	}

@@ -116,7 +116,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg.DataDir, true)
+	st, err := openStore(ctx, cfg.DataDir, true, cfg.StoreOptions())
 	if err != nil {
 		return err
 	}
