@@ -32,7 +32,7 @@ func newStmtCache(db *sql.DB) *stmtCache {
 func (c *stmtCache) get(query string) *sql.Stmt {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st, ok := c.m[query]; ok {
+	if st, ok := c.m[query]; ok || c.m == nil {
 		return st
 	}
 	// A script of several statements cannot be one prepared statement.
@@ -43,15 +43,29 @@ func (c *stmtCache) get(query string) *sql.Stmt {
 }
 
 // prepareWanted prepares the queries that ran unprepared. It must be
-// called with no transaction of the caller's open on c.db.
+// called with no transaction of the caller's open on c.db. The mutex is
+// not held while preparing: preparing may wait for a pooled connection,
+// and the transactions holding them need the mutex to finish.
 func (c *stmtCache) prepareWanted() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	var queries []string
 	for q := range c.wanted {
+		queries = append(queries, q)
 		delete(c.wanted, q)
-		if st, err := c.db.PrepareContext(context.Background(), q); err == nil {
+	}
+	c.mu.Unlock()
+	for _, q := range queries {
+		st, err := c.db.PrepareContext(context.Background(), q)
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		if _, dup := c.m[q]; dup || c.m == nil {
+			st.Close()
+		} else {
 			c.m[q] = st
 		}
+		c.mu.Unlock()
 	}
 }
 
@@ -64,10 +78,10 @@ func (c *stmtCache) pending() bool {
 func (c *stmtCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for q, st := range c.m {
+	for _, st := range c.m {
 		st.Close()
-		delete(c.m, q)
 	}
+	c.m = nil // a late prepareWanted closes what it made
 }
 
 // dbtx is a transaction whose queries use the statement cache.
