@@ -106,6 +106,9 @@ type Store interface {
 	// Messages is the message half: APPEND, FETCH, STORE, COPY, MOVE,
 	// EXPUNGE and change tracking (messages.go).
 	Messages
+	// Sessions keeps resumable sessions (the reconnect draft;
+	// sessions.go).
+	Sessions
 
 	// CreateUser creates an account with the given password hash and
 	// mailboxes, in one transaction. The name is lower-cased. INBOX is

@@ -188,6 +188,11 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 				report("user %d: \\Noselect placeholder %q has no children", k.user, k.name)
 			}
 		}
+		sessions, err := checkSessions(ctx, tx)
+		if err != nil {
+			return err
+		}
+		problems = append(problems, sessions...)
 		return nil
 	})
 	if err != nil {

@@ -19,6 +19,7 @@ func migrations() []migration {
 	return []migration{
 		migrateV1,
 		migrateV2,
+		migrateV3,
 	}
 }
 
@@ -235,5 +236,41 @@ func migrateV2(ctx context.Context, tx *dbtx) error {
 	}
 	// Tombstones made before the upgrade start their window now.
 	_, err := tx.ExecContext(ctx, `UPDATE expunged SET expunged_at = ?`, time.Now().Unix())
+	return err
+}
+
+// schemaV3 adds the resumable sessions of the reconnect draft
+// (sessions.go): one row per (user, session id), removed with the user.
+// Times are Unix nanoseconds. The store-wide count is kept in counters
+// ('sessions') by triggers, so that the registry's global limit costs one
+// row read whatever the number of sessions; cascading deletes from users
+// fire the delete trigger too.
+const schemaV3 = `
+CREATE TABLE sessions (
+	user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	id          TEXT NOT NULL CHECK (id != ''),
+	client_ip   TEXT NOT NULL DEFAULT '',
+	created     INTEGER NOT NULL,
+	last_active INTEGER NOT NULL,
+	state       BLOB,
+	PRIMARY KEY (user_id, id)
+);
+CREATE INDEX sessions_user_active ON sessions (user_id, last_active);
+CREATE INDEX sessions_active ON sessions (last_active);
+CREATE INDEX sessions_ip ON sessions (client_ip);
+
+INSERT INTO counters (name, value) VALUES ('sessions', 0);
+
+CREATE TRIGGER sessions_insert AFTER INSERT ON sessions BEGIN
+	UPDATE counters SET value = value + 1 WHERE name = 'sessions';
+END;
+
+CREATE TRIGGER sessions_delete AFTER DELETE ON sessions BEGIN
+	UPDATE counters SET value = value - 1 WHERE name = 'sessions';
+END;
+`
+
+func migrateV3(ctx context.Context, tx *dbtx) error {
+	_, err := tx.ExecContext(ctx, schemaV3)
 	return err
 }

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Check", testCheck},
 	}
 	tests = append(tests, messageTests()...)
+	tests = append(tests, sessionTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -151,6 +152,7 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		return out
 	}
 	mBefore := msnap(s)
+	sessRecs := reopenSessionsWrite(t, s, alice, bob)
 
 	type snapshot struct {
 		users []store.User
@@ -200,6 +202,7 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		}
 	}
 	mAfter := msnap(s)
+	reopenSessionsCheck(t, s, sessRecs)
 	for name, b := range mBefore {
 		a := mAfter[name]
 		if fmt.Sprint(a.idx) != fmt.Sprint(b.idx) || fmt.Sprint(a.changes) != fmt.Sprint(b.changes) ||

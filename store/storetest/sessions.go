@@ -1,0 +1,280 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/quickimap/quickimap/store"
+)
+
+// sessionTests are the store.Sessions half of the suite.
+func sessionTests() []struct {
+	name string
+	fn   func(t *testing.T, s store.Store)
+} {
+	return []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"SessionsSaveLoad", testSessionsSaveLoad},
+		{"SessionsOwnership", testSessionsOwnership},
+		{"SessionsUserList", testSessionsUserList},
+		{"SessionsExpire", testSessionsExpire},
+		{"SessionsDeleteUser", testSessionsDeleteUser},
+	}
+}
+
+// t0 is a fixed time with nanoseconds, to check the store keeps them.
+var sessT0 = time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+
+func sessRec(userID int64, id, ip string, created, active time.Time, state string) store.SessionRecord {
+	return store.SessionRecord{ID: id, UserID: userID, ClientIP: ip, Created: created, LastActive: active, State: []byte(state)}
+}
+
+func wantSession(t *testing.T, got, want store.SessionRecord) {
+	t.Helper()
+	if got.ID != want.ID || got.UserID != want.UserID || got.ClientIP != want.ClientIP ||
+		!got.Created.Equal(want.Created) || !got.LastActive.Equal(want.LastActive) || !bytes.Equal(got.State, want.State) {
+		t.Errorf("session:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func sessionIDs(t *testing.T, s store.Store, userID int64) []string {
+	t.Helper()
+	l, err := s.UserSessions(context.Background(), userID)
+	must(t, err)
+	var ids []string
+	for _, r := range l {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+func wantCount(t *testing.T, s store.Store, want int) {
+	t.Helper()
+	n, err := s.CountSessions(context.Background())
+	must(t, err)
+	if n != want {
+		t.Errorf("CountSessions = %d, want %d", n, want)
+	}
+}
+
+func testSessionsSaveLoad(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustCreateUser(t, s, "alice", nil)
+	wantCount(t, s, 0)
+	_, err := s.LoadSession(ctx, u.ID, "nope")
+	wantErr(t, err, store.ErrNotFound, "LoadSession of an unknown id")
+	wantErr(t, s.DeleteSession(ctx, u.ID, "nope"), store.ErrNotFound, "DeleteSession of an unknown id")
+
+	state := "\x00\xff{\"state\":3}" + string(make([]byte, 10000))
+	rec := sessRec(u.ID, "abcd1234", "192.0.2.1", sessT0, sessT0.Add(time.Second), state)
+	must(t, s.SaveSession(ctx, rec))
+	got, err := s.LoadSession(ctx, u.ID, rec.ID)
+	must(t, err)
+	wantSession(t, got, rec)
+	wantCount(t, s, 1)
+
+	// Upsert: same key, new values, still one record.
+	rec2 := sessRec(u.ID, rec.ID, "2001:db8::1", sessT0, sessT0.Add(time.Hour), "v2")
+	must(t, s.SaveSession(ctx, rec2))
+	got, err = s.LoadSession(ctx, u.ID, rec.ID)
+	must(t, err)
+	wantSession(t, got, rec2)
+	wantCount(t, s, 1)
+
+	// An empty state round-trips as empty, not as an error.
+	rec3 := sessRec(u.ID, "empty", "", sessT0, sessT0, "")
+	rec3.State = nil
+	must(t, s.SaveSession(ctx, rec3))
+	got, err = s.LoadSession(ctx, u.ID, "empty")
+	must(t, err)
+	if len(got.State) != 0 {
+		t.Errorf("empty state loaded as %q", got.State)
+	}
+	wantCount(t, s, 2)
+
+	wantErr(t, s.SaveSession(ctx, sessRec(u.ID, "", "", sessT0, sessT0, "")), store.ErrInvalid, "SaveSession with an empty id")
+	wantErr(t, s.SaveSession(ctx, sessRec(u.ID+1000, "x", "", sessT0, sessT0, "")), store.ErrNotFound, "SaveSession for an unknown user")
+
+	must(t, s.DeleteSession(ctx, u.ID, rec.ID))
+	_, err = s.LoadSession(ctx, u.ID, rec.ID)
+	wantErr(t, err, store.ErrNotFound, "LoadSession after DeleteSession")
+	wantErr(t, s.DeleteSession(ctx, u.ID, rec.ID), store.ErrNotFound, "DeleteSession twice")
+	wantCount(t, s, 1)
+}
+
+func testSessionsOwnership(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	alice := mustCreateUser(t, s, "alice", nil)
+	bob := mustCreateUser(t, s, "bob", nil)
+	a := sessRec(alice.ID, "shared", "192.0.2.1", sessT0, sessT0, "alice's")
+	must(t, s.SaveSession(ctx, a))
+
+	// Bob cannot see, delete or list Alice's session.
+	_, err := s.LoadSession(ctx, bob.ID, "shared")
+	wantErr(t, err, store.ErrNotFound, "LoadSession of another user's id")
+	wantErr(t, s.DeleteSession(ctx, bob.ID, "shared"), store.ErrNotFound, "DeleteSession of another user's id")
+	if ids := sessionIDs(t, s, bob.ID); len(ids) != 0 {
+		t.Errorf("bob lists %q", ids)
+	}
+
+	// The same id under Bob is another session (the draft, §3.1); saving
+	// it leaves Alice's alone.
+	b := sessRec(bob.ID, "shared", "192.0.2.2", sessT0.Add(time.Minute), sessT0.Add(time.Minute), "bob's")
+	must(t, s.SaveSession(ctx, b))
+	got, err := s.LoadSession(ctx, alice.ID, "shared")
+	must(t, err)
+	wantSession(t, got, a)
+	got, err = s.LoadSession(ctx, bob.ID, "shared")
+	must(t, err)
+	wantSession(t, got, b)
+	wantCount(t, s, 2)
+	must(t, s.DeleteSession(ctx, bob.ID, "shared"))
+	got, err = s.LoadSession(ctx, alice.ID, "shared")
+	must(t, err)
+	wantSession(t, got, a)
+}
+
+func testSessionsUserList(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustCreateUser(t, s, "alice", nil)
+	other := mustCreateUser(t, s, "bob", nil)
+	if l, err := s.UserSessions(ctx, u.ID); err != nil || len(l) != 0 {
+		t.Errorf("UserSessions of a user without sessions: %v, %v", l, err)
+	}
+	if l, err := s.UserSessions(ctx, 987654); len(l) != 0 || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+		t.Errorf("UserSessions of an unknown user: %v, %v", l, err)
+	}
+	// Saved out of order; listed by LastActive.
+	for i, off := range []int{3, 1, 4, 0, 2} {
+		ip := "192.0.2.1"
+		if i%2 == 1 {
+			ip = "192.0.2.9"
+		}
+		must(t, s.SaveSession(ctx, sessRec(u.ID, fmt.Sprintf("s%d", off), ip, sessT0,
+			sessT0.Add(time.Duration(off)*time.Nanosecond), "state")))
+	}
+	must(t, s.SaveSession(ctx, sessRec(other.ID, "o", "192.0.2.1", sessT0, sessT0, "")))
+	if got, want := sessionIDs(t, s, u.ID), []string{"s0", "s1", "s2", "s3", "s4"}; !slices.Equal(got, want) {
+		t.Errorf("UserSessions order %q, want %q", got, want)
+	}
+	l, err := s.UserSessions(ctx, u.ID)
+	must(t, err)
+	for _, r := range l {
+		if r.UserID != u.ID || !r.Created.Equal(sessT0) || r.ClientIP == "" {
+			t.Errorf("UserSessions metadata: %+v", r)
+		}
+	}
+	// Touching one moves it to the end.
+	must(t, s.SaveSession(ctx, sessRec(u.ID, "s0", "192.0.2.9", sessT0, sessT0.Add(time.Hour), "state")))
+	if got, want := sessionIDs(t, s, u.ID), []string{"s1", "s2", "s3", "s4", "s0"}; !slices.Equal(got, want) {
+		t.Errorf("UserSessions order after touch %q, want %q", got, want)
+	}
+	for ip, want := range map[string]int{"192.0.2.1": 4, "192.0.2.9": 2, "198.51.100.1": 0} {
+		if n, err := s.CountIPSessions(ctx, ip); err != nil || n != want {
+			t.Errorf("CountIPSessions(%s) = %d, %v; want %d", ip, n, err, want)
+		}
+	}
+	wantCount(t, s, 6)
+}
+
+func testSessionsExpire(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustCreateUser(t, s, "alice", nil)
+	v := mustCreateUser(t, s, "bob", nil)
+	for i := range 10 {
+		must(t, s.SaveSession(ctx, sessRec(u.ID, fmt.Sprintf("a%d", i), "", sessT0, sessT0.Add(time.Duration(i)*time.Minute), "x")))
+		must(t, s.SaveSession(ctx, sessRec(v.ID, fmt.Sprintf("b%d", i), "", sessT0, sessT0.Add(time.Duration(i)*time.Minute), "y")))
+	}
+	n, err := s.ExpireSessions(ctx, sessT0)
+	if err != nil || n != 0 {
+		t.Errorf("ExpireSessions(t0) = %d, %v; want 0 (strictly before)", n, err)
+	}
+	n, err = s.ExpireSessions(ctx, sessT0.Add(3*time.Minute))
+	if err != nil || n != 6 {
+		t.Errorf("ExpireSessions(t0+3m) = %d, %v; want 6", n, err)
+	}
+	if got, want := sessionIDs(t, s, u.ID), []string{"a3", "a4", "a5", "a6", "a7", "a8", "a9"}; !slices.Equal(got, want) {
+		t.Errorf("after expiry %q, want %q", got, want)
+	}
+	_, err = s.LoadSession(ctx, u.ID, "a2")
+	wantErr(t, err, store.ErrNotFound, "LoadSession of an expired session")
+	wantCount(t, s, 14)
+	n, err = s.ExpireSessions(ctx, sessT0.Add(time.Hour))
+	if err != nil || n != 14 {
+		t.Errorf("ExpireSessions(all) = %d, %v; want 14", n, err)
+	}
+	wantCount(t, s, 0)
+}
+
+func testSessionsDeleteUser(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustCreateUser(t, s, "doomed", nil)
+	other := mustCreateUser(t, s, "other", nil)
+	for i := range 3 {
+		must(t, s.SaveSession(ctx, sessRec(u.ID, fmt.Sprint("d", i), "192.0.2.1", sessT0, sessT0, "x")))
+	}
+	must(t, s.SaveSession(ctx, sessRec(other.ID, "keep", "192.0.2.1", sessT0, sessT0, "y")))
+	must(t, s.DeleteUser(ctx, u.ID))
+	_, err := s.LoadSession(ctx, u.ID, "d0")
+	wantErr(t, err, store.ErrNotFound, "LoadSession after DeleteUser")
+	if l, err := s.UserSessions(ctx, u.ID); len(l) != 0 || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+		t.Errorf("UserSessions after DeleteUser: %v, %v", l, err)
+	}
+	wantCount(t, s, 1)
+	if n, err := s.CountIPSessions(ctx, "192.0.2.1"); err != nil || n != 1 {
+		t.Errorf("CountIPSessions after DeleteUser = %d, %v; want 1", n, err)
+	}
+	if _, err := s.LoadSession(ctx, other.ID, "keep"); err != nil {
+		t.Errorf("other user's session after DeleteUser: %v", err)
+	}
+	// A recreated account with the same name inherits nothing.
+	u2 := mustCreateUser(t, s, "doomed", nil)
+	if ids := sessionIDs(t, s, u2.ID); len(ids) != 0 {
+		t.Errorf("recreated user inherited sessions %q", ids)
+	}
+}
+
+// reopenSessionsWrite writes the sessions RunReopen checks after reopening.
+func reopenSessionsWrite(t *testing.T, s store.Store, alice, bob store.User) []store.SessionRecord {
+	ctx := context.Background()
+	recs := []store.SessionRecord{
+		sessRec(alice.ID, "r1", "192.0.2.1", sessT0, sessT0.Add(2*time.Second), "\x00alice state\xff"),
+		sessRec(alice.ID, "r2", "2001:db8::1", sessT0, sessT0.Add(time.Second), ""),
+		sessRec(bob.ID, "r1", "192.0.2.2", sessT0, sessT0.Add(3*time.Second), "bob"),
+	}
+	for _, r := range recs {
+		must(t, s.SaveSession(ctx, r))
+	}
+	must(t, s.SaveSession(ctx, sessRec(alice.ID, "gone", "", sessT0, sessT0, "")))
+	must(t, s.DeleteSession(ctx, alice.ID, "gone"))
+	return recs
+}
+
+// reopenSessionsCheck verifies them on the reopened store.
+func reopenSessionsCheck(t *testing.T, s store.Store, recs []store.SessionRecord) {
+	ctx := context.Background()
+	for _, want := range recs {
+		got, err := s.LoadSession(ctx, want.UserID, want.ID)
+		if err != nil {
+			t.Errorf("session %d/%s after reopen: %v", want.UserID, want.ID, err)
+			continue
+		}
+		if want.State == nil {
+			want.State = []byte{}
+		}
+		wantSession(t, got, want)
+	}
+	_, err := s.LoadSession(ctx, recs[0].UserID, "gone")
+	wantErr(t, err, store.ErrNotFound, "deleted session after reopen")
+	if got, want := sessionIDs(t, s, recs[0].UserID), []string{"r2", "r1"}; !slices.Equal(got, want) {
+		t.Errorf("UserSessions after reopen %q, want %q", got, want)
+	}
+	wantCount(t, s, len(recs))
+}
