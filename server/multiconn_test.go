@@ -129,3 +129,42 @@ func TestThreeConnections(t *testing.T) {
 		}
 	}
 }
+
+// TestViewFarBehindLog: a session silent while more changes happen than
+// the shared change log keeps falls back to comparing its whole view; it
+// is told only of the messages that changed, and ends in step.
+func TestViewFarBehindLog(t *testing.T) {
+	env := imaptest.Start(t, nil)
+	w := env.DialLogin(t)
+	for i := 0; i < 10; i++ {
+		appendMsg(t, w, "p", "INBOX", "", testMsg)
+	}
+	w.ExpectTagged("w0", "SELECT INBOX", "w0 OK")
+	a := env.DialLogin(t)
+	a.ExpectTagged("a0", "SELECT INBOX", "a0 OK")
+	const n = 4200 // more than the log keeps
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		op := "+"
+		if i%2 == 1 {
+			op = "-"
+		}
+		fmt.Fprintf(&b, "s%d STORE 1 %sFLAGS.SILENT (\\Flagged)\r\n", i, op)
+	}
+	fmt.Fprintf(&b, "s%d STORE 2 +FLAGS.SILENT (\\Seen)\r\n", n)
+	w.Send(b.String())
+	w.ReadUntilTagged(fmt.Sprintf("s%d", n))
+	w.ExpectTagged("w1", `STORE 3 +FLAGS.SILENT (\Deleted)`, "w1 OK")
+	w.ExpectTagged("w2", "EXPUNGE", "w2 OK")
+
+	got := a.Cmd("a1", "NOOP")
+	// Message 1 ends with the flags it had, but its MODSEQ moved: it is
+	// reported; messages 4-10 did not change and are not.
+	want := []string{"* 3 EXPUNGE", `* 1 FETCH (UID 1 FLAGS ())`, `* 2 FETCH (UID 2 FLAGS (\Seen))`, "a1 OK NOOP completed"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("far behind: got %q, want %q", got, want)
+	}
+	if gotS, wantS := snapshot(t, a, "f"), snapshot(t, w, "g"); strings.Join(gotS, ",") != strings.Join(wantS, ",") {
+		t.Errorf("views differ: %q vs %q", gotS, wantS)
+	}
+}

@@ -211,11 +211,12 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 			}
 		}
 	} else {
-		// Too far behind the log: compare the whole view with the index.
+		// Too far behind the log: compare the whole view with the index;
+		// only messages changed after the view's MODSEQ are reported.
 		for _, u := range v.uids {
 			if i := sm.index(u); i < 0 {
 				expunged = append(expunged, u)
-			} else {
+			} else if sm.metas[i].ModSeq > v.modseq {
 				flagged = append(flagged, sm.metas[i])
 			}
 		}
