@@ -25,12 +25,16 @@ func (c *conn) capabilities() []string {
 		}
 		return caps
 	}
-	return append(caps,
+	caps = append(caps,
 		"NAMESPACE", "UNSELECT", "CHILDREN", "SPECIAL-USE",
 		"LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE",
 		"IDLE", "UIDPLUS", "MOVE", "MULTIAPPEND", "ESEARCH",
 		"CONDSTORE", "QRESYNC", extExpunged,
 	)
+	if c.s.opts.Sessions != nil {
+		caps = append(caps, capReconnect)
+	}
+	return caps
 }
 
 // authAllowed reports whether plaintext credentials may be sent on this
@@ -65,8 +69,24 @@ func (c *conn) cmdNoop(tag string) (*status, error) {
 }
 
 func (c *conn) cmdLogout(tag string) (*status, error) {
+	preserve, err := c.readLogoutParams()
+	if err != nil {
+		return nil, err
+	}
 	if err := c.dec.CRLF(); err != nil {
 		return nil, err
+	}
+	if c.sid != "" {
+		if preserve {
+			// draft-ietf-lemonade-reconnect-07 §4: the session stays
+			// resumable.
+			c.detachSession()
+			c.enc.Star().Atom("BYE").SP().Text("Logging out; session state preserved").CRLF()
+			c.sess.State = imap.StateLogout
+			return ok("LOGOUT completed"), nil
+		}
+		// §1: LOGOUT without PRESERVE terminates the session.
+		c.deleteSession()
 	}
 	// RFC 3501 §6.1.3: the server MUST send a BYE before the tagged OK.
 	c.enc.Star().Atom("BYE").SP().Text("Logging out").CRLF()

@@ -38,9 +38,10 @@ func (c *conn) cmdIdle(tag string) (*status, error) {
 	for {
 		if c.view != nil {
 			c.reportUpdates(true)
-			if err := c.enc.Flush(); err != nil {
-				return nil, err
-			}
+		}
+		c.noteLostSession()
+		if err := c.enc.Flush(); err != nil {
+			return nil, err
 		}
 		select {
 		case err := <-done:
@@ -52,6 +53,7 @@ func (c *conn) cmdIdle(tag string) (*status, error) {
 			}
 			return ok("IDLE terminated"), nil
 		case <-notify:
+		case <-c.wake:
 		case <-keepalive.C:
 			c.enc.Star().Atom("OK").SP().Text("Still here").CRLF()
 			if err := c.enc.Flush(); err != nil {

@@ -160,9 +160,31 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 	if mb.NoSelect {
 		return no("CANNOT", "Mailbox is not selectable"), nil
 	}
+	if st := c.openSelected(ctx, mb, raw, readOnly); st != nil {
+		return st, nil
+	}
+	defer c.saveSession()
+	if q != nil && q.uidValidity == c.sess.Selected.UIDValidity {
+		// RFC 7162 §3.2.5.1: what changed since the client's modseq,
+		// as UID FETCH known-uids (FLAGS) (CHANGEDSINCE m VANISHED).
+		if err := c.qresyncReport(q, false); err != nil {
+			return c.storeFailure(err), nil
+		}
+	}
+	if readOnly {
+		return okCode("READ-ONLY", verb+" completed"), nil
+	}
+	return okCode("READ-WRITE", verb+" completed"), nil
+}
+
+// openSelected opens mb as the selected mailbox (raw: its name as the
+// client spelled it) and writes the untagged responses of a SELECT or
+// EXAMINE (RFC 3501 §6.3.1), HIGHESTMODSEQ included once CONDSTORE is
+// enabled. It returns nil on success, else the failure to answer.
+func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, readOnly bool) *status {
 	v, err := c.openView(ctx, mb, readOnly)
 	if err != nil {
-		return c.storeFailure(err), nil
+		return c.storeFailure(err)
 	}
 	firstUnseen := uint32(0)
 	if first := v.scanMetas(func(_ uint32, m *store.MessageMeta) (bool, bool) {
@@ -219,22 +241,15 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 		// so never NOMODSEQ.
 		c.writeHighestModSeq()
 	}
-	if q != nil && q.uidValidity == uidValidity {
-		// RFC 7162 §3.2.5.1: what changed since the client's modseq,
-		// as UID FETCH known-uids (FLAGS) (CHANGEDSINCE m VANISHED).
-		if err := c.qresyncReport(q); err != nil {
-			return c.storeFailure(err), nil
-		}
-	}
-	if readOnly {
-		return okCode("READ-ONLY", verb+" completed"), nil
-	}
-	return okCode("READ-WRITE", verb+" completed"), nil
+	return nil
 }
 
 // qresyncReport sends the VANISHED (EARLIER) and FETCH responses of a
 // SELECT/EXAMINE with a QRESYNC parameter whose UIDVALIDITY matches.
-func (c *conn) qresyncReport(q *qresyncParam) error {
+//
+// With expunged (a SID resume, draft-ietf-lemonade-reconnect-07 §3.3) the
+// expunged UIDs go out as "* EXPUNGED uid-set" instead.
+func (c *conn) qresyncReport(q *qresyncParam, expunged bool) error {
 	v := c.view
 	vq := vanishedQuery{set: q.knownUIDs, all: q.knownUIDs == nil, since: q.modseq, useSince: true, minUID: 1}
 	if q.seqs != nil {
@@ -245,7 +260,11 @@ func (c *conn) qresyncReport(q *qresyncParam) error {
 		return err
 	}
 	if len(gone) > 0 {
-		c.enc.Star().Atom("VANISHED (EARLIER) ").SeqSet(gone).CRLF()
+		if expunged {
+			c.enc.Star().Atom("EXPUNGED ").SeqSet(gone).CRLF()
+		} else {
+			c.enc.Star().Atom("VANISHED (EARLIER) ").SeqSet(gone).CRLF()
+		}
 	}
 	var known []imap.NumRange
 	if q.knownUIDs != nil {
@@ -300,6 +319,7 @@ func (c *conn) cmdClose(tag string) (*status, error) {
 		}
 	}
 	c.deselect()
+	c.saveSession()
 	return ok("CLOSE completed"), nil
 }
 
@@ -309,6 +329,7 @@ func (c *conn) cmdUnselect(tag string) (*status, error) {
 	}
 	// RFC 3691: like CLOSE, without the expunge.
 	c.deselect()
+	c.saveSession()
 	return ok("UNSELECT completed"), nil
 }
 
@@ -374,5 +395,6 @@ func (c *conn) cmdEnable(tag string) (*status, error) {
 		c.enc.SP().Atom(e)
 	}
 	c.enc.CRLF()
+	c.saveSession()
 	return ok("ENABLE completed"), nil
 }

@@ -89,6 +89,11 @@ var commands = map[string]command{
 	"MOVE":        {fn: (*conn).cmdMove, states: selectedState},
 	"UID MOVE":    {fn: (*conn).cmdUIDMove, states: selectedState},
 	"IDLE":        {fn: (*conn).cmdIdle, states: authenticated},
+
+	// Resumable sessions (draft-ietf-lemonade-reconnect-07 §3), only
+	// when Options.Sessions is set (cmd_sid.go checks).
+	"SID":       {fn: (*conn).cmdSID, states: authenticated},
+	"DELETESID": {fn: (*conn).cmdDeleteSID, states: authenticated},
 }
 
 func stack() string { return string(debug.Stack()) }

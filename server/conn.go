@@ -53,6 +53,16 @@ type conn struct {
 	byeAfter string
 	closing  atomic.Bool // Shutdown asked this connection to end
 
+	// sid is the resumable session this connection holds (it is the
+	// registry Owner), "" when none (draft-ietf-lemonade-reconnect-07).
+	sid string
+	// lostSID is set by another connection that resumed this one's
+	// session; this connection sends DELETEDSID for it from its own
+	// goroutine (see noteLostSession). wake is signalled with it, so an
+	// IDLE notices.
+	lostSID atomic.Pointer[string]
+	wake    chan struct{}
+
 	// Per command, reset before each:
 	// sentModSeq: a MODSEQ FETCH data item went out (see readCommand).
 	sentModSeq bool
@@ -62,7 +72,7 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, remote: nc.RemoteAddr().String()}
+	c := &conn{s: s, remote: nc.RemoteAddr().String(), wake: make(chan struct{}, 1)}
 	if tcp, ok := nc.RemoteAddr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() && !s.opts.DistrustLoopback {
 		c.loopback = true
 	}
@@ -108,6 +118,10 @@ func (c *conn) serve() {
 	defer c.s.untrack(c)
 	defer c.nc.Close()
 	defer func() { c.closeView(c.view); c.view = nil }()
+	// A connection that ends (EOF, timeout, shutdown) with a session
+	// leaves it resumable (draft-ietf-lemonade-reconnect-07 §1). Runs
+	// before the view closes: the state is plain data.
+	defer c.detachSession()
 	defer func() {
 		if r := recover(); r != nil {
 			// A bug must cost one connection, never the server.
@@ -216,6 +230,7 @@ func (c *conn) readCommand() bool {
 				st.code = "HIGHESTMODSEQ " + strconv.FormatUint(c.view.highestModSeq(), 10)
 			}
 		}
+		c.noteLostSession()
 		c.writeStatus(tag, st)
 	}
 	if c.byeAfter != "" {

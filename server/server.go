@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/quickimap/quickimap/auth"
+	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
 	"github.com/quickimap/quickimap/wire"
 )
@@ -63,6 +64,11 @@ type Options struct {
 	// MaxAppendMessages bounds the messages of one MULTIAPPEND (default
 	// 1000).
 	MaxAppendMessages int
+	// Sessions, when not nil, enables resumable sessions
+	// (draft-ietf-lemonade-reconnect-07: SID, DELETESID, LOGOUT
+	// (PRESERVE)) and the X-DRAFT-W07-RECONNECT capability. The caller
+	// runs its Expire periodically.
+	Sessions *session.Registry
 }
 
 func (o Options) withDefaults() Options {

@@ -18,6 +18,7 @@ import (
 	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/config"
 	"github.com/quickimap/quickimap/server"
+	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
 )
 
@@ -161,6 +162,31 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	// Resumable sessions (draft-ietf-lemonade-reconnect-07): expired
+	// ones are swept every few minutes until shutdown.
+	reg := session.New(st, session.Options{})
+	opts.Sessions = reg
+	sweepDone := make(chan struct{})
+	sweepStopped := make(chan struct{})
+	go func() {
+		defer close(sweepStopped)
+		t := time.NewTicker(5 * time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-sweepDone:
+				return
+			case <-t.C:
+				if n, err := reg.Expire(context.Background()); err != nil {
+					logger.Warn("expiring sessions", "err", err)
+				} else if n > 0 {
+					logger.Debug("expired sessions", "count", n)
+				}
+			}
+		}
+	}()
+	defer func() { close(sweepDone); <-sweepStopped }()
 
 	srv := server.New(opts)
 	errc := make(chan error, len(ls))

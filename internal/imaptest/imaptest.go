@@ -16,6 +16,7 @@ import (
 
 	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/server"
+	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
 	"github.com/quickimap/quickimap/store/sqlite"
 )
@@ -53,6 +54,7 @@ func Start(t testing.TB, mod func(*server.Options)) *Env {
 		Store:            st,
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 		FailedLoginDelay: 10 * time.Millisecond,
+		Sessions:         session.New(st, session.Options{}),
 	}
 	if mod != nil {
 		mod(&opts)

@@ -1,0 +1,317 @@
+package server
+
+// Resumable sessions, draft-ietf-lemonade-reconnect-07 (capability
+// X-DRAFT-W07-RECONNECT): SID (§3), DELETESID (§3.4), LOGOUT (PRESERVE)
+// (§4, in cmd_any.go), the SELECTED, NEWSID and DELETEDSID responses (§5).
+// The registry (package session) keeps the sessions; this file moves a
+// connection's Session in and out of it as JSON.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/session"
+	"github.com/quickimap/quickimap/store"
+)
+
+const capReconnect = "X-DRAFT-W07-RECONNECT"
+
+// sessionState serializes what a resume needs: the Session (state,
+// selected mailbox id, its name as spelled, read-only flag, UIDVALIDITY,
+// enabled extensions). The view is rebuilt like a fresh SELECT's.
+func (c *conn) sessionState() []byte {
+	b, err := json.Marshal(&c.sess)
+	if err != nil { // plain data: cannot happen
+		c.log.Error("serializing session", "err", err)
+		return nil
+	}
+	return b
+}
+
+// saveSession checkpoints the held session after a command that changed
+// it (SELECT, EXAMINE, CLOSE, UNSELECT, ENABLE, SID).
+func (c *conn) saveSession() {
+	reg := c.s.opts.Sessions
+	if reg == nil || c.sid == "" {
+		return
+	}
+	if err := reg.Save(context.Background(), c, c.sessionState()); err != nil && !errors.Is(err, session.ErrNotOwner) {
+		c.log.Warn("saving session", "err", err)
+	}
+}
+
+// detachSession leaves the held session resumable (LOGOUT (PRESERVE),
+// the end of the connection).
+func (c *conn) detachSession() {
+	reg := c.s.opts.Sessions
+	if reg == nil || c.sid == "" {
+		return
+	}
+	if err := reg.Detach(context.Background(), c, c.sessionState()); err != nil && !errors.Is(err, session.ErrNotOwner) {
+		c.log.Warn("detaching session", "err", err)
+	}
+	c.sid = ""
+}
+
+// deleteSession ends the held session (plain LOGOUT).
+func (c *conn) deleteSession() {
+	reg := c.s.opts.Sessions
+	if reg == nil || c.sid == "" {
+		return
+	}
+	if err := reg.Delete(context.Background(), c); err != nil && !errors.Is(err, session.ErrNotOwner) {
+		c.log.Warn("deleting session", "err", err)
+	}
+	c.sid = ""
+}
+
+// takeSession is called, on the resuming connection's goroutine, for the
+// connection whose session it took: that one learns it from its own
+// goroutine (noteLostSession), never through this one's writes.
+func (c *conn) takeSession(id string) {
+	c.lostSID.Store(&id)
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// noteLostSession sends "* DELETEDSID id" (§5.3) when another connection
+// resumed this one's session. Called before each tagged response and
+// during IDLE.
+func (c *conn) noteLostSession() {
+	p := c.lostSID.Swap(nil)
+	if p == nil {
+		return
+	}
+	c.enc.Star().Atom("DELETEDSID").SP().Astring(*p).CRLF()
+	if c.sid == *p {
+		c.sid = ""
+	}
+}
+
+// clientIP is the client's address without the port, for the registry's
+// per-address limit.
+func (c *conn) clientIP() string {
+	if h, _, err := net.SplitHostPort(c.remote); err == nil {
+		return h
+	}
+	return c.remote
+}
+
+// sidArgs are the arguments of SID with a session id (§3.3, §6):
+// session-id SP uidvalidity SP mod-sequence-value [SP known-uids].
+type sidArgs struct {
+	id          string
+	uidValidity uint32
+	modseq      uint64
+	knownUIDs   imap.SeqSet
+}
+
+// readSIDArgs reads the SID arguments after the command name through the
+// CRLF; nil when SID has none. The session id is read as an astring: the
+// ABNF says string, every example sends an atom (docs/reconnect.md).
+func (c *conn) readSIDArgs() (*sidArgs, error) {
+	d := c.dec
+	if d.AtEOL() {
+		return nil, d.CRLF()
+	}
+	a := &sidArgs{}
+	var err error
+	if err = d.SP(); err != nil {
+		return nil, err
+	}
+	if a.id, err = d.Astring(); err != nil {
+		return nil, err
+	}
+	if err = d.SP(); err != nil {
+		return nil, err
+	}
+	if a.uidValidity, err = d.NzNumber(); err != nil {
+		return nil, err
+	}
+	if err = d.SP(); err != nil {
+		return nil, err
+	}
+	if a.modseq, err = d.Number64(); err != nil {
+		return nil, err
+	}
+	if !d.AtEOL() {
+		if err = d.SP(); err != nil {
+			return nil, err
+		}
+		if a.knownUIDs, err = d.SeqSet(); err != nil {
+			return nil, err
+		}
+		if a.knownUIDs.Dynamic() {
+			return nil, syntaxErr("* is not allowed in SID known UIDs")
+		}
+	}
+	return a, d.CRLF()
+}
+
+func (c *conn) cmdSID(tag string) (*status, error) {
+	reg := c.s.opts.Sessions
+	if reg == nil {
+		c.discardAnd(tag, "BAD", "", "Unknown command SID")
+		return nil, nil
+	}
+	args, err := c.readSIDArgs()
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	// The session this connection holds, if any, becomes inactive
+	// (§3.2): keep its state.
+	c.saveSession()
+	if args == nil {
+		return c.newSession(ctx), nil
+	}
+	rec, prev, err := reg.Attach(ctx, c.sess.UserID, args.id, c)
+	if errors.Is(err, session.ErrNotFound) {
+		// §3.3: an unknown or expired SID creates a new session.
+		return c.newSession(ctx), nil
+	}
+	if err != nil {
+		return c.storeFailure(err), nil
+	}
+	if p, ok := prev.(*conn); ok && p != c {
+		p.takeSession(args.id)
+	}
+	c.sid = args.id
+	return c.resume(ctx, rec, args), nil
+}
+
+// newSession creates a session held by this connection (§3.2).
+func (c *conn) newSession(ctx context.Context) *status {
+	id, err := c.s.opts.Sessions.Create(ctx, c.sess.UserID, c.clientIP(), c)
+	if errors.Is(err, session.ErrLimit) {
+		return no("LIMIT", "Too many sessions")
+	}
+	if err != nil {
+		return c.storeFailure(err)
+	}
+	c.sid = id
+	c.enc.Star().Atom("NEWSID").SP().Astring(id).CRLF()
+	c.saveSession()
+	return ok("SID completed: session created")
+}
+
+// resume restores the session state of rec on this connection and
+// reports it (§3.3).
+func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) *status {
+	var saved Session
+	if len(rec.State) > 0 {
+		if err := json.Unmarshal(rec.State, &saved); err != nil {
+			c.log.Warn("unreadable session state", "err", err)
+			saved = Session{}
+		}
+	}
+	if c.view != nil {
+		c.deselect()
+	}
+	c.sess.Enabled = saved.Enabled
+	// The SID arguments carry a mod-sequence: the client uses CONDSTORE,
+	// and the draft's examples send HIGHESTMODSEQ.
+	c.sess.enable(extCondstore)
+
+	var mb store.Mailbox
+	found := false
+	if sel := saved.Selected; sel != nil {
+		m, err := c.s.store.MailboxByID(ctx, c.sess.UserID, sel.MailboxID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return c.storeFailure(err)
+		}
+		found = err == nil && !m.NoSelect
+		mb = m
+	}
+	if !found {
+		// §3.3: nothing selected, or the mailbox is gone: SELECTED with
+		// no name, and the authenticated state (the draft's
+		// "unauthenticated" is a slip).
+		c.enc.Star().Atom("SELECTED").CRLF()
+		c.saveSession()
+		return ok("SID completed: session resumed")
+	}
+	sel := saved.Selected
+	c.enc.Star().Atom("SELECTED").SP().Astring(sel.Name).CRLF()
+	match := a.uidValidity == mb.UIDValidity
+	if !match {
+		// §3.3: full resynchronization; the mailbox stays selected.
+		c.enc.Star().Atom("NEWSID").SP().Astring(c.sid).CRLF()
+	}
+	if st := c.openSelected(ctx, mb, sel.Name, sel.ReadOnly); st != nil {
+		c.saveSession()
+		return st
+	}
+	if match && c.sess.Selected.UIDValidity == a.uidValidity {
+		// §3.3: the changes since the client's mod-sequence, with
+		// expunged UIDs as "* EXPUNGED uid-set" (limited to the known
+		// UIDs when given).
+		q := &qresyncParam{uidValidity: a.uidValidity, modseq: a.modseq, knownUIDs: a.knownUIDs}
+		if err := c.qresyncReport(q, true); err != nil {
+			return c.storeFailure(err)
+		}
+	}
+	c.saveSession()
+	text := "SID completed: session resumed"
+	if !match {
+		text = "SID completed: resync required"
+	}
+	if sel.ReadOnly {
+		return okCode("READ-ONLY", text)
+	}
+	return okCode("READ-WRITE", text)
+}
+
+func (c *conn) cmdDeleteSID(tag string) (*status, error) {
+	reg := c.s.opts.Sessions
+	if reg == nil {
+		c.discardAnd(tag, "BAD", "", "Unknown command DELETESID")
+		return nil, nil
+	}
+	if err := c.dec.CRLF(); err != nil {
+		return nil, err
+	}
+	c.noteLostSession()
+	if c.sid == "" {
+		return bad("No current session"), nil
+	}
+	err := reg.Delete(context.Background(), c)
+	c.sid = ""
+	if errors.Is(err, session.ErrNotOwner) {
+		return bad("No current session"), nil
+	}
+	if err != nil {
+		return c.storeFailure(err), nil
+	}
+	return ok("DELETESID completed"), nil
+}
+
+// readLogoutParams reads RFC 4466 logout parameters: [SP "(" param *(SP
+// param) ")"]. PRESERVE (§4) is the only one known, and only with
+// resumable sessions on; any other is BAD.
+func (c *conn) readLogoutParams() (preserve bool, err error) {
+	if c.dec.AtEOL() {
+		return false, nil
+	}
+	if err := c.dec.SP(); err != nil {
+		return false, err
+	}
+	err = c.dec.List(func() error {
+		p, err := c.dec.Atom()
+		if err != nil {
+			return err
+		}
+		if strings.EqualFold(p, "PRESERVE") && c.s.opts.Sessions != nil {
+			preserve = true
+			return nil
+		}
+		return syntaxErr("unknown LOGOUT parameter " + printable(p))
+	})
+	return preserve, err
+}
