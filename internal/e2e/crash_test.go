@@ -198,11 +198,12 @@ func verifyMailbox(t *testing.T, c *imaptest.Conn, box string, led *ledger) {
 	}
 	unknown := 0
 	for uid := range present {
+		// A message nobody got an OK for is an APPEND that was in
+		// flight: it committed, and the kill came before its client read
+		// the answer. Its UID may be below a confirmed one, since another
+		// client's later APPEND can be answered first.
 		if _, ok := led.msgs[msgKey{box, uid}]; !ok {
 			unknown++
-			if uid <= maxUID {
-				t.Errorf("%s: UID %d after the restart was never confirmed, yet is below the confirmed UID %d", box, uid, maxUID)
-			}
 		}
 	}
 	if unknown > pendingAppends {
