@@ -1,11 +1,9 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,56 +22,6 @@ import (
 //
 // Each iteration is one command's round trip.
 
-// qbConn is a raw client that returns errors instead of failing.
-type qbConn struct {
-	nc  net.Conn
-	r   *bufio.Reader
-	w   *bufio.Writer
-	seq int
-}
-
-func qbDial(addr, user, pass string) (*qbConn, error) {
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	c := &qbConn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriter(nc)}
-	if _, err := c.r.ReadString('\n'); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	if _, err := c.cmd("LOGIN " + user + " " + pass); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-// cmd sends a command and reads up to its tagged answer, which must be OK.
-func (c *qbConn) cmd(s string) ([]string, error) {
-	c.seq++
-	tag := "q" + strconv.Itoa(c.seq)
-	c.w.WriteString(tag + " " + s + "\r\n")
-	if err := c.w.Flush(); err != nil {
-		return nil, err
-	}
-	var lines []string
-	for {
-		l, err := c.r.ReadString('\n')
-		if err != nil {
-			return lines, err
-		}
-		l = strings.TrimSuffix(l, "\r\n")
-		lines = append(lines, l)
-		if strings.HasPrefix(l, tag+" ") {
-			if !strings.HasPrefix(l, tag+" OK") {
-				return lines, fmt.Errorf("%.60s: %s", s, l)
-			}
-			return lines, nil
-		}
-	}
-}
-
 // qbSetup fills INBOX with n messages through the store, records the
 // client's state (UIDVALIDITY, HIGHESTMODSEQ), then makes 50 flag changes
 // and 50 expunges, one MODSEQ each, and has a connection hold INBOX
@@ -84,14 +32,7 @@ func qbSetup(b *testing.B, n int) (env *imaptest.Env, validity uint32, modseq ui
 	env = imaptest.Start(b, nil)
 	ctx := context.Background()
 	st := env.Store
-	u, err := st.UserByName(ctx, env.User)
-	if err != nil {
-		b.Fatal(err)
-	}
-	mb, err := st.MailboxByName(ctx, u.ID, "INBOX")
-	if err != nil {
-		b.Fatal(err)
-	}
+	userID, mailboxID := benchInbox(b, env)
 	start := time.Now()
 	filler := strings.Repeat("The quick brown fox jumps over the lazy dog. ", 20)
 	date := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -118,7 +59,7 @@ func qbSetup(b *testing.B, n int) (env *imaptest.Env, validity uint32, modseq ui
 				Structure:    p.Marshal(),
 			})
 		}
-		got, _, err := st.AppendMessages(ctx, u.ID, mb.ID, batch)
+		got, _, err := st.AppendMessages(ctx, userID, mailboxID, batch)
 		if err != nil {
 			b.Fatalf("AppendMessages: %v", err)
 		}
@@ -128,7 +69,8 @@ func qbSetup(b *testing.B, n int) (env *imaptest.Env, validity uint32, modseq ui
 	b.Logf("filled INBOX with %d messages in %v", n, time.Since(start).Round(time.Millisecond))
 
 	// The client's saved state.
-	if mb, err = st.MailboxByID(ctx, u.ID, mb.ID); err != nil {
+	mb, err := st.MailboxByID(ctx, userID, mailboxID)
+	if err != nil {
 		b.Fatal(err)
 	}
 	validity, modseq = mb.UIDValidity, mb.HighestModSeq
@@ -137,15 +79,15 @@ func qbSetup(b *testing.B, n int) (env *imaptest.Env, validity uint32, modseq ui
 	rng := rand.New(rand.NewPCG(1, 2))
 	perm := rng.Perm(len(uids))
 	for k := range 50 {
-		if _, _, err := st.UpdateFlags(ctx, u.ID, mb.ID, []uint32{uids[perm[k]]}, store.FlagsAdd, []string{"$Label1"}, 0); err != nil {
+		if _, _, err := st.UpdateFlags(ctx, userID, mailboxID, []uint32{uids[perm[k]]}, store.FlagsAdd, []string{"$Label1"}, 0); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := st.Expunge(ctx, u.ID, mb.ID, []uint32{uids[perm[50+k]]}); err != nil {
+		if _, err := st.Expunge(ctx, userID, mailboxID, []uint32{uids[perm[50+k]]}); err != nil {
 			b.Fatal(err)
 		}
 	}
 
-	holder, err := qbDial(env.Addr, env.User, env.Password)
+	holder, err := dialBench(env.Addr, env.User, env.Password)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -186,7 +128,7 @@ func qbCount(lines []string) (fetches, vanished int) {
 func BenchmarkQResyncSelect100k(b *testing.B) {
 	const n = 100_000
 	env, validity, modseq := qbSetup(b, n)
-	c, err := qbDial(env.Addr, env.User, env.Password)
+	c, err := dialBench(env.Addr, env.User, env.Password)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -228,7 +170,7 @@ func BenchmarkQResyncSelect100k(b *testing.B) {
 func BenchmarkChangedSinceFetch100k(b *testing.B) {
 	const n = 100_000
 	env, _, modseq := qbSetup(b, n)
-	c, err := qbDial(env.Addr, env.User, env.Password)
+	c, err := dialBench(env.Addr, env.User, env.Password)
 	if err != nil {
 		b.Fatal(err)
 	}
