@@ -160,7 +160,7 @@ func TestImapclientLoginAndCapabilities(t *testing.T) {
 	if err := c.Login("ALICE", env.Password).Wait(); err != nil {
 		t.Fatalf("LOGIN ALICE: %v", err)
 	}
-	if st := c.State(); st != imap.ConnStateAuthenticated {
+	if st := settledState(c, imap.ConnStateAuthenticated); st != imap.ConnStateAuthenticated {
 		t.Errorf("state after LOGIN: %v, want authenticated", st)
 	}
 	caps = c.Caps()
@@ -487,10 +487,10 @@ func TestImapclientStatusSelectExamine(t *testing.T) {
 	if !slices.Contains(sd.PermanentFlags, imap.FlagWildcard) {
 		t.Errorf("SELECT INBOX: PERMANENTFLAGS %v lack \\*", sd.PermanentFlags)
 	}
-	if st := c.State(); st != imap.ConnStateSelected {
+	if st := settledState(c, imap.ConnStateSelected); st != imap.ConnStateSelected {
 		t.Errorf("state after SELECT: %v", st)
 	}
-	if mb := c.Mailbox(); mb == nil || mb.Name != "INBOX" {
+	if mb := settledMailbox(c, "INBOX"); mb == nil || mb.Name != "INBOX" {
 		t.Errorf("selected mailbox %+v, want INBOX", mb)
 	}
 	if !tagged(wl, "OK [READ-WRITE]") {
@@ -511,7 +511,7 @@ func TestImapclientStatusSelectExamine(t *testing.T) {
 	if !tagged(wl, "OK [READ-ONLY]") {
 		t.Errorf("EXAMINE: no tagged OK [READ-ONLY] in %q", wl.lines())
 	}
-	if mb := c.Mailbox(); mb == nil || mb.Name != "Job" {
+	if mb := settledMailbox(c, "Job"); mb == nil || mb.Name != "Job" {
 		t.Errorf("selected mailbox %+v, want Job", mb)
 	}
 
@@ -519,7 +519,7 @@ func TestImapclientStatusSelectExamine(t *testing.T) {
 	if err := c.Unselect().Wait(); err != nil {
 		t.Fatalf("UNSELECT: %v", err)
 	}
-	if st := c.State(); st != imap.ConnStateAuthenticated {
+	if st := settledState(c, imap.ConnStateAuthenticated); st != imap.ConnStateAuthenticated {
 		t.Errorf("state after UNSELECT: %v", st)
 	}
 	if err := c.Unselect().Wait(); err == nil {
@@ -596,4 +596,29 @@ func TestImapclientNamespaceAndID(t *testing.T) {
 	if err := c.Logout().Wait(); err != nil {
 		t.Errorf("LOGOUT: %v", err)
 	}
+}
+
+// settledState returns the client's connection state once it equals want, or
+// whatever it is after a second. imapclient (v2.0.0-beta.8) wakes Wait()
+// before it records the new state (completeCommand closes the done channel
+// first), so reading State() straight after Wait() races with the client's
+// reader goroutine; the server's answer is already on the wire by then.
+func settledState(c *imapclient.Client, want imap.ConnState) imap.ConnState {
+	deadline := time.Now().Add(time.Second)
+	for c.State() != want && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	return c.State()
+}
+
+// settledMailbox is settledState for the client's selected mailbox.
+func settledMailbox(c *imapclient.Client, name string) *imapclient.SelectedMailbox {
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if mb := c.Mailbox(); mb != nil && mb.Name == name {
+			return mb
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return c.Mailbox()
 }
