@@ -22,6 +22,8 @@ type qresyncParam struct {
 	knownUIDs   imap.SeqSet // nil: 1:UIDNEXT-1
 	// seqs and uids are the sequence match data, or nil.
 	seqs, uids imap.SeqSet
+	// changes: the store's ChangesSince(modseq), when already read.
+	changes *store.Changes
 }
 
 // readSelectParams reads RFC 4466 select-params: "(" select-param *(SP
@@ -160,7 +162,7 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 	if mb.NoSelect {
 		return no("CANNOT", "Mailbox is not selectable"), nil
 	}
-	if st := c.openSelected(ctx, mb, raw, readOnly); st != nil {
+	if st := c.openSelected(ctx, mb, raw, readOnly, nil); st != nil {
 		return st, nil
 	}
 	defer c.saveSession()
@@ -181,10 +183,16 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 // client spelled it) and writes the untagged responses of a SELECT or
 // EXAMINE (RFC 3501 §6.3.1), HIGHESTMODSEQ included once CONDSTORE is
 // enabled. It returns nil on success, else the failure to answer.
-func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, readOnly bool) *status {
+//
+// savedRecent, for a resumed session, holds the \Recent UIDs it owned (packed
+// ranges, see packRanges); those still in the mailbox are recent again.
+func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, readOnly bool, savedRecent []uint32) *status {
 	v, err := c.openView(ctx, mb, readOnly)
 	if err != nil {
 		return c.storeFailure(err)
+	}
+	if len(savedRecent) > 0 && !readOnly {
+		v.restoreRecent(savedRecent)
 	}
 	firstUnseen := uint32(0)
 	if first := v.scanMetas(func(_ uint32, m *store.MessageMeta) (bool, bool) {
@@ -251,7 +259,7 @@ func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, r
 // expunged UIDs go out as "* EXPUNGED uid-set" instead.
 func (c *conn) qresyncReport(q *qresyncParam, expunged bool) error {
 	v := c.view
-	vq := vanishedQuery{set: q.knownUIDs, all: q.knownUIDs == nil, since: q.modseq, useSince: true, minUID: 1}
+	vq := vanishedQuery{set: q.knownUIDs, all: q.knownUIDs == nil, since: q.modseq, useSince: true, minUID: 1, changes: q.changes}
 	if q.seqs != nil {
 		vq.minUID = seqMatchFloor(q.seqs, q.uids, v.uids)
 	}
@@ -259,12 +267,12 @@ func (c *conn) qresyncReport(q *qresyncParam, expunged bool) error {
 	if err != nil {
 		return err
 	}
-	if len(gone) > 0 {
-		if expunged {
-			c.enc.Star().Atom("EXPUNGED ").SeqSet(gone).CRLF()
-		} else {
-			c.enc.Star().Atom("VANISHED (EARLIER) ").SeqSet(gone).CRLF()
-		}
+	// RFC 7162 §3.2.5.1: VANISHED (EARLIER) before the FETCH responses;
+	// the reconnect draft's §3.3 example puts EXPUNGED after them. None
+	// of these UIDs has a sequence number, so the order only follows the
+	// examples.
+	if len(gone) > 0 && !expunged {
+		c.enc.Star().Atom("VANISHED (EARLIER) ").SeqSet(gone).CRLF()
 	}
 	var known []imap.NumRange
 	if q.knownUIDs != nil {
@@ -283,6 +291,9 @@ func (c *conn) qresyncReport(q *qresyncParam, expunged bool) error {
 		if err := c.enc.Err(); err != nil {
 			return nil // the connection is failing; the loop ends it
 		}
+	}
+	if len(gone) > 0 && expunged {
+		c.enc.Star().Atom("EXPUNGED ").SeqSet(gone).CRLF()
 	}
 	return nil
 }

@@ -24,6 +24,9 @@ const capReconnect = "X-DRAFT-W07-RECONNECT"
 // selected mailbox id, its name as spelled, read-only flag, UIDVALIDITY,
 // enabled extensions). The view is rebuilt like a fresh SELECT's.
 func (c *conn) sessionState() []byte {
+	if c.view != nil && c.sess.Selected != nil {
+		c.sess.Selected.Recent = packRanges(c.view.recent)
+	}
 	b, err := json.Marshal(&c.sess)
 	if err != nil { // plain data: cannot happen
 		c.log.Error("serializing session", "err", err)
@@ -212,9 +215,17 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 		}
 	}
 	if c.view != nil {
+		// The connection's own selection ends; a server that advertises
+		// CONDSTORE marks the boundary as SELECT does (RFC 7162
+		// §3.2.11, docs/reconnect.md).
 		c.deselect()
+		c.enc.Star().Atom("OK").SP().Atom("[CLOSED] ").Text("Previous mailbox closed").CRLF()
 	}
-	c.sess.Enabled = saved.Enabled
+	// The session's extensions, and those this connection enabled before
+	// SID: ENABLE cannot be undone (RFC 5161 §3.1).
+	for _, e := range saved.Enabled {
+		c.sess.enable(e)
+	}
 	// The SID arguments carry a mod-sequence: the client uses CONDSTORE,
 	// and the draft's examples send HIGHESTMODSEQ.
 	c.sess.enable(extCondstore)
@@ -230,36 +241,70 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 		mb = m
 	}
 	if !found {
-		// §3.3: nothing selected, or the mailbox is gone: SELECTED with
-		// no name, and the authenticated state (the draft's
-		// "unauthenticated" is a slip).
+		// §3.3: nothing selected ("the remaining arguments MUST be
+		// ignored"), or the mailbox is gone (deleted, even if another
+		// now has its name: the draft's second choice, docs/reconnect.md):
+		// SELECTED with no name, and the authenticated state (the
+		// draft's "unauthenticated" is a slip).
 		c.enc.Star().Atom("SELECTED").CRLF()
 		c.saveSession()
 		return ok("SID completed: session resumed")
 	}
 	sel := saved.Selected
-	c.enc.Star().Atom("SELECTED").SP().Astring(sel.Name).CRLF()
 	match := a.uidValidity == mb.UIDValidity
-	if !match {
-		// §3.3: full resynchronization; the mailbox stays selected.
-		c.enc.Star().Atom("NEWSID").SP().Astring(c.sid).CRLF()
+	var changes *store.Changes
+	if match {
+		ch, err := c.s.store.ChangesSince(ctx, c.sess.UserID, mb.ID, a.modseq)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoSelect) {
+			c.enc.Star().Atom("SELECTED").CRLF()
+			c.saveSession()
+			return ok("SID completed: session resumed")
+		}
+		if err != nil {
+			return c.storeFailure(err)
+		}
+		changes = &ch
 	}
-	if st := c.openSelected(ctx, mb, sel.Name, sel.ReadOnly); st != nil {
+	resync := ""
+	switch {
+	case !match:
+		// §3.3: "the server MUST send the NEWSID response containing the
+		// SID of the resumed session", after SELECTED as in the
+		// example; then the SELECT responses, the mailbox stays selected
+		// in the same mode, and the other arguments are ignored.
+		c.enc.Star().Atom("SELECTED").SP().Astring(sel.Name).CRLF()
+		c.enc.Star().Atom("NEWSID").SP().Astring(c.sid).CRLF()
+		resync = "UIDVALIDITY changed"
+	case !changes.Complete:
+		// §3.3: "If the server was unable to cache all events since the
+		// MODSEQ ... the server MUST return the NEWSID response"; it "MAY
+		// contain the same SID": we keep the session (its selection and
+		// \Recent stay useful) and, as in that example, send NEWSID
+		// first, then SELECTED and the SELECT responses, no changes.
+		c.enc.Star().Atom("NEWSID").SP().Astring(c.sid).CRLF()
+		c.enc.Star().Atom("SELECTED").SP().Astring(sel.Name).CRLF()
+		resync = "changes since the mod-sequence are no longer known"
+	default:
+		c.enc.Star().Atom("SELECTED").SP().Astring(sel.Name).CRLF()
+	}
+	if st := c.openSelected(ctx, mb, sel.Name, sel.ReadOnly, sel.Recent); st != nil {
 		c.saveSession()
 		return st
 	}
-	if match && c.sess.Selected.UIDValidity == a.uidValidity {
-		// §3.3: the changes since the client's mod-sequence, with
-		// expunged UIDs as "* EXPUNGED uid-set" (limited to the known
-		// UIDs when given).
-		q := &qresyncParam{uidValidity: a.uidValidity, modseq: a.modseq, knownUIDs: a.knownUIDs}
+	if resync == "" && c.sess.Selected.UIDValidity == a.uidValidity {
+		// §3.3: the changes since the client's mod-sequence, "FETCH
+		// responses that MUST contain UIDs" (with FLAGS and MODSEQ), and
+		// expunged UIDs as "* EXPUNGED uid-set", limited to the known
+		// UIDs when given ("1:*" otherwise).
+		q := &qresyncParam{uidValidity: a.uidValidity, modseq: a.modseq, knownUIDs: a.knownUIDs, changes: changes}
 		if err := c.qresyncReport(q, true); err != nil {
 			return c.storeFailure(err)
 		}
 	}
 	c.saveSession()
 	text := "SID completed: session resumed"
-	if !match {
+	if resync != "" {
+		c.log.Info("session resumed with a resync", "reason", resync)
 		text = "SID completed: resync required"
 	}
 	if sel.ReadOnly {

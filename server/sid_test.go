@@ -8,6 +8,7 @@ import (
 
 	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/internal/imaptest"
+	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/store"
 )
 
@@ -69,8 +70,8 @@ func TestSIDResumeAfterDrop(t *testing.T) {
 		fmt.Sprintf("* OK [UIDVALIDITY %d] UIDs valid", uv),
 		"* OK [UIDNEXT 6] Predicted next UID",
 		"* OK [HIGHESTMODSEQ 9] Highest mod-sequence",
-		"* EXPUNGED 4",
 		`* 2 FETCH (UID 2 FLAGS (\Flagged) MODSEQ (7))`,
+		"* EXPUNGED 4", // after the FETCH responses, as in §3.3's example
 		"b OK [READ-WRITE] SID completed: session resumed",
 	}
 	checkLines(t, got, want)
@@ -213,4 +214,18 @@ func TestSIDTakeover(t *testing.T) {
 		t.Fatalf("IDLE end: %q", l)
 	}
 	third.Expect("n", "NOOP", "n OK NOOP completed")
+}
+
+// The operator option adds the plain RECONNECT name after the draft's;
+// neither is offered before authentication.
+func TestSIDReconnectPlainName(t *testing.T) {
+	env := imaptest.Start(t, func(o *server.Options) { o.ReconnectPlainName = true })
+	c := env.Dial(t)
+	if strings.Contains(c.Greeting, "RECONNECT") {
+		t.Errorf("greeting offers reconnect before authentication: %q", c.Greeting)
+	}
+	got := c.Cmd("a", "LOGIN alice secret")
+	if !strings.Contains(got[0], " X-DRAFT-W07-RECONNECT RECONNECT]") {
+		t.Errorf("LOGIN: %q", got)
+	}
 }
