@@ -15,6 +15,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/quickimap/quickimap/session"
 	"io"
 	"log/slog"
 	"strings"
@@ -78,6 +79,18 @@ type Config struct {
 	TombstoneMaxAge   time.Duration
 	TombstoneMaxCount int
 
+	// Resumable sessions (draft-ietf-lemonade-reconnect-07): how long an
+	// inactive session stays resumable, and the caps on a user's
+	// sessions, on those created from one client address, and on all.
+	SessionTimeout    time.Duration
+	SessionMaxPerUser int
+	SessionMaxPerIP   int
+	SessionMaxTotal   int
+	// ReconnectPlainName also advertises the capability as RECONNECT,
+	// the name the draft would have as an RFC, next to
+	// X-DRAFT-W07-RECONNECT.
+	ReconnectPlainName bool
+
 	// NoInitialUser stops "quickimap serve" from creating an account in
 	// a store that has none.
 	NoInitialUser bool
@@ -86,6 +99,17 @@ type Config struct {
 // StoreOptions returns the embedded store's options.
 func (c *Config) StoreOptions() sqlite.Options {
 	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount}
+}
+
+// SessionOptions returns the resumable-session registry's options (its
+// clock is the real one).
+func (c *Config) SessionOptions() session.Options {
+	return session.Options{
+		Timeout:    c.SessionTimeout,
+		MaxPerUser: c.SessionMaxPerUser,
+		MaxPerIP:   c.SessionMaxPerIP,
+		MaxTotal:   c.SessionMaxTotal,
+	}
 }
 
 // Default returns the default configuration.
@@ -107,6 +131,10 @@ func Default() Config {
 		IdleKeepalive:     29 * time.Minute,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
+		SessionTimeout:    24 * time.Hour,
+		SessionMaxPerUser: 20,
+		SessionMaxPerIP:   1000,
+		SessionMaxTotal:   1000000,
 	}
 }
 
@@ -192,19 +220,20 @@ func (c *Config) ServerOptions(st store.Store, logger *slog.Logger) (server.Opti
 		return server.Options{}, err
 	}
 	return server.Options{
-		Store:             st,
-		Logger:            logger,
-		TLSConfig:         tc,
-		AllowInsecureAuth: c.AllowInsecureAuth,
-		Limits:            c.Limits(),
-		AutoLogoutTimeout: c.AutoLogoutTimeout,
-		PreAuthTimeout:    c.PreAuthTimeout,
-		WriteTimeout:      c.WriteTimeout,
-		LiteralTimeout:    c.LiteralTimeout,
-		FailedLoginDelay:  c.FailedLoginDelay,
-		MaxConnections:    c.MaxConnections,
-		MaxAuthFailures:   c.MaxAuthFailures,
-		IdleKeepalive:     c.IdleKeepalive,
+		Store:              st,
+		Logger:             logger,
+		TLSConfig:          tc,
+		AllowInsecureAuth:  c.AllowInsecureAuth,
+		Limits:             c.Limits(),
+		AutoLogoutTimeout:  c.AutoLogoutTimeout,
+		PreAuthTimeout:     c.PreAuthTimeout,
+		WriteTimeout:       c.WriteTimeout,
+		LiteralTimeout:     c.LiteralTimeout,
+		FailedLoginDelay:   c.FailedLoginDelay,
+		MaxConnections:     c.MaxConnections,
+		MaxAuthFailures:    c.MaxAuthFailures,
+		IdleKeepalive:      c.IdleKeepalive,
+		ReconnectPlainName: c.ReconnectPlainName,
 	}, nil
 }
 

@@ -57,6 +57,11 @@ write-timeout = 1m30s
 literal-timeout = 2m
 failed-login-delay = 500ms
 idle-keepalive = 10m
+session-timeout = 12h
+session-max-per-user = 5
+session-max-per-ip = 200
+session-max-total = 50000
+reconnect-plain-name = yes
 no-initial-user = true
 `
 
@@ -66,32 +71,46 @@ func TestParseExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		DataDir:           "/var/lib/quickimap",
-		Listen:            "0.0.0.0:143",
-		TLSListen:         ":993",
-		CertFile:          "/etc/quickimap/cert.pem",
-		KeyFile:           "/etc/quickimap/key #1.pem",
-		LogLevel:          slog.LevelDebug,
-		LogFormat:         LogJSON,
-		MaxLine:           8 << 10,
-		MaxLiteral:        32 << 20,
-		MaxConnections:    500,
-		MaxAuthFailures:   5,
-		AutoLogoutTimeout: 45 * time.Minute,
-		PreAuthTimeout:    30 * time.Second,
-		WriteTimeout:      90 * time.Second,
-		LiteralTimeout:    2 * time.Minute,
-		FailedLoginDelay:  500 * time.Millisecond,
-		IdleKeepalive:     10 * time.Minute,
-		TombstoneMaxAge:   30 * 24 * time.Hour,
-		TombstoneMaxCount: 100000,
-		NoInitialUser:     true,
+		DataDir:            "/var/lib/quickimap",
+		Listen:             "0.0.0.0:143",
+		TLSListen:          ":993",
+		CertFile:           "/etc/quickimap/cert.pem",
+		KeyFile:            "/etc/quickimap/key #1.pem",
+		LogLevel:           slog.LevelDebug,
+		LogFormat:          LogJSON,
+		MaxLine:            8 << 10,
+		MaxLiteral:         32 << 20,
+		MaxConnections:     500,
+		MaxAuthFailures:    5,
+		AutoLogoutTimeout:  45 * time.Minute,
+		PreAuthTimeout:     30 * time.Second,
+		WriteTimeout:       90 * time.Second,
+		LiteralTimeout:     2 * time.Minute,
+		FailedLoginDelay:   500 * time.Millisecond,
+		IdleKeepalive:      10 * time.Minute,
+		TombstoneMaxAge:    30 * 24 * time.Hour,
+		TombstoneMaxCount:  100000,
+		SessionTimeout:     12 * time.Hour,
+		SessionMaxPerUser:  5,
+		SessionMaxPerIP:    200,
+		SessionMaxTotal:    50000,
+		ReconnectPlainName: true,
+		NoInitialUser:      true,
 	}
 	if c != want {
 		t.Errorf("got\n%+v\nwant\n%+v", c, want)
 	}
 	if err := c.Validate(); err != nil {
 		t.Error(err)
+	}
+	so := c.SessionOptions()
+	if so.Timeout != 12*time.Hour || so.MaxPerUser != 5 || so.MaxPerIP != 200 || so.MaxTotal != 50000 {
+		t.Errorf("SessionOptions: %+v", so)
+	}
+	noTLS := c
+	noTLS.TLSListen, noTLS.CertFile, noTLS.KeyFile = "", "", ""
+	if o, err := noTLS.ServerOptions(nil, nil); err != nil || !o.ReconnectPlainName {
+		t.Errorf("ServerOptions: ReconnectPlainName %v, err %v", o.ReconnectPlainName, err)
 	}
 }
 

@@ -192,6 +192,11 @@ var keys = []Key{
 	durationKey("idle-keepalive", "interval of keepalive responses during IDLE", func(c *Config) *time.Duration { return &c.IdleKeepalive }),
 	durationKey("tombstone-max-age", "how long expunged UIDs are remembered for QRESYNC", func(c *Config) *time.Duration { return &c.TombstoneMaxAge }),
 	intKey("tombstone-max-count", "how many expunged UIDs are remembered per mailbox", func(c *Config) *int { return &c.TombstoneMaxCount }),
+	durationKey("session-timeout", "how long an inactive resumable session (SID) stays resumable", func(c *Config) *time.Duration { return &c.SessionTimeout }),
+	intKey("session-max-per-user", "resumable sessions per user; the oldest inactive one goes first", func(c *Config) *int { return &c.SessionMaxPerUser }),
+	intKey("session-max-per-ip", "resumable sessions created from one client address", func(c *Config) *int { return &c.SessionMaxPerIP }),
+	intKey("session-max-total", "resumable sessions of the whole server", func(c *Config) *int { return &c.SessionMaxTotal }),
+	boolKey("reconnect-plain-name", "also advertise quick reconnect as RECONNECT", func(c *Config) *bool { return &c.ReconnectPlainName }),
 	boolKey("no-initial-user", "do not create an account when the store has none", func(c *Config) *bool { return &c.NoInitialUser }),
 }
 

@@ -33,6 +33,9 @@ func (c *conn) capabilities() []string {
 	)
 	if c.s.opts.Sessions != nil {
 		caps = append(caps, capReconnect)
+		if c.s.opts.ReconnectPlainName {
+			caps = append(caps, "RECONNECT")
+		}
 	}
 	return caps
 }

@@ -61,6 +61,9 @@ type Options struct {
 	// Default 29 minutes: often enough for NAT bindings and RFC 2177's
 	// 30-minute client timer, rarely enough not to wake a phone's radio.
 	IdleKeepalive time.Duration
+	// ReconnectPlainName advertises resumable sessions as RECONNECT too,
+	// next to the draft's X-DRAFT-W07-RECONNECT (when Sessions is set).
+	ReconnectPlainName bool
 	// MaxAppendMessages bounds the messages of one MULTIAPPEND (default
 	// 1000).
 	MaxAppendMessages int

@@ -165,7 +165,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 
 	// Resumable sessions (draft-ietf-lemonade-reconnect-07): expired
 	// ones are swept every few minutes until shutdown.
-	reg := session.New(st, session.Options{})
+	reg := session.New(st, cfg.SessionOptions())
 	opts.Sessions = reg
 	sweepDone := make(chan struct{})
 	sweepStopped := make(chan struct{})
