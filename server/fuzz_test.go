@@ -222,6 +222,12 @@ func validTag(s string) bool {
 // (fuzzPrefixes): "\x00" not authenticated, "\x01" authenticated, "\x02"
 // selected.
 var fuzzSeeds = []string{
+	// Resumable sessions in each state (mode byte 1: authenticated, 2:
+	// selected).
+	"\x01s1 SID\r\ns2 SELECT INBOX\r\ns3 SID\r\ns4 DELETESID\r\ns5 DELETESID\r\n",
+	"\x02s1 SID\r\ns2 SID nosuchid 1 1\r\ns3 SID \"q\" 1 0 1:5,7\r\ns4 SID {2+}\r\nab 4294967295 18446744073709551615 1\r\n",
+	"\x02s1 SID x 0 1\r\ns2 SID x 1 -1\r\ns3 SID x 1 1 *\r\ns4 SID x 1 1 1:*\r\ns5 LOGOUT (PRESERVE)\r\n",
+	"\x01s1 LOGOUT (PRESERVE FOO)\r\ns2 LOGOUT ()\r\ns3 LOGOUT (preserve)\r\n",
 	"\x00a1 CAPABILITY\r\na2 NOOP\r\na3 LOGOUT\r\n",
 	"\x00a1 LOGIN alice secret\r\na2 LIST \"\" *\r\na3 LOGOUT\r\n",
 	"\x00a1 LOGIN {5}\r\nalice {6}\r\nsecret\r\na2 SELECT INBOX\r\n",
