@@ -229,6 +229,11 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 	// The SID arguments carry a mod-sequence: the client uses CONDSTORE,
 	// and the draft's examples send HIGHESTMODSEQ.
 	c.sess.enable(extCondstore)
+	// §3.3: a resume "is semantically equivalent to" UID FETCH ...
+	// (CHANGEDSINCE m REPORTEXPUNGES), after which the EXPUNGED draft
+	// (§3.2) reports live expunges as EXPUNGED too (VANISHED when QRESYNC
+	// is on).
+	c.sess.enable(extExpunged)
 
 	var mb store.Mailbox
 	found := false
@@ -347,7 +352,9 @@ func (c *conn) readLogoutParams() (preserve bool, err error) {
 	if err := c.dec.SP(); err != nil {
 		return false, err
 	}
+	n := 0
 	err = c.dec.List(func() error {
+		n++
 		p, err := c.dec.Atom()
 		if err != nil {
 			return err
@@ -358,5 +365,9 @@ func (c *conn) readLogoutParams() (preserve bool, err error) {
 		}
 		return syntaxErr("unknown LOGOUT parameter " + printable(p))
 	})
+	if err == nil && n == 0 {
+		// §6: logout-param-data = logout-param *(SP logout-param).
+		return false, syntaxErr("empty LOGOUT parameter list")
+	}
 	return preserve, err
 }

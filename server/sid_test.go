@@ -98,6 +98,13 @@ func TestSIDResumeAfterDrop(t *testing.T) {
 		"d OK [READ-WRITE] SID completed: session resumed",
 	}
 	checkLines(t, got, want)
+
+	// The resume stood for UID FETCH (REPORTEXPUNGES) (§3.3), so live
+	// expunges come as EXPUNGED (EXPUNGED draft §3.2), which renumbers as
+	// EXPUNGE does.
+	expungeUIDs(t, w, "5")
+	c.Expect("e", "NOOP", "* EXPUNGED 5", "e OK NOOP completed")
+	c.Expect("f", "FETCH 2 (UID)", "* 2 FETCH (UID 2)", "f OK FETCH completed")
 }
 
 func checkLines(t *testing.T, got, want []string) {

@@ -216,3 +216,75 @@ func fmtLines(l []string) string {
 	}
 	return b.String()
 }
+
+// StartStore is Start with the SQLite store opened with so (a tiny
+// TombstoneMaxCount, a fake clock...).
+func StartStore(t testing.TB, so sqlite.Options, mod func(*server.Options)) *Env {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), dir, so)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	env := &Env{Store: st, Dir: dir, User: "alice", Password: "secret"}
+	h, err := auth.HashPassword(env.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateUser(context.Background(), env.User, h, store.DefaultMailboxes()); err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	opts := server.Options{
+		Store:            st,
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		FailedLoginDelay: 10 * time.Millisecond,
+		Sessions:         session.New(st, session.Options{}),
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	srv := server.New(opts)
+	env.Server = srv
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Addr = l.Addr().String()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(l)
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+		st.Close()
+	})
+	return env
+}
+
+// DialFrom connects from the local address ip (another loopback address
+// such as 127.0.0.2, for per-address limits) and reads the greeting.
+func (e *Env) DialFrom(t testing.TB, ip string) *Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	nc, err := d.Dial("tcp", e.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &Conn{t: t, NC: nc, R: bufio.NewReader(nc)}
+	c.Greeting = c.ReadLine()
+	return c
+}
+
+// Login logs c in as the test account.
+func (e *Env) Login(t testing.TB, c *Conn) {
+	t.Helper()
+	lines := c.Cmd("L0", "LOGIN "+e.User+" "+e.Password)
+	if !strings.HasPrefix(lines[len(lines)-1], "L0 OK") {
+		t.Fatalf("login failed: %q", lines)
+	}
+}
