@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,8 +10,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/quickimap/quickimap/internal/imaptest"
 	"github.com/quickimap/quickimap/server"
@@ -53,18 +50,7 @@ func FuzzConnection(f *testing.F) {
 	})
 	// A cheap password hash: the default bcrypt cost would make every
 	// authenticated input spend ~60 ms in LOGIN.
-	ctx := context.Background()
-	u, err := env.Store.UserByName(ctx, env.User)
-	if err != nil {
-		f.Fatal(err)
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(env.Password), bcrypt.MinCost)
-	if err != nil {
-		f.Fatal(err)
-	}
-	if err := env.Store.SetPasswordHash(ctx, u.ID, string(h)); err != nil {
-		f.Fatal(err)
-	}
+	env.CheapLogin(f)
 
 	for _, seed := range fuzzSeeds {
 		f.Add([]byte(seed))

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/quickimap/quickimap/internal/imaptest"
 )
@@ -207,18 +204,7 @@ func (m *mtModel) note(s string) {
 }
 
 func (m *mtModel) cheapPassword() {
-	ctx := context.Background()
-	u, err := m.env.Store.UserByName(ctx, m.env.User)
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(m.env.Password), bcrypt.MinCost)
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	if err := m.env.Store.SetPasswordHash(ctx, u.ID, string(h)); err != nil {
-		m.t.Fatal(err)
-	}
+	m.env.CheapLogin(m.t)
 }
 
 // requireQResync checks that the server advertises what the test needs.

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/quickimap/quickimap/internal/imaptest"
 	"github.com/quickimap/quickimap/internal/wirecount"
 	"github.com/quickimap/quickimap/message"
@@ -108,20 +106,6 @@ func rcInbox(tb testing.TB, env *imaptest.Env) (userID, mailboxID int64) {
 	return u.ID, mb.ID
 }
 
-// rcCheapLogin gives alice a MinCost bcrypt hash of the same password:
-// the measurements log in dozens of times, and the production cost (tens
-// of milliseconds each) measures nothing of interest here.
-func rcCheapLogin(tb testing.TB, env *imaptest.Env, userID int64) {
-	tb.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(env.Password), bcrypt.MinCost)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := env.Store.SetPasswordHash(context.Background(), userID, string(h)); err != nil {
-		tb.Fatal(err)
-	}
-}
-
 // rcSetup fills INBOX with n+holes messages through the store, expunges
 // holes scattered ones, has the client sync (SID, SELECT (CONDSTORE), UID
 // FETCH 1:* (FLAGS), LOGOUT (PRESERVE)), then has another connection make
@@ -134,7 +118,7 @@ func rcSetup(tb testing.TB, n, holes int, preclaim bool) *rcScenario {
 	env := imaptest.Start(tb, nil)
 	sc := &rcScenario{env: env}
 	sc.userID, sc.mailboxID = rcInbox(tb, env)
-	rcCheapLogin(tb, env, sc.userID)
+	env.CheapLogin(tb)
 	ctx := context.Background()
 	st := env.Store
 	total := n + holes
@@ -757,8 +741,7 @@ func BenchmarkReconnectBytes(b *testing.B) {
 func BenchmarkSIDResume100k(b *testing.B) {
 	const n = 100_000
 	env, validity, modseq := qbSetup(b, n)
-	userID, _ := rcInbox(b, env)
-	rcCheapLogin(b, env, userID)
+	env.CheapLogin(b)
 	c, err := dialBench(env.Addr, env.User, env.Password)
 	if err != nil {
 		b.Fatal(err)
