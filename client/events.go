@@ -1,0 +1,152 @@
+package client
+
+import (
+	"slices"
+	"time"
+)
+
+// Event is a change of the synchronized mailbox reported to the
+// application: FlagsChanged, Vanished, NewMessages or FullResync.
+type Event interface{ event() }
+
+// FlagsChanged reports a message's new flags (sorted).
+type FlagsChanged struct {
+	UID   uint32
+	Flags []string
+}
+
+// Vanished reports messages that left the mailbox (ascending UIDs).
+type Vanished struct {
+	UIDs []uint32
+}
+
+// NewMessages reports messages the client did not know before, with
+// their flags (ascending UID).
+type NewMessages struct {
+	Messages []Message
+}
+
+// FullResync reports that the client threw its cache away (for example
+// because UIDVALIDITY changed, RFC 3501 §2.3.1.1). A NewMessages event
+// with every message of the mailbox follows.
+type FullResync struct {
+	Reason string
+}
+
+func (FlagsChanged) event() {}
+func (Vanished) event()     {}
+func (NewMessages) event()  {}
+func (FullResync) event()   {}
+
+// Strategy is how a synchronization was done.
+type Strategy int
+
+const (
+	// StrategyAuto (zero) lets the client choose; as ForceStrategy it
+	// means no restriction.
+	StrategyAuto Strategy = iota
+	// StrategySID resumes a session (draft-ietf-lemonade-reconnect-07
+	// §3.3): AUTHENTICATE and SID in one round trip.
+	StrategySID
+	// StrategyQRESYNC selects with the QRESYNC parameter (RFC 7162
+	// §3.2.5).
+	StrategyQRESYNC
+	// StrategyCONDSTORE selects with CONDSTORE and fetches the flags
+	// changed since HIGHESTMODSEQ (RFC 7162 §3.1), plus a UID SEARCH for
+	// expunges.
+	StrategyCONDSTORE
+	// StrategyFull selects and fetches every message's flags.
+	StrategyFull
+	// StrategyNoop is a Sync on a connection that was already
+	// synchronized: one NOOP.
+	StrategyNoop
+)
+
+func (s Strategy) String() string {
+	switch s {
+	case StrategyAuto:
+		return "auto"
+	case StrategySID:
+		return "SID"
+	case StrategyQRESYNC:
+		return "QRESYNC"
+	case StrategyCONDSTORE:
+		return "CONDSTORE"
+	case StrategyFull:
+		return "full"
+	case StrategyNoop:
+		return "NOOP"
+	}
+	return "unknown"
+}
+
+// SyncResult describes one Sync.
+type SyncResult struct {
+	// Strategy is the strategy that completed the synchronization
+	// (after any fallback).
+	Strategy Strategy
+	// Fallbacks lists the strategies tried first that failed, in order.
+	Fallbacks []Strategy
+	// Dialed reports whether the Sync opened a new connection.
+	Dialed bool
+	// BytesIn and BytesOut count the bytes on the connection (below TLS,
+	// so including TLS overhead) during the Sync.
+	BytesIn, BytesOut int64
+	// RoundTrips counts the times the client sent something and then
+	// had to wait for the server. Waiting for the greeting after the
+	// TCP connect is not counted (nothing was sent); TLS handshake
+	// flights are.
+	RoundTrips int
+	Duration   time.Duration
+	// Events are the changes the Sync found.
+	Events []Event
+}
+
+// diffEvents compares the state before and after a synchronization.
+func diffEvents(old, cur *MailboxState, fullReason string) []Event {
+	if fullReason != "" {
+		ev := []Event{FullResync{Reason: fullReason}}
+		if len(cur.Messages) > 0 {
+			ev = append(ev, NewMessages{Messages: cloneMessages(cur.Messages)})
+		}
+		return ev
+	}
+	var ev []Event
+	var gone []uint32
+	var changed []Event
+	var added []Message
+	i, j := 0, 0
+	for i < len(old.Messages) || j < len(cur.Messages) {
+		switch {
+		case j == len(cur.Messages) || (i < len(old.Messages) && old.Messages[i].UID < cur.Messages[j].UID):
+			gone = append(gone, old.Messages[i].UID)
+			i++
+		case i == len(old.Messages) || cur.Messages[j].UID < old.Messages[i].UID:
+			m := cur.Messages[j]
+			added = append(added, Message{UID: m.UID, Flags: slices.Clone(m.Flags)})
+			j++
+		default:
+			if !slices.Equal(old.Messages[i].Flags, cur.Messages[j].Flags) {
+				changed = append(changed, FlagsChanged{UID: cur.Messages[j].UID, Flags: slices.Clone(cur.Messages[j].Flags)})
+			}
+			i++
+			j++
+		}
+	}
+	if len(gone) > 0 {
+		ev = append(ev, Vanished{UIDs: gone})
+	}
+	ev = append(ev, changed...)
+	if len(added) > 0 {
+		ev = append(ev, NewMessages{Messages: added})
+	}
+	return ev
+}
+
+func cloneMessages(ms []Message) []Message {
+	out := make([]Message, len(ms))
+	for i, m := range ms {
+		out[i] = Message{UID: m.UID, Flags: slices.Clone(m.Flags)}
+	}
+	return out
+}
