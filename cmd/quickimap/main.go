@@ -4,6 +4,8 @@
 //	quickimap serve [flags]            run the server
 //	quickimap user add|passwd|del|list manage accounts
 //	quickimap check                    verify the store
+//	quickimap bench reconnect          measure reconnection strategies
+//	quickimap sync                     mirror a mailbox into a Maildir
 //
 // Run "quickimap help" for the details.
 package main
@@ -38,6 +40,11 @@ Usage:
   quickimap user del [--data DIR] NAME      delete an account and all its mail
   quickimap user list [--data DIR]          list the accounts
   quickimap check [--data DIR]              verify the store; exit 1 on problems
+  quickimap bench reconnect --addr HOST:PORT --user NAME [flags]
+      Measure the bytes, round trips and time of reconnecting to a mailbox
+      with SID, QRESYNC, CONDSTORE and a full resync, against any server.
+  quickimap sync --addr HOST:PORT --user NAME --maildir DIR [--watch] [flags]
+      Mirror one mailbox of any IMAP server into a local Maildir.
   quickimap help [COMMAND]                  show this text, or a command's flags
 
 The data directory defaults to ./quickimap-data.
@@ -64,6 +71,10 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return runUser(ctx, rest, stdin, stdout, stderr)
 	case "check":
 		return runCheck(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdin, stdout, stderr)
+	case "sync":
+		return runSync(ctx, rest, stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		return runHelp(rest, stdout, stderr)
 	}
@@ -83,6 +94,10 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, userUsage)
 	case "check":
 		fmt.Fprint(stdout, checkUsage)
+	case "bench":
+		fmt.Fprint(stdout, benchUsage)
+	case "sync":
+		fmt.Fprint(stdout, syncUsage)
 	default:
 		fmt.Fprintf(stderr, "quickimap help: unknown command %q\n\n%s", args[0], usageText)
 		return exitUsage
