@@ -22,8 +22,6 @@ type qresyncParam struct {
 	knownUIDs   imap.SeqSet // nil: 1:UIDNEXT-1
 	// seqs and uids are the sequence match data, or nil.
 	seqs, uids imap.SeqSet
-	// changes: the store's ChangesSince(modseq), when already read.
-	changes *store.Changes
 }
 
 // readSelectParams reads RFC 4466 select-params: "(" select-param *(SP
@@ -259,7 +257,7 @@ func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, r
 // expunged UIDs go out as "* EXPUNGED uid-set" instead.
 func (c *conn) qresyncReport(q *qresyncParam, expunged bool) error {
 	v := c.view
-	vq := vanishedQuery{set: q.knownUIDs, all: q.knownUIDs == nil, since: q.modseq, useSince: true, minUID: 1, changes: q.changes}
+	vq := vanishedQuery{set: q.knownUIDs, all: q.knownUIDs == nil, since: q.modseq, useSince: true, minUID: 1}
 	if q.seqs != nil {
 		vq.minUID = seqMatchFloor(q.seqs, q.uids, v.uids)
 	}

@@ -257,6 +257,11 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 	}
 	sel := saved.Selected
 	match := a.uidValidity == mb.UIDValidity
+	// Whether every change since the client's mod-sequence is still
+	// known decides, before anything is written, between a resume and
+	// NEWSID. (Tombstones are only ever purged, so a later read can only
+	// be less complete; the report then falls back to every missing UID,
+	// still exact for the client.)
 	var changes *store.Changes
 	if match {
 		ch, err := c.s.store.ChangesSince(ctx, c.sess.UserID, mb.ID, a.modseq)
@@ -301,7 +306,12 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 		// responses that MUST contain UIDs" (with FLAGS and MODSEQ), and
 		// expunged UIDs as "* EXPUNGED uid-set", limited to the known
 		// UIDs when given ("1:*" otherwise).
-		q := &qresyncParam{uidValidity: a.uidValidity, modseq: a.modseq, knownUIDs: a.knownUIDs, changes: changes}
+		// The expunges are read again, after the view's snapshot: one
+		// that came between the completeness check and the snapshot is
+		// neither in the view nor in the first read, yet below the
+		// HIGHESTMODSEQ just sent (the reconnect chaos test caught
+		// this).
+		q := &qresyncParam{uidValidity: a.uidValidity, modseq: a.modseq, knownUIDs: a.knownUIDs}
 		if err := c.qresyncReport(q, true); err != nil {
 			return c.storeFailure(err)
 		}

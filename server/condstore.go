@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"github.com/quickimap/quickimap/store"
 	"sort"
 
 	"github.com/quickimap/quickimap/imap"
@@ -84,10 +83,6 @@ type vanishedQuery struct {
 	// minUID: UIDs below it are known not to have vanished (QRESYNC
 	// sequence match data, RFC 7162 §3.2.5.2).
 	minUID uint64
-	// changes, when not nil, is the store's answer for since, already
-	// read by the caller (a SID resume reads it first to learn whether it
-	// is complete).
-	changes *store.Changes
 }
 
 // vanished returns the UIDs of q that no longer exist, as a compact set
@@ -101,13 +96,9 @@ func (c *conn) vanished(q vanishedQuery) (imap.SeqSet, error) {
 	var tomb []uint32
 	complete := false
 	if q.useSince {
-		ch := q.changes
-		if ch == nil {
-			got, err := c.s.store.ChangesSince(context.Background(), c.sess.UserID, v.sm.id, q.since)
-			if err != nil {
-				return nil, err
-			}
-			ch = &got
+		ch, err := c.s.store.ChangesSince(context.Background(), c.sess.UserID, v.sm.id, q.since)
+		if err != nil {
+			return nil, err
 		}
 		tomb, complete = ch.Vanished, ch.Complete
 	}
