@@ -88,6 +88,9 @@ type Client struct {
 
 	search    uidSet // the answer of the last UID SEARCH
 	sawSearch bool
+	// expunges counts the sequence-number EXPUNGE responses received,
+	// so that reconcile can tell whether one came during its SEARCH.
+	expunges uint64
 }
 
 // New returns a Client; it does not connect.
@@ -761,8 +764,14 @@ func (c *Client) finishPlan(ctx context.Context, p *plan, res *SyncResult) error
 		if err != nil {
 			return err
 		}
-		if r.name == "OK" && s.fullReason == "" {
+		switch {
+		case s.fullReason != "":
+		case r.name == "OK":
 			c.keepOnly(c.search)
+		default:
+			// Without the list of UIDs the expunges are unknown:
+			// rebuild the view before trusting it.
+			s.viewSuspect = true
 		}
 	}
 	if p.sidCreate != "" {
@@ -852,16 +861,31 @@ func (c *Client) dropUnseen() {
 	})
 }
 
-// keepOnly removes the messages whose UID is not in set.
+// keepOnly removes the messages whose UID is not in set. Live (a
+// reconcile after a Sync) the removal is reported and saved; during a
+// Sync, events come from comparing the states.
 func (c *Client) keepOnly(set uidSet) {
-	c.st.Messages = slices.DeleteFunc(c.st.Messages, func(m Message) bool { return !set.contains(m.UID) })
+	var gone []uint32
+	c.st.Messages = slices.DeleteFunc(c.st.Messages, func(m Message) bool {
+		if set.contains(m.UID) {
+			return false
+		}
+		gone = append(gone, m.UID)
+		return true
+	})
+	if len(gone) > 0 {
+		c.dirty = true
+		c.emit(Vanished{UIDs: gone})
+	}
 }
 
 // reconcile checks that the state matches the server's message count
 // and, when it does not (a sequence-number EXPUNGE arrived before the
 // view was known, or a server reported less than it should), rebuilds the
 // list of UIDs with a UID SEARCH and fetches the flags of the UIDs it
-// lacks.
+// lacks. Another connection may change the mailbox meanwhile: an EXPUNGE
+// that arrives during the repair (possibly after the SEARCH answer, which
+// then still lists its UID) makes it run again, a few times at most.
 func (c *Client) reconcile(ctx context.Context) error {
 	cn := c.cn
 	suspect := c.sync != nil && c.sync.viewSuspect
@@ -870,6 +894,26 @@ func (c *Client) reconcile(ctx context.Context) error {
 	}
 	c.opts.Logger.Warn("message count differs from the server's, reconciling",
 		"exists", cn.exists, "known", len(c.st.Messages))
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		expunges := c.expunges
+		if err := c.reconcileOnce(ctx); err != nil {
+			return err
+		}
+		if c.expunges == expunges && int(cn.exists) == len(c.st.Messages) {
+			if c.sync != nil {
+				c.sync.viewSuspect = false
+			}
+			return nil
+		}
+		if attempt == attempts {
+			return fmt.Errorf("imap client: server reports %d messages, UID SEARCH and FETCH give %d", cn.exists, len(c.st.Messages))
+		}
+	}
+}
+
+// reconcileOnce is one UID SEARCH and the FETCH of the UIDs it adds.
+func (c *Client) reconcileOnce(ctx context.Context) error {
 	var tag string
 	if err := c.queueSearch(ctx, &tag, c.capsKnown()); err != nil {
 		return err
@@ -902,9 +946,6 @@ func (c *Client) reconcile(ctx context.Context) error {
 		if err := c.simple(ctx, "UID FETCH", func(e *wire.Encoder) { e.Atom("UID FETCH " + m + " (FLAGS)") }); err != nil {
 			return err
 		}
-	}
-	if int(cn.exists) != len(c.st.Messages) {
-		return fmt.Errorf("imap client: server reports %d messages, UID SEARCH and FETCH give %d", cn.exists, len(c.st.Messages))
 	}
 	return nil
 }

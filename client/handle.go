@@ -202,6 +202,7 @@ func (c *Client) handleUntagged(resp *response) error {
 		if cn.exists > 0 {
 			cn.exists--
 		}
+		c.expunges++
 		if c.sync != nil {
 			c.sync.viewSuspect = true
 			return nil
@@ -209,6 +210,7 @@ func (c *Client) handleUntagged(resp *response) error {
 		if n := int(resp.num); n <= len(c.st.Messages) {
 			uid := c.st.Messages[n-1].UID
 			c.st.Messages = slices.Delete(c.st.Messages, n-1, n)
+			c.dirty = true
 			c.emit(Vanished{UIDs: []uint32{uid}})
 		}
 	case "FETCH":

@@ -71,11 +71,11 @@ func (c *Client) catchUp(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
-		if int(c.cn.exists) != len(c.st.Messages) {
-			if err := c.reconcile(ctx); err != nil {
-				return err
-			}
-		}
+	}
+	// The live EXPUNGEs and FETCHes keep the sequence→UID map only while
+	// it matches the server's; repair it as soon as the counts disagree.
+	if err := c.reconcile(ctx); err != nil {
+		return err
 	}
 	if n := len(c.st.Messages); n > 0 && c.st.Messages[n-1].UID >= c.st.UIDNext {
 		c.st.UIDNext = c.st.Messages[n-1].UID + 1

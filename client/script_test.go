@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -13,10 +14,16 @@ import (
 // scripted serves one connection: for each client line whose command
 // (after the tag) starts with a key of replies, it writes the reply with
 // "TAG" replaced by the line's tag. Lines are recorded.
+//
+// Steps with the same prefix answer in turn, the last one repeating: a
+// test can script a command that gets a different answer the second time.
 type scripted struct {
 	t       *testing.T
 	replies []scriptStep
 	lines   chan string
+
+	mu   sync.Mutex
+	used []bool
 }
 
 type scriptStep struct{ prefix, reply string }
@@ -27,7 +34,7 @@ func startScripted(t *testing.T, greeting string, steps ...scriptStep) (addr str
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	s = &scripted{t: t, replies: steps, lines: make(chan string, 100)}
+	s = &scripted{t: t, replies: steps, lines: make(chan string, 100), used: make([]bool, len(steps))}
 	go func() {
 		for {
 			nc, err := l.Accept()
@@ -55,16 +62,31 @@ func (s *scripted) serve(nc net.Conn, greeting string) {
 		line = strings.TrimRight(line, "\r\n")
 		s.lines <- line
 		tag, cmd, _ := strings.Cut(line, " ")
-		for _, st := range s.replies {
-			if strings.HasPrefix(cmd, st.prefix) {
-				w.WriteString(strings.ReplaceAll(st.reply, "TAG", tag))
-				break
-			}
+		if reply, ok := s.reply(cmd); ok {
+			w.WriteString(strings.ReplaceAll(reply, "TAG", tag))
 		}
 		if r.Buffered() == 0 {
 			w.Flush()
 		}
 	}
+}
+
+// reply returns the answer to cmd: the first step whose prefix matches,
+// skipping those already used when a later one has the same prefix.
+func (s *scripted) reply(cmd string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, st := range s.replies {
+		if !strings.HasPrefix(cmd, st.prefix) {
+			continue
+		}
+		if s.used[i] && slices.ContainsFunc(s.replies[i+1:], func(o scriptStep) bool { return o.prefix == st.prefix }) {
+			continue
+		}
+		s.used[i] = true
+		return st.reply, true
+	}
+	return "", false
 }
 
 func (s *scripted) sent() []string {
@@ -184,5 +206,129 @@ func TestScriptedReconcile(t *testing.T) {
 	}
 	if !slices.Equal(uids, []uint32{1, 2, 4, 5, 6, 8}) {
 		t.Errorf("uids %v", uids)
+	}
+}
+
+func uidsOf(ms []Message) []uint32 {
+	var uids []uint32
+	for _, m := range ms {
+		uids = append(uids, m.UID)
+	}
+	return uids
+}
+
+// A sequence-number EXPUNGE received on a synchronized connection (the
+// NOOP of a second Sync, as servers without QRESYNC enabled send it after
+// a CONDSTORE or full synchronization) is applied, published and saved.
+// It used to change the working state only: State() and the store kept
+// the expunged UID.
+func TestScriptedLiveExpunge(t *testing.T) {
+	for _, tc := range []struct {
+		force Strategy
+		steps []scriptStep
+	}{
+		{StrategyCONDSTORE, []scriptStep{
+			{"SELECT INBOX (CONDSTORE)", "* 5 EXISTS\r\n* OK [UIDVALIDITY 100] x\r\n* OK [UIDNEXT 6] x\r\n* OK [HIGHESTMODSEQ 50] x\r\nTAG OK [READ-WRITE] x\r\n"},
+			{"UID FETCH 1:* (FLAGS) (CHANGEDSINCE 50)", "TAG OK done\r\n"},
+			{"UID SEARCH RETURN (ALL) ALL", "* ESEARCH (TAG \"x\") UID ALL 1:5\r\nTAG OK done\r\n"},
+		}},
+		{StrategyFull, []scriptStep{
+			{"SELECT INBOX", "* 5 EXISTS\r\n* OK [UIDVALIDITY 100] x\r\n* OK [UIDNEXT 6] x\r\nTAG OK [READ-WRITE] x\r\n"},
+			{"UID FETCH 1:* (FLAGS)", "* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 2 FLAGS ())\r\n* 3 FETCH (UID 3 FLAGS ())\r\n" +
+				"* 4 FETCH (UID 4 FLAGS ())\r\n* 5 FETCH (UID 5 FLAGS ())\r\nTAG OK done\r\n"},
+		}},
+	} {
+		t.Run(tc.force.String(), func(t *testing.T) {
+			steps := append([]scriptStep{{"AUTHENTICATE", scriptAuthOK}}, tc.steps...)
+			steps = append(steps, scriptStep{"NOOP", "* 3 EXPUNGE\r\nTAG OK done\r\n"})
+			addr, s := startScripted(t, scriptGreeting, steps...)
+			store := scriptedState()
+			c := New(Options{Addr: addr, Username: "u", Password: "p", Store: store, Timeout: 5 * time.Second, ForceStrategy: tc.force})
+			ctx := context.Background()
+			if res, err := c.Sync(ctx); err != nil || res.Strategy != tc.force {
+				t.Fatalf("first sync: %v %v", res.Strategy, err)
+			}
+			res, err := c.Sync(ctx)
+			if err != nil || res.Strategy != StrategyNoop {
+				t.Fatalf("second sync: %v %v", res.Strategy, err)
+			}
+			t.Logf("sent %q", s.sent())
+			want := []uint32{1, 2, 4, 5}
+			if got := uidsOf(c.State().Messages); !slices.Equal(got, want) {
+				t.Errorf("State() uids %v, want %v", got, want)
+			}
+			saved, _ := store.Load(ctx)
+			if got := uidsOf(saved.Messages); !slices.Equal(got, want) {
+				t.Errorf("saved uids %v, want %v", got, want)
+			}
+			if len(res.Events) != 1 {
+				t.Fatalf("events %v", res.Events)
+			}
+			if v, ok := res.Events[0].(Vanished); !ok || !slices.Equal(v.UIDs, []uint32{3}) {
+				t.Errorf("events %v", res.Events)
+			}
+		})
+	}
+}
+
+// An EXPUNGE that arrives during the repair's UID SEARCH but after its
+// answer (RFC 3501 §7.4.1 allows EXPUNGE during UID SEARCH) leaves the
+// answer one UID too many: the repair runs again instead of failing the
+// synchronization.
+func TestScriptedReconcileExpungeDuringSearch(t *testing.T) {
+	addr, s := startScripted(t, scriptGreeting,
+		scriptStep{"AUTHENTICATE", scriptAuthOK},
+		scriptStep{"SELECT INBOX (CONDSTORE)", "* 5 EXISTS\r\n* OK [UIDVALIDITY 100] x\r\n* OK [UIDNEXT 6] x\r\n* OK [HIGHESTMODSEQ 50] x\r\nTAG OK [READ-WRITE] x\r\n"},
+		// An expunge between SELECT and SEARCH: the sequence map is
+		// suspect, the view is rebuilt.
+		scriptStep{"UID FETCH 1:* (FLAGS) (CHANGEDSINCE 50)", "* 2 EXPUNGE\r\nTAG OK done\r\n"},
+		scriptStep{"UID SEARCH RETURN (ALL) ALL", "* ESEARCH (TAG \"x\") UID ALL 1,3:5\r\nTAG OK done\r\n"},
+		scriptStep{"UID SEARCH RETURN (ALL) ALL", "* ESEARCH (TAG \"x\") UID ALL 1,3:5\r\n* 3 EXPUNGE\r\nTAG OK done\r\n"},
+		scriptStep{"UID SEARCH RETURN (ALL) ALL", "* ESEARCH (TAG \"x\") UID ALL 1,3,5\r\nTAG OK done\r\n"},
+	)
+	c := New(Options{Addr: addr, Username: "u", Password: "p", Store: scriptedState(), Timeout: 5 * time.Second, ForceStrategy: StrategyCONDSTORE})
+	res, err := c.Sync(context.Background())
+	t.Logf("sent %q", s.sent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Strategy != StrategyCONDSTORE {
+		t.Errorf("strategy %v", res.Strategy)
+	}
+	if got := uidsOf(c.State().Messages); !slices.Equal(got, []uint32{1, 3, 5}) {
+		t.Errorf("uids %v", got)
+	}
+}
+
+// A live count that disagrees with the state (here EXISTS going down
+// without an EXPUNGE the client could apply) is repaired at once, not
+// only when new messages are announced.
+func TestScriptedLiveCountRepaired(t *testing.T) {
+	addr, s := startScripted(t, scriptGreeting,
+		scriptStep{"AUTHENTICATE", scriptAuthOK},
+		scriptStep{"SELECT INBOX (CONDSTORE)", "* 5 EXISTS\r\n* OK [UIDVALIDITY 100] x\r\n* OK [UIDNEXT 6] x\r\n* OK [HIGHESTMODSEQ 50] x\r\nTAG OK [READ-WRITE] x\r\n"},
+		scriptStep{"UID FETCH 1:* (FLAGS) (CHANGEDSINCE 50)", "TAG OK done\r\n"},
+		scriptStep{"UID SEARCH RETURN (ALL) ALL", "* ESEARCH (TAG \"x\") UID ALL 1:5\r\nTAG OK done\r\n"},
+		scriptStep{"UID SEARCH RETURN (ALL) ALL", "* ESEARCH (TAG \"x\") UID ALL 1:2,4:5\r\nTAG OK done\r\n"},
+		scriptStep{"NOOP", "* 9 EXPUNGE\r\nTAG OK done\r\n"},
+	)
+	c := New(Options{Addr: addr, Username: "u", Password: "p", Store: scriptedState(), Timeout: 5 * time.Second, ForceStrategy: StrategyCONDSTORE})
+	ctx := context.Background()
+	if _, err := c.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Sync(ctx)
+	t.Logf("sent %q", s.sent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := uidsOf(c.State().Messages); !slices.Equal(got, []uint32{1, 2, 4, 5}) {
+		t.Errorf("uids %v", got)
+	}
+	if len(res.Events) != 1 {
+		t.Fatalf("events %v", res.Events)
+	}
+	if v, ok := res.Events[0].(Vanished); !ok || !slices.Equal(v.UIDs, []uint32{3}) {
+		t.Errorf("events %v", res.Events)
 	}
 }
