@@ -502,11 +502,18 @@ func (c *Client) plainIR() string {
 	return b
 }
 
+// hasReconnect reports whether the server offers resumable sessions, by
+// the draft's capability name or by the plain RECONNECT a published
+// version would have (quickimap's reconnect-plain-name option).
+func hasReconnect(has func(string) bool) bool {
+	return has(capReconnect) || has("RECONNECT")
+}
+
 // choose picks the best strategy permitted, given the capabilities.
 // resume says a SID resume is still possible.
 func (c *Client) choose(has func(string) bool, resume bool) Strategy {
 	st := &c.st
-	if resume && c.allow(StrategySID) && has(capReconnect) && st.SessionID != "" &&
+	if resume && c.allow(StrategySID) && hasReconnect(has) && st.SessionID != "" &&
 		st.UIDValidity != 0 && st.HighestModSeq != 0 && st.Mailbox == c.opts.Mailbox {
 		return StrategySID
 	}
@@ -634,7 +641,7 @@ func (c *Client) queuePlan(ctx context.Context, s Strategy) (*plan, error) {
 	}
 	// Reconnect draft §3.2: a new session, created after SELECT so that
 	// it holds the selection.
-	if c.allow(StrategySID) && has(capReconnect) && st.SessionID == "" {
+	if c.allow(StrategySID) && hasReconnect(has) && st.SessionID == "" {
 		err = q(&p.sidCreate, func(e *wire.Encoder) { e.Atom("SID") })
 	}
 	return p, err

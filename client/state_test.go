@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -138,4 +140,20 @@ func FuzzStateDecode(f *testing.F) {
 			t.Fatalf("re-encoded state does not decode: %v", err)
 		}
 	})
+}
+
+// Either capability name offers SID: the draft's and the plain one.
+func TestHasReconnect(t *testing.T) {
+	for caps, want := range map[string]bool{
+		"X-DRAFT-W07-RECONNECT": true,
+		"RECONNECT":             true,
+		"QRESYNC CONDSTORE":     false,
+		"X-RECONNECT":           false,
+	} {
+		set := strings.Fields(caps)
+		has := func(c string) bool { return slices.Contains(set, c) }
+		if got := hasReconnect(has); got != want {
+			t.Errorf("hasReconnect(%q) = %v, want %v", caps, got, want)
+		}
+	}
 }

@@ -32,7 +32,7 @@ const benchUsage = `Usage:
 
 Measures what a client that lost its connection pays to get back in sync
 with one mailbox, for each strategy the server supports: sid (the quick
-reconnect draft; only when the server advertises X-DRAFT-W07-RECONNECT),
+reconnect draft; only when the server advertises X-DRAFT-W07-RECONNECT or RECONNECT),
 qresync, condstore and full. It works against any IMAP server.
 
 For each strategy the test mailbox is created afresh with --messages
@@ -493,7 +493,7 @@ func benchReconnect(ctx context.Context, cfg *benchConfig, stderr io.Writer) (*b
 		return nil, err
 	}
 	supported := map[string]bool{
-		"sid":       caps.Has("X-DRAFT-W07-RECONNECT"),
+		"sid":       caps.Has("X-DRAFT-W07-RECONNECT") || caps.Has("RECONNECT"),
 		"qresync":   caps.Has(imap.CapQResync),
 		"condstore": caps.Has(imap.CapCondStore),
 		"full":      true,
