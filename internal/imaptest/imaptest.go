@@ -39,48 +39,7 @@ type Env struct {
 // the test.
 func Start(t testing.TB, mod func(*server.Options)) *Env {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	env := &Env{Store: st, Dir: dir, User: "alice", Password: "secret"}
-	h, err := auth.HashPassword(env.Password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateUser(context.Background(), env.User, h, store.DefaultMailboxes()); err != nil {
-		t.Fatalf("create user: %v", err)
-	}
-	opts := server.Options{
-		Store:            st,
-		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-		FailedLoginDelay: 10 * time.Millisecond,
-		Sessions:         session.New(st, session.Options{}),
-	}
-	if mod != nil {
-		mod(&opts)
-	}
-	srv := server.New(opts)
-	env.Server = srv
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.Addr = l.Addr().String()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(l)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-		st.Close()
-	})
-	return env
+	return StartStore(t, sqlite.Options{}, mod)
 }
 
 // Conn is a raw client connection.
