@@ -255,26 +255,12 @@ func (c *Client) Close(ctx context.Context) error {
 	defer stop()
 	preserve := c.st.SessionID != ""
 	cn.loggedOut = true
-	tag, err := c.queue(ctx, func(e *wire.Encoder) {
+	return c.simple(ctx, "LOGOUT", func(e *wire.Encoder) {
 		e.Atom("LOGOUT")
 		if preserve {
 			e.Atom(" (PRESERVE)")
 		}
 	})
-	if err != nil {
-		return err
-	}
-	if err := c.flush(); err != nil {
-		return err
-	}
-	r, err := c.wait(ctx, tag)
-	if err != nil {
-		return err
-	}
-	if r.name != "OK" {
-		return cmdErr("LOGOUT", r)
-	}
-	return nil
 }
 
 // Backoff is the reconnection schedule of Run: the n-th consecutive
