@@ -182,9 +182,9 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 // EXAMINE (RFC 3501 §6.3.1), HIGHESTMODSEQ included once CONDSTORE is
 // enabled. It returns nil on success, else the failure to answer.
 //
-// savedRecent, for a resumed session, holds the \Recent UIDs it owned (packed
-// ranges, see packRanges); those still in the mailbox are recent again.
-func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, readOnly bool, savedRecent []uint32) *status {
+// savedRecent, for a resumed session, holds the \Recent UIDs it owned;
+// those still in the mailbox are recent again.
+func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, readOnly bool, savedRecent imap.SeqSet) *status {
 	v, err := c.openView(ctx, mb, readOnly)
 	if err != nil {
 		return c.storeFailure(err)

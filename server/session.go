@@ -30,10 +30,9 @@ type Selected struct {
 	ReadOnly bool   `json:"read_only,omitempty"`
 	// UIDValidity is the UIDVALIDITY reported at selection.
 	UIDValidity uint32 `json:"uidvalidity"`
-	// Recent holds the session's \Recent UIDs as flattened ascending
-	// ranges (start1, stop1, start2, stop2, ...); filled when the session
-	// is saved, so that a resumed session keeps them.
-	Recent []uint32 `json:"recent,omitempty"`
+	// Recent holds the session's \Recent UIDs (compact ranges); filled
+	// when the session is saved, so that a resumed session keeps them.
+	Recent imap.SeqSet `json:"recent,omitempty"`
 }
 
 // IsEnabled reports whether ext was enabled with ENABLE.

@@ -94,40 +94,18 @@ func (v *view) addRecent(from, to uint32) {
 	}
 }
 
-// restoreRecent makes the UIDs of packed (ranges from packRanges) that
-// are still in the view recent again: a resumed session keeps the \Recent
-// messages it owned (RFC 3501 §2.3.2: recent in this session and no other).
-func (v *view) restoreRecent(packed []uint32) {
+// restoreRecent makes the UIDs of saved that are still in the view
+// recent again: a resumed session keeps the \Recent messages it owned
+// (RFC 3501 §2.3.2: recent in this session and no other).
+func (v *view) restoreRecent(saved imap.SeqSet) {
+	ranges := saved.Resolve(0)
 	for _, u := range v.uids {
-		if inPacked(packed, u) && !v.isRecent(u) {
+		if inRanges(ranges, u) {
 			v.recent = append(v.recent, u)
 		}
 	}
 	slices.Sort(v.recent)
-}
-
-// packRanges packs ascending UIDs as flattened ranges: start1, stop1,
-// start2, stop2, ... (a session's \Recent UIDs are mostly one run).
-func packRanges(uids []uint32) []uint32 {
-	var out []uint32
-	for i, u := range uids {
-		if i > 0 && u == out[len(out)-1]+1 {
-			out[len(out)-1] = u
-			continue
-		}
-		out = append(out, u, u)
-	}
-	return out
-}
-
-// inPacked reports whether u is in packed ranges.
-func inPacked(packed []uint32, u uint32) bool {
-	for i := 0; i+1 < len(packed); i += 2 {
-		if u >= packed[i] && u <= packed[i+1] {
-			return true
-		}
-	}
-	return false
+	v.recent = slices.Compact(v.recent)
 }
 
 // closeView releases a session's view.
