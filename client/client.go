@@ -396,14 +396,7 @@ func (c *Client) simple(ctx context.Context, name string, build func(e *wire.Enc
 	if err := c.flush(); err != nil {
 		return err
 	}
-	r, err := c.wait(ctx, tag)
-	if err != nil {
-		return err
-	}
-	if r.name != "OK" {
-		return cmdErr(name, r)
-	}
-	return nil
+	return c.waitOK(ctx, tag, name)
 }
 
 // authenticate logs in. When the server supports SASL-IR (RFC 4959) the
@@ -837,19 +830,11 @@ func (c *Client) changedSince(ctx context.Context) error {
 	if err := c.flush(); err != nil {
 		return err
 	}
-	r, err := c.wait(ctx, ft)
-	if err != nil {
+	if err := c.waitOK(ctx, ft, "UID FETCH"); err != nil {
 		return err
 	}
-	if r.name != "OK" {
-		return cmdErr("UID FETCH", r)
-	}
-	r, err = c.wait(ctx, stag)
-	if err != nil {
+	if err := c.waitOK(ctx, stag, "UID SEARCH"); err != nil {
 		return err
-	}
-	if r.name != "OK" {
-		return cmdErr("UID SEARCH", r)
 	}
 	c.keepOnly(c.search)
 	return nil
@@ -928,12 +913,8 @@ func (c *Client) reconcileOnce(ctx context.Context) error {
 	if err := c.flush(); err != nil {
 		return err
 	}
-	r, err := c.wait(ctx, tag)
-	if err != nil {
+	if err := c.waitOK(ctx, tag, "UID SEARCH"); err != nil {
 		return err
-	}
-	if r.name != "OK" {
-		return cmdErr("UID SEARCH", r)
 	}
 	set := c.search
 	c.keepOnly(set)

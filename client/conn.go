@@ -260,6 +260,19 @@ func (c *Client) wait(ctx context.Context, tag string) (*response, error) {
 	}
 }
 
+// waitOK waits for the tagged response of tag and turns anything but OK
+// into a *CommandError for the command name.
+func (c *Client) waitOK(ctx context.Context, tag, name string) error {
+	r, err := c.wait(ctx, tag)
+	if err != nil {
+		return err
+	}
+	if r.name != "OK" {
+		return cmdErr(name, r)
+	}
+	return nil
+}
+
 // waitContinuation reads until the "+" for tag's literal or
 // AUTHENTICATE; a tagged response for tag first is an error.
 func (c *Client) waitContinuation(ctx context.Context, tag string) error {

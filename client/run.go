@@ -226,12 +226,8 @@ func (c *Client) idle(ctx context.Context, fn func(Event)) error {
 	if err := c.flush(); err != nil {
 		return err
 	}
-	r, err := c.wait(wctx, tag)
-	if err != nil {
+	if err := c.waitOK(wctx, tag, "IDLE"); err != nil {
 		return err
-	}
-	if r.name != "OK" {
-		return cmdErr("IDLE", r)
 	}
 	return ctx.Err()
 }
