@@ -22,10 +22,7 @@ func TestImaplibMessages(t *testing.T) { runImaplib(t, "imaplib_messages.py") }
 // runImaplib runs a Python script against a fresh server; the script
 // checks every answer itself and exits non-zero on a mismatch.
 func runImaplib(t *testing.T, name string) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed; CI installs it")
-	}
+	python := lookTool(t, "python3", "python3")
 	script, err := filepath.Abs(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)

@@ -28,10 +28,7 @@ import (
 // that both servers then hold the same mailboxes and the same messages
 // (by Message-ID, with flags, size and INTERNALDATE).
 func TestInterimap(t *testing.T) {
-	bin, err := exec.LookPath("interimap")
-	if err != nil {
-		t.Skip("interimap not on PATH (Debian package interimap); CI installs it")
-	}
+	bin := lookTool(t, "interimap", "interimap")
 	if out, err := exec.Command(bin, "--version").CombinedOutput(); err == nil {
 		t.Logf("%s", bytes.TrimSpace(out))
 	}

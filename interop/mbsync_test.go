@@ -28,10 +28,7 @@ import (
 // Maildir (flags, a deletion, a new message) and checks that a second
 // sync brings those changes to the server.
 func TestMbsync(t *testing.T) {
-	mbsync, err := exec.LookPath("mbsync")
-	if err != nil {
-		t.Skip("isync not installed; CI installs it")
-	}
+	mbsync := lookTool(t, "mbsync", "isync")
 	if out, err := exec.Command(mbsync, "--version").Output(); err == nil {
 		t.Logf("%s", bytes.TrimSpace(out))
 	}
