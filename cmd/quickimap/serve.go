@@ -164,7 +164,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	defer stop()
 
 	// Resumable sessions (draft-ietf-lemonade-reconnect-07): expired
-	// ones are swept every few minutes until shutdown.
+	// ones are swept every few minutes until shutdown. The same sweep
+	// applies the tombstone window (tombstone-max-age) to mailboxes that
+	// nobody writes to; writes purge the mailboxes they touch themselves.
 	reg := session.New(st, cfg.SessionOptions())
 	opts.Sessions = reg
 	sweepDone := make(chan struct{})
@@ -182,6 +184,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 					logger.Warn("expiring sessions", "err", err)
 				} else if n > 0 {
 					logger.Debug("expired sessions", "count", n)
+				}
+				if p, ok := st.(tombstonePurger); ok {
+					if err := p.PurgeTombstones(context.Background(), time.Time{}); err != nil {
+						logger.Warn("purging expired tombstones", "err", err)
+					}
 				}
 			}
 		}
@@ -295,4 +302,11 @@ func randomPassword(n int) (string, error) {
 func isLoopback(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()
+}
+
+// tombstonePurger is a store that can apply its tombstone window to every
+// mailbox at once (the embedded SQLite store can); serve runs it with the
+// periodic session sweep.
+type tombstonePurger interface {
+	PurgeTombstones(ctx context.Context, now time.Time) error
 }

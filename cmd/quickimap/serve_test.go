@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quickimap/quickimap/store/sqlite"
 )
 
 // buildBinary builds quickimap into a temporary directory.
@@ -427,3 +429,8 @@ func TestParseLogLine(t *testing.T) {
 		t.Errorf("%v", l)
 	}
 }
+
+// The periodic sweep in serve purges tombstones through this interface;
+// the embedded store must keep implementing it, or the tombstone age
+// window would silently stop applying to mailboxes nobody writes to.
+var _ tombstonePurger = (*sqlite.Store)(nil)
