@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unicode/utf8"
 )
 
 // checkTree checks the invariants of a parsed tree against its message:
@@ -98,10 +99,12 @@ func checkTree(t testing.TB, raw []byte, p *Part) {
 			}
 		}
 	}
-	if got := HeaderValues(raw, p, "subject"); len(got) > 0 && got[0] == "\x00" {
-		t.Fatal("unreachable")
+	// SEARCH text: valid UTF-8 whatever the input.
+	for _, v := range append(HeaderValues(raw, p, "subject"), TextContent(raw, p)...) {
+		if !utf8.ValidString(v) {
+			t.Fatalf("invalid UTF-8 %q", v)
+		}
 	}
-	_ = TextContent(raw, p)
 }
 
 const mimeEdgeDir = "../../shared/data/mime-edge"
@@ -133,6 +136,8 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=x\n\n--x\n\n--x--"))
 	f.Add([]byte("Content-Type: message/rfc822\n\nContent-Type: message/rfc822\n\n"))
+	f.Add([]byte("SuBjeCt:\x00"))
+	f.Add([]byte("Subject: s\nno colon\nContent-Type: multipart/mixed\n\n--x\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		p, err := Parse(raw)
 		if len(raw) == 0 {
@@ -150,6 +155,9 @@ func FuzzParse(f *testing.F) {
 
 func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte{formatVersion})
+	for _, c := range v1Trees {
+		f.Add(v1Bytes(f, c.hex))
+	}
 	for _, name := range []string{"rfc822.eml", "groups.eml", "mixed-attachment.eml"} {
 		raw, _ := os.ReadFile(filepath.Join("..", "testdata", "messages", name))
 		if p, err := Parse(raw); err == nil {

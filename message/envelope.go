@@ -4,13 +4,29 @@ import "strings"
 
 // Envelope is the ENVELOPE of a message (RFC 3501 §7.4.2). Strings are the
 // unfolded header values as they are in the message (RFC 2047 encoded
-// words left encoded); "" means absent (written NIL). Sender and ReplyTo
-// are empty when the message has none; the writer then uses From.
+// words left encoded); "" means absent (written NIL) unless Empty says the
+// field is present but empty (written ""). An address list that holds no
+// address, absent or not, is empty (written NIL: RFC 3501 has no empty
+// list). Sender and ReplyTo are empty when the message has none; the
+// writer then uses From.
 type Envelope struct {
 	Date, Subject                      string
 	From, Sender, ReplyTo, To, Cc, Bcc []Address
 	InReplyTo, MessageID               string
+
+	// Empty holds the Env* bits of the fields among Date, Subject,
+	// InReplyTo and MessageID that are in the header with an empty value
+	// (only white space).
+	Empty uint8
 }
+
+// Bits of Envelope.Empty.
+const (
+	EnvDate = 1 << iota
+	EnvSubject
+	EnvInReplyTo
+	EnvMessageID
+)
 
 // Address kinds.
 const (
@@ -87,7 +103,7 @@ func (e *envelopeFields) add(name, value []byte) {
 }
 
 func (e *envelopeFields) envelope() *Envelope {
-	return &Envelope{
+	env := &Envelope{
 		Date:      unfold(e.date),
 		Subject:   unfold(e.subject),
 		From:      parseAddressList(unfold(e.from)),
@@ -99,6 +115,23 @@ func (e *envelopeFields) envelope() *Envelope {
 		InReplyTo: unfold(e.inReplyTo),
 		MessageID: unfold(e.messageID),
 	}
+	// A field is present when its value is non-nil (scanHeader gives a
+	// non-nil value, maybe empty, for every field).
+	for _, f := range [...]struct {
+		raw []byte
+		v   string
+		bit uint8
+	}{
+		{e.date, env.Date, EnvDate},
+		{e.subject, env.Subject, EnvSubject},
+		{e.inReplyTo, env.InReplyTo, EnvInReplyTo},
+		{e.messageID, env.MessageID, EnvMessageID},
+	} {
+		if f.raw != nil && f.v == "" {
+			env.Empty |= f.bit
+		}
+	}
+	return env
 }
 
 // parseAddressList parses an RFC 5322 address list leniently: mailboxes

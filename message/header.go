@@ -8,15 +8,18 @@ import (
 
 // scanHeader scans the header that starts at raw[start] and ends at the
 // first empty line (which it includes) or at end, and returns where the
-// body starts. A line that is neither a header field nor a continuation
-// line ends the header too (no blank line: the header has none and the
-// body starts at that line), as most MUAs read such messages.
+// body starts. Only an empty line (or end) ends the header, as in Dovecot
+// and RFC 5322 readers: a line that is neither a header field nor a
+// continuation line (no colon, e.g. a broken fold or an mbox "From "
+// line) is not a field but stays in the header, and so does a message's
+// first line when it is such a line: a message with no empty line is all
+// header.
 //
 // fn is called for every field with its name, its value (everything after
 // the colon up to and including the last line break, folding included) and
-// the offsets of the whole field. A continuation line with no field before
-// it, and an mbox "From " line opening the header, are reported with a nil
-// name.
+// the offsets of the whole field. A line that is not a field, with the
+// continuation lines that follow it, is reported with a nil name, as is a
+// continuation line with no field before it.
 func scanHeader(raw []byte, start, end int, fn func(name, value []byte, fstart, fend int)) int {
 	pos := start
 	fstart, nameEnd, colon := -1, 0, 0
@@ -49,20 +52,13 @@ func scanHeader(raw []byte, start, end int, fn func(name, value []byte, fstart, 
 			pos = next
 			continue
 		}
-		ne, col, ok := fieldName(raw[pos:next])
-		if !ok && pos == start && bytes.HasPrefix(raw[pos:next], []byte("From ")) {
-			// An mbox "From " separator line: kept, ignored.
-			flush(pos)
-			fstart, colon = pos, -1
-			pos = next
-			continue
-		}
-		if !ok {
-			flush(pos)
-			return pos
-		}
 		flush(pos)
-		fstart, nameEnd, colon = pos, pos+ne, pos+col
+		if ne, col, ok := fieldName(raw[pos:next]); ok {
+			fstart, nameEnd, colon = pos, pos+ne, pos+col
+		} else {
+			// Not a field: kept in the header, ignored.
+			fstart, colon = pos, -1
+		}
 		pos = next
 	}
 	flush(end)
@@ -196,6 +192,23 @@ func parseDisposition(v string) (string, []Param) {
 		return "", nil
 	}
 	return upperASCII(d), parseParams(rest)
+}
+
+// parseEncoding returns the mechanism of a Content-Transfer-Encoding value
+// upper-cased, without RFC 822 comments and white space ("8bit (c)" is
+// 8BIT); "" when nothing is left.
+func parseEncoding(v string) string {
+	v = stripComments(v)
+	if strings.IndexAny(v, " \t\r\n") >= 0 {
+		b := make([]byte, 0, len(v))
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+				b = append(b, c)
+			}
+		}
+		v = string(b)
+	}
+	return upperASCII(v)
 }
 
 // parseLanguage splits a Content-Language value into its tags.

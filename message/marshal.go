@@ -14,7 +14,7 @@ import (
 //	           [str(Disposition) params] [uvarint(n) n*str] [str(Location)]
 //	           uvarint(n) n*part [part(Message)] [envelope]
 //	params   = uvarint(n) n*(str str)
-//	envelope = str(Date) str(Subject) 6*addrs str(InReplyTo) str(MessageID)
+//	envelope = byte(Empty) str(Date) str(Subject) 6*addrs str(InReplyTo) str(MessageID)
 //	addrs    = uvarint(n) n*(kind str str str str)
 //	str      = uvarint(i) with i < len(dict): dict[i]
 //	         / uvarint(len(dict)+len) bytes
@@ -22,10 +22,21 @@ import (
 // base is 0 for the root, the parent's BodyStart for the first child and
 // the encapsulated message, the previous sibling's End for the others.
 // Optional fields are present when their flag bit is set. The dictionary
-// holds frequent strings; it is part of the format: only append to it (a
-// change of meaning needs a new version byte).
+// holds frequent strings; it is part of the format: any change to it,
+// appending included (literal lengths count from len(dict)), needs a new
+// version byte.
+//
+// Versions: Marshal writes formatVersion; Unmarshal also reads the
+// earlier ones, which stores keep from earlier builds:
+//
+//	1: no Empty byte in the envelope (Empty decodes as 0: fields present
+//	   but empty read as absent, as those builds had them).
+//	2: the Empty byte.
 
-const formatVersion = 1
+const (
+	formatVersion    = 2
+	minFormatVersion = 1
+)
 
 const (
 	flagID = 1 << iota
@@ -164,6 +175,7 @@ func appendPart(b []byte, p *Part, base int) []byte {
 		b = appendPart(b, p.Message, p.BodyStart)
 	}
 	if e := p.Envelope; e != nil {
+		b = append(b, e.Empty)
 		b = appendStr(appendStr(b, e.Date), e.Subject)
 		for _, as := range [...][]Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
 			b = binary.AppendUvarint(b, uint64(len(as)))
@@ -182,12 +194,12 @@ var ErrCorrupt = errors.New("message: corrupt structure")
 
 // Unmarshal restores a tree serialised by Marshal.
 func Unmarshal(data []byte) (*Part, error) {
-	if len(data) == 0 || data[0] != formatVersion {
+	if len(data) == 0 || data[0] < minFormatVersion || data[0] > formatVersion {
 		return nil, ErrCorrupt
 	}
 	// All strings are substrings of one copy of data, all parts share
 	// one array: few allocations.
-	d := decoder{b: data[1:], s: string(data[1:])}
+	d := decoder{b: data[1:], s: string(data[1:]), version: data[0]}
 	n := d.uvarint()
 	if n == 0 || n > uint64(len(data)) || n > MaxParts+1 {
 		return nil, ErrCorrupt
@@ -204,11 +216,12 @@ func Unmarshal(data []byte) (*Part, error) {
 }
 
 type decoder struct {
-	b     []byte
-	s     string // string(b) as it was at the start
-	pool  []Part
-	err   error
-	parts int
+	b       []byte
+	s       string // string(b) as it was at the start
+	version byte
+	pool    []Part
+	err     error
+	parts   int
 }
 
 func (d *decoder) fail() {
@@ -338,7 +351,13 @@ func (d *decoder) part(base, depth int) *Part {
 		p.Message = d.part(p.BodyStart, depth+1)
 	}
 	if f&flagEnvelope != 0 {
-		e := &Envelope{Date: d.str(), Subject: d.str()}
+		e := &Envelope{}
+		if d.version >= 2 {
+			if e.Empty = d.byte(); e.Empty&^(EnvDate|EnvSubject|EnvInReplyTo|EnvMessageID) != 0 {
+				d.fail()
+			}
+		}
+		e.Date, e.Subject = d.str(), d.str()
 		for _, dst := range [...]*[]Address{&e.From, &e.Sender, &e.ReplyTo, &e.To, &e.Cc, &e.Bcc} {
 			n := d.count()
 			if n == 0 {

@@ -45,6 +45,18 @@ var fixtureWant = []struct {
 		bodystructure: `(("TEXT" "PLAIN" ("CHARSET" "utf-8" "FORMAT" "flowed") NIL NIL "7BIT" 16 1 NIL NIL NIL NIL)("TEXT" "HTML" ("CHARSET" "utf-8") NIL NIL "7BIT" 22 1 NIL NIL NIL NIL) "ALTERNATIVE" ("BOUNDARY" "alt-b") NIL NIL NIL)`,
 	},
 	{
+		file:          "empty-fields.eml",
+		envelope:      `("" "" (("Ann" NIL "ann" "example.com")) (("Ann" NIL "ann" "example.com")) (("Ann" NIL "ann" "example.com")) NIL NIL NIL "" "")`,
+		body:          `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 6 1)`,
+		bodystructure: `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 6 1 NIL NIL NIL NIL)`,
+	},
+	{
+		file:          "encoding-comment.eml",
+		envelope:      `(NIL "encoding comments" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) NIL NIL NIL NIL NIL)`,
+		body:          `(("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "8BIT" 5 1)("TEXT" "PLAIN" ("CHARSET" "iso-8859-1") NIL NIL "QUOTED-PRINTABLE" 6 1) "MIXED")`,
+		bodystructure: `(("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "8BIT" 5 1 NIL NIL NIL NIL)("TEXT" "PLAIN" ("CHARSET" "iso-8859-1") NIL NIL "QUOTED-PRINTABLE" 6 1 NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "enc") NIL NIL NIL)`,
+	},
+	{
 		file:          "encodings.eml",
 		envelope:      `(NIL "encodings" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) NIL NIL NIL NIL NIL)`,
 		body:          "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 32 2)(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"BASE64\" 20 1)(\"TEXT\" \"PLAIN\" (\"CHARSET\" {3}\r\n€ \"NAME\" \"longname.txt\") NIL NIL \"7BIT\" 13 1) \"MIXED\")",
@@ -57,6 +69,18 @@ var fixtureWant = []struct {
 		bodystructure: `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 7 1 NIL NIL NIL NIL)`,
 	},
 	{
+		file:          "header-broken-fold.eml",
+		envelope:      `(NIL "s" ((NIL NIL "a" "b.c")) ((NIL NIL "a" "b.c")) ((NIL NIL "a" "b.c")) NIL NIL NIL NIL NIL)`,
+		body:          `("TEXT" "HTML" NIL NIL NIL "7BIT" 13 1)`,
+		bodystructure: `("TEXT" "HTML" NIL NIL NIL "7BIT" 13 1 NIL NIL NIL NIL)`,
+	},
+	{
+		file:          "header-stray-line.eml",
+		envelope:      `(NIL "stray" (("Ann" NIL "ann" "example.com")) (("Ann" NIL "ann" "example.com")) (("Ann" NIL "ann" "example.com")) ((NIL NIL "bob" "example.net")) NIL NIL NIL NIL)`,
+		body:          `("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 6 1)`,
+		bodystructure: `("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 6 1 NIL NIL NIL NIL)`,
+	},
+	{
 		file:          "lf-only.eml",
 		envelope:      `(NIL "lf only" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) NIL NIL NIL NIL NIL)`,
 		body:          `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 7 2)("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 5 1) "MIXED")`,
@@ -67,6 +91,18 @@ var fixtureWant = []struct {
 		envelope:      `("Wed, 2 Jul 2025 11:00:00 +0200" "report" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "bob" "example.net")) NIL NIL NIL NIL)`,
 		body:          `(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 13 1)("APPLICATION" "PDF" ("NAME" "report.pdf") "<pdf1@example.com>" "The report" "BASE64" 16) "MIXED")`,
 		bodystructure: `(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 13 1 NIL NIL NIL NIL)("APPLICATION" "PDF" ("NAME" "report.pdf") "<pdf1@example.com>" "The report" "BASE64" 16 "Q2hlY2sgSW50ZWdyaXR5IQ==" ("ATTACHMENT" ("FILENAME" "report.pdf" "SIZE" "12")) ("en" "de") "http://example.com/report.pdf") "MIXED" ("BOUNDARY" "mix") NIL NIL NIL)`,
+	},
+	{
+		file:          "multipart-no-boundary.eml",
+		envelope:      `(NIL "no boundary" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) NIL NIL NIL NIL NIL)`,
+		body:          `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0) "ALTERNATIVE")`,
+		bodystructure: `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0 NIL NIL NIL NIL) "ALTERNATIVE" NIL NIL NIL NIL)`,
+	},
+	{
+		file:          "multipart-no-delimiter.eml",
+		envelope:      `(NIL "no delimiters" (("Barry" NIL "barry" "example.com")) (("Barry" NIL "barry" "example.com")) (("Barry" NIL "barry" "example.com")) (("Dingus Lovers" NIL "dingus" "example.org")) NIL NIL NIL NIL)`,
+		body:          `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0) "MIXED")`,
+		bodystructure: `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0 NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "BOUNDARY") NIL NIL NIL)`,
 	},
 	{
 		file:          "nested.eml",
@@ -85,6 +121,12 @@ var fixtureWant = []struct {
 		envelope:      `(NIL "truncated" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) NIL NIL NIL NIL NIL)`,
 		body:          `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 5 1)("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 35 1) "MIXED")`,
 		bodystructure: `(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 5 1 NIL NIL NIL NIL)("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 35 1 NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "cut") NIL NIL NIL)`,
+	},
+	{
+		file:          "no-header.eml",
+		envelope:      `(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)`,
+		body:          `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0)`,
+		bodystructure: `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0 NIL NIL NIL NIL)`,
 	},
 	{
 		file:          "rfc2047.eml",
@@ -422,4 +464,197 @@ func TestHostile(t *testing.T) {
 		t.Errorf("%d parts", n)
 	}
 	checkTree(t, raw, p)
+}
+
+// TestMalformedHeaderLines checks that only an empty line ends a header: a
+// line with no colon (a broken fold, a stray line) is no field but stays in
+// the header, and the fields after it count (as in Dovecot).
+func TestMalformedHeaderLines(t *testing.T) {
+	raw := readFixture(t, "header-broken-fold.eml")
+	header := "Subject: s\r\n=?utf-8?q?broken?=\r\nFrom: a@b.c\r\nContent-Type: text/html\r\n\r\n"
+	checkSections(t, raw, []sectionCase{
+		{nil, "HEADER", nil, header},
+		{nil, "TEXT", nil, "<p>body</p>\r\n"},
+		{[]int{1}, "MIME", nil, header},
+		{nil, "HEADER.FIELDS", []string{"from", "content-type"}, "From: a@b.c\r\nContent-Type: text/html\r\n\r\n"},
+		{nil, "HEADER.FIELDS.NOT", []string{"subject", "from"}, "=?utf-8?q?broken?=\r\nContent-Type: text/html\r\n\r\n"},
+	})
+
+	raw = readFixture(t, "header-stray-line.eml")
+	header = "From: Ann <ann@example.com>\r\nBad header line\r\n continued\r\nSubject: stray\r\n" +
+		"X-Spaced : yes\r\nTo: bob@example.net\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+	checkSections(t, raw, []sectionCase{
+		{nil, "HEADER", nil, header},
+		{nil, "TEXT", nil, "body\r\n"},
+		{[]int{1}, "", nil, "body\r\n"},
+		{[]int{1}, "MIME", nil, header},
+		{nil, "HEADER.FIELDS", []string{"SUBJECT", "x-spaced", "To"}, "Subject: stray\r\nX-Spaced : yes\r\nTo: bob@example.net\r\n\r\n"},
+		// The stray line and its continuation come as one non-field.
+		{nil, "HEADER.FIELDS.NOT", []string{"from", "subject", "content-type"}, "Bad header line\r\n continued\r\nX-Spaced : yes\r\nTo: bob@example.net\r\n\r\n"},
+		{nil, "HEADER.FIELDS", []string{"Bad header line"}, "\r\n"},
+	})
+	p := mustParse(t, raw)
+	if got := HeaderValues(raw, p, "x-spaced"); !reflect.DeepEqual(got, []string{"yes"}) {
+		t.Errorf("X-Spaced: %q", got)
+	}
+	if got := HeaderValues(raw, p, "to"); !reflect.DeepEqual(got, []string{"bob@example.net"}) {
+		t.Errorf("To: %q", got)
+	}
+
+	// Bare LF, and a nested message: the same rule.
+	raw = []byte("Subject: s\nno colon\nFrom: a@b.c\nContent-Type: message/rfc822\n\nSubject: inner\n  \nstray\nFrom: c@d.e\n\nbody\n")
+	p = mustParse(t, raw)
+	want := `(NIL "s" ((NIL NIL "a" "b.c")) ((NIL NIL "a" "b.c")) ((NIL NIL "a" "b.c")) NIL NIL NIL NIL NIL)`
+	if got := envelopeString(p); got != want {
+		t.Errorf("LF ENVELOPE\n got %s\nwant %s", got, want)
+	}
+	want = `("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 42 (NIL "inner" ((NIL NIL "c" "d.e")) ((NIL NIL "c" "d.e")) ((NIL NIL "c" "d.e")) NIL NIL NIL NIL NIL) ("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 5 1) 6)`
+	if got := bodyString(p, false); got != want {
+		t.Errorf("LF BODY\n got %s\nwant %s", got, want)
+	}
+	checkSections(t, raw, []sectionCase{
+		{[]int{1}, "HEADER", nil, "Subject: inner\n  \nstray\nFrom: c@d.e\n\n"},
+		{[]int{1}, "TEXT", nil, "body\n"},
+		{[]int{1}, "HEADER.FIELDS.NOT", []string{"subject"}, "stray\nFrom: c@d.e\n\r\n"},
+	})
+}
+
+// TestNoHeader checks messages that do not start with a header field: the
+// header still runs to the first empty line, so a message without one is
+// all header with an empty body (as in Dovecot).
+func TestNoHeader(t *testing.T) {
+	raw := readFixture(t, "no-header.eml")
+	all := "hello world\r\nthis message has no header\r\n"
+	checkSections(t, raw, []sectionCase{
+		{nil, "HEADER", nil, all},
+		{nil, "TEXT", nil, ""},
+		{[]int{1}, "", nil, ""},
+		{[]int{1}, "MIME", nil, all},
+		// No blank line in the message: none in the result either
+		// (RFC 3501 §6.4.5).
+		{nil, "HEADER.FIELDS", []string{"subject"}, ""},
+		{nil, "HEADER.FIELDS.NOT", []string{"subject"}, all},
+	})
+	checkSections(t, []byte("hello world\r\n\r\nbody\r\n"), []sectionCase{
+		{nil, "HEADER", nil, "hello world\r\n\r\n"},
+		{nil, "TEXT", nil, "body\r\n"},
+		{nil, "HEADER.FIELDS", []string{"subject"}, "\r\n"},
+		{nil, "HEADER.FIELDS.NOT", []string{"subject"}, "hello world\r\n\r\n"},
+	})
+	// A header that runs to the end of the message, its last line without
+	// a line break: the fields end with one, no blank line follows.
+	raw = []byte("Subject: header only\r\nFrom: ann@example.com\r\nTo: bob@example.net")
+	checkSections(t, raw, []sectionCase{
+		{nil, "HEADER", nil, string(raw)},
+		{nil, "TEXT", nil, ""},
+		{nil, "HEADER.FIELDS", []string{"subject", "to"}, "Subject: header only\r\nTo: bob@example.net\r\n"},
+		{nil, "HEADER.FIELDS.NOT", []string{"subject"}, "From: ann@example.com\r\nTo: bob@example.net\r\n"},
+	})
+	// A lone mbox "From " line is kept in the header, as before.
+	raw = []byte("From ann@example.com Tue Jul  1 10:00:00 2025\r\nSubject: mbox\r\n\r\nbody\r\n")
+	checkSections(t, raw, []sectionCase{
+		{nil, "TEXT", nil, "body\r\n"},
+		{nil, "HEADER.FIELDS", []string{"subject"}, "Subject: mbox\r\n\r\n"},
+	})
+}
+
+// TestMultipartWithoutParts checks that a multipart without a boundary
+// parameter or without delimiter lines stays a multipart, with one empty
+// text/plain part (RFC 3501 body-type-mpart needs one; Dovecot does so).
+func TestMultipartWithoutParts(t *testing.T) {
+	raw := readFixture(t, "multipart-no-delimiter.eml")
+	text := "Hi there,\r\n\r\nThis is the dingus fish.\r\n--BOUNDARYX\r\n"
+	checkSections(t, raw, []sectionCase{
+		{nil, "TEXT", nil, text},
+		{[]int{1}, "", nil, ""},
+		{[]int{1}, "MIME", nil, ""},
+		{[]int{1}, "HEADER", nil, ""},
+		{[]int{2}, "", nil, ""},
+		{[]int{1, 1}, "", nil, ""},
+	})
+	p := mustParse(t, raw)
+	if got := TextContent(raw, p); !reflect.DeepEqual(got, []string{""}) {
+		t.Errorf("TextContent: %q", got)
+	}
+	checkSections(t, readFixture(t, "multipart-no-boundary.eml"), []sectionCase{
+		{nil, "TEXT", nil, "Blah blah blah\r\n"},
+		{[]int{1}, "", nil, ""},
+		{[]int{1}, "MIME", nil, ""},
+	})
+
+	for _, c := range []struct{ raw, want string }{
+		// Only a closing delimiter, inside an encapsulated message.
+		{"Content-Type: multipart/mixed; boundary=AAA\r\n\r\n--AAA\r\nContent-Type: message/rfc822\r\n\r\n" +
+			"Content-Type: multipart/mixed; boundary=\"BBB\"\r\n\r\n--BBB--\r\n\r\n--AAA--\r\n",
+			`(("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 58 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0 NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "BBB") NIL NIL NIL) 3 NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "AAA") NIL NIL NIL)`},
+		// A digest's empty part is text/plain too, not message/rfc822.
+		{"Content-Type: multipart/digest; boundary=d\r\n\r\nno parts\r\n",
+			`(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0 NIL NIL NIL NIL) "DIGEST" ("BOUNDARY" "d") NIL NIL NIL)`},
+		// An empty boundary is no boundary; the body may be empty too.
+		{"Content-Type: multipart/related; boundary=\"\"; type=text/html\r\n\r\n",
+			`(("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0 NIL NIL NIL NIL) "RELATED" ("BOUNDARY" "" "TYPE" "text/html") NIL NIL NIL)`},
+	} {
+		p := mustParse(t, []byte(c.raw))
+		checkTree(t, []byte(c.raw), p)
+		if got := bodyString(p, true); got != c.want {
+			t.Errorf("%q:\n got %s\nwant %s", c.raw, got, c.want)
+		}
+	}
+}
+
+func TestTransferEncodingComments(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"8bit", "8BIT"},
+		{"8bit (c)", "8BIT"},
+		{" (legacy)\r\n Quoted-Printable ", "QUOTED-PRINTABLE"},
+		{"base64(nested (comment))", "BASE64"},
+		{"(only a comment)", ""},
+		{"8 bit", "8BIT"},
+	} {
+		if got := parseEncoding(c.in); got != c.want {
+			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
+		}
+	}
+	// The default for a value that is only a comment.
+	p := mustParse(t, []byte("Content-Transfer-Encoding: (none)\r\n\r\nx"))
+	if want := `("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 1 1)`; bodyString(p, false) != want {
+		t.Errorf("comment only: %s", bodyString(p, false))
+	}
+	// SEARCH sees the decoded text.
+	raw := readFixture(t, "encoding-comment.eml")
+	if got, want := TextContent(raw, mustParse(t, raw)), []string{"plain", "café"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("TextContent: got %q, want %q", got, want)
+	}
+}
+
+// TestEnvelopeEmptyFields checks that a present but empty Date, Subject,
+// In-Reply-To or Message-ID is "" and an absent one NIL, while an address
+// list with no address is NIL either way (RFC 3501 has no empty list) and
+// an empty Sender or Reply-To is From.
+func TestEnvelopeEmptyFields(t *testing.T) {
+	p := mustParse(t, readFixture(t, "empty-fields.eml"))
+	if want := uint8(EnvDate | EnvSubject | EnvInReplyTo | EnvMessageID); p.Envelope.Empty != want {
+		t.Errorf("Empty = %b, want %b", p.Envelope.Empty, want)
+	}
+	for _, c := range []struct{ raw, want string }{
+		{"Subject:\r\n\r\n", `(NIL "" NIL NIL NIL NIL NIL NIL NIL NIL)`},
+		{"Subject:", `(NIL "" NIL NIL NIL NIL NIL NIL NIL NIL)`},
+		{"Subject: \t\r\n \r\nIn-Reply-To:\r\n\r\n", `(NIL "" NIL NIL NIL NIL NIL NIL "" NIL)`},
+		// The first field counts, empty or not.
+		{"Subject:\r\nSubject: second\r\nDate: d\r\nDate:\r\n\r\n", `("d" "" NIL NIL NIL NIL NIL NIL NIL NIL)`},
+		{"X-Subject:\r\n\r\n", `(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)`},
+		// In an encapsulated message, through Marshal.
+		{"Content-Type: message/rfc822\r\n\r\nMessage-ID:\r\nSubject: inner\r\n\r\nbody",
+			`(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)|(NIL "inner" NIL NIL NIL NIL NIL NIL NIL "")`},
+	} {
+		p := mustParse(t, []byte(c.raw))
+		q := roundTrip(t, p)
+		got := envelopeString(q)
+		if p.Message != nil {
+			got += "|" + envelopeString(q.Message)
+		}
+		if got != c.want {
+			t.Errorf("%q:\n got %s\nwant %s", c.raw, got, c.want)
+		}
+	}
 }

@@ -9,9 +9,10 @@
 // the message again and BODY[section] reads only the bytes it returns.
 //
 // Parsing never fails on a malformed message: whatever cannot be understood
-// falls back to the RFC 3501 default (text/plain; charset=us-ascii), and the
-// nesting depth and the number of parts are bounded so that hostile input
-// cannot blow up the tree.
+// falls back to the RFC 3501 default (text/plain; charset=us-ascii), a
+// multipart without a boundary or delimiter lines gets one empty text/plain
+// part, and the nesting depth and the number of parts are bounded so that
+// hostile input cannot blow up the tree.
 package message
 
 import (
@@ -63,7 +64,8 @@ type Part struct {
 	Location    string   // Content-Location
 
 	// Children are the parts of a multipart (Type "MULTIPART"; there is
-	// always at least one).
+	// always at least one: an empty TEXT/PLAIN part, at End, when the
+	// body has no boundary parameter or delimiter line).
 	Children []*Part
 	// Message is the encapsulated message of a MESSAGE/RFC822 part.
 	Message *Part
@@ -150,7 +152,7 @@ func (ps *parser) entity(start, end, depth int, digest, isMessage bool) *Part {
 				}
 			case equalFoldBytes(n, "transfer-encoding"):
 				if p.Encoding == "" {
-					p.Encoding = upperASCII(unfold(value))
+					p.Encoding = parseEncoding(unfold(value))
 				}
 			case equalFoldBytes(n, "id"):
 				if p.ID == "" {
@@ -209,9 +211,17 @@ func (ps *parser) entity(start, end, depth int, digest, isMessage bool) *Part {
 
 	switch {
 	case p.Type == "MULTIPART":
-		b, _ := p.Param("BOUNDARY")
-		if b == "" || depth >= MaxDepth || ps.nparts >= MaxParts || !ps.multipart(p, b, depth, p.Subtype == "DIGEST") {
+		if depth >= MaxDepth || ps.nparts >= MaxParts {
 			p.toTextPlain()
+			break
+		}
+		// No boundary parameter, or no delimiter line: still a
+		// multipart (its body all preamble), with one empty text/plain
+		// part since BODYSTRUCTURE needs one (RFC 3501 body-type-mpart),
+		// as Dovecot does.
+		if b, _ := p.Param("BOUNDARY"); b == "" || !ps.multipart(p, b, depth, p.Subtype == "DIGEST") {
+			ps.nparts++
+			p.Children = []*Part{emptyPart(p.End)}
 		}
 	case p.Type == "MESSAGE" && p.Subtype == "RFC822":
 		if depth >= MaxDepth || ps.nparts >= MaxParts {
@@ -228,6 +238,16 @@ func (ps *parser) entity(start, end, depth int, digest, isMessage bool) *Part {
 	return p
 }
 
+// emptyPart returns the empty text/plain part, at offset at, that stands
+// in for the parts of a multipart without any.
+func emptyPart(at int) *Part {
+	return &Part{
+		Start: at, BodyStart: at, End: at,
+		Type: "TEXT", Subtype: "PLAIN", Params: []Param{{"CHARSET", "US-ASCII"}},
+		Encoding: "7BIT",
+	}
+}
+
 // toTextPlain demotes a part that cannot be split to text/plain.
 func (p *Part) toTextPlain() {
 	p.Type, p.Subtype, p.Params = "TEXT", "PLAIN", nil
@@ -235,7 +255,8 @@ func (p *Part) toTextPlain() {
 }
 
 // multipart splits the body of p at the delimiter lines of boundary b and
-// parses each part. It reports false when no delimiter line was found.
+// parses each part. It reports false when it found no part (no delimiter
+// line, or only a closing one).
 func (ps *parser) multipart(p *Part, b string, depth int, digest bool) bool {
 	raw := ps.raw
 	delim := make([]byte, 0, len(b)+2)

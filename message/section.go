@@ -34,7 +34,9 @@ var ErrMismatch = errors.New("message: part tree does not match the message")
 //
 //   - BODY[] the whole message, BODY[HEADER] its header with the blank
 //     line, BODY[TEXT] its body, BODY[HEADER.FIELDS (...)] and .NOT the
-//     (un)selected fields in their original order followed by CRLF;
+//     (un)selected fields in their original order followed by the blank
+//     line, which is left out when the header has none (a message with
+//     no blank line is all header and has no body: RFC 3501 §6.4.5);
 //   - BODY[n.m...] the body of a part: for a non-multipart message part 1
 //     is its body; the parts of a message/rfc822 part are those of the
 //     encapsulated message, whose header and body HEADER, HEADER.FIELDS
@@ -131,7 +133,9 @@ func Resolve(root *Part, path []int) *Part {
 }
 
 // headerFields returns the fields of msg's header whose names are (not, for
-// not) among names, in their original order, followed by CRLF.
+// not) among names, in their original order, each ending with a line
+// break, followed by CRLF when the header ends with an empty line. Lines
+// that are not fields count as fields no name matches.
 func headerFields(raw []byte, msg *Part, names []string, not bool) []byte {
 	var out []byte
 	scanHeader(raw, msg.Start, msg.BodyStart, func(name, _ []byte, fstart, fend int) {
@@ -151,5 +155,21 @@ func headerFields(raw []byte, msg *Part, names []string, not bool) []byte {
 			}
 		}
 	})
-	return append(out, '\r', '\n')
+	if endsWithEmptyLine(raw[msg.Start:msg.BodyStart]) {
+		out = append(out, '\r', '\n')
+	}
+	return out
+}
+
+// endsWithEmptyLine reports whether the header h ends with the empty line
+// (LF, CRLF, or a CR at the very end) that scanHeader ends a header at.
+func endsWithEmptyLine(h []byte) bool {
+	n := len(h)
+	if n > 0 && h[n-1] == '\n' {
+		n--
+	}
+	if n > 0 && h[n-1] == '\r' {
+		n--
+	}
+	return n < len(h) && (n == 0 || h[n-1] == '\n')
 }

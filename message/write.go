@@ -14,9 +14,9 @@ func WriteEnvelope(enc *wire.Encoder, p *Part) {
 		e = &Envelope{}
 	}
 	enc.Special('(')
-	nstring(enc, e.Date)
+	envString(enc, e, e.Date, EnvDate)
 	enc.SP()
-	nstring(enc, e.Subject)
+	envString(enc, e, e.Subject, EnvSubject)
 	enc.SP()
 	writeAddrs(enc, e.From)
 	enc.SP()
@@ -37,13 +37,19 @@ func WriteEnvelope(enc *wire.Encoder, p *Part) {
 	enc.SP()
 	writeAddrs(enc, e.Bcc)
 	enc.SP()
-	nstring(enc, e.InReplyTo)
+	envString(enc, e, e.InReplyTo, EnvInReplyTo)
 	enc.SP()
-	nstring(enc, e.MessageID)
+	envString(enc, e, e.MessageID, EnvMessageID)
 	enc.Special(')')
 }
 
 func nstring(enc *wire.Encoder, s string) { enc.NString(s, s != "") }
+
+// envString writes the envelope field s whose Envelope.Empty bit is bit:
+// NIL when it is absent, "" when it is present but empty.
+func envString(enc *wire.Encoder, e *Envelope, s string, bit uint8) {
+	enc.NString(s, s != "" || e.Empty&bit != 0)
+}
 
 func writeAddrs(enc *wire.Encoder, as []Address) {
 	if len(as) == 0 {
