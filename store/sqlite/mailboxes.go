@@ -177,7 +177,7 @@ func createMailbox(ctx context.Context, tx *dbtx, userID int64, name, specialUse
 
 // Mailboxes implements store.Store. An unknown user has no mailboxes.
 func (s *Store) Mailboxes(ctx context.Context, userID int64) ([]store.Mailbox, error) {
-	rows, err := s.rdb.QueryContext(ctx,
+	rows, err := s.readers().QueryContext(ctx,
 		`SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = ? ORDER BY name`, userID)
 	if err != nil {
 		return nil, err
@@ -200,12 +200,12 @@ func (s *Store) MailboxByName(ctx context.Context, userID int64, name string) (s
 	if err != nil {
 		return store.Mailbox{}, fmt.Errorf("%w: mailbox %q", store.ErrNotFound, name)
 	}
-	return mailboxByName(ctx, s.rdb, userID, cname)
+	return mailboxByName(ctx, s.readers(), userID, cname)
 }
 
 // MailboxByID implements store.Store.
 func (s *Store) MailboxByID(ctx context.Context, userID, id int64) (store.Mailbox, error) {
-	return mailboxByID(ctx, s.rdb, userID, id)
+	return mailboxByID(ctx, s.readers(), userID, id)
 }
 
 // CreateMailbox implements store.Store.
@@ -366,7 +366,7 @@ func (s *Store) RenameMailbox(ctx context.Context, userID int64, oldName, newNam
 func (s *Store) Status(ctx context.Context, userID, mailboxID int64) (store.MailboxStatus, error) {
 	var st store.MailboxStatus
 	var uidvalidity, uidnext, firstRecent, highest, messages, unseen, recent int64
-	err := s.rdb.QueryRowContext(ctx,
+	err := s.readers().QueryRowContext(ctx,
 		`SELECT id, user_id, name, uidvalidity, uidnext, highest_modseq, first_recent_uid, special_use, noselect,
 			message_count, unseen_count, total_size,
 			(SELECT count(*) FROM messages WHERE mailbox_id = m.id AND uid >= m.first_recent_uid)
@@ -395,7 +395,7 @@ func (s *Store) ClaimRecent(ctx context.Context, userID, mailboxID int64) (from,
 	// Fast path without the write lock: nothing to claim is the common
 	// case (every SELECT calls this). Seeing a slightly older snapshot is
 	// harmless: it is as if the claim happened just before the append.
-	m, err := mailboxByID(ctx, s.rdb, userID, mailboxID)
+	m, err := mailboxByID(ctx, s.readers(), userID, mailboxID)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -460,7 +460,7 @@ func (s *Store) Unsubscribe(ctx context.Context, userID int64, name string) erro
 
 // Subscriptions implements store.Store.
 func (s *Store) Subscriptions(ctx context.Context, userID int64) ([]string, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT name FROM subscriptions WHERE user_id = ? ORDER BY name`, userID)
+	rows, err := s.readers().QueryContext(ctx, `SELECT name FROM subscriptions WHERE user_id = ? ORDER BY name`, userID)
 	if err != nil {
 		return nil, err
 	}

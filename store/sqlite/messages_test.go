@@ -187,12 +187,12 @@ func TestTombstonePurgeBounded(t *testing.T) {
 	u, inbox := setup(t, s)
 	// Make 2,500 tombstones in one go, bypassing the window.
 	err := s.write(ctx, func(tx *dbtx) error {
-		_, err := tx.Exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500)
+		_, err := tx.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500)
 			INSERT INTO expunged (mailbox_id, uid, modseq, expunged_at) SELECT ?, i, 1 + i, ? FROM n`, inbox.ID, time.Now().Unix())
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(`UPDATE mailboxes SET uidnext = 2501, highest_modseq = 2501 WHERE id = ?`, inbox.ID)
+		_, err = tx.ExecContext(ctx, `UPDATE mailboxes SET uidnext = 2501, highest_modseq = 2501 WHERE id = ?`, inbox.ID)
 		return err
 	})
 	if err != nil {
@@ -325,7 +325,7 @@ func TestCheckFindsMessageProblems(t *testing.T) {
 		`UPDATE mailboxes SET tombstone_count = 7, vanished_floor = 1000 WHERE name = 'INBOX'`,
 		`INSERT INTO expunged (mailbox_id, uid, modseq) SELECT mailbox_id, uid, modseq FROM messages WHERE uid = 4`,
 	} {
-		if _, err := s.wdb.ExecContext(ctx, q); err != nil {
+		if _, err := s.wdbT().ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
@@ -365,7 +365,7 @@ func TestMigrateV1(t *testing.T) {
 		`ALTER TABLE mailboxes DROP COLUMN tombstone_count`, `ALTER TABLE mailboxes DROP COLUMN vanished_floor`,
 		`UPDATE schema_version SET version = 1`,
 	} {
-		if _, err := s.wdb.ExecContext(ctx, q); err != nil {
+		if _, err := s.wdbT().ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
@@ -387,7 +387,7 @@ func TestUIDSpaceExhausted(t *testing.T) {
 	ctx := context.Background()
 	s := openOpts(t, Options{})
 	u, inbox := setup(t, s)
-	if _, err := s.wdb.ExecContext(ctx, `UPDATE mailboxes SET uidnext = 4294967294 WHERE id = ?`, inbox.ID); err != nil {
+	if _, err := s.wdbT().ExecContext(ctx, `UPDATE mailboxes SET uidnext = 4294967294 WHERE id = ?`, inbox.ID); err != nil {
 		t.Fatal(err)
 	}
 	uids := appendN(t, s, u, inbox.ID, 2)

@@ -20,6 +20,7 @@ func migrations() []migration {
 		migrateV1,
 		migrateV2,
 		migrateV3,
+		migrateV4,
 	}
 }
 
@@ -272,5 +273,99 @@ END;
 
 func migrateV3(ctx context.Context, tx *dbtx) error {
 	_, err := tx.ExecContext(ctx, schemaV3)
+	return err
+}
+
+// schemaV4 rebuilds messages as a WITHOUT ROWID table clustered on its
+// primary key (mailbox_id, uid), with the same columns, indexes and
+// triggers. A mailbox's messages are then contiguous in UID order in the
+// table's own b-tree:
+//   - MessageIndex (the first SELECT of a mailbox) reads uid, modseq and
+//     flags in one sequential pass with no lookup per message; with the
+//     rowid table it went through the primary key's separate index and
+//     then found each row by rowid, about twice the work at 100,000
+//     messages;
+//   - an append writes one b-tree fewer (the table is the primary key
+//     index), so each durable commit writes one WAL page fewer.
+//
+// messages_modseq gains flags: an index of a WITHOUT ROWID table holds the
+// primary key, so (mailbox_id, modseq, flags) covers ChangesSince (uid,
+// modseq, flags since a MODSEQ), which every refresh of a selected
+// mailbox runs, without a lookup into the table per changed message. A
+// flag change rewrites the entry anyway, as it changes the MODSEQ.
+//
+// The copy is made in primary-key order so the new b-tree is built by
+// appends. DROP TABLE removes the old indexes and triggers (without
+// firing any); nothing references messages by foreign key.
+const schemaV4 = `
+CREATE TABLE messages_v4 (
+	mailbox_id     INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+	uid            INTEGER NOT NULL CHECK (uid BETWEEN 1 AND 4294967295),
+	modseq         INTEGER NOT NULL CHECK (modseq >= 1),
+	flags          TEXT NOT NULL DEFAULT '',
+	seen           INTEGER GENERATED ALWAYS AS (instr(' ' || flags || ' ', ' \Seen ') > 0) VIRTUAL,
+	internal_date  INTEGER NOT NULL,
+	internal_tz    INTEGER NOT NULL DEFAULT 0,
+	size           INTEGER NOT NULL CHECK (size >= 0),
+	body_id        INTEGER NOT NULL REFERENCES bodies(id),
+	envelope       TEXT,
+	body_structure TEXT,
+	PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+
+INSERT INTO messages_v4
+	(mailbox_id, uid, modseq, flags, internal_date, internal_tz, size, body_id, envelope, body_structure)
+	SELECT mailbox_id, uid, modseq, flags, internal_date, internal_tz, size, body_id, envelope, body_structure
+	FROM messages ORDER BY mailbox_id, uid;
+
+DROP TABLE messages;
+ALTER TABLE messages_v4 RENAME TO messages;
+
+CREATE INDEX messages_modseq ON messages (mailbox_id, modseq, flags);
+CREATE INDEX messages_body ON messages (body_id);
+
+CREATE TRIGGER messages_insert AFTER INSERT ON messages BEGIN
+	UPDATE mailboxes SET
+		message_count = message_count + 1,
+		unseen_count = unseen_count + (NOT NEW.seen),
+		total_size = total_size + NEW.size
+	WHERE id = NEW.mailbox_id;
+END;
+
+CREATE TRIGGER messages_delete AFTER DELETE ON messages BEGIN
+	UPDATE mailboxes SET
+		message_count = message_count - 1,
+		unseen_count = unseen_count - (NOT OLD.seen),
+		total_size = total_size - OLD.size
+	WHERE id = OLD.mailbox_id;
+	DELETE FROM bodies WHERE id = OLD.body_id
+		AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = OLD.body_id);
+END;
+
+CREATE TRIGGER messages_update AFTER UPDATE OF mailbox_id, flags, size ON messages
+WHEN OLD.mailbox_id != NEW.mailbox_id OR OLD.seen != NEW.seen OR OLD.size != NEW.size
+BEGIN
+	UPDATE mailboxes SET
+		message_count = message_count - 1,
+		unseen_count = unseen_count - (NOT OLD.seen),
+		total_size = total_size - OLD.size
+	WHERE id = OLD.mailbox_id;
+	UPDATE mailboxes SET
+		message_count = message_count + 1,
+		unseen_count = unseen_count + (NOT NEW.seen),
+		total_size = total_size + NEW.size
+	WHERE id = NEW.mailbox_id;
+END;
+
+CREATE TRIGGER messages_body_update AFTER UPDATE OF body_id ON messages
+WHEN OLD.body_id != NEW.body_id
+BEGIN
+	DELETE FROM bodies WHERE id = OLD.body_id
+		AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = OLD.body_id);
+END;
+`
+
+func migrateV4(ctx context.Context, tx *dbtx) error {
+	_, err := tx.ExecContext(ctx, schemaV4)
 	return err
 }

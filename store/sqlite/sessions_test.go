@@ -104,7 +104,7 @@ func TestMigrateV2(t *testing.T) {
 		`DROP TABLE sessions`, `DELETE FROM counters WHERE name = 'sessions'`,
 		`UPDATE schema_version SET version = 2`,
 	} {
-		if _, err := s.wdb.ExecContext(ctx, q); err != nil {
+		if _, err := s.wdbT().ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}

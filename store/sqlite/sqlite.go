@@ -11,9 +11,10 @@
 // connections race for the write lock only produces SQLITE_BUSY retries
 // (busy_timeout sleeps) and deferred transactions that fail to upgrade. So
 // the store owns exactly one writer connection (a *sql.DB capped at one
-// open connection, its transactions started with BEGIN IMMEDIATE) and
-// funnels every mutation through Store.write, which takes a ctx-aware
-// one-slot semaphore first. Reads go to a separate pool of query_only
+// open connection, which the store holds as a *sql.Conn: see writerConn;
+// its transactions are started with BEGIN IMMEDIATE) and funnels every
+// mutation through Store.write, which takes a ctx-aware one-slot
+// semaphore first. Reads go to a separate pool of query_only
 // connections; in WAL mode they never block the writer nor wait for it and
 // each sees the last committed state.
 //
@@ -95,17 +96,18 @@ const purgeLimit = 1000
 
 // Store is the SQLite store. It implements store.Store.
 type Store struct {
-	path string
-	wdb  *sql.DB // the single writer connection
-	rdb  *sql.DB // query_only readers
-	// wcache and rcache hold prepared statements of the writer and the
-	// readers.
-	wcache, rcache *stmtCache
-	wsem           chan struct{} // one slot: held by the leader running batches
-	opts           Options
+	path   string
+	w      writerConn    // the single writer connection (guarded by wsem)
+	wsem   chan struct{} // one slot: held by the leader running batches
+	closed bool          // guarded by wsem
+	rdb    *sql.DB       // query_only readers
+	rcache *stmtCache    // prepared statements of the readers
+	opts   Options
 
 	qmu   sync.Mutex
 	queue []*writeReq // mutations waiting for a leader, in arrival order
+
+	spellings keywordSpellings // each mailbox's spelling of its keywords (flags.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -144,7 +146,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 
 	common := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=1", opts.BusyTimeout.Milliseconds())
 	wdb, err := sql.Open("sqlite", fileURI(abs)+"?"+common+
-		"&_journal_mode=WAL&_synchronous=FULL&_txlock=immediate")
+		"&_journal_mode=WAL&_synchronous=FULL")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
@@ -153,32 +155,37 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 
-	s := &Store{path: abs, wdb: wdb, wsem: make(chan struct{}, 1), opts: opts, wcache: newStmtCache(wdb)}
+	s := &Store{path: abs, w: writerConn{db: wdb}, wsem: make(chan struct{}, 1), opts: opts}
 	// The writer goes first: it sets WAL mode (persistent in the file) and
 	// creates the schema before any reader looks.
 	if err := wdb.PingContext(ctx); err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite store: open %s: %w", abs, err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	// From here on the store holds the writer connection.
+	closeW := func() {
+		s.w.release()
 		wdb.Close()
+	}
+	if err := s.migrate(ctx); err != nil {
+		closeW()
 		return nil, err
 	}
 	if err := os.Chmod(abs, 0o600); err != nil {
-		wdb.Close()
+		closeW()
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
 
 	rdb, err := sql.Open("sqlite", fileURI(abs)+"?"+common+"&_query_only=1")
 	if err != nil {
-		wdb.Close()
+		closeW()
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
 	rdb.SetMaxOpenConns(opts.ReadConns)
 	rdb.SetMaxIdleConns(opts.ReadConns)
 	rdb.SetConnMaxIdleTime(5 * time.Minute)
 	if err := rdb.PingContext(ctx); err != nil {
-		wdb.Close()
+		closeW()
 		rdb.Close()
 		return nil, fmt.Errorf("sqlite store: open %s: %w", abs, err)
 	}
@@ -200,13 +207,19 @@ func (s *Store) Path() string { return s.path }
 // Close closes the store. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		// Wait for the running batch; later writes fail.
+		s.wsem <- struct{}{}
+		s.closed = true
 		// Best effort: keep the query planner's statistics current.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, _ = s.wdb.ExecContext(ctx, `PRAGMA optimize`)
+		if c, err := s.w.get(ctx); err == nil {
+			_, _ = c.ExecContext(ctx, `PRAGMA optimize`)
+		}
 		cancel()
-		s.wcache.close()
+		werr := s.w.release()
+		<-s.wsem
 		s.rcache.close()
-		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close())
+		s.closeErr = errors.Join(s.rdb.Close(), werr, s.w.db.Close())
 	})
 	return s.closeErr
 }
@@ -255,11 +268,6 @@ func (s *Store) write(ctx context.Context, fn func(tx *dbtx) error) error {
 		for !req.finished() {
 			s.runBatch(s.takeBatch())
 		}
-		if s.wcache.pending() {
-			// The writer connection is free and ours: prepare the
-			// statements that ran unprepared.
-			s.wcache.prepareWanted()
-		}
 		<-s.wsem
 		return req.err
 	case <-ctx.Done():
@@ -307,14 +315,17 @@ func (s *Store) runBatch(batch []*writeReq) {
 	pending := batch
 retry:
 	for len(pending) > 0 {
-		tx, err := s.wdb.BeginTx(bg, nil)
-		wtx := &dbtx{Tx: tx, c: s.wcache}
+		err := errStoreClosed
+		if !s.closed {
+			err = s.begin(bg)
+		}
 		if err != nil {
 			for _, r := range pending {
 				r.finish(fmt.Errorf("sqlite store: begin: %w", err))
 			}
 			return
 		}
+		wtx := &dbtx{w: &s.w}
 		single := len(pending) == 1
 		var ok []*writeReq
 		for i, r := range pending {
@@ -325,15 +336,15 @@ retry:
 			if single {
 				// No savepoint needed: the transaction is the request's own.
 				if err := r.fn(wtx); err != nil {
-					_ = tx.Rollback()
+					s.rollback(bg)
 					r.finish(err)
 					return
 				}
 				ok = append(ok, r)
 				break
 			}
-			if _, err := tx.ExecContext(bg, `SAVEPOINT w`); err != nil {
-				_ = tx.Rollback()
+			if _, err := s.w.ExecContext(bg, `SAVEPOINT w`); err != nil {
+				s.rollback(bg)
 				for _, r := range pending[i:] {
 					r.finish(fmt.Errorf("sqlite store: savepoint: %w", err))
 				}
@@ -343,14 +354,14 @@ retry:
 			ferr := r.fn(wtx)
 			var serr error
 			if ferr != nil {
-				_, serr = tx.ExecContext(bg, `ROLLBACK TO w; RELEASE w`)
+				_, serr = s.w.ExecContext(bg, `ROLLBACK TO w; RELEASE w`)
 			} else {
-				_, serr = tx.ExecContext(bg, `RELEASE w`)
+				_, serr = s.w.ExecContext(bg, `RELEASE w`)
 			}
 			if serr != nil {
 				// The shared transaction is gone (SQLite rolled it back):
 				// this request fails, the ones before it run again.
-				_ = tx.Rollback()
+				s.rollback(bg)
 				r.finish(cmpErr(ferr, fmt.Errorf("sqlite store: transaction aborted: %w", serr)))
 				pending = append(ok, pending[i+1:]...)
 				continue retry
@@ -362,11 +373,14 @@ retry:
 			ok = append(ok, r)
 		}
 		if len(ok) == 0 {
-			_ = tx.Rollback()
+			s.rollback(bg)
 			return
 		}
-		err = tx.Commit()
+		_, err = s.w.ExecContext(bg, `COMMIT`)
 		if err != nil {
+			// A failed COMMIT can leave the transaction open.
+			s.rollback(bg)
+			s.w.check(err)
 			err = fmt.Errorf("sqlite store: commit: %w", err)
 		}
 		for _, r := range ok {
@@ -374,6 +388,24 @@ retry:
 		}
 		return
 	}
+}
+
+var errStoreClosed = errors.New("store is closed")
+
+// begin opens the write transaction on the writer connection.
+func (s *Store) begin(ctx context.Context) error {
+	if _, err := s.w.get(ctx); err != nil {
+		return err
+	}
+	_, err := s.w.ExecContext(ctx, `BEGIN IMMEDIATE`)
+	s.w.check(err)
+	return err
+}
+
+// rollback ends the write transaction, if SQLite has not already.
+func (s *Store) rollback(ctx context.Context) {
+	_, err := s.w.ExecContext(ctx, `ROLLBACK`)
+	s.w.check(err)
 }
 
 // cmpErr returns the first non-nil error.
@@ -386,13 +418,17 @@ func cmpErr(errs ...error) error {
 	return nil
 }
 
+// readers runs single statements on the read pool, outside a
+// transaction, with prepared statements cached.
+func (s *Store) readers() pool { return pool{db: s.rdb, c: s.rcache} }
+
 // read runs fn in a read transaction, which sees one consistent snapshot.
 func (s *Store) read(ctx context.Context, fn func(tx *dbtx) error) error {
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("sqlite store: begin read: %w", err)
 	}
-	err = fn(&dbtx{Tx: tx, c: s.rcache})
+	err = fn(&dbtx{tx: tx, c: s.rcache})
 	tx.Rollback()
 	if s.rcache.pending() {
 		s.rcache.prepareWanted()

@@ -51,7 +51,7 @@ func TestOpenCreatesDir(t *testing.T) {
 	ctx := context.Background()
 	for pragma, want := range map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1"} {
 		var got string
-		if err := s.wdb.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+		if err := s.wdbT().QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if got != want {
@@ -72,11 +72,11 @@ func TestSchemaVersion(t *testing.T) {
 	if err := s.rdb.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); err != nil {
 		t.Fatal(err)
 	}
-	if v != schemaVersion() || v != 3 {
+	if v != schemaVersion() || v != 4 {
 		t.Errorf("schema_version %d, want %d", v, schemaVersion())
 	}
 	// A database from a newer program is refused.
-	if _, err := s.wdb.ExecContext(ctx, `UPDATE schema_version SET version = 99`); err != nil {
+	if _, err := s.wdbT().ExecContext(ctx, `UPDATE schema_version SET version = 99`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -93,14 +93,14 @@ func addMessage(t *testing.T, s *Store, mailboxID int64, flags string, size int)
 	var uid uint32
 	err := s.write(context.Background(), func(tx *dbtx) error {
 		var body int64
-		if err := tx.QueryRow(`INSERT INTO bodies (data) VALUES (?) RETURNING id`, []byte(strings.Repeat("x", size))).Scan(&body); err != nil {
+		if err := tx.QueryRowContext(context.Background(), `INSERT INTO bodies (data) VALUES (?) RETURNING id`, []byte(strings.Repeat("x", size))).Scan(&body); err != nil {
 			return err
 		}
-		if err := tx.QueryRow(`UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
+		if err := tx.QueryRowContext(context.Background(), `UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
 			WHERE id = ? RETURNING uidnext - 1`, mailboxID).Scan(&uid); err != nil {
 			return err
 		}
-		_, err := tx.Exec(`INSERT INTO messages (mailbox_id, uid, modseq, flags, internal_date, size, body_id)
+		_, err := tx.ExecContext(context.Background(), `INSERT INTO messages (mailbox_id, uid, modseq, flags, internal_date, size, body_id)
 			SELECT id, ?, highest_modseq, ?, 0, ?, ? FROM mailboxes WHERE id = ?`, uid, flags, size, body, mailboxID)
 		return err
 	})
@@ -144,10 +144,10 @@ func TestMessageCounters(t *testing.T) {
 	}
 
 	// Flag changes, moves and deletions keep the counters right.
-	if _, err := s.wdb.ExecContext(ctx, `UPDATE messages SET flags = '\Seen' WHERE mailbox_id = ? AND uid = 2`, inbox.ID); err != nil {
+	if _, err := s.wdbT().ExecContext(ctx, `UPDATE messages SET flags = '\Seen' WHERE mailbox_id = ? AND uid = 2`, inbox.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.wdb.ExecContext(ctx, `UPDATE messages SET flags = '\Answered' WHERE mailbox_id = ? AND uid = 1`, inbox.ID); err != nil {
+	if _, err := s.wdbT().ExecContext(ctx, `UPDATE messages SET flags = '\Answered' WHERE mailbox_id = ? AND uid = 1`, inbox.ID); err != nil {
 		t.Fatal(err)
 	}
 	st, _ = s.Status(ctx, u.ID, inbox.ID)
@@ -226,7 +226,7 @@ func TestCheckFindsProblems(t *testing.T) {
 		`UPDATE counters SET value = 1`,
 		`INSERT INTO users (name, password_hash, created) VALUES ('UPPER', '', 0)`,
 	} {
-		if _, err := s.wdb.ExecContext(ctx, q); err != nil {
+		if _, err := s.wdbT().ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}

@@ -11,13 +11,16 @@ import (
 // is a constant string, so the bound is only a guard.
 const maxCachedStmts = 256
 
-// stmtCache keeps prepared statements per query text. SQLite spends more
-// time parsing a statement than running a small insert: without the cache
-// half of a durable APPEND's CPU time went into the SQL parser.
+// stmtCache keeps the read pool's prepared statements per query text.
+// SQLite spends more time parsing a statement than running a small query
+// or insert: without caching, half of a durable APPEND's CPU time went
+// into the SQL parser. (The writer connection has its own cache, see
+// writerConn.)
 //
-// A statement cannot be prepared on the pool while a transaction holds
-// the writer's only connection, so a query missing from the cache runs
-// unprepared and is prepared after the transaction ends (prepareWanted).
+// Preparing a statement on the pool may need a connection, so a query
+// missing from the cache inside a read transaction runs unprepared and is
+// prepared after the transaction ends (prepareWanted); a single statement
+// outside a transaction (pool) is prepared first.
 type stmtCache struct {
 	db     *sql.DB
 	mu     sync.Mutex
@@ -69,6 +72,33 @@ func (c *stmtCache) prepareWanted() {
 	}
 }
 
+// prepared returns the cached statement for query, preparing it on the
+// pool first if it is missing; nil if it cannot be prepared (the caller
+// then runs the query unprepared, which reports the error). It must be
+// called while the caller holds none of c.db's connections (no open
+// transaction or unread row of its own), as preparing may need one.
+func (c *stmtCache) prepared(ctx context.Context, query string) *sql.Stmt {
+	c.mu.Lock()
+	st, ok := c.m[query]
+	full := c.m == nil || len(c.m)+len(c.wanted) >= maxCachedStmts
+	c.mu.Unlock()
+	if ok || full || strings.Contains(query, ";") {
+		return st
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if dup, ok := c.m[query]; ok || c.m == nil {
+		st.Close()
+		return dup // nil once the cache is closed
+	}
+	c.m[query] = st
+	return st
+}
+
 func (c *stmtCache) pending() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -84,45 +114,129 @@ func (c *stmtCache) close() {
 	c.m = nil // a late prepareWanted closes what it made
 }
 
-// dbtx is a transaction whose queries use the statement cache.
+// dbtx is a transaction: a read transaction on the read pool, whose
+// queries use the pool's statement cache, or the write transaction open on
+// the writer connection.
 type dbtx struct {
-	*sql.Tx
-	c *stmtCache
+	tx *sql.Tx // the read transaction; nil for the write transaction
+	c  *stmtCache
+	w  *writerConn // the write transaction's connection
 }
 
 func (t *dbtx) stmt(ctx context.Context, query string) *sql.Stmt {
 	if st := t.c.get(query); st != nil {
-		return t.Tx.StmtContext(ctx, st)
+		return t.tx.StmtContext(ctx, st)
 	}
 	return nil
 }
 
 func (t *dbtx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if t.w != nil {
+		return t.w.ExecContext(ctx, query, args...)
+	}
 	if st := t.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
-	return t.Tx.ExecContext(ctx, query, args...)
+	return t.tx.ExecContext(ctx, query, args...)
 }
 
 func (t *dbtx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if t.w != nil {
+		return t.w.QueryContext(ctx, query, args...)
+	}
 	if st := t.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return t.Tx.QueryContext(ctx, query, args...)
+	return t.tx.QueryContext(ctx, query, args...)
 }
 
 func (t *dbtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if t.w != nil {
+		return t.w.QueryRowContext(ctx, query, args...)
+	}
 	if st := t.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return t.Tx.QueryRowContext(ctx, query, args...)
+	return t.tx.QueryRowContext(ctx, query, args...)
 }
 
-// PrepareContext returns the cached statement bound to the transaction
-// when there is one; closing it leaves the cached statement open.
-func (t *dbtx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
-	if st := t.stmt(ctx, query); st != nil {
-		return st, nil
+// txStmt is a statement prepared for the rest of a transaction. Closing it
+// leaves a cached statement prepared.
+type txStmt struct {
+	st    *sql.Stmt
+	owned bool // not cached: Close closes it
+}
+
+func (s *txStmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
+	return s.st.ExecContext(ctx, args...)
+}
+
+func (s *txStmt) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
+	return s.st.QueryContext(ctx, args...)
+}
+
+func (s *txStmt) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
+	return s.st.QueryRowContext(ctx, args...)
+}
+
+func (s *txStmt) Close() error {
+	if s.owned {
+		return s.st.Close()
 	}
-	return t.Tx.PrepareContext(ctx, query)
+	return nil
+}
+
+// PrepareContext returns the statement for query, prepared for the rest
+// of the transaction (from the cache when there is one).
+func (t *dbtx) PrepareContext(ctx context.Context, query string) (*txStmt, error) {
+	if t.w != nil {
+		if st := t.w.stmt(ctx, query); st != nil {
+			return &txStmt{st: st}, nil
+		}
+		if t.w.conn == nil {
+			return nil, sql.ErrConnDone
+		}
+		st, err := t.w.conn.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		return &txStmt{st: st, owned: true}, nil
+	}
+	if st := t.stmt(ctx, query); st != nil {
+		return &txStmt{st: st}, nil
+	}
+	st, err := t.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return &txStmt{st: st, owned: true}, nil
+}
+
+// pool runs single statements on a connection pool outside any
+// transaction (each one sees a consistent snapshot by itself) through the
+// pool's statement cache. It is a querier.
+type pool struct {
+	db *sql.DB
+	c  *stmtCache
+}
+
+func (p pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := p.c.prepared(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return p.db.ExecContext(ctx, query, args...)
+}
+
+func (p pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := p.c.prepared(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return p.db.QueryContext(ctx, query, args...)
+}
+
+func (p pool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := p.c.prepared(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return p.db.QueryRowContext(ctx, query, args...)
 }

@@ -22,6 +22,12 @@ func (s *Store) purgeTombstones(ctx context.Context, tx *dbtx, mailboxID int64, 
 	if err != nil {
 		return err
 	}
+	return s.purgeTombstonesOf(ctx, tx, mailboxID, now, count, oldest)
+}
+
+// purgeTombstonesOf is purgeTombstones once the mailbox's tombstone count
+// and the expunge time of its oldest tombstone (NULL: none) are known.
+func (s *Store) purgeTombstonesOf(ctx context.Context, tx *dbtx, mailboxID int64, now time.Time, count int64, oldest sql.NullInt64) error {
 	cutoff := now.Add(-s.opts.TombstoneMaxAge).Unix()
 	excess := count - int64(s.opts.TombstoneMaxCount)
 	if excess <= 0 && (!oldest.Valid || oldest.Int64 >= cutoff) {
@@ -73,7 +79,7 @@ func (s *Store) PurgeTombstones(ctx context.Context, now time.Time) error {
 		now = s.opts.Now()
 	}
 	cutoff := now.Add(-s.opts.TombstoneMaxAge).Unix()
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM mailboxes m WHERE tombstone_count > ?
+	rows, err := s.readers().QueryContext(ctx, `SELECT id FROM mailboxes m WHERE tombstone_count > ?
 		OR (SELECT expunged_at FROM expunged WHERE mailbox_id = m.id ORDER BY modseq LIMIT 1) < ?`,
 		s.opts.TombstoneMaxCount, cutoff)
 	if err != nil {

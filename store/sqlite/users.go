@@ -97,7 +97,7 @@ func (s *Store) UserByName(ctx context.Context, name string) (store.User, error)
 	if err != nil {
 		return store.User{}, fmt.Errorf("%w: account %q", store.ErrNotFound, name)
 	}
-	u, err := scanUser(s.rdb.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE name = ?`, name))
+	u, err := scanUser(s.readers().QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.User{}, fmt.Errorf("%w: account %q", store.ErrNotFound, name)
 	}
@@ -123,7 +123,7 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64) error {
 
 // Users implements store.Store.
 func (s *Store) Users(ctx context.Context) ([]store.User, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY name`)
+	rows, err := s.readers().QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}

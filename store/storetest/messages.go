@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,7 +24,11 @@ import (
 //   - Expunge, UpdateFlags, Copy and Move that change nothing take no
 //     MODSEQ;
 //   - COPY and MOVE into the source mailbox itself are allowed;
-//   - ChangesSince(HighestModSeq) is empty and complete.
+//   - ChangesSince(HighestModSeq) is empty and complete;
+//   - a keyword stored (APPEND, STORE, COPY, MOVE) in another case than a
+//     message of the mailbox already has it takes the mailbox's spelling,
+//     so that the mailbox never holds one keyword in two spellings (a
+//     backend may also remember spellings no message has any more).
 
 // messageTests are added to Run's list.
 func messageTests() []struct {
@@ -40,6 +45,7 @@ func messageTests() []struct {
 		{"MessageInfos", testMessageInfos},
 		{"FlagNormalisation", testFlagNormalisation},
 		{"UpdateFlags", testUpdateFlags},
+		{"KeywordSpelling", testKeywordSpelling},
 		{"UnchangedSince", testUnchangedSince},
 		{"Expunge", testExpunge},
 		{"ChangesSince", testChangesSince},
@@ -475,6 +481,68 @@ func testUpdateFlags(t *testing.T, s store.Store) {
 	// The index reports the new MODSEQs.
 	if idx[0].ModSeq != ms || idx[1].ModSeq != ms || idx[2].ModSeq != ms-3 {
 		t.Errorf("index MODSEQs %d %d %d, want %d %d %d", idx[0].ModSeq, idx[1].ModSeq, idx[2].ModSeq, ms, ms, ms-3)
+	}
+}
+
+// testKeywordSpelling: keywords compare case-insensitively, and one
+// stored in another case takes the spelling the mailbox already uses, in
+// every call that stores flags; other mailboxes keep their own.
+func testKeywordSpelling(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustCreateUser(t, s, "u", store.DefaultMailboxes())
+	inbox := mustMailbox(t, s, u.ID, "INBOX")
+	arch := mustMailbox(t, s, u.ID, "Archive")
+	trash := mustMailbox(t, s, u.ID, "Trash")
+	uids, _ := mustAppend(t, s, u.ID, inbox.ID, msg("1", `kwA`), msg("2"), msg("3"))
+
+	// STORE +FLAGS and FLAGS.
+	ch, _, err := s.UpdateFlags(ctx, u.ID, inbox.ID, uids[1:2], store.FlagsAdd, []string{`KWA`, `\Seen`}, 0)
+	must(t, err)
+	if len(ch) != 1 {
+		t.Fatalf("+FLAGS changed %v", ch)
+	}
+	wantFlags(t, "+FLAGS in another case", ch[0].Flags, `\Seen`, `kwA`)
+	ch, _, err = s.UpdateFlags(ctx, u.ID, inbox.ID, uids[2:], store.FlagsSet, []string{`Kwa`, `zz`}, 0)
+	must(t, err)
+	if len(ch) != 1 {
+		t.Fatalf("FLAGS changed %v", ch)
+	}
+	wantFlags(t, "FLAGS in another case", ch[0].Flags, `kwA`, `zz`)
+	wantFlags(t, "index", flagsOf(t, s, u.ID, inbox.ID, uids[2]), `kwA`, `zz`)
+
+	// APPEND, also within one call: the first spelling wins.
+	more, _ := mustAppend(t, s, u.ID, inbox.ID, msg("4", `KWA`, `ZZ`), msg("5", `New`), msg("6", `NEW`, `\Flagged`))
+	wantFlags(t, "APPEND in another case", flagsOf(t, s, u.ID, inbox.ID, more[0]), `kwA`, `zz`)
+	wantFlags(t, "APPEND, new keyword", flagsOf(t, s, u.ID, inbox.ID, more[1]), `New`)
+	wantFlags(t, "APPEND, same call", flagsOf(t, s, u.ID, inbox.ID, more[2]), `\Flagged`, `New`)
+
+	// COPY and MOVE take the destination's spelling; a mailbox that has
+	// no spelling yet keeps the one given.
+	dst, _ := mustAppend(t, s, u.ID, arch.ID, msg("a", `KWa`))
+	_, copied, _, err := s.CopyMessages(ctx, u.ID, inbox.ID, arch.ID, u32(uids[0], more[1]))
+	must(t, err)
+	wantFlags(t, "COPY into another spelling", flagsOf(t, s, u.ID, arch.ID, copied[0]), `KWa`)
+	wantFlags(t, "COPY of a keyword new there", flagsOf(t, s, u.ID, arch.ID, copied[1]), `New`)
+	wantFlags(t, "destination's own message", flagsOf(t, s, u.ID, arch.ID, dst[0]), `KWa`)
+	_, moved, _, err := s.MoveMessages(ctx, u.ID, inbox.ID, arch.ID, u32(uids[2]))
+	must(t, err)
+	wantFlags(t, "MOVE into another spelling", flagsOf(t, s, u.ID, arch.ID, moved[0]), `KWa`, `zz`)
+	tu, _ := mustAppend(t, s, u.ID, trash.ID, msg("t", `KWA`))
+	wantFlags(t, "another mailbox's spelling", flagsOf(t, s, u.ID, trash.ID, tu[0]), `KWA`)
+
+	// No mailbox lists a keyword twice.
+	for _, mb := range []store.Mailbox{inbox, arch, trash} {
+		idx, _ := mustIndex(t, s, u.ID, mb.ID)
+		spelling := map[string]string{}
+		for _, m := range idx {
+			for _, f := range m.Flags {
+				k := strings.ToLower(f)
+				if sp, ok := spelling[k]; ok && sp != f {
+					t.Errorf("%s holds %q and %q", mb.Name, sp, f)
+				}
+				spelling[k] = f
+			}
+		}
 	}
 }
 
