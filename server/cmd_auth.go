@@ -109,12 +109,14 @@ func (c *conn) cmdAuthenticate(tag string) (*status, error) {
 		return no("PRIVACYREQUIRED", "Plaintext authentication is disabled here; use STARTTLS or TLS"), nil
 	}
 
-	var user, pass string
+	// RFC 4616: [authzid] NUL authcid NUL passwd. The callback only
+	// records them: the password is checked first, the authorization
+	// identity after it, so that AUTHORIZATIONFAILED (RFC 5530) is
+	// only ever said to a client that proved who it is.
+	var authzid, user, pass string
+	parsed := false
 	srv := sasl.NewPlainServer(func(identity, username, password string) error {
-		if identity != "" && !strings.EqualFold(identity, username) {
-			return errAuthz
-		}
-		user, pass = username, password
+		authzid, user, pass, parsed = identity, username, password, true
 		return nil
 	})
 	resp := ir
@@ -136,24 +138,39 @@ func (c *conn) cmdAuthenticate(tag string) (*status, error) {
 			return bad("Invalid base64 in AUTHENTICATE response"), nil
 		}
 	}
-	if _, _, err := srv.Next(resp); err != nil {
-		if errors.Is(err, errAuthz) {
-			return c.loginFailed("", "AUTHENTICATE", "AUTHORIZATIONFAILED", "Cannot act as another user")
-		}
+	if _, _, err := srv.Next(resp); err != nil || !parsed {
+		// Not three fields: which one is the user name is unknown (it
+		// could be the password), so none is logged.
 		return c.loginFailed("", "AUTHENTICATE", "AUTHENTICATIONFAILED", "Invalid PLAIN response")
 	}
-	return c.login(user, pass, "AUTHENTICATE")
+	u, st := c.checkCredentials(user, pass, "AUTHENTICATE")
+	if st != nil {
+		return st, nil
+	}
+	if authzid != "" && !strings.EqualFold(authzid, user) && !strings.EqualFold(authzid, u.Name) {
+		// Authenticated, but may not act as someone else.
+		return c.loginFailed(u.Name, "AUTHENTICATE", "AUTHORIZATIONFAILED", "Cannot act as another user", "authzid", printable(authzid))
+	}
+	return c.loggedIn(u, "AUTHENTICATE"), nil
 }
-
-var errAuthz = errors.New("authorization identity differs")
 
 // login checks credentials and moves the session to the authenticated
 // state.
 func (c *conn) login(name, pass, cmd string) (*status, error) {
+	u, st := c.checkCredentials(name, pass, cmd)
+	if st != nil {
+		return st, nil
+	}
+	return c.loggedIn(u, cmd), nil
+}
+
+// checkCredentials looks the user up and checks the password; on failure
+// it returns the answer (after loginFailed's delay).
+func (c *conn) checkCredentials(name, pass, cmd string) (store.User, *status) {
 	u, err := c.s.store.UserByName(context.Background(), strings.ToLower(name))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		c.log.Error("user lookup failed", "err", err)
-		return no("UNAVAILABLE", "Temporary failure, try again later"), nil
+		return store.User{}, no("UNAVAILABLE", "Temporary failure, try again later")
 	}
 	hash := u.PasswordHash
 	if err != nil {
@@ -162,22 +179,29 @@ func (c *conn) login(name, pass, cmd string) (*status, error) {
 		hash = c.s.dummyHash()
 	}
 	if !auth.CheckPassword(hash, pass) || err != nil {
-		return c.loginFailed(name, cmd, "AUTHENTICATIONFAILED", "Authentication failed")
+		st, _ := c.loginFailed(name, cmd, "AUTHENTICATIONFAILED", "Authentication failed")
+		return store.User{}, st
 	}
+	return u, nil
+}
+
+// loggedIn moves the session to the authenticated state as u.
+func (c *conn) loggedIn(u store.User, cmd string) *status {
 	c.sess.State = imap.StateAuthenticated
 	c.sess.UserID = u.ID
 	c.sess.UserName = u.Name
 	c.log = c.log.With("user", u.Name)
 	c.dec.SetLimits(c.s.opts.Limits)
 	c.log.Info("login", "method", cmd, "tls", c.isTLS)
-	return okCode(c.capabilityCode(), "Logged in"), nil
+	return okCode(c.capabilityCode(), "Logged in")
 }
 
-// loginFailed delays, logs and answers a failed login; after
-// MaxAuthFailures the connection is closed.
-func (c *conn) loginFailed(name, cmd, code, text string) (*status, error) {
+// loginFailed delays, logs (with attrs, never a password) and answers a
+// failed login; after MaxAuthFailures the connection is closed. name is
+// the user name the client gave, "" when it is not known.
+func (c *conn) loginFailed(name, cmd, code, text string, attrs ...any) (*status, error) {
 	c.authFailures++
-	c.log.Warn("login failed", "method", cmd, "user", printable(name), "failures", c.authFailures)
+	c.log.Warn("login failed", append([]any{"method", cmd, "user", printable(name), "failures", c.authFailures}, attrs...)...)
 	t := time.NewTimer(c.s.opts.FailedLoginDelay)
 	select {
 	case <-t.C:

@@ -72,15 +72,15 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 		req.atts = append(req.atts, fetchAtt{kind: fetchModSeq, name: "MODSEQ"})
 		hasModSeq = true
 	}
+	refs, st := c.resolveSet(req.set, isUID)
+	if st != nil {
+		return st, nil // a refused command enables nothing
+	}
 	if hasModSeq {
 		c.enableCondstore()
 	}
 	if req.reportExpunges {
 		c.sess.enable(extExpunged)
-	}
-	refs, st := c.resolveSet(req.set, isUID)
-	if st != nil {
-		return st, nil
 	}
 	if isUID && !hasUID {
 		// RFC 3501 §6.4.8: UID FETCH always reports the UID.
@@ -100,9 +100,12 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 		// Before any FETCH response (RFC 7162 §3.2.6).
 		c.enc.Star().Atom("VANISHED (EARLIER) ").SeqSet(gone).CRLF()
 	}
+	// lost: a message of refs has been expunged by another session and
+	// this one has not been told yet (see below).
+	lost := false
 	if req.hasChangedSince {
 		// One pass under one lock; refs ascend like the view.
-		k := 0
+		k, present := 0, 0
 		changed := c.view.scanMetas(func(u uint32, m *store.MessageMeta) (bool, bool) {
 			for k < len(refs) && refs[k].UID < u {
 				k++
@@ -110,8 +113,13 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 			if k == len(refs) {
 				return false, true
 			}
-			return refs[k].UID == u && m.ModSeq > req.changedSince, false
+			if refs[k].UID != u {
+				return false, false
+			}
+			present++
+			return m.ModSeq > req.changedSince, false
 		})
+		lost = present < len(refs)
 		refs = refs[:0]
 		for _, ch := range changed {
 			refs = append(refs, msgRef{Seq: ch.seq, UID: ch.meta.UID})
@@ -122,7 +130,9 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 		need.seen = false // EXAMINE: nothing changes (RFC 3501 §6.3.2)
 	}
 	if !need.info && !need.seen {
-		st, err = c.fetchMeta(req, refs)
+		var metaGone bool
+		st, metaGone, err = c.fetchMeta(req, refs)
+		lost = lost || metaGone
 	} else {
 		f := fetcher{c: c, req: req, need: need, ctx: context.Background(),
 			condstore: c.sess.IsEnabled(extCondstore), hasUID: hasUID, hasModSeq: hasModSeq}
@@ -134,6 +144,15 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 		if st == nil && err == nil {
 			st = ok("FETCH completed")
 		}
+		lost = lost || f.gone
+	}
+	if err == nil && st.typ == "OK" && lost && !isUID {
+		// RFC 2180 §4.1, RFC 5530 EXPUNGEISSUED: the data of the
+		// messages that still exist went out; the client learns that
+		// the others are gone, and the EXPUNGE comes after a later
+		// command (never during FETCH, RFC 3501 §7.4.1). A UID FETCH
+		// simply leaves out UIDs that do not exist (RFC 3501 §6.4.8).
+		st = expungeIssued()
 	}
 	if err == nil && st.typ == "OK" && req.reportExpunges && len(gone) > 0 {
 		// After the FETCH responses, as in the draft's examples; no
@@ -143,13 +162,22 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 	return st, err
 }
 
+// expungeIssued is the answer to a command that named, by sequence
+// number, a message another session has expunged and this one has not
+// been told of yet (RFC 2180 §4, RFC 5530).
+func expungeIssued() *status {
+	return no("EXPUNGEISSUED", "Some of the requested messages no longer exist")
+}
+
 // fetchMeta answers a FETCH of UID and FLAGS only, from the in-memory
-// index, without allocating per message.
-func (c *conn) fetchMeta(req *fetchRequest, refs []msgRef) (*status, error) {
+// index, without allocating per message. gone says whether a message of
+// refs was left out because it has been expunged.
+func (c *conn) fetchMeta(req *fetchRequest, refs []msgRef) (st *status, gone bool, err error) {
 	for _, r := range refs {
 		m, ok := c.messageMeta(r.UID)
 		if !ok {
-			continue // expunged by another session, not yet reported
+			gone = true // expunged by another session, not yet reported
+			continue
 		}
 		c.enc.Star().Number(r.Seq).Atom(" FETCH (")
 		for j := range req.atts {
@@ -168,10 +196,10 @@ func (c *conn) fetchMeta(req *fetchRequest, refs []msgRef) (*status, error) {
 		}
 		c.enc.Special(')').CRLF()
 		if err := c.enc.Err(); err != nil {
-			return nil, err
+			return nil, gone, err
 		}
 	}
-	return ok("FETCH completed"), c.enc.Err()
+	return ok("FETCH completed"), gone, c.enc.Err()
 }
 
 // fetcher runs a FETCH that needs more than the index.
@@ -184,6 +212,8 @@ type fetcher struct {
 	// FETCH sets is reported with UID and MODSEQ too (RFC 7162 §3.2.4);
 	// hasUID, hasModSeq: the request has them.
 	condstore, hasUID, hasModSeq bool
+	// gone: a message was left out because it has been expunged.
+	gone bool
 
 	// per chunk, reused
 	msgs []fetchMsg
@@ -204,7 +234,8 @@ func (f *fetcher) chunk(refs []msgRef) (*status, error) {
 	for _, r := range refs {
 		m, ok := c.messageMeta(r.UID)
 		if !ok {
-			continue // expunged by another session, not yet reported
+			f.gone = true // expunged by another session, not yet reported
+			continue
 		}
 		f.msgs = append(f.msgs, fetchMsg{ref: r, meta: m})
 	}
@@ -267,7 +298,8 @@ func (f *fetcher) chunk(refs []msgRef) (*status, error) {
 	for i := range f.msgs {
 		m := &f.msgs[i]
 		if f.need.info && m.info == nil {
-			continue // expunged meanwhile
+			f.gone = true // expunged meanwhile
+			continue
 		}
 		if storeErr, err := f.write(m); storeErr != nil || err != nil {
 			if storeErr != nil {

@@ -221,7 +221,7 @@ func (c *conn) list(ref string, o *listOptions, verb string) (*status, error) {
 		if err != nil {
 			dp = p
 		}
-		pats = append(pats, pattern(canonicalPattern(refName+dp)))
+		pats = append(pats, pattern(refName+dp))
 	}
 	matches := func(name string) bool {
 		for _, p := range pats {
@@ -295,6 +295,11 @@ func (c *conn) list(ref string, o *listOptions, verb string) (*status, error) {
 		}
 	}
 
+	if slices.Contains(o.retStatus, "HIGHESTMODSEQ") {
+		// LIST-STATUS asks for what STATUS (HIGHESTMODSEQ) asks for, one
+		// of RFC 7162 §3.1's CONDSTORE enabling commands.
+		c.enableCondstore()
+	}
 	for _, e := range out {
 		attrs := e.attrs
 		if m := e.mailbox; m != nil && !o.lsub {
@@ -393,7 +398,9 @@ func (c *conn) cmdStatus(tag string) (*status, error) {
 		return c.storeFailure(err), nil
 	}
 	if mb.NoSelect {
-		return no("NONEXISTENT", "Mailbox is a \\Noselect placeholder"), nil
+		// As SELECT answers it: the name exists (LIST shows it), it
+		// just holds no messages (RFC 5530 CANNOT, not NONEXISTENT).
+		return no("CANNOT", "Mailbox is not selectable"), nil
 	}
 	st, err := c.s.store.Status(ctx, c.sess.UserID, mb.ID)
 	if err != nil {
@@ -414,7 +421,7 @@ func (c *conn) writeStatusResponse(name string, st *store.MailboxStatus, items [
 		case "MESSAGES":
 			c.enc.Number(st.Messages)
 		case "RECENT":
-			c.enc.Number(st.Recent)
+			c.enc.Number(c.statusRecent(st))
 		case "UIDNEXT":
 			c.enc.Number(st.UIDNext)
 		case "UIDVALIDITY":
@@ -435,4 +442,25 @@ func (c *conn) writeStatusResponse(name string, st *store.MailboxStatus, items [
 		}
 	}
 	c.enc.Special(')').CRLF()
+}
+
+// statusRecent is STATUS RECENT: the messages with \Recent set (RFC 3501
+// §6.3.10). The store counts those no session has claimed yet (UIDs from
+// FirstRecentUID on). In the session's selected mailbox, the messages
+// that are \Recent in this session count too, when they still exist and
+// are not among those (a read-write session's are claimed, so below
+// FirstRecentUID; a read-only session may show unclaimed ones as \Recent,
+// which the store has counted already).
+func (c *conn) statusRecent(st *store.MailboxStatus) uint32 {
+	n := st.Recent
+	if v := c.view; v != nil && v.sm.id == st.ID {
+		v.sm.mu.RLock()
+		for _, u := range v.recent {
+			if u < st.FirstRecentUID && v.sm.index(u) >= 0 {
+				n++
+			}
+		}
+		v.sm.mu.RUnlock()
+	}
+	return n
 }

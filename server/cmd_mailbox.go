@@ -72,14 +72,24 @@ func (c *conn) cmdDelete(tag string) (*status, error) {
 		}
 		return c.storeFailure(err), nil
 	}
-	c.s.hub.forget(mb.ID)
-	if sel := c.sess.Selected; sel != nil && sel.MailboxID == mb.ID {
-		// The selected mailbox is gone: this connection returns to the
-		// authenticated state, as after CLOSE.
-		c.sess.Selected = nil
-		c.sess.State = imap.StateAuthenticated
-	}
+	c.closeIfSelected(mb.ID, goneDeleted)
+	c.s.hub.gone(mb.ID, goneDeleted)
 	return ok("DELETE completed"), nil
+}
+
+// closeIfSelected closes the selected mailbox when it is id, which this
+// session just deleted (or, for INBOX, renamed away): the session returns
+// to the authenticated state, and "* OK [CLOSED] why" before the tagged OK
+// tells the client so (RFC 7162 §3.2.11: CLOSED marks a mailbox closed
+// implicitly). Other sessions that have it selected get a BYE instead
+// (hub.gone).
+func (c *conn) closeIfSelected(id int64, why string) {
+	if c.view == nil || c.view.sm.id != id {
+		return
+	}
+	c.deselect()
+	c.enc.Star().Atom("OK").SP().Atom("[CLOSED] ").Text(why).CRLF()
+	c.saveSession()
 }
 
 func (c *conn) cmdRename(tag string) (*status, error) {
@@ -114,11 +124,30 @@ func (c *conn) cmdRename(tag string) (*status, error) {
 	if strings.HasPrefix(newName, oldName+string(imap.Delimiter)) && oldName != imap.Inbox {
 		return no("CANNOT", "Cannot move a mailbox into itself"), nil
 	}
-	if err := c.s.store.RenameMailbox(context.Background(), c.sess.UserID, oldName, newName); err != nil {
+	ctx := context.Background()
+	if err := c.s.store.RenameMailbox(ctx, c.sess.UserID, oldName, newName); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return no("NONEXISTENT", "No such mailbox"), nil
 		}
 		return c.storeFailure(err), nil
+	}
+	if oldName == imap.Inbox {
+		// RFC 3501 §6.3.5: INBOX's messages move to the new name and
+		// INBOX is left empty. The store moves INBOX itself (its id,
+		// UIDVALIDITY and messages) to the new name and makes a new
+		// INBOX, so a session that has INBOX selected holds what is now
+		// another mailbox, and INBOX has a new UIDVALIDITY it cannot be
+		// told of (UIDs must only ascend within a session). It is treated
+		// like a deleted mailbox: CLOSED here, BYE for the others.
+		// (Other renames keep a selected mailbox selected under its new
+		// name: the same mailbox, same UIDs.)
+		moved, err := c.s.store.MailboxByName(ctx, c.sess.UserID, newName)
+		if err != nil {
+			c.log.Warn("renamed INBOX not found", "err", err)
+		} else {
+			c.closeIfSelected(moved.ID, goneRenamed)
+			c.s.hub.gone(moved.ID, goneRenamed)
+		}
 	}
 	return ok("RENAME completed"), nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -87,6 +88,15 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 		}
 		if len(m.Body) == 0 && refused == nil {
 			refused = no("", "Empty message refused")
+		}
+		if bytes.IndexByte(m.Body, 0) >= 0 && refused == nil {
+			// RFC 3501 §4.3, §9: a literal is CHAR8, which excludes
+			// NUL, and without BINARY (RFC 3516, not offered) FETCH
+			// could only send the message back in such a literal.
+			// The command parsed, the message text is refused: NO
+			// (RFC 3501 §6.3.11). One such message refuses a
+			// MULTIAPPEND as a whole (RFC 3502: all or none).
+			refused = no("CANNOT", "Message contains NUL bytes; IMAP cannot carry them without BINARY (RFC 3516)")
 		}
 		msgs = append(msgs, m)
 	}
@@ -245,6 +255,13 @@ func (c *conn) store(isUID bool) (*status, error) {
 	if st != nil {
 		return st, nil
 	}
+	// A message named by sequence number that another session has
+	// expunged (this one has not been told yet) is left out, and the
+	// STORE ends in NO [EXPUNGEISSUED] once the others are done (RFC 2180
+	// §4.2, RFC 7162 §3.1.3 example 11). UID STORE leaves out UIDs that
+	// no longer exist without complaint, like UID FETCH (RFC 3501
+	// §6.4.8).
+	gone := !isUID && c.refsGone(refs)
 	uids := make([]uint32, len(refs))
 	for i, r := range refs {
 		uids[i] = r.UID
@@ -326,9 +343,42 @@ func (c *conn) store(isUID bool) (*status, error) {
 				}
 			}
 		}
-		return okCode("MODIFIED "+imap.UIDSetFromSorted(nums).String(), "Conditional STORE failed"), nil
+		code := "MODIFIED " + imap.UIDSetFromSorted(nums).String()
+		if gone {
+			// One response code only: MODIFIED, which the client
+			// must have, in a NO (RFC 7162 §3.1.3, example 11).
+			return no(code, "Some of the requested messages no longer exist"), nil
+		}
+		return okCode(code, "Conditional STORE failed"), nil
+	}
+	if gone {
+		return expungeIssued(), nil
 	}
 	return ok("STORE completed"), nil
+}
+
+// refsGone reports whether a message of refs (ascending, from the view)
+// has been expunged from the mailbox while the session has not been told
+// yet. One pass over the view under one lock.
+func (c *conn) refsGone(refs []msgRef) bool {
+	if len(refs) == 0 {
+		return false
+	}
+	k, present := 0, 0
+	c.view.scanMetas(func(u uint32, _ *store.MessageMeta) (bool, bool) {
+		for k < len(refs) && refs[k].UID < u {
+			k++
+		}
+		if k == len(refs) {
+			return false, true
+		}
+		if refs[k].UID == u {
+			present++
+			k++
+		}
+		return false, k == len(refs)
+	})
+	return present < len(refs)
 }
 
 func (c *conn) cmdExpunge(tag string) (*status, error) {
@@ -445,6 +495,14 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 	if len(refs) == 0 {
 		return ok(verb + " completed"), nil
 	}
+	if c.refsGone(refs) {
+		// A message the client named, by sequence number or by a UID
+		// the view still lists, has been expunged by another session:
+		// nothing is copied (RFC 2180 §4.4.1, COPY is all or nothing;
+		// RFC 6851 §3.3, MOVE answers like COPY). The EXPUNGE goes out
+		// before the tagged NO (RFC 3501 §7.4.1 allows it here).
+		return expungeIssued(), nil
+	}
 	uids := make([]uint32, len(refs))
 	for i, r := range refs {
 		uids[i] = r.UID
@@ -471,7 +529,14 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 		if code != "" {
 			c.enc.Star().Atom("OK").SP().Atom("[" + code + "] ").Text("Moved").CRLF()
 		}
-		return ok("MOVE completed"), nil
+		// RFC 6851 §4.4: "If at least one message was moved, the server
+		// MUST send the updated per-mailbox modification sequence using
+		// the HIGHESTMODSEQ response code"; the loop adds it to the
+		// tagged OK, after the EXPUNGE/VANISHED responses, for clients
+		// that enabled CONDSTORE (RFC 7162 §3.1.2).
+		st := ok("MOVE completed")
+		st.highestModSeq = len(src) > 0
+		return st, nil
 	}
 	return okCode(code, "COPY completed"), nil
 }

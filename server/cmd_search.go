@@ -20,6 +20,11 @@ func (c *conn) search(tag string, isUID bool) (*status, error) {
 	if cmd.charset != "" && !knownCharset(cmd.charset) {
 		return no("BADCHARSET (UTF-8 US-ASCII)", "Charset "+printable(cmd.charset)+" not supported"), nil
 	}
+	if cmd.invalid != "" {
+		// The string cannot mean anything in its charset: a client
+		// error, as Dovecot answers it, rather than an empty result.
+		return bad(cmd.invalid), nil
+	}
 	modseq := usesOp(cmd.key, opModSeq)
 	if modseq {
 		c.enableCondstore() // RFC 7162 §3.1

@@ -108,45 +108,51 @@ func (c *conn) readQresyncParam() (*qresyncParam, error) {
 	return q, d.Special(')')
 }
 
-func (c *conn) selectMailbox(readOnly bool) (*status, error) {
-	if err := c.dec.SP(); err != nil {
-		return nil, err
+// readSelectArgs reads SELECT's and EXAMINE's arguments through the CRLF:
+// SP mailbox [SP select-params].
+func (c *conn) readSelectArgs() (raw, name string, condstore bool, q *qresyncParam, err error) {
+	if err = c.dec.SP(); err != nil {
+		return
 	}
-	raw, name, err := c.readMailbox()
-	if err != nil {
-		return nil, err
+	if raw, name, err = c.readMailbox(); err != nil {
+		return
 	}
-	var condstore bool
-	var q *qresyncParam
 	if !c.dec.AtEOL() {
-		if err := c.dec.SP(); err != nil {
-			return nil, err
+		if err = c.dec.SP(); err != nil {
+			return
 		}
 		if condstore, q, err = c.readSelectParams(); err != nil {
-			return nil, err
+			return
 		}
 	}
-	if err := c.dec.CRLF(); err != nil {
-		return nil, err
-	}
-	verb := "SELECT"
-	if readOnly {
-		verb = "EXAMINE"
-	}
-	if q != nil && !c.sess.IsEnabled(extQresync) {
-		// RFC 7162 §3.2.5; the command does not run: the selected
-		// mailbox, if any, stays selected.
-		return bad("QRESYNC parameter needs ENABLE QRESYNC first"), nil
-	}
+	err = c.dec.CRLF()
+	return
+}
 
+func (c *conn) selectMailbox(readOnly bool) (*status, error) {
+	raw, name, condstore, q, err := c.readSelectArgs()
 	// RFC 3501 §6.3.1: a SELECT first deselects the current mailbox; if
 	// the new one cannot be selected the connection stays unselected.
+	// That holds for a SELECT refused with BAD too: RFC 7162 §3.2.5
+	// says the mailbox "remains unselected" after a BAD for invalid
+	// parameters, and Dovecot closes the mailbox before it answers BAD.
 	// RFC 7162 §3.2.11: a server that advertises CONDSTORE or QRESYNC
 	// marks the boundary with CLOSED, whatever the client enabled.
 	wasSelected := c.view != nil
 	c.deselect()
 	if wasSelected {
 		c.enc.Star().Atom("OK").SP().Atom("[CLOSED] ").Text("Previous mailbox closed").CRLF()
+	}
+	if err != nil {
+		return nil, err // BAD, after the rest of the line is skipped
+	}
+	verb := "SELECT"
+	if readOnly {
+		verb = "EXAMINE"
+	}
+	if q != nil && !c.sess.IsEnabled(extQresync) {
+		// RFC 7162 §3.2.5.
+		return bad("QRESYNC parameter needs ENABLE QRESYNC first"), nil
 	}
 	if condstore {
 		c.enableCondstore() // nothing selected: no HIGHESTMODSEQ of its own
@@ -203,26 +209,13 @@ func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, r
 	sm.mu.RLock()
 	keywords := sm.sortedKeywords()
 	uidValidity := sm.mb.UIDValidity
-	recent := uint32(len(v.recent))
-	if readOnly {
-		// EXAMINE claims nothing; it reports what is still unclaimed.
-		for _, u := range v.uids {
-			if u >= sm.recentUpTo {
-				recent++
-			}
-		}
-	}
 	sm.mu.RUnlock()
+	// EXAMINE claimed nothing: its recent messages are those still
+	// unclaimed (openView).
+	recent := uint32(len(v.recent))
 
-	flags := append(append([]string(nil), systemFlags...), keywords...)
-	c.enc.Star().Atom("FLAGS").SP().Flags(flags).CRLF()
-	c.enc.Star().Atom("OK").SP()
-	if readOnly {
-		c.enc.Atom("[PERMANENTFLAGS ()] ").Text("No permanent flags permitted")
-	} else {
-		c.enc.CodeStart("PERMANENTFLAGS").SP().Flags(append(flags, `\*`)).CodeEnd().Text("Flags permitted")
-	}
-	c.enc.CRLF()
+	c.view = v
+	c.writeFlagsResponses(keywords, true)
 	c.enc.Star().Number(uint32(len(v.uids))).SP().Atom("EXISTS").CRLF()
 	c.enc.Star().Number(recent).SP().Atom("RECENT").CRLF()
 	if firstUnseen > 0 {
@@ -234,7 +227,6 @@ func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, r
 	// announced with EXISTS later).
 	c.enc.Star().Atom("OK").SP().Code("UIDNEXT", v.uidNext).Text("Predicted next UID").CRLF()
 
-	c.view = v
 	c.sess.Selected = &Selected{
 		MailboxID:   mb.ID,
 		Name:        raw,
@@ -279,6 +271,7 @@ func (c *conn) qresyncReport(q *qresyncParam, expunged bool) error {
 	changed := v.scanMetas(func(u uint32, m *store.MessageMeta) (bool, bool) {
 		return m.ModSeq > q.modseq && (known == nil || inRanges(known, u)), false
 	})
+	c.reportKeywords() // one added since the FLAGS of the SELECT
 	for _, ch := range changed {
 		m, u := ch.meta, ch.meta.UID
 		c.enc.Star().Number(ch.seq).Atom(" FETCH (UID ").Number(u).Atom(" FLAGS ")
@@ -320,8 +313,10 @@ func (c *conn) cmdClose(tag string) (*status, error) {
 		return nil, err
 	}
 	// RFC 3501 §6.4.2: CLOSE silently expunges \Deleted messages of a
-	// read-write mailbox, without EXPUNGE responses.
-	if c.view != nil && !c.view.readOnly {
+	// read-write mailbox, without EXPUNGE responses. A mailbox that went
+	// away under the session (deleted, INBOX renamed) is just closed:
+	// the client leaves it, so it needs no BYE (see endGone).
+	if c.view != nil && !c.view.readOnly && !c.view.dead() {
 		if _, err := c.expungeDeleted(nil); err != nil {
 			c.deselect()
 			return c.storeFailure(err), nil

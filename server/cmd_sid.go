@@ -243,6 +243,14 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 			return c.storeFailure(err)
 		}
 		found = err == nil && !m.NoSelect
+		// RENAME INBOX (RFC 3501 §6.3.5) moves INBOX's id and messages to
+		// the new name and leaves a new, empty INBOX: a session that had
+		// INBOX selected lost it, as if it had been deleted (a live one
+		// got BYE). Resuming onto the renamed mailbox under the name
+		// INBOX would hide new INBOX mail from the client for good.
+		if found && strings.EqualFold(sel.Name, "INBOX") && !strings.EqualFold(m.Name, "INBOX") {
+			found = false
+		}
 		mb = m
 	}
 	if !found {

@@ -104,7 +104,8 @@ func TestCondstoreSelectHighestModSeq(t *testing.T) {
 	if got[0] != "* OK [CLOSED] Previous mailbox closed" || got[len(got)-2] != "* OK [HIGHESTMODSEQ 1] Highest mod-sequence" {
 		t.Errorf("EXAMINE after CONDSTORE: %q", got)
 	}
-	c.Expect("b3", "SELECT INBOX (CONDSTORE CONDSTORE)", "b3 BAD Syntax error: SELECT parameter CONDSTORE given twice")
+	// A SELECT refused with BAD deselects first (RFC 7162 §3.2.5).
+	c.Expect("b3", "SELECT INBOX (CONDSTORE CONDSTORE)", "* OK [CLOSED] Previous mailbox closed", "b3 BAD Syntax error: SELECT parameter CONDSTORE given twice")
 	c.Expect("b4", "SELECT INBOX (CONDSTORE", "b4 BAD Syntax error: expected ')', found end of line")
 }
 
@@ -121,6 +122,9 @@ func TestCondstoreStoreExamples3And4(t *testing.T) {
 		"* 4 FETCH (UID 4 MODSEQ (7))",
 		"a103 OK STORE completed")
 	c.Expect("a104", `STORE * (UNCHANGEDSINCE 7) +FLAGS.SILENT (\Deleted $Processed)`,
+		// A keyword new to the mailbox: FLAGS first (RFC 3501 §7.2.6).
+		`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Processed)`,
+		`* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Processed \*)] Flags permitted`,
 		"* 5 FETCH (UID 5 MODSEQ (8))",
 		"a104 OK STORE completed")
 	c.Expect("f", "FETCH 1:5 (FLAGS MODSEQ)",
@@ -410,4 +414,28 @@ func TestCondstoreHeldExpungeCapsHighestModSeq(t *testing.T) {
 	c.Expect("c", "STATUS INBOX (HIGHESTMODSEQ)", "* STATUS INBOX (HIGHESTMODSEQ 5)", "* 3 EXPUNGE",
 		"c OK [HIGHESTMODSEQ 8] STATUS completed")
 	c.Expect("d", "NOOP", "d OK NOOP completed")
+}
+
+// LIST ... RETURN (STATUS (HIGHESTMODSEQ)) is STATUS (HIGHESTMODSEQ) for
+// each mailbox listed, so it enables CONDSTORE like STATUS does (RFC 7162
+// §3.1): a selected session gets HIGHESTMODSEQ, and MODSEQ in later FETCH
+// responses. A FETCH refused with BAD enables nothing.
+func TestCondstoreEnabledByListStatus(t *testing.T) {
+	env := imaptest.Start(t, nil)
+	c := env.DialLogin(t)
+	appendMsg(t, c, "a1", "INBOX", "", testMsg)
+	c.ExpectTagged("a2", "SELECT INBOX", "a2 OK")
+	c.Expect("a3", "FETCH 5 (MODSEQ)", "a3 BAD Invalid message sequence number")
+	// Still not enabled: a flag change carries no MODSEQ.
+	c.Expect("a4", "STORE 1 +FLAGS (\\Seen)", `* 1 FETCH (FLAGS (\Seen \Recent))`, "a4 OK STORE completed")
+	got := c.Cmd("a5", `LIST "" "INBOX" RETURN (STATUS (HIGHESTMODSEQ MESSAGES))`)
+	if len(got) != 4 || !strings.HasPrefix(got[0], "* OK [HIGHESTMODSEQ ") ||
+		got[1] != `* LIST (\HasNoChildren) "/" INBOX` ||
+		!strings.HasPrefix(got[2], "* STATUS INBOX (HIGHESTMODSEQ ") || got[3] != "a5 OK LIST completed" {
+		t.Fatalf("LIST-STATUS: %q", got)
+	}
+	got = c.Cmd("a6", "STORE 1 -FLAGS (\\Seen)")
+	if len(got) != 2 || !strings.HasPrefix(got[0], "* 1 FETCH (UID 1 FLAGS (\\Recent) MODSEQ (") {
+		t.Fatalf("STORE after LIST-STATUS: %q", got)
+	}
 }

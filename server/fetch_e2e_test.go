@@ -147,7 +147,8 @@ func TestFetchMultipart(t *testing.T) {
 	expectFetch(t, c, "m4", "FETCH 1 (BODY[1] BODY[2] BODY[1.MIME] BODY[3] BODY[2.1] BODY[2]<4.4>)",
 		`* 1 FETCH (BODY[1] `+lit("See attached.")+` BODY[2] `+lit("SGVsbG8gV29ybGQh")+
 			` BODY[1.MIME] `+lit("Content-Type: text/plain; charset=us-ascii\r\n\r\n")+` BODY[3] "" BODY[2.1] "" BODY[2]<4> {4}`+"\r\nbG8g)", ok)
-	expectFetch(t, c, "m5", "FETCH 1 FLAGS", `* 1 FETCH (FLAGS ())`, ok)
+	// Unclaimed: \Recent in a read-only session too (RFC 3501 §6.3.2).
+	expectFetch(t, c, "m5", "FETCH 1 FLAGS", `* 1 FETCH (FLAGS (\Recent))`, ok)
 
 	// message/rfc822: its parts are the encapsulated message's.
 	inner := fwd[strings.Index(fwd, "From: Carol"):]
@@ -161,7 +162,7 @@ func TestFetchMultipart(t *testing.T) {
 	expectFetch(t, c, "n2", "FETCH 2 BODY[2]", `* 2 FETCH (BODY[2] `+lit(inner[:strings.Index(inner, "\r\n--fwd--")])+`)`, ok)
 	expectFetch(t, c, "n3", "FETCH 2 ENVELOPE",
 		`* 2 FETCH (ENVELOPE (NIL "Fwd: hello" ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "ann" "example.com")) ((NIL NIL "bob" "example.net")) NIL NIL NIL NIL))`, ok)
-	expectFetch(t, c, "n4", "FETCH 1:2 FLAGS", "* 1 FETCH (FLAGS ())\r\n* 2 FETCH (FLAGS ())", ok)
+	expectFetch(t, c, "n4", "FETCH 1:2 FLAGS", "* 1 FETCH (FLAGS (\\Recent))\r\n* 2 FETCH (FLAGS (\\Recent))", ok)
 	expectFetch(t, c, "n5", "UID FETCH 1:* RFC822.SIZE", fmt.Sprintf("* 1 FETCH (UID 1 RFC822.SIZE %d)\r\n* 2 FETCH (UID 2 RFC822.SIZE %d)", len(mixed), len(fwd)), ok)
 }
 
@@ -207,14 +208,16 @@ func TestFetchUIDAndExpunged(t *testing.T) {
 	expectFetch(t, a, "u4", "UID FETCH 99 FLAGS", "", ok)
 	expectFetch(t, a, "u5", "UID FETCH * UID", "* 4 FETCH (UID 4)", ok)
 
-	// B expunges UID 2: A still numbers it 2 until told, FETCH skips it
-	// and sends no EXPUNGE (RFC 3501 §7.4.1).
+	// B expunges UID 2: A still numbers it 2 until told, FETCH skips it,
+	// sends no EXPUNGE (RFC 3501 §7.4.1) and ends in NO [EXPUNGEISSUED]
+	// (RFC 2180 §4.1, RFC 5530); see expungeissued_test.go.
 	b.ExpectTagged("b1", "SELECT INBOX", "b1 OK")
 	b.ExpectTagged("b2", `UID STORE 2 +FLAGS.SILENT (\Deleted)`, "b2 OK")
 	b.ExpectTagged("b3", "EXPUNGE", "b3 OK")
-	expectFetch(t, a, "x1", "FETCH 1:* UID", "* 1 FETCH (UID 1)\r\n* 3 FETCH (UID 3)\r\n* 4 FETCH (UID 4)", ok)
-	expectFetch(t, a, "x2", "FETCH 2 (UID RFC822.SIZE BODY[])", "", ok)
-	expectFetch(t, a, "x3", "FETCH 2:3 ENVELOPE", `* 3 FETCH (ENVELOPE (NIL "hello" (("Alice" NIL "alice" "example.org")) (("Alice" NIL "alice" "example.org")) (("Alice" NIL "alice" "example.org")) ((NIL NIL "bob" "example.org")) NIL NIL NIL NIL))`, ok)
+	const issued = "NO [EXPUNGEISSUED] Some of the requested messages no longer exist"
+	expectFetch(t, a, "x1", "FETCH 1:* UID", "* 1 FETCH (UID 1)\r\n* 3 FETCH (UID 3)\r\n* 4 FETCH (UID 4)", issued)
+	expectFetch(t, a, "x2", "FETCH 2 (UID RFC822.SIZE BODY[])", "", issued)
+	expectFetch(t, a, "x3", "FETCH 2:3 ENVELOPE", `* 3 FETCH (ENVELOPE (NIL "hello" (("Alice" NIL "alice" "example.org")) (("Alice" NIL "alice" "example.org")) (("Alice" NIL "alice" "example.org")) ((NIL NIL "bob" "example.org")) NIL NIL NIL NIL))`, issued)
 	a.Expect("x4", "NOOP", "* 2 EXPUNGE", "x4 OK NOOP completed")
 	expectFetch(t, a, "x5", "FETCH 2 UID", "* 2 FETCH (UID 3)", ok)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 
@@ -59,13 +60,22 @@ type sharedMailbox struct {
 	uids  []uint32
 	metas []store.MessageMeta
 	mb    store.Mailbox // UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ as of the last refresh
-	// keywords seen in the mailbox, for the FLAGS response.
+	// keywords seen in the mailbox, for the FLAGS response, and the same
+	// sorted. The set only grows while the index lives, so its size is
+	// its version: a view compares it with the count it has told its
+	// client (view.kwTold) and sends FLAGS again when it grew.
 	keywords map[string]struct{}
+	kwSorted []string
 	// log holds the changes from position logBase on.
 	log     []change
 	logBase uint64
 	// recentUpTo: UIDs below it have been handed out as \Recent.
 	recentUpTo uint32
+	// gone, when not "", says why the mailbox can no longer be shown to
+	// the sessions that have it selected (deleted, or INBOX renamed):
+	// they are told with a BYE (view.go). The index is no longer in
+	// hub.boxes.
+	gone string
 
 	refs     int    // sessions holding it (guarded by hub.mu)
 	released uint64 // hub.clock when refs last dropped to 0 (hub.mu)
@@ -83,7 +93,7 @@ func (h *hub) open(ctx context.Context, userID, mailboxID int64) (*sharedMailbox
 		h.mu.Unlock()
 		// Catch up with changes made while nobody was looking (another
 		// node, or a write that raced with the load).
-		return sm, sm.refresh(ctx, h.st)
+		return h.refreshOpened(ctx, sm)
 	}
 	h.mu.Unlock()
 
@@ -112,7 +122,19 @@ func (h *hub) open(ctx context.Context, userID, mailboxID int64) (*sharedMailbox
 	}
 	sm.refs++
 	h.mu.Unlock()
-	return sm, sm.refresh(ctx, h.st)
+	// The refresh also catches a delete that raced with the load: the
+	// store then answers ErrNotFound (or ErrNoSelect) here.
+	return h.refreshOpened(ctx, sm)
+}
+
+// refreshOpened refreshes an index just opened; on failure it drops the
+// hold open took, so that the caller has nothing to release.
+func (h *hub) refreshOpened(ctx context.Context, sm *sharedMailbox) (*sharedMailbox, error) {
+	if err := sm.refresh(ctx, h.st); err != nil {
+		h.release(sm)
+		return nil, err
+	}
+	return sm, nil
 }
 
 // Indexes nobody holds are kept for a while, so that a phone that
@@ -182,32 +204,52 @@ func (h *hub) changed(ctx context.Context, mailboxID int64) {
 	sm.refresh(ctx, h.st)
 }
 
-// forget drops a deleted mailbox's index; sessions holding it keep their
-// copy until they notice.
-func (h *hub) forget(mailboxID int64) {
+// Why a selected mailbox went away, as the BYE (other sessions) or
+// CLOSED (the session that did it) text says it.
+const (
+	goneDeleted = "Selected mailbox was deleted"
+	goneRenamed = "Selected mailbox was renamed"
+)
+
+// gone drops the index of a mailbox that sessions can no longer be shown:
+// deleted, or INBOX renamed (its messages, id and UIDVALIDITY now belong
+// to another name, and INBOX is a new mailbox). The sessions that have it
+// selected are woken and end with "* BYE why" at their next chance (see
+// reportUpdates); the next open of the id loads a fresh index.
+func (h *hub) gone(mailboxID int64, why string) {
 	h.mu.Lock()
+	sm := h.boxes[mailboxID]
 	delete(h.boxes, mailboxID)
 	h.mu.Unlock()
+	if sm == nil {
+		return
+	}
+	sm.mu.Lock()
+	sm.gone = why
+	for v := range sm.views {
+		v.wake()
+	}
+	sm.mu.Unlock()
 }
 
+// noteKeywords adds the keywords of flags to the mailbox's set. It runs
+// with sm.mu held for writing.
 func (sm *sharedMailbox) noteKeywords(flags []string) {
 	for _, f := range flags {
 		if len(f) > 0 && f[0] != '\\' {
 			if _, ok := sm.keywords[f]; !ok {
 				sm.keywords[f] = struct{}{}
+				i := sort.SearchStrings(sm.kwSorted, f)
+				sm.kwSorted = slices.Insert(sm.kwSorted, i, f)
 			}
 		}
 	}
 }
 
-// sortedKeywords lists the keywords in use.
+// sortedKeywords lists the keywords in use (a copy). It runs with sm.mu
+// held.
 func (sm *sharedMailbox) sortedKeywords() []string {
-	out := make([]string, 0, len(sm.keywords))
-	for k := range sm.keywords {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Clone(sm.kwSorted)
 }
 
 // refresh reads what changed since the index's HIGHESTMODSEQ and applies

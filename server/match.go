@@ -10,21 +10,22 @@ import (
 // "%" any sequence without the hierarchy delimiter.
 type pattern string
 
-// canonicalPattern spells a leading INBOX in upper case so that it matches
-// INBOX whatever the client's case.
-func canonicalPattern(p string) string {
-	if len(p) >= len(imap.Inbox) && strings.EqualFold(p[:len(imap.Inbox)], imap.Inbox) {
-		if len(p) == len(imap.Inbox) || strings.ContainsRune("/*%", rune(p[len(imap.Inbox)])) {
-			return imap.Inbox + p[len(imap.Inbox):]
-		}
-	}
-	return p
-}
-
-// match reports whether name matches the pattern. It runs in
-// O(len(pattern) × len(name)) time whatever the wildcards, so a hostile
-// pattern cannot make LIST slow.
+// match reports whether name matches the pattern. Names match case-
+// sensitively, except INBOX, which is case-insensitive also as the first
+// level of its children's names (RFC 3501 §5.1): when name is INBOX or
+// starts with "INBOX/" (the canonical spelling, see canonicalName), its
+// first five characters match pattern characters whatever their case.
+// So "inb%" and "i*" list INBOX, while "Inbox*" lists "Inboxfoo" and not
+// "INBOX", and "inbox%" lists "inbox-old". The pattern is never
+// rewritten.
+//
+// It runs in O(len(pattern) × len(name)) time whatever the wildcards, so
+// a hostile pattern cannot make LIST slow.
 func (p pattern) match(name string) bool {
+	fold := 0 // name[:fold] matches case-insensitively
+	if name == imap.Inbox || (strings.HasPrefix(name, imap.Inbox) && name[len(imap.Inbox)] == imap.Delimiter) {
+		fold = len(imap.Inbox)
+	}
 	// cur[j] is true when pattern[:i] matches name[:j].
 	cur := make([]bool, len(name)+1)
 	next := make([]bool, len(name)+1)
@@ -50,7 +51,7 @@ func (p pattern) match(name string) bool {
 			}
 		default:
 			for j := 0; j < len(name); j++ {
-				if cur[j] && name[j] == pc {
+				if cur[j] && (name[j] == pc || (j < fold && upperASCII(pc) == name[j])) {
 					next[j+1] = true
 				}
 			}
@@ -58,4 +59,12 @@ func (p pattern) match(name string) bool {
 		cur, next = next, cur
 	}
 	return cur[len(name)]
+}
+
+// upperASCII upper-cases an ASCII letter; other bytes are left alone.
+func upperASCII(b byte) byte {
+	if 'a' <= b && b <= 'z' {
+		return b - ('a' - 'A')
+	}
+	return b
 }

@@ -94,7 +94,10 @@ func TestStoreExpungeCopyMove(t *testing.T) {
 		`* 1 FETCH (FLAGS (\Deleted \Recent))`,
 		`* 2 FETCH (FLAGS (\Deleted \Recent))`,
 		"s1 OK STORE completed")
-	c.Expect("s2", `UID STORE 3 FLAGS.SILENT (\Seen $Work)`, "s2 OK STORE completed")
+	c.Expect("s2", `UID STORE 3 FLAGS.SILENT (\Seen $Work)`, // a new keyword: FLAGS again (RFC 3501 §7.2.6)
+		`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Work)`,
+		`* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Work \*)] Flags permitted`,
+		"s2 OK STORE completed")
 	c.Expect("s3", `UID STORE 3 -FLAGS ($Work)`, `* 3 FETCH (UID 3 FLAGS (\Seen \Recent))`, "s3 OK STORE completed")
 	c.Expect("s4", `STORE 9 FLAGS (\Seen)`, "s4 BAD Invalid message sequence number")
 	c.Expect("s5", `STORE 1 FLAGS (\Bogus)`, `s5 BAD Flag \Bogus cannot be set`)

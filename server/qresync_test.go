@@ -76,8 +76,12 @@ func TestQresyncStateErrors(t *testing.T) {
 	c.Expect("a3", sel, "a3 BAD QRESYNC parameter needs ENABLE QRESYNC first")
 	c.ExpectTagged("a4", "SELECT INBOX", "a4 OK")
 	c.Expect("a5", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 2 VANISHED)", "a5 BAD VANISHED needs ENABLE QRESYNC first")
-	// The BAD SELECT did not run: INBOX is still selected.
 	c.Expect("a6", "CHECK", "a6 OK CHECK completed")
+	// §3.2.5: after the BAD "the mailbox remains unselected"; RFC 3501
+	// §6.3.1: a failed SELECT leaves no mailbox selected. CLOSED (§3.2.11)
+	// marks the implicit close, as Dovecot does.
+	c.Expect("a7", sel, "* OK [CLOSED] Previous mailbox closed", "a7 BAD QRESYNC parameter needs ENABLE QRESYNC first")
+	c.Expect("a8", "CHECK", "a8 BAD CHECK not allowed in the authenticated state")
 
 	c = env.DialLogin(t)
 	c.Expect("b1", "ENABLE QRESYNC CONDSTORE X-UNKNOWN", "* ENABLED QRESYNC CONDSTORE", "b1 OK ENABLE completed")
@@ -96,13 +100,18 @@ func TestQresyncStateErrors(t *testing.T) {
 		fmt.Sprintf("SELECT INBOX (QRESYNC (%d 2 1:3 (1:* 1:2)))", uv),
 		fmt.Sprintf("SELECT INBOX (QRESYNC (%d 2) QRESYNC (%d 2))", uv, uv),
 	} {
+		// Each one after a good SELECT: the BAD deselects first, with
+		// CLOSED (§3.2.5, §3.2.11).
+		c.ExpectTagged(fmt.Sprintf("s%d", i), "SELECT INBOX", fmt.Sprintf("s%d OK", i))
 		tag := fmt.Sprintf("c%d", i)
 		got := c.Cmd(tag, bad)
-		if len(got) != 1 || got[0][:len(tag)+15] != tag+" BAD Syntax err" {
+		if len(got) != 2 || got[0] != "* OK [CLOSED] Previous mailbox closed" || got[1][:len(tag)+15] != tag+" BAD Syntax err" {
 			t.Errorf("%s: %q", bad, got)
 		}
+		c.Expect(fmt.Sprintf("d%d", i), "CHECK", fmt.Sprintf("d%d BAD CHECK not allowed in the authenticated state", i))
 	}
-	c.Expect("d", "CHECK", "d OK CHECK completed") // still selected
+	// Not selected: nothing to close.
+	c.Expect("e1", "SELECT INBOX (QRESYNC)", "e1 BAD Syntax error: expected SP, found ')'")
 }
 
 // RFC 7162 §3.2.5: a UIDVALIDITY that does not match: the mailbox opens as
@@ -294,7 +303,7 @@ func TestQresyncLiveVanishedOthers(t *testing.T) {
 	// MOVE.
 	c.Expect("a6", "UID MOVE 4 Archive",
 		"* OK [COPYUID "+fmt.Sprint(archiveUV(t, c))+" 4 1] Moved",
-		"* VANISHED 4", "a6 OK MOVE completed")
+		"* VANISHED 4", "a6 OK [HIGHESTMODSEQ 13] MOVE completed") // RFC 6851 §4.4
 	c.Expect("a7", "UID FETCH 1:* (FLAGS)",
 		"* 1 FETCH (UID 5 FLAGS ())", "* 2 FETCH (UID 6 FLAGS ())", "a7 OK FETCH completed")
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/quickimap/quickimap/imap"
 	"github.com/quickimap/quickimap/wire"
@@ -77,6 +78,9 @@ type searchCmd struct {
 	ret     searchReturn
 	charset string // as sent, "" when absent
 	key     *searchKey
+	// invalid, when not "", says why a search string is not text in the
+	// charset given (UTF-8 when none was): the answer is BAD.
+	invalid string
 }
 
 // Limits of one SEARCH beyond what the decoder bounds.
@@ -102,8 +106,10 @@ func knownCharset(cs string) bool {
 }
 
 type searchParser struct {
-	dec  *wire.Decoder
-	keys int
+	dec     *wire.Decoder
+	keys    int
+	charset string
+	invalid string // the first invalid search string's problem
 }
 
 // parseSearch reads the arguments of SEARCH, from the space after the
@@ -138,6 +144,7 @@ func parseSearch(dec *wire.Decoder) (*searchCmd, error) {
 		if cmd.charset, err = dec.Astring(); err != nil {
 			return nil, err
 		}
+		p.charset = cmd.charset
 		if err := dec.SP(); err != nil {
 			return nil, err
 		}
@@ -169,6 +176,7 @@ func parseSearch(dec *wire.Decoder) (*searchCmd, error) {
 		return nil, err
 	}
 	cmd.key = top
+	cmd.invalid = p.invalid
 	if len(top.kids) == 1 {
 		cmd.key = top.kids[0]
 	}
@@ -323,20 +331,18 @@ func (p *searchParser) readNamedKey(name string, depth int) (*searchKey, error) 
 		if err := p.dec.SP(); err != nil {
 			return nil, err
 		}
-		// flag-keyword = atom (RFC 3501 §9); RFC 9051 also allows the
-		// system flags here, which Flag reads as well.
+		// "KEYWORD" SP flag-keyword, flag-keyword = atom (RFC 3501 §9,
+		// RFC 9051 §9 too), and "\" is not an ATOM-CHAR: a system flag
+		// is refused, not searched for as if it were a keyword. Flag
+		// reads both, so that the answer can say what is wrong.
 		f, err := p.dec.Flag()
 		if err != nil {
 			return nil, err
 		}
-		if f == `\*` {
-			return nil, syntaxErr(`\* is not a keyword`)
+		if strings.HasPrefix(f, `\`) {
+			return nil, syntaxErr(name + " takes a keyword (an atom), not " + printable(f))
 		}
-		k := flagKey(canonicalFlag(f))
-		if k.flag == imap.FlagRecent {
-			// Session state, never stored.
-			k = &searchKey{op: opRecent}
-		}
+		k := flagKey(f)
 		if name == "UNKEYWORD" {
 			return notKey(k), nil
 		}
@@ -460,12 +466,37 @@ func (p *searchParser) readNamedKey(name string, depth int) (*searchKey, error) 
 	return nil, syntaxErr("unknown search key " + printable(name))
 }
 
-// arg reads " " astring.
+// arg reads " " astring, a search string, and checks that it is text in
+// the search's charset.
 func (p *searchParser) arg() (string, error) {
 	if err := p.dec.SP(); err != nil {
 		return "", err
 	}
-	return p.dec.Astring()
+	s, err := p.dec.Astring()
+	if err == nil && p.invalid == "" {
+		p.invalid = checkSearchString(p.charset, s)
+	}
+	return s, err
+}
+
+// checkSearchString returns why s is not text in charset, or "". Without
+// CHARSET, UTF-8 is accepted (RFC 9051 §6.4.4; RFC 3501's default,
+// US-ASCII, is a subset). A charset SEARCH does not know is left alone:
+// the answer to it is NO [BADCHARSET].
+func checkSearchString(charset, s string) string {
+	switch {
+	case charset == "" || strings.EqualFold(charset, "UTF-8"):
+		if !utf8.ValidString(s) {
+			return "Search string is not valid UTF-8"
+		}
+	case strings.EqualFold(charset, "US-ASCII"):
+		for i := 0; i < len(s); i++ {
+			if s[i] >= utf8.RuneSelf {
+				return "Search string is not US-ASCII, the charset given"
+			}
+		}
+	}
+	return ""
 }
 
 var headerNames = map[string]string{
@@ -475,17 +506,6 @@ var headerNames = map[string]string{
 var dateOps = map[string]searchOp{
 	"BEFORE": opBefore, "ON": opOn, "SINCE": opSince,
 	"SENTBEFORE": opSentBefore, "SENTON": opSentOn, "SENTSINCE": opSentSince,
-}
-
-// canonicalFlag gives a system flag its canonical case, as the store keeps
-// it; keywords are left alone (they compare case-insensitively).
-func canonicalFlag(f string) string {
-	for _, s := range []string{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft, imap.FlagRecent} {
-		if strings.EqualFold(f, s) {
-			return s
-		}
-	}
-	return f
 }
 
 // civilDate is the date of t in t's own zone as yyyymmdd, which orders

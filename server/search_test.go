@@ -81,8 +81,6 @@ func TestParseSearchKeys(t *testing.T) {
 		{"OLD", "NOT(RECENT)"},
 		{"KEYWORD $Junk", "FLAG $Junk"},
 		{"UNKEYWORD foo", "NOT(FLAG foo)"},
-		{`KEYWORD \seen`, `FLAG \Seen`},
-		{`KEYWORD \Recent`, `RECENT`},
 		{"BCC bob", `HEADER Bcc "BOB"`},
 		{"CC bob", `HEADER Cc "BOB"`},
 		{`FROM "Bob Smith"`, `HEADER From "BOB SMITH"`},
@@ -164,6 +162,38 @@ func TestParseSearchReturnCharset(t *testing.T) {
 	}
 }
 
+// A search string that is not text in the search's charset parses (the
+// command is read in full) and is flagged for a BAD; an unknown charset is
+// left for BADCHARSET.
+func TestParseSearchInvalidText(t *testing.T) {
+	const notUTF8, notASCII = "Search string is not valid UTF-8", "Search string is not US-ASCII, the charset given"
+	tests := []struct{ in, invalid string }{
+		{"BODY x", ""},
+		{"BODY \"caf\xc3\xa9\"", ""},
+		{"BODY {2}\r\n\xff\xfe", notUTF8},
+		{"CHARSET UTF-8 BODY {2}\r\n\xff\xfe", notUTF8},
+		{"CHARSET utf-8 TEXT {3}\r\n\xed\xa0\x80", notUTF8}, // a surrogate
+		{"HEADER {2}\r\nX\xff y", notUTF8},
+		{"SUBJECT ok FROM {1}\r\n\x80", notUTF8},
+		{"OR TO {1}\r\n\x80 CC {1}\r\n\xc0 SEEN", notUTF8},
+		{"CHARSET US-ASCII BODY x", ""},
+		{"CHARSET us-ascii BODY \"caf\xc3\xa9\"", notASCII},
+		{"CHARSET US-ASCII BODY {2}\r\n\xff\xfe", notASCII},
+		{"CHARSET ISO-8859-1 BODY {2}\r\n\xff\xfe", ""},
+		{"NOT 1:3 KEYWORD $Junk", ""},
+	}
+	for _, tt := range tests {
+		cmd, err := parseArgs(" " + tt.in + "\r\n")
+		if err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+			continue
+		}
+		if cmd.invalid != tt.invalid {
+			t.Errorf("%q: invalid %q, want %q", tt.in, cmd.invalid, tt.invalid)
+		}
+	}
+}
+
 func TestParseSearchErrors(t *testing.T) {
 	deep := strings.Repeat("NOT ", maxSearchDepth+1) + "SEEN"
 	deepOr := strings.Repeat("OR SEEN ", maxSearchDepth+1) + "SEEN"
@@ -196,6 +226,12 @@ func TestParseSearchErrors(t *testing.T) {
 		{"1:0", false},
 		{"$", false},
 		{`KEYWORD \*`, false},
+		// flag-keyword = atom (RFC 3501 §9): no system flag.
+		{`KEYWORD \Seen`, false},
+		{`KEYWORD \seen`, false},
+		{`UNKEYWORD \Deleted`, false},
+		{`KEYWORD \Recent`, false},
+		{`KEYWORD \Foo`, false},
 		{"KEYWORD (x)", false},
 		{"RETURN (FOO) ALL", false},
 		{"RETURN (SAVE) ALL", false},
@@ -433,7 +469,7 @@ func TestMatchMessage(t *testing.T) {
 		}
 	}
 	m.recent = true
-	for _, s := range []string{"RECENT", "KEYWORD \\Recent"} {
+	for _, s := range []string{"RECENT", "NOT OLD"} {
 		if matchString(t, m, s) != tTrue {
 			t.Errorf("%s: no match for a recent message", s)
 		}

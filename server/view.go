@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 
@@ -25,8 +26,17 @@ type view struct {
 	// pendingExpunge holds UIDs expunged that the client has not been told
 	// about yet (they keep their sequence numbers until then).
 	pendingExpunge []uint32
-	// recent holds this session's \Recent UIDs, ascending.
+	// recent holds this session's \Recent UIDs, ascending. A read-write
+	// view claims them (RFC 3501 §2.3.2: recent in this session and no
+	// other); a read-only view claims nothing and shows as recent the
+	// messages no read-write session had claimed when it learnt of them
+	// (so other sessions see them as recent too).
 	recent []uint32
+	// kwTold is how many keywords of the shared index (sm.kwSorted) the
+	// client has been told in a FLAGS response; when the index has more,
+	// FLAGS and PERMANENTFLAGS go out again before any response that
+	// could carry a new keyword (RFC 3501 §7.2.6).
+	kwTold int
 	// ownModSeqs are MODSEQs of flag changes this session made and
 	// reported itself; the log's entries for them are not reported again.
 	ownModSeqs []uint64
@@ -62,10 +72,21 @@ func (c *conn) openView(ctx context.Context, mb store.Mailbox, readOnly bool) (*
 	}
 	v := &view{sm: sm, readOnly: readOnly, notify: make(chan struct{}, 1)}
 	sm.mu.Lock()
+	if sm.gone != "" {
+		// Deleted (or INBOX renamed) between the name lookup and now.
+		sm.mu.Unlock()
+		c.s.hub.release(sm)
+		return nil, fmt.Errorf("%w: mailbox %d is gone", store.ErrNotFound, mb.ID)
+	}
 	v.uids = sm.uids[:len(sm.uids):len(sm.uids)]
 	v.pos = sm.logEnd()
 	v.modseq = sm.mb.HighestModSeq
 	v.uidNext = sm.mb.UIDNext
+	if readOnly {
+		// RFC 3501 §6.3.2: EXAMINE claims nothing, and shows as \Recent
+		// what no read-write session has claimed yet.
+		v.recent = slices.Clone(v.uids[sort.Search(len(v.uids), func(i int) bool { return v.uids[i] >= sm.recentUpTo }):])
+	}
 	sm.views[v] = struct{}{}
 	sm.mu.Unlock()
 	if !readOnly {
@@ -169,13 +190,25 @@ func (v *view) all() []msgRef {
 	return refs
 }
 
-func (v *view) meta(uid uint32) (store.MessageMeta, bool) {
+// meta returns a message's current meta from the shared index; newKW
+// says whether the index has keywords the client has not been told of
+// (read under the same lock, so every keyword of the meta is among them).
+func (v *view) meta(uid uint32) (m store.MessageMeta, ok, newKW bool) {
 	v.sm.mu.RLock()
 	defer v.sm.mu.RUnlock()
+	newKW = len(v.sm.kwSorted) > v.kwTold
 	if i := v.sm.index(uid); i >= 0 {
-		return v.sm.metas[i], true
+		return v.sm.metas[i], true, newKW
 	}
-	return store.MessageMeta{}, false
+	return store.MessageMeta{}, false, newKW
+}
+
+// dead reports whether the mailbox went away under the view (see
+// hub.gone).
+func (v *view) dead() bool {
+	v.sm.mu.RLock()
+	defer v.sm.mu.RUnlock()
+	return v.sm.gone != ""
 }
 
 func (v *view) updateFlags(c *conn, uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64) ([]store.MessageMeta, []uint32, error) {
@@ -187,28 +220,115 @@ func (v *view) updateFlags(c *conn, uids []uint32, op store.FlagOp, flags []stri
 	if len(changed) > 0 {
 		v.ownModSeqs = append(v.ownModSeqs, changed[0].ModSeq)
 		c.s.hub.changed(ctx, v.sm.id)
+		if op != store.FlagsRemove && slices.ContainsFunc(flags, isKeyword) {
+			// The refresh noted the new keywords, unless a message was
+			// expunged before it read them; its meta may still be
+			// written (FETCH after setting \Seen falls back to it).
+			v.sm.mu.Lock()
+			var last []string
+			for _, m := range changed {
+				if len(m.Flags) > 0 && (len(last) == 0 || &m.Flags[0] != &last[0]) {
+					v.sm.noteKeywords(m.Flags) // once per shared flag list
+					last = m.Flags
+				}
+			}
+			v.sm.mu.Unlock()
+		}
 	}
 	return changed, failed, nil
+}
+
+func isKeyword(f string) bool { return f != "" && f[0] != '\\' }
+
+// reportKeywords sends FLAGS and PERMANENTFLAGS again when the mailbox
+// has keywords the client has not been told of (RFC 3501 §7.2.6: the
+// FLAGS response lists the flags applicable to the mailbox). It must run
+// between responses, never inside one, after the metas about to be
+// written were read.
+func (c *conn) reportKeywords() {
+	v := c.view
+	v.sm.mu.RLock()
+	var keywords []string
+	if len(v.sm.kwSorted) > v.kwTold {
+		keywords = v.sm.sortedKeywords()
+	}
+	v.sm.mu.RUnlock()
+	if keywords != nil {
+		c.writeFlagsResponses(keywords, false)
+	}
+}
+
+// writeFlagsResponses writes the FLAGS response and the PERMANENTFLAGS
+// response code for the mailbox's keywords, as SELECT does (selecting)
+// and again when keywords were added. A read-only mailbox permits no
+// flags; it says so once, at the selection, as Dovecot does.
+func (c *conn) writeFlagsResponses(keywords []string, selecting bool) {
+	v := c.view
+	v.kwTold = len(keywords)
+	flags := append(append(make([]string, 0, len(systemFlags)+len(keywords)+1), systemFlags...), keywords...)
+	c.enc.Star().Atom("FLAGS").SP().Flags(flags).CRLF()
+	switch {
+	case !v.readOnly:
+		c.enc.Star().Atom("OK").SP().CodeStart("PERMANENTFLAGS").SP().Flags(append(flags, `\*`)).CodeEnd().Text("Flags permitted").CRLF()
+	case selecting:
+		c.enc.Star().Atom("OK").SP().Atom("[PERMANENTFLAGS ()] ").Text("No permanent flags permitted").CRLF()
+	}
+}
+
+// endGone ends the connection of a session whose selected mailbox went
+// away under it (another session deleted it, or renamed INBOX): RFC 2180
+// §3.2's choice, as Dovecot does, "* BYE why" and the connection closes
+// at once, without the tagged response of the command under way (RFC
+// 3501 §7.1.5: only the BYE of LOGOUT is followed by one). The session
+// leaves the selected state first, so that a resumable session is
+// detached (kept, as after a dropped connection) with nothing selected:
+// a resume answers a nameless SELECTED (docs/reconnect.md).
+//
+// Closing the socket is also what ends an IDLE: its reader fails.
+func (c *conn) endGone(why string) {
+	c.enc.Star().Atom("BYE").SP().Text(why).CRLF()
+	c.enc.Flush()
+	c.sess.Selected = nil
+	c.sess.State = imap.StateAuthenticated
+	// Now, not when the connection's goroutine ends: a resume that the
+	// client sends as soon as it sees the connection close must find
+	// the session detached with nothing selected.
+	c.detachSession()
+	c.sess.State = imap.StateLogout
+	c.nc.Close()
+	c.log.Debug("selected mailbox gone; connection closed", "user", c.sess.UserName, "why", why)
 }
 
 // reportUpdates tells the client what changed in the selected mailbox
 // since it was last told: expunges (only when allowExpunge: RFC 3501
 // §7.4.1 forbids them during FETCH, STORE and SEARCH) as EXPUNGE, or
 // VANISHED after ENABLE QRESYNC (RFC 7162 §3.2.10.2), or EXPUNGED after
-// REPORTEXPUNGES (draft-melnikov-imap-expunged-01 §3.2); EXISTS and RECENT
-// for new messages; FETCH FLAGS (with MODSEQ once CONDSTORE is enabled)
-// for flag changes made by others.
+// REPORTEXPUNGES (draft-melnikov-imap-expunged-01 §3.2); FLAGS and
+// PERMANENTFLAGS when the mailbox has new keywords (RFC 3501 §7.2.6);
+// EXISTS and RECENT for new messages; FETCH FLAGS (with MODSEQ once
+// CONDSTORE is enabled) for flag changes made by others. When the mailbox
+// went away (deleted, INBOX renamed) it ends the connection instead (see
+// endGone).
 //
 // The log entries, the flags reported and the view's new modseq are read
 // under one lock, so that no MODSEQ sent is above a change the session has
 // not been told of, except held-back expunges (see view.highestModSeq).
 func (c *conn) reportUpdates(allowExpunge bool) {
 	v := c.view
-	if v == nil {
+	if v == nil || c.sess.State == imap.StateLogout {
 		return
 	}
 	sm := v.sm
 	sm.mu.RLock()
+	if why := sm.gone; why != "" {
+		sm.mu.RUnlock()
+		c.endGone(why)
+		return
+	}
+	var keywords []string
+	if len(sm.kwSorted) > v.kwTold {
+		keywords = sm.sortedKeywords()
+	}
 	var expunged []uint32
 	var flagged []store.MessageMeta
 	full := v.pos < sm.logBase
@@ -249,6 +369,10 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 	sm.mu.RUnlock()
 	v.pos = end
 	v.ownModSeqs = v.ownModSeqs[:0]
+	if keywords != nil {
+		// Before any EXISTS or FETCH that may carry a new keyword.
+		c.writeFlagsResponses(keywords, false)
+	}
 
 	// Only messages the client was told of can be expunged for it; one
 	// that came and went unseen is simply never announced.
@@ -286,8 +410,17 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 		v.uids = append(v.uids[:len(v.uids):len(v.uids)], newUIDs...)
 	}
 	if len(newUIDs) > 0 {
-		if !v.readOnly && newUIDs[len(newUIDs)-1] >= recentUpTo {
+		switch {
+		case !v.readOnly && newUIDs[len(newUIDs)-1] >= recentUpTo:
 			c.claimRecentLive(v)
+		case v.readOnly:
+			// Recent here too while no read-write session has claimed
+			// them; above every UID the view had, so still ascending.
+			for _, u := range newUIDs {
+				if u >= recentUpTo {
+					v.recent = append(v.recent, u)
+				}
+			}
 		}
 		c.enc.Star().Number(uint32(len(v.uids))).SP().Atom("EXISTS").CRLF()
 		c.enc.Star().Number(uint32(len(v.recent))).SP().Atom("RECENT").CRLF()

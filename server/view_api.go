@@ -17,17 +17,42 @@ type msgRef struct {
 // in the view (RFC 3501 §6.4.8); for a sequence set, a number above the
 // view's message count, or "*" in an empty mailbox, is an error answered
 // with the returned BAD status (RFC 3501 §9, seq-number).
+//
+// When the mailbox went away under the session (deleted, or INBOX
+// renamed, by another session) there are no messages: the command does
+// nothing, and the update report that follows it ends the connection with
+// a BYE (view.go, endGone), so the status returned is never sent.
 func (c *conn) resolveSet(set imap.SeqSet, isUID bool) ([]msgRef, *status) {
+	if c.view.dead() {
+		return nil, no("NONEXISTENT", "Selected mailbox is gone")
+	}
 	return c.view.resolve(set, isUID)
 }
 
-// allRefs returns every message of the view, ascending.
-func (c *conn) allRefs() []msgRef { return c.view.all() }
+// allRefs returns every message of the view, ascending (none when the
+// mailbox went away, see resolveSet).
+func (c *conn) allRefs() []msgRef {
+	if c.view.dead() {
+		return nil
+	}
+	return c.view.all()
+}
 
 // messageMeta returns the current flags and MODSEQ of a message from the
 // shared in-memory index (no store access); ok is false when the message
 // has been expunged meanwhile.
-func (c *conn) messageMeta(uid uint32) (store.MessageMeta, bool) { return c.view.meta(uid) }
+//
+// When the mailbox has keywords this client has not been told of yet, it
+// first writes FLAGS and PERMANENTFLAGS again (RFC 3501 §7.2.6), so that
+// no keyword appears in a FETCH before it was in a FLAGS response: call it
+// between responses, never while writing one.
+func (c *conn) messageMeta(uid uint32) (store.MessageMeta, bool) {
+	m, ok, newKW := c.view.meta(uid)
+	if newKW {
+		c.reportKeywords()
+	}
+	return m, ok
+}
 
 // writeFlags writes a message's flag list, with \Recent when it is recent
 // in this session, without allocating.
