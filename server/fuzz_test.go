@@ -50,7 +50,6 @@ func FuzzConnection(f *testing.F) {
 	})
 	// A cheap password hash: the default bcrypt cost would make every
 	// authenticated input spend ~60 ms in LOGIN.
-	env.CheapLogin(f)
 
 	for _, seed := range fuzzSeeds {
 		f.Add([]byte(seed))

@@ -204,7 +204,6 @@ func (m *mtModel) note(s string) {
 }
 
 func (m *mtModel) cheapPassword() {
-	m.env.CheapLogin(m.t)
 }
 
 // requireQResync checks that the server advertises what the test needs.

@@ -118,7 +118,6 @@ func rcSetup(tb testing.TB, n, holes int, preclaim bool) *rcScenario {
 	env := imaptest.Start(tb, nil)
 	sc := &rcScenario{env: env}
 	sc.userID, sc.mailboxID = rcInbox(tb, env)
-	env.CheapLogin(tb)
 	ctx := context.Background()
 	st := env.Store
 	total := n + holes
@@ -741,7 +740,6 @@ func BenchmarkReconnectBytes(b *testing.B) {
 func BenchmarkSIDResume100k(b *testing.B) {
 	const n = 100_000
 	env, validity, modseq := qbSetup(b, n)
-	env.CheapLogin(b)
 	c, err := dialBench(env.Addr, env.User, env.Password)
 	if err != nil {
 		b.Fatal(err)

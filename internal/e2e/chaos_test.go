@@ -237,7 +237,6 @@ func TestReconnectChaos(t *testing.T) {
 
 func runChaos(t *testing.T, force client.Strategy, cycles int) {
 	env := imaptest.Start(t, nil)
-	env.CheapLogin(t)
 	proxy := newCutProxy(t, env.Addr)
 
 	mc, err := imapclient.DialInsecure(env.Addr, nil)

@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
@@ -188,11 +187,16 @@ func StartStore(t testing.TB, so sqlite.Options, mod func(*server.Options)) *Env
 		t.Fatalf("open store: %v", err)
 	}
 	env := &Env{Store: st, Dir: dir, User: "alice", Password: "secret"}
-	h, err := auth.HashPassword(env.Password)
+	// bcrypt at its lowest cost: the server checks any cost the same way,
+	// and at the production cost (auth.Cost) every LOGIN of every test
+	// spends tens of milliseconds in bcrypt — seconds under the race
+	// detector — measuring nothing of interest. The production cost is
+	// tested in package auth and by the end-to-end tests of the binary.
+	h, err := bcrypt.GenerateFromPassword([]byte(env.Password), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateUser(context.Background(), env.User, h, store.DefaultMailboxes()); err != nil {
+	if _, err := st.CreateUser(context.Background(), env.User, string(h), store.DefaultMailboxes()); err != nil {
 		t.Fatalf("create user: %v", err)
 	}
 	opts := server.Options{
@@ -247,25 +251,5 @@ func (e *Env) Login(t testing.TB, c *Conn) {
 	lines := c.Cmd("L0", "LOGIN "+e.User+" "+e.Password)
 	if !strings.HasPrefix(lines[len(lines)-1], "L0 OK") {
 		t.Fatalf("login failed: %q", lines)
-	}
-}
-
-// CheapLogin gives the test account a bcrypt hash of the same password at
-// the lowest cost: tests and benchmarks that log in hundreds of times
-// would otherwise spend their time in bcrypt (tens of milliseconds per
-// login at the production cost), measuring nothing of interest.
-func (e *Env) CheapLogin(t testing.TB) {
-	t.Helper()
-	ctx := context.Background()
-	u, err := e.Store.UserByName(ctx, e.User)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(e.Password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Store.SetPasswordHash(ctx, u.ID, string(h)); err != nil {
-		t.Fatal(err)
 	}
 }
