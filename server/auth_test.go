@@ -1,11 +1,9 @@
 package server_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,30 +11,11 @@ import (
 	"github.com/quickimap/quickimap/server"
 )
 
-// syncBuffer is a bytes.Buffer that connection goroutines may write to
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startLogged starts a server whose log goes to the returned buffer, with
 // the given failed-login delay and room for many failures per connection.
-func startLogged(t *testing.T, delay time.Duration) (*imaptest.Env, *syncBuffer) {
+func startLogged(t *testing.T, delay time.Duration) (*imaptest.Env, *imaptest.SyncBuffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &imaptest.SyncBuffer{}
 	env := imaptest.Start(t, func(o *server.Options) {
 		o.Logger = slog.New(slog.NewTextHandler(buf, nil))
 		o.FailedLoginDelay = delay

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -210,25 +208,6 @@ func TestSyncDovecot(t *testing.T) {
 	testSync(t, srv, "Mirror")
 }
 
-// syncBuffer is a strings.Builder safe for the concurrent writes of a
-// running command and the reads of a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestSyncWatch(t *testing.T) {
 	env := imaptest.Start(t, nil)
 	srv := syncServer{env.Addr, env.User, env.Password}
@@ -238,7 +217,7 @@ func TestSyncWatch(t *testing.T) {
 	appendMessages(t, c, "INBOX", 1, 2)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
+	var out, errb imaptest.SyncBuffer
 	done := make(chan int)
 	go func() {
 		done <- runContext(ctx, append(syncArgs(srv, pw, "INBOX", dir), "--watch"), strings.NewReader(""), &out, &errb)
