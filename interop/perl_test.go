@@ -2,19 +2,12 @@ package interop
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/quickimap/quickimap/internal/imaptest"
 )
 
 // TestPerlMailIMAPClient runs testdata/imapclient_session.pl, a session
@@ -31,24 +24,8 @@ func TestPerlMailIMAPClient(t *testing.T) {
 	} else {
 		t.Logf("Mail::IMAPClient %s", out)
 	}
-	script, err := filepath.Abs(filepath.Join("testdata", "imapclient_session.pl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := imaptest.Start(t, nil)
-	host, port, err := net.SplitHostPort(env.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, perl, "-w", script, host, port, env.User, env.Password)
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("imapclient_session.pl did not finish within 60 s; output:\n%s", out)
-	}
+	// PERL5OPT=-w is perl -w: warnings on, whatever the script says.
+	out, err := runScript(t, perl, "imapclient_session.pl", "LC_ALL=C", "PERL5OPT=-w")
 	t.Logf("imapclient_session.pl:\n%s", out)
 
 	// Every check printed "ok N" or "not ok N", and the plan "1..N" at
