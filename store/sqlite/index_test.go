@@ -158,7 +158,7 @@ func TestMigrateV4(t *testing.T) {
 	if err := s.rdb.QueryRowContext(ctx, `SELECT (SELECT version FROM schema_version), sql FROM sqlite_schema WHERE name = 'messages'`).Scan(&v, &ddl); err != nil {
 		t.Fatal(err)
 	}
-	if v != 4 || !strings.Contains(ddl, "WITHOUT ROWID") {
+	if v != schemaVersion() || !strings.Contains(ddl, "WITHOUT ROWID") {
 		t.Fatalf("schema version %d, messages table %s", v, ddl)
 	}
 	healthy(t, s)
@@ -264,4 +264,75 @@ func TestMessageIndexLarge(t *testing.T) {
 		}
 		i++
 	}
+}
+
+// TestMigrateV5 opens a schema version 4 database whose structures are
+// kept in bodies.structure: after the migration MessageInfos reads them
+// from the structures table, shared bodies keep theirs until their last
+// message goes, and new appends store theirs there too.
+func TestMigrateV5(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	u, inbox := setup(t, s)
+	archive, err := s.MailboxByName(ctx, u.ID, "Archive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withStructure := func(n int) []uint32 {
+		t.Helper()
+		msgs := make([]store.NewMessage, n)
+		for i := range msgs {
+			msgs[i] = store.NewMessage{Body: []byte(fmt.Sprintf("message %d\r\n", i)), Structure: []byte{byte(i)}}
+		}
+		uids, _, err := s.AppendMessages(ctx, u.ID, inbox.ID, msgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uids
+	}
+	uids := withStructure(3)
+	if _, _, _, err := s.CopyMessages(ctx, u.ID, inbox.ID, archive.ID, uids[:1]); err != nil {
+		t.Fatal(err)
+	}
+	// Back to version 4: the structures in bodies, one body without.
+	for _, q := range []string{
+		`UPDATE bodies SET structure = (SELECT data FROM structures WHERE body_id = bodies.id)`,
+		`UPDATE bodies SET structure = NULL WHERE id = (SELECT max(id) FROM bodies)`,
+		`DROP TABLE structures`,
+		`UPDATE schema_version SET version = 4`,
+	} {
+		if _, err := s.wdbT().ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+	s = openTest(t, dir)
+	defer s.Close()
+	healthy(t, s)
+	infos, err := s.MessageInfos(ctx, u.ID, inbox.ID, uids)
+	if err != nil || len(infos) != 3 {
+		t.Fatalf("MessageInfos: %+v, %v", infos, err)
+	}
+	for i, info := range infos {
+		if want := i < 2; (info.Structure != nil) != want {
+			t.Errorf("message %d: structure %q, want one: %v", info.UID, info.Structure, want)
+		}
+	}
+	if _, err := s.Expunge(ctx, u.ID, inbox.ID, uids); err != nil {
+		t.Fatal(err)
+	}
+	infos, err = s.MessageInfos(ctx, u.ID, archive.ID, []uint32{1})
+	if err != nil || len(infos) != 1 || infos[0].Structure == nil {
+		t.Fatalf("the copy's structure after expunging the original: %+v, %v", infos, err)
+	}
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM structures`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("%d structures left, want 1 (%v)", n, err)
+	}
+	uids = withStructure(1)
+	if infos, err := s.MessageInfos(ctx, u.ID, inbox.ID, uids); err != nil || len(infos) != 1 || infos[0].Structure == nil {
+		t.Errorf("MessageInfos of a new message: %+v, %v", infos, err)
+	}
+	healthy(t, s)
 }

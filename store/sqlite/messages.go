@@ -194,11 +194,16 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 		if err != nil {
 			return err
 		}
-		bodyStmt, err := tx.PrepareContext(ctx, `INSERT INTO bodies (data, structure) VALUES (?, ?)`)
+		bodyStmt, err := tx.PrepareContext(ctx, `INSERT INTO bodies (data) VALUES (?)`)
 		if err != nil {
 			return err
 		}
 		defer bodyStmt.Close()
+		structStmt, err := tx.PrepareContext(ctx, `INSERT INTO structures (body_id, data) VALUES (?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer structStmt.Close()
 		msgStmt, err := tx.PrepareContext(ctx, `INSERT INTO messages
 			(mailbox_id, uid, modseq, flags, internal_date, internal_tz, size, body_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -208,13 +213,18 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 		defer msgStmt.Close()
 		list := make([]uint32, len(prep))
 		for i, p := range prep {
-			res, err := bodyStmt.ExecContext(ctx, p.body, p.structure)
+			res, err := bodyStmt.ExecContext(ctx, p.body)
 			if err != nil {
 				return err
 			}
 			bodyID, err := res.LastInsertId()
 			if err != nil {
 				return err
+			}
+			if p.structure != nil {
+				if _, err := structStmt.ExecContext(ctx, bodyID, p.structure); err != nil {
+					return err
+				}
 			}
 			uid := r.first + uint32(i)
 			// Keywords in the mailbox's spelling (flags.go).
@@ -442,8 +452,8 @@ func (s *Store) MessageInfos(ctx context.Context, userID, mailboxID int64, uids 
 		}
 		var in flagInterner
 		infos, err = queryRuns(ctx, tx, runs,
-			`SELECT m.uid, m.modseq, m.flags, m.internal_date, m.internal_tz, m.size, b.structure
-			FROM messages m JOIN bodies b ON b.id = m.body_id
+			`SELECT m.uid, m.modseq, m.flags, m.internal_date, m.internal_tz, m.size, s.data
+			FROM messages m LEFT JOIN structures s ON s.body_id = m.body_id
 			WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid`, []any{m.ID},
 			func(rows *sql.Rows) (store.MessageInfo, uint32, error) {
 				var info store.MessageInfo

@@ -21,6 +21,7 @@ func migrations() []migration {
 		migrateV2,
 		migrateV3,
 		migrateV4,
+		migrateV5,
 	}
 }
 
@@ -367,5 +368,29 @@ END;
 
 func migrateV4(ctx context.Context, tx *dbtx) error {
 	_, err := tx.ExecContext(ctx, schemaV4)
+	return err
+}
+
+// schemaV5 moves the parsed structure of each body into a table of its
+// own, structures, keyed by body id. In bodies it followed the data
+// column, and SQLite reaches a column that follows a large value by
+// walking the value's chain of overflow pages (one page read each, 4 KB
+// apiece): FETCH ENVELOPE or BODYSTRUCTURE, and every MessageInfos, read
+// the whole message to find a few hundred bytes behind it. A structure
+// row is small and found by primary key.
+//
+// Rows go when their body goes (ON DELETE CASCADE; foreign keys are on in
+// every connection). bodies.structure stays, no longer read or written:
+// clearing or dropping it would rewrite every body.
+const schemaV5 = `
+CREATE TABLE structures (
+	body_id INTEGER PRIMARY KEY REFERENCES bodies(id) ON DELETE CASCADE,
+	data    BLOB NOT NULL
+);
+INSERT INTO structures (body_id, data) SELECT id, structure FROM bodies WHERE structure IS NOT NULL;
+`
+
+func migrateV5(ctx context.Context, tx *dbtx) error {
+	_, err := tx.ExecContext(ctx, schemaV5)
 	return err
 }

@@ -101,6 +101,7 @@ func TestMigrateV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
+		`DROP TABLE structures`, // version 5
 		`DROP TABLE sessions`, `DELETE FROM counters WHERE name = 'sessions'`,
 		`UPDATE schema_version SET version = 2`,
 	} {
