@@ -48,24 +48,49 @@ var ErrMismatch = errors.New("message: part tree does not match the message")
 // error. Errors are for an unknown specifier, MIME without a part number,
 // and a tree that does not fit raw. The result may share memory with raw.
 func Extract(raw []byte, root *Part, s Section) ([]byte, error) {
+	sp, err := Locate(root, s, len(raw))
+	if err != nil || sp.Start == sp.End {
+		return nil, err
+	}
+	if sp.Fields {
+		return FilterFields(raw[sp.Start:sp.End], s), nil
+	}
+	return raw[sp.Start:sp.End], nil
+}
+
+// Span is where a section lies in a message: its bytes [Start, End), or,
+// when Fields is set, the header there from which FilterFields selects
+// the section (HEADER.FIELDS and HEADER.FIELDS.NOT). Start == End is an
+// empty section.
+type Span struct {
+	Start, End int
+	Fields     bool
+}
+
+// Locate finds section s (see Extract) of a message of size bytes whose
+// tree is root, without the message's bytes, so that a caller can read
+// just that range: Extract(raw, root, s) is raw[Start:End], or
+// FilterFields(raw[Start:End], s) when Fields is set. Errors are
+// Extract's; ErrMismatch when the tree does not fit size bytes.
+func Locate(root *Part, s Section, size int) (Span, error) {
 	switch s.Specifier {
 	case SpecNone, SpecHeader, SpecHeaderFields, SpecHeaderFieldsNot, SpecText:
 	case SpecMIME:
 		if len(s.Path) == 0 {
-			return nil, errors.New("message: MIME section without a part number")
+			return Span{}, errors.New("message: MIME section without a part number")
 		}
 	default:
-		return nil, fmt.Errorf("message: unknown section specifier %q", s.Specifier)
+		return Span{}, fmt.Errorf("message: unknown section specifier %q", s.Specifier)
 	}
-	if root.End > len(raw) || root.Start != 0 {
-		return nil, ErrMismatch
+	if root.End > size || root.Start != 0 {
+		return Span{}, ErrMismatch
 	}
 	p := Resolve(root, s.Path)
 	if p == nil {
-		return nil, nil
+		return Span{}, nil
 	}
-	if !p.fits(len(raw)) {
-		return nil, ErrMismatch
+	if !p.fits(size) {
+		return Span{}, ErrMismatch
 	}
 	// The message whose header and text the specifier addresses.
 	msg := p
@@ -75,22 +100,30 @@ func Extract(raw []byte, root *Part, s Section) ([]byte, error) {
 	switch s.Specifier {
 	case SpecNone:
 		if len(s.Path) == 0 {
-			return raw[p.Start:p.End], nil
+			return Span{p.Start, p.End, false}, nil
 		}
-		return raw[p.BodyStart:p.End], nil
+		return Span{p.BodyStart, p.End, false}, nil
 	case SpecMIME:
-		return raw[p.Start:p.BodyStart], nil
+		return Span{p.Start, p.BodyStart, false}, nil
 	}
-	if msg == nil || !msg.fits(len(raw)) {
-		return nil, nil
+	if msg == nil || !msg.fits(size) {
+		return Span{}, nil
 	}
 	switch s.Specifier {
 	case SpecHeader:
-		return raw[msg.Start:msg.BodyStart], nil
+		return Span{msg.Start, msg.BodyStart, false}, nil
 	case SpecText:
-		return raw[msg.BodyStart:msg.End], nil
+		return Span{msg.BodyStart, msg.End, false}, nil
 	}
-	return headerFields(raw, msg, s.Fields, s.Specifier == SpecHeaderFieldsNot), nil
+	return Span{msg.Start, msg.BodyStart, true}, nil
+}
+
+// FilterFields returns the HEADER.FIELDS (or .NOT) section s of the
+// message header hdr (as Locate finds it): the fields named in s.Fields
+// (or the others) in their original order, then the blank line if hdr
+// ends with one.
+func FilterFields(hdr []byte, s Section) []byte {
+	return headerFields(hdr, &Part{End: len(hdr), BodyStart: len(hdr)}, s.Fields, s.Specifier == SpecHeaderFieldsNot)
 }
 
 func (p *Part) fits(n int) bool {

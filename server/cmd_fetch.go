@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"io"
 	"slices"
 
 	"github.com/quickimap/quickimap/imap"
@@ -141,6 +142,7 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 			st, err = f.chunk(refs[:n])
 			refs = refs[n:]
 		}
+		f.release()
 		if st == nil && err == nil {
 			st = ok("FETCH completed")
 		}
@@ -218,6 +220,7 @@ type fetcher struct {
 	// per chunk, reused
 	msgs []fetchMsg
 	uids []uint32
+	buf  *[]byte // for bodies read in pieces (buffer)
 }
 
 // fetchMsg is one message of a chunk.
@@ -316,9 +319,9 @@ func (f *fetcher) chunk(refs []msgRef) (*status, error) {
 func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 	c, enc := f.c, f.c.enc
 	var (
-		root    *message.Part
-		raw     []byte
-		rawGone bool // the body could not be read: sections are NIL
+		root     *message.Part
+		body     store.Body // the raw message, open (sections)
+		bodyGone bool       // the body could not be read: sections are NIL
 	)
 	if f.need.structure && len(m.info.Structure) > 0 {
 		if p, err := message.Unmarshal(m.info.Structure); err == nil {
@@ -328,16 +331,21 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 		}
 	}
 	if f.need.bytes || (f.need.structure && root == nil) {
-		b, err := c.s.store.MessageBody(f.ctx, c.sess.UserID, c.sess.Selected.MailboxID, m.ref.UID)
+		b, err := c.s.store.OpenBody(f.ctx, c.sess.UserID, c.sess.Selected.MailboxID, m.ref.UID)
 		switch {
 		case err == nil:
-			raw = b
+			body = b
+			defer b.Close()
 		case errors.Is(err, store.ErrNotFound):
-			rawGone = true
+			bodyGone = true
 		default:
 			return err, nil
 		}
-		if root == nil && !rawGone {
+		if root == nil && !bodyGone {
+			raw, err := readBody(body)
+			if err != nil {
+				return err, nil
+			}
 			root = parseOrEmpty(raw)
 		}
 	}
@@ -396,33 +404,117 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 		case fetchBodyStructure:
 			message.WriteBodyStructure(enc, root, true)
 		case fetchSection:
-			if rawGone {
+			if bodyGone {
 				enc.NIL()
 				break
 			}
-			data, err := message.Extract(raw, root, a.section)
-			if errors.Is(err, message.ErrMismatch) {
-				// The cached tree does not fit the bytes: parse them.
-				c.log.Warn("cached structure does not match the message", "uid", m.ref.UID)
-				root = parseOrEmpty(raw)
-				data, err = message.Extract(raw, root, a.section)
-			}
-			if err != nil {
-				c.log.Warn("extracting section", "uid", m.ref.UID, "err", err)
-				data = nil
-			}
-			if a.partial {
-				data = partialBytes(data, a.origin, a.count)
-			}
-			if len(data) == 0 {
-				enc.Atom(`""`)
-			} else {
-				enc.Literal(data)
+			if storeErr := f.writeSection(m, a, body, &root); storeErr != nil {
+				// Mid-response: the line cannot be taken back.
+				return nil, storeErr
 			}
 		}
 	}
 	enc.Special(')').CRLF()
 	return nil, enc.Err()
+}
+
+// writeSection writes BODY[section]<partial> of an open body as a
+// literal, reading only the bytes it needs: the section's range, sent in
+// pieces (a large message is never in memory whole), or the header for
+// HEADER.FIELDS. root may be replaced by a fresh parse when the cached
+// one does not fit the bytes. An error is a failure to read the body.
+func (f *fetcher) writeSection(m *fetchMsg, a *fetchAtt, body store.Body, root **message.Part) error {
+	c, enc := f.c, f.c.enc
+	size := body.Size()
+	sp, err := message.Locate(*root, a.section, int(size))
+	if errors.Is(err, message.ErrMismatch) {
+		// The cached tree does not fit the bytes: parse them.
+		c.log.Warn("cached structure does not match the message", "uid", m.ref.UID)
+		raw, rerr := readBody(body)
+		if rerr != nil {
+			return rerr
+		}
+		*root = parseOrEmpty(raw)
+		sp, err = message.Locate(*root, a.section, int(size))
+	}
+	if err != nil {
+		c.log.Warn("extracting section", "uid", m.ref.UID, "err", err)
+		sp = message.Span{}
+	}
+	if sp.Fields {
+		hdr := make([]byte, sp.End-sp.Start)
+		if _, err := body.ReadAt(hdr, int64(sp.Start)); err != nil && !(err == io.EOF && sp.End == int(size)) {
+			return err
+		}
+		data := message.FilterFields(hdr, a.section)
+		if a.partial {
+			data = partialBytes(data, a.origin, a.count)
+		}
+		if len(data) == 0 {
+			enc.Atom(`""`)
+		} else {
+			enc.Literal(data)
+		}
+		return nil
+	}
+	start, end := int64(sp.Start), int64(sp.End)
+	if a.partial {
+		// RFC 3501 §6.4.5: <origin.count>, empty past the end.
+		start = min(start+int64(a.origin), end)
+		end = min(start+int64(a.count), end)
+	}
+	switch {
+	case start == end:
+		enc.Atom(`""`)
+	case body.Bytes() != nil:
+		enc.Literal(body.Bytes()[start:end])
+	default:
+		enc.LiteralFrom(body, start, end-start, f.buffer())
+	}
+	return nil
+}
+
+// buffer returns the fetch's buffer for reading bodies in pieces, taken
+// from the server's pool on first use (release gives it back).
+func (f *fetcher) buffer() []byte {
+	if f.buf == nil {
+		if b, ok := f.c.s.bodyBufs.Get().(*[]byte); ok {
+			f.buf = b
+		} else {
+			b := make([]byte, bodyBufSize)
+			f.buf = &b
+		}
+	}
+	return *f.buf
+}
+
+// release returns the buffer to the pool.
+func (f *fetcher) release() {
+	if f.buf != nil {
+		f.c.s.bodyBufs.Put(f.buf)
+		f.buf = nil
+	}
+}
+
+// bodyBufSize is the piece in which a body kept outside memory is read
+// and written to the client: large enough that a 2 MB message takes 16
+// reads and writes, small enough to pool.
+const bodyBufSize = 128 << 10
+
+// readBody reads all of an open body.
+func readBody(b store.Body) ([]byte, error) {
+	if all := b.Bytes(); all != nil {
+		return all, nil
+	}
+	raw := make([]byte, b.Size())
+	n, err := b.ReadAt(raw, 0)
+	if n == len(raw) {
+		return raw, nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return nil, err
 }
 
 // partialBytes returns the <origin.count> substring of data (RFC 3501

@@ -20,6 +20,7 @@ import (
 	"github.com/quickimap/quickimap/internal/imaptest"
 	"github.com/quickimap/quickimap/message"
 	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/store/sqlite"
 )
 
 // fetchFixture reads a message of testdata/messages.
@@ -350,7 +351,16 @@ func TestFetchMIMEEdge(t *testing.T) {
 		t.Skipf("no MIME edge corpus in %s (../shared/data/mime-edge from the module root)", dir)
 	}
 	sort.Strings(files)
-	env := imaptest.Start(t, nil)
+	t.Run("bodies-in-database", func(t *testing.T) {
+		testFetchMIMEEdge(t, files, imaptest.StartStore(t, sqlite.Options{LargeBody: -1}, nil))
+	})
+	// Every body in a file: sections are read from it in pieces.
+	t.Run("bodies-in-files", func(t *testing.T) {
+		testFetchMIMEEdge(t, files, imaptest.StartStore(t, sqlite.Options{LargeBody: 1}, nil))
+	})
+}
+
+func testFetchMIMEEdge(t *testing.T, files []string, env *imaptest.Env) {
 	cl, err := imapclient.DialInsecure(env.Addr, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -390,6 +400,10 @@ func TestFetchMIMEEdge(t *testing.T) {
 			{Peek: true, Specifier: imap.PartSpecifierText},
 			{Peek: true, Part: []int{1}},
 			{Peek: true, Part: []int{1}, Specifier: imap.PartSpecifierMIME},
+			{Peek: true, Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Subject", "from"}},
+			{Peek: true, Specifier: imap.PartSpecifierHeader, HeaderFieldsNot: []string{"Subject"}},
+			{Peek: true, Partial: &imap.SectionPartial{Offset: 10, Size: 100}},
+			{Peek: true, Specifier: imap.PartSpecifierText, Partial: &imap.SectionPartial{Offset: 1, Size: 1 << 20}},
 		}
 		msgs, err := cl.Fetch(seq, &imap.FetchOptions{
 			UID:           true,
@@ -427,6 +441,25 @@ func TestFetchMIMEEdge(t *testing.T) {
 		hdr, txt := m.FindBodySection(sections[1]), m.FindBodySection(sections[2])
 		if !bytes.Equal(append(append([]byte(nil), hdr...), txt...), raw) {
 			t.Errorf("%s: BODY[HEADER] + BODY[TEXT] differ from the file", name)
+		}
+		for j, sec := range []message.Section{
+			{Specifier: message.SpecHeaderFields, Fields: []string{"Subject", "from"}},
+			{Specifier: message.SpecHeaderFieldsNot, Fields: []string{"Subject"}},
+		} {
+			w, err := message.Extract(raw, root, sec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.FindBodySection(sections[5+j]); !bytes.Equal(got, w) {
+				t.Errorf("%s: BODY[%s] = %q, want %q", name, sec.Specifier, got, w)
+			}
+		}
+		partial := func(b []byte, off, n int) []byte { return b[min(off, len(b)):min(off+n, len(b))] }
+		if got, w := m.FindBodySection(sections[7]), partial(raw, 10, 100); !bytes.Equal(got, w) {
+			t.Errorf("%s: BODY[]<10.100> = %q, want %q", name, got, w)
+		}
+		if got, w := m.FindBodySection(sections[8]), partial(txt, 1, 1<<20); !bytes.Equal(got, w) {
+			t.Errorf("%s: BODY[TEXT]<1.1048576> = %q, want %q", name, got, w)
 		}
 		// Every part number, its MIME header when it has one, and the
 		// header and text of encapsulated messages: bytes as the

@@ -122,6 +122,8 @@ type Server struct {
 
 	dummyOnce sync.Once
 	dummy     string
+
+	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
 }
 
 // New returns a Server.

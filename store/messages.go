@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -111,6 +112,12 @@ type Messages interface {
 	// MessageBody returns a message's raw bytes exactly as appended.
 	// ErrNotFound if the UID does not exist.
 	MessageBody(ctx context.Context, userID, mailboxID int64, uid uint32) ([]byte, error)
+	// OpenBody opens a message's raw bytes (those MessageBody returns)
+	// for reading in parts, so that a large message can be sent without
+	// holding all of it in memory. The Body stays readable until it is
+	// closed, even if the message is expunged meanwhile. ErrNotFound if
+	// the UID does not exist.
+	OpenBody(ctx context.Context, userID, mailboxID int64, uid uint32) (Body, error)
 	// UpdateFlags changes the flags of the given UIDs. Messages whose
 	// MODSEQ is greater than unchangedSince (when it is not 0) are left
 	// alone and returned in failed (RFC 7162 §3.1.3 UNCHANGEDSINCE).
@@ -131,4 +138,20 @@ type Messages interface {
 	// Complete is true when no tombstone with a MODSEQ above modseq has
 	// been purged.
 	ChangesSince(ctx context.Context, userID, mailboxID int64, modseq uint64) (Changes, error)
+}
+
+// Body is an open message body (Messages.OpenBody). It is not safe for
+// concurrent use.
+type Body interface {
+	// ReadAt reads the bytes at off (io.ReaderAt); a read that ends at
+	// the end of the body may return io.EOF with n == len(p).
+	io.ReaderAt
+	// Size is the body's length in bytes.
+	Size() int64
+	// Bytes returns the whole body when the backend holds it in memory
+	// anyway (read-only, valid until Close), else nil: then read it with
+	// ReadAt.
+	Bytes() []byte
+	// Close releases the body.
+	Close() error
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -174,6 +175,39 @@ func (e *Encoder) Literal(b []byte) *Encoder {
 	e.literalHeader(len(b))
 	e.write(b)
 	return e
+}
+
+// LiteralFrom writes a literal "{n}" CRLF of the n bytes of r at off,
+// read in pieces through buf (which it needs to be non-empty), so that a
+// large literal is never in memory whole. Should r end before n bytes,
+// the Encoder's error is set: the literal's length is already on the
+// wire, so the response cannot be completed.
+func (e *Encoder) LiteralFrom(r io.ReaderAt, off, n int64, buf []byte) *Encoder {
+	e.literalHeader64(n)
+	for n > 0 && e.err == nil {
+		p := buf[:min(int64(len(buf)), n)]
+		k, err := r.ReadAt(p, off)
+		if k < len(p) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			e.err = fmt.Errorf("wire: literal source: %w", err)
+			break
+		}
+		// A piece at least as long as the buffer goes to the writer
+		// without a copy into it (bufio.Writer.Write).
+		e.write(p)
+		off += int64(k)
+		n -= int64(k)
+	}
+	return e
+}
+
+func (e *Encoder) literalHeader64(n int64) {
+	b := append(e.scratch[:0], '{')
+	b = strconv.AppendInt(b, n, 10)
+	b = append(b, '}', '\r', '\n')
+	e.write(b)
 }
 
 func (e *Encoder) literalString(s string) *Encoder {

@@ -141,3 +141,28 @@ func BenchmarkEncodeFetchFlags(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestLiteralFrom(t *testing.T) {
+	src := strings.NewReader("0123456789abcdefghij")
+	for _, tc := range []struct {
+		off, n int64
+		buf    int
+		want   string
+	}{
+		{0, 20, 7, "{20}\r\n0123456789abcdefghij"},
+		{5, 10, 3, "{10}\r\n56789abcde"},
+		{5, 10, 100, "{10}\r\n56789abcde"},
+		{19, 1, 1, "{1}\r\nj"},
+		{3, 0, 1, "{0}\r\n"},
+	} {
+		got, err := encode(func(e *Encoder) { e.Atom("x ").LiteralFrom(src, tc.off, tc.n, make([]byte, tc.buf)).Atom(")") })
+		if err != nil || got != "x "+tc.want+")" {
+			t.Errorf("LiteralFrom(%d, %d) = %q, %v; want %q", tc.off, tc.n, got, err, tc.want)
+		}
+	}
+	// A source shorter than the literal's announced length is an error.
+	_, err := encode(func(e *Encoder) { e.LiteralFrom(src, 15, 10, make([]byte, 4)) })
+	if err == nil {
+		t.Error("LiteralFrom past the end of its source: no error")
+	}
+}

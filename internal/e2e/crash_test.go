@@ -232,6 +232,22 @@ func verifyMailbox(t *testing.T, c *imaptest.Conn, box string, led *ledger) {
 		}
 	}
 
+	// The large messages answered OK, read back whole (their bodies are
+	// files, written and synced before the commit).
+	large := 0
+	for _, m := range mine {
+		if m.body == "" || (m.state != statePresent && m.state != stateStoring) {
+			continue
+		}
+		large++
+		lines := c.Cmd("v6", fmt.Sprintf("UID FETCH %d BODY.PEEK[]", m.uid))
+		got := strings.Join(lines[:len(lines)-1], "\r\n")
+		if want := fmt.Sprintf("BODY[] {%d}\r\n%s)", len(m.body), m.body); !strings.Contains(got, want) {
+			t.Errorf("%s: UID %d (%d bytes, APPEND answered OK): BODY[] differs after the restart: %.200q", box, m.uid, len(m.body), got)
+		}
+	}
+	t.Logf("%s: %d large messages read back", box, large)
+
 	// No UID is reused: a new message gets a UID above every one handed
 	// out before the crash.
 	body := "Subject: after the crash\r\n\r\nhello again\r\n"
@@ -355,6 +371,7 @@ type crashMsg struct {
 	state msgState
 	flags []string // confirmed
 	next  []string // with stateStoring: the flags if the STORE took effect
+	body  string   // the message, kept for the large ones (stored in files)
 }
 
 type ledger struct {
@@ -477,9 +494,17 @@ func (cc *crashClient) work(id int, box, other string, led *ledger, stop <-chan 
 					flags = append(flags, f)
 				}
 			}
+			text := strings.Repeat("line of text ", 1+rng.IntN(200))
+			large := n%8 == 0 // over the store's 64 KiB: kept in a file
+			if large {
+				text = strings.Repeat(fmt.Sprintf("large message %d/%d, a line of text\r\n", id, n), 2000+rng.IntN(1000))
+			}
 			body := fmt.Sprintf("From: worker%d@example.com\r\nSubject: crash %d/%d\r\nMessage-ID: <%d.%d@crash>\r\n\r\n%s\r\n",
-				id, id, n, id, n, strings.Repeat("line of text ", 1+rng.IntN(200)))
+				id, id, n, id, n, text)
 			m := &crashMsg{box: target, state: stateAppending, flags: flags}
+			if large {
+				m.body = body
+			}
 			led.mu.Lock()
 			led.pending = append(led.pending, m)
 			led.mu.Unlock()

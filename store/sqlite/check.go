@@ -4,9 +4,14 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Check implements store.Store: SQLite's own integrity and foreign key
@@ -103,7 +108,13 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 			{"message size differs from its body's length",
 				`SELECT m.name || ' uid ' || x.uid || ' (size ' || x.size || ', body ' || length(b.data) || ')'
 				FROM messages x JOIN mailboxes m ON m.id = x.mailbox_id JOIN bodies b ON b.id = x.body_id
-				WHERE x.size != length(b.data)`},
+				WHERE b.file IS NULL AND x.size != length(b.data)`},
+			{"body in a file also has data in the database",
+				`SELECT id FROM bodies WHERE file IS NOT NULL AND length(data) != 0`},
+			{"body file is named twice",
+				`SELECT file FROM bodies WHERE file IS NOT NULL GROUP BY file HAVING count(*) > 1`},
+			{"live body's file is listed as dead",
+				`SELECT b.file FROM bodies b JOIN dead_files d ON d.name = b.file`},
 			{"body is not referenced by any message",
 				`SELECT id FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM messages WHERE body_id = b.id)`},
 			{"account has no INBOX",
@@ -193,6 +204,11 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 			return err
 		}
 		problems = append(problems, sessions...)
+		fileProblems, err := s.checkFiles(ctx, tx)
+		if err != nil {
+			return err
+		}
+		problems = append(problems, fileProblems...)
 		return nil
 	})
 	if err != nil {
@@ -216,4 +232,81 @@ func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]
 		out = append(out, v.String)
 	}
 	return out, rows.Err()
+}
+
+// orphanAge is how old an unreferenced body file must be for Check to
+// report it: a younger one may belong to an APPEND whose transaction has
+// not committed yet.
+const orphanAge = time.Hour
+
+// checkFiles checks the body files against the snapshot tx reads: every
+// file a body names exists with its message's size, and every file in
+// bodies/ is named by a body or listed in dead_files (or is younger than
+// orphanAge).
+func (s *Store) checkFiles(ctx context.Context, tx *dbtx) ([]string, error) {
+	var problems []string
+	rows, err := tx.QueryContext(ctx, `SELECT b.file, min(m.size), max(m.size) FROM bodies b
+		JOIN messages m ON m.body_id = b.id WHERE b.file IS NOT NULL GROUP BY b.id`)
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]bool{}
+	for rows.Next() {
+		var name string
+		var lo, hi int64
+		if err := rows.Scan(&name, &lo, &hi); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		known[name] = true
+		if !validName(name) {
+			problems = append(problems, fmt.Sprintf("body file name is invalid: %q", name))
+			continue
+		}
+		fi, err := os.Stat(s.files.path(name))
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("body file is missing: %s (%v)", name, err))
+		case lo != hi || fi.Size() != lo:
+			problems = append(problems, fmt.Sprintf("body file size differs from its messages' size: %s (%d bytes, messages %d..%d)", name, fi.Size(), lo, hi))
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	dead, err := queryStrings(ctx, tx, `SELECT name FROM dead_files`)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range dead {
+		known[n] = true
+	}
+	subs, err := os.ReadDir(s.files.dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return problems, nil
+		}
+		return nil, err
+	}
+	now := time.Now()
+	for _, sub := range subs {
+		if !sub.IsDir() {
+			continue
+		}
+		entries, err := os.ReadDir(filepath.Join(s.files.dir, sub.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if known[e.Name()] {
+				continue
+			}
+			if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) < orphanAge {
+				continue
+			}
+			problems = append(problems, fmt.Sprintf("body file is not referenced by any body: %s", filepath.Join(sub.Name(), e.Name())))
+		}
+	}
+	return problems, nil
 }

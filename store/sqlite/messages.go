@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 	"time"
@@ -166,6 +167,7 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 		date, tz  int64
 		body      []byte
 		structure []byte
+		file      sql.NullString // the body's file (files.go)
 	}
 	now := s.opts.Now()
 	prep := make([]prepared, len(msgs))
@@ -185,6 +187,28 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 		}
 		prep[i] = p
 	}
+	// Large bodies are written to files, durably, before the
+	// transaction that refers to them.
+	var large [][]byte
+	for _, p := range prep {
+		if s.files.large(len(p.body)) {
+			large = append(large, p.body)
+		}
+	}
+	var names []string
+	if len(large) > 0 {
+		var err error
+		if names, err = s.files.put(large); err != nil {
+			return nil, store.Mailbox{}, err
+		}
+		k := 0
+		for i := range prep {
+			if s.files.large(len(prep[i].body)) {
+				prep[i].file = sql.NullString{String: names[k], Valid: true}
+				k++
+			}
+		}
+	}
 
 	var uids []uint32
 	var mb store.Mailbox
@@ -194,7 +218,7 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 		if err != nil {
 			return err
 		}
-		bodyStmt, err := tx.PrepareContext(ctx, `INSERT INTO bodies (data) VALUES (?)`)
+		bodyStmt, err := tx.PrepareContext(ctx, `INSERT INTO bodies (data, file) VALUES (?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -213,7 +237,11 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 		defer msgStmt.Close()
 		list := make([]uint32, len(prep))
 		for i, p := range prep {
-			res, err := bodyStmt.ExecContext(ctx, p.body)
+			data := p.body
+			if p.file.Valid {
+				data = []byte{}
+			}
+			res, err := bodyStmt.ExecContext(ctx, data, p.file)
 			if err != nil {
 				return err
 			}
@@ -245,6 +273,11 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 		return nil
 	})
 	if err != nil {
+		if !errors.Is(err, errCommit) {
+			// Nothing refers to them. (After a failed COMMIT the
+			// transaction may be durable all the same: they stay.)
+			s.files.remove(names)
+		}
 		return nil, store.Mailbox{}, err
 	}
 	return uids, mb, nil
@@ -479,26 +512,63 @@ func (s *Store) MessageInfos(ctx context.Context, userID, mailboxID int64, uids 
 // MessageBody implements store.Messages. ErrNotFound if the message does
 // not exist (any more).
 func (s *Store) MessageBody(ctx context.Context, userID, mailboxID int64, uid uint32) ([]byte, error) {
-	var body []byte
-	err := s.read(ctx, func(tx *dbtx) error {
-		m, err := selectable(ctx, tx, userID, mailboxID)
-		if err != nil {
-			return err
-		}
-		err = tx.QueryRowContext(ctx, `SELECT b.data FROM messages m JOIN bodies b ON b.id = m.body_id
-			WHERE m.mailbox_id = ? AND m.uid = ?`, m.ID, uid).Scan(&body)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: message UID %d in %q", store.ErrNotFound, uid, m.Name)
-		}
-		return err
-	})
+	data, file, size, err := s.bodyRow(ctx, userID, mailboxID, uid)
 	if err != nil {
 		return nil, err
 	}
-	if body == nil {
-		body = []byte{}
+	if file.Valid {
+		b, err := s.files.read(file.String, size)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Expunged since the row was read, and removed.
+			return nil, fmt.Errorf("%w: message UID %d", store.ErrNotFound, uid)
+		}
+		return b, err
 	}
-	return body, nil
+	if data == nil {
+		data = []byte{}
+	}
+	return data, nil
+}
+
+// OpenBody implements store.Messages: a body kept in a file is read from
+// the open file as the caller goes, one in the database is read whole.
+func (s *Store) OpenBody(ctx context.Context, userID, mailboxID int64, uid uint32) (store.Body, error) {
+	data, file, size, err := s.bodyRow(ctx, userID, mailboxID, uid)
+	if err != nil {
+		return nil, err
+	}
+	if file.Valid {
+		b, err := s.files.open(file.String, size)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: message UID %d", store.ErrNotFound, uid)
+		}
+		return b, err
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return memBody(data), nil
+}
+
+// bodyQuery reads a body and checks the mailbox in one statement: the
+// mailbox belongs to the user and is selectable.
+const bodyQuery = `SELECT b.data, b.file, m.size FROM mailboxes x
+	JOIN messages m ON m.mailbox_id = x.id JOIN bodies b ON b.id = m.body_id
+	WHERE x.id = ? AND x.user_id = ? AND NOT x.noselect AND m.uid = ?`
+
+// bodyRow returns a message's body row: its data, or the name of its file
+// and its size.
+func (s *Store) bodyRow(ctx context.Context, userID, mailboxID int64, uid uint32) (data []byte, file sql.NullString, size int64, err error) {
+	err = s.readers().QueryRowContext(ctx, bodyQuery, mailboxID, userID, uid).Scan(&data, &file, &size)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Which error: the mailbox's, or the message's.
+		m, merr := selectable(ctx, s.readers(), userID, mailboxID)
+		if merr != nil {
+			return nil, file, 0, merr
+		}
+		return nil, file, 0, fmt.Errorf("%w: message UID %d in %q", store.ErrNotFound, uid, m.Name)
+	}
+	return data, file, size, err
 }
 
 // UpdateFlags implements store.Messages. UIDs that do not exist are

@@ -22,6 +22,7 @@ func migrations() []migration {
 		migrateV3,
 		migrateV4,
 		migrateV5,
+		migrateV6,
 	}
 }
 
@@ -392,5 +393,25 @@ INSERT INTO structures (body_id, data) SELECT id, structure FROM bodies WHERE st
 
 func migrateV5(ctx context.Context, tx *dbtx) error {
 	_, err := tx.ExecContext(ctx, schemaV5)
+	return err
+}
+
+// schemaV6 lets a body live in a file (files.go): bodies.file is its
+// name under bodies/, NULL for a body kept in data. dead_files lists the
+// files of deleted bodies until the writer has removed them; the trigger
+// fills it in the transaction that deletes the body, however the body
+// goes (expunge, mailbox or account deletion).
+const schemaV6 = `
+ALTER TABLE bodies ADD COLUMN file TEXT;
+
+CREATE TABLE dead_files (name TEXT PRIMARY KEY) WITHOUT ROWID;
+
+CREATE TRIGGER bodies_file_delete AFTER DELETE ON bodies WHEN OLD.file IS NOT NULL BEGIN
+	INSERT OR IGNORE INTO dead_files (name) VALUES (OLD.file);
+END;
+`
+
+func migrateV6(ctx context.Context, tx *dbtx) error {
+	_, err := tx.ExecContext(ctx, schemaV6)
 	return err
 }

@@ -80,6 +80,11 @@ type Options struct {
 	// TombstoneMaxCount caps the tombstones kept per mailbox; the oldest
 	// (lowest MODSEQ) go first. Default 100,000.
 	TombstoneMaxCount int
+	// LargeBody is the size from which a message body is kept in a file
+	// of its own under the data directory's bodies/ folder instead of in
+	// the database (files.go). Default 64 KiB; negative: every body in
+	// the database. Bodies already stored stay where they are.
+	LargeBody int
 	// Now is the store's clock: the expunge time of tombstones and the
 	// default INTERNALDATE of appended messages. Default time.Now. Tests
 	// inject a fake clock to expire tombstones.
@@ -108,6 +113,9 @@ type Store struct {
 	queue []*writeReq // mutations waiting for a leader, in arrival order
 
 	spellings keywordSpellings // each mailbox's spelling of its keywords (flags.go)
+
+	files files    // large bodies (files.go)
+	swept []string // removed files still in dead_files (guarded by wsem)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -143,6 +151,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.LargeBody == 0 {
+		opts.LargeBody = 64 << 10
+	}
 
 	common := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=1", opts.BusyTimeout.Milliseconds())
 	wdb, err := sql.Open("sqlite", fileURI(abs)+"?"+common+
@@ -155,7 +166,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 
-	s := &Store{path: abs, w: writerConn{db: wdb}, wsem: make(chan struct{}, 1), opts: opts}
+	s := &Store{path: abs, w: writerConn{db: wdb}, wsem: make(chan struct{}, 1), opts: opts,
+		files: files{dir: filepath.Join(filepath.Dir(abs), bodyDir), min: max(opts.LargeBody, 0)}}
 	// The writer goes first: it sets WAL mode (persistent in the file) and
 	// creates the schema before any reader looks.
 	if err := wdb.PingContext(ctx); err != nil {
@@ -175,8 +187,17 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		closeW()
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
+	if err := s.files.prepare(); err != nil {
+		closeW()
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	// Files of bodies deleted just before a crash.
+	s.sweepFiles(ctx)
 
-	rdb, err := sql.Open("sqlite", fileURI(abs)+"?"+common+"&_query_only=1")
+	// Readers map the database file (up to 1 GiB): a page is then read
+	// from the page cache without a pread system call and without a copy
+	// into SQLite's own cache. Pages still in the WAL are read as before.
+	rdb, err := sql.Open("sqlite", fileURI(abs)+"?"+common+"&_query_only=1&_pragma=mmap_size(1073741824)")
 	if err != nil {
 		closeW()
 		return nil, fmt.Errorf("sqlite store: %w", err)
@@ -325,6 +346,10 @@ retry:
 			}
 			return
 		}
+		if len(s.swept) > 0 {
+			// Best effort: a name left over is removed again later.
+			_ = s.forgetDeadFiles(bg)
+		}
 		wtx := &dbtx{w: &s.w}
 		single := len(pending) == 1
 		var ok []*writeReq
@@ -381,7 +406,10 @@ retry:
 			// A failed COMMIT can leave the transaction open.
 			s.rollback(bg)
 			s.w.check(err)
-			err = fmt.Errorf("sqlite store: commit: %w", err)
+			err = fmt.Errorf("sqlite store: %w: %w", errCommit, err)
+		} else {
+			s.swept = nil
+			s.sweepFiles(bg)
 		}
 		for _, r := range ok {
 			r.finish(err)
@@ -391,6 +419,10 @@ retry:
 }
 
 var errStoreClosed = errors.New("store is closed")
+
+// errCommit marks a failed COMMIT, after which the transaction may or may
+// not be durable.
+var errCommit = errors.New("commit")
 
 // begin opens the write transaction on the writer connection.
 func (s *Store) begin(ctx context.Context) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -42,6 +43,7 @@ func messageTests() []struct {
 		{"Append", testAppend},
 		{"AppendEmpty", testAppendEmpty},
 		{"Bodies", testBodies},
+		{"OpenBody", testOpenBody},
 		{"MessageInfos", testMessageInfos},
 		{"FlagNormalisation", testFlagNormalisation},
 		{"UpdateFlags", testUpdateFlags},
@@ -304,6 +306,105 @@ func testBodies(t *testing.T, s store.Store) {
 	must(t, err)
 	_, err = s.MessageBody(ctx, u.ID, inbox.ID, uids[0])
 	wantErr(t, err, store.ErrNotFound, "MessageBody of an expunged UID")
+}
+
+// readBody reads all of an open body through ReadAt, in pieces of n
+// bytes, and checks Size and Bytes against it.
+func readBody(t *testing.T, b store.Body, n int) []byte {
+	t.Helper()
+	out := make([]byte, 0, b.Size())
+	buf := make([]byte, n)
+	for off := int64(0); ; {
+		k, err := b.ReadAt(buf, off)
+		out = append(out, buf[:k]...)
+		off += int64(k)
+		if err == io.EOF || (err == nil && off == b.Size()) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("ReadAt(%d bytes at %d): %v", len(buf), off, err)
+		}
+		if k == 0 {
+			t.Fatalf("ReadAt at %d read nothing", off)
+		}
+	}
+	if int64(len(out)) != b.Size() {
+		t.Errorf("read %d bytes, Size says %d", len(out), b.Size())
+	}
+	if all := b.Bytes(); all != nil && !bytes.Equal(all, out) {
+		t.Errorf("Bytes differs from what ReadAt reads")
+	}
+	return out
+}
+
+func testOpenBody(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustCreateUser(t, s, "u", nil)
+	inbox := mustMailbox(t, s, u.ID, "INBOX")
+	arch := mustCreate(t, s, u.ID, "Archive")
+	r := rand.New(rand.NewPCG(3, 4))
+	var msgs []store.NewMessage
+	var bodies [][]byte
+	for _, n := range []int{0, 1, 100, 4095, 64<<10 - 1, 64 << 10, 300 << 10, 2<<20 + 7} {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		bodies = append(bodies, b)
+		msgs = append(msgs, store.NewMessage{Body: b})
+	}
+	uids, _ := mustAppend(t, s, u.ID, inbox.ID, msgs...)
+	for i, uid := range uids {
+		b, err := s.OpenBody(ctx, u.ID, inbox.ID, uid)
+		must(t, err)
+		if got := readBody(t, b, 64<<10+3); !bytes.Equal(got, bodies[i]) {
+			t.Errorf("body %d (%d bytes): read back %d bytes differing", i, len(bodies[i]), len(got))
+		}
+		// Reads anywhere, past the end too.
+		if n := len(bodies[i]); n > 10 {
+			p := make([]byte, 10)
+			k, err := b.ReadAt(p, int64(n/2))
+			if k != 10 || (err != nil && err != io.EOF) || !bytes.Equal(p, bodies[i][n/2:n/2+10]) {
+				t.Errorf("body %d: ReadAt in the middle: %d, %v", i, k, err)
+			}
+			k, err = b.ReadAt(p, int64(n-3))
+			if k != 3 || err != io.EOF || !bytes.Equal(p[:3], bodies[i][n-3:]) {
+				t.Errorf("body %d: ReadAt over the end: %d, %v", i, k, err)
+			}
+		}
+		if k, err := b.ReadAt(make([]byte, 1), b.Size()); k != 0 || err != io.EOF {
+			t.Errorf("body %d: ReadAt at the end: %d, %v", i, k, err)
+		}
+		must(t, b.Close())
+	}
+	// An open body stays readable after its message is expunged, and a
+	// copy keeps a shared body after the original goes.
+	last := uids[len(uids)-1]
+	_, dst, _, err := s.CopyMessages(ctx, u.ID, inbox.ID, arch.ID, []uint32{last})
+	must(t, err)
+	b, err := s.OpenBody(ctx, u.ID, inbox.ID, last)
+	must(t, err)
+	_, err = s.Expunge(ctx, u.ID, inbox.ID, uids)
+	must(t, err)
+	if got := readBody(t, b, 1<<20); !bytes.Equal(got, bodies[len(bodies)-1]) {
+		t.Error("an open body changed when its message was expunged")
+	}
+	must(t, b.Close())
+	_, err = s.OpenBody(ctx, u.ID, inbox.ID, last)
+	wantErr(t, err, store.ErrNotFound, "OpenBody of an expunged UID")
+	_, err = s.OpenBody(ctx, u.ID, inbox.ID, 9999)
+	wantErr(t, err, store.ErrNotFound, "OpenBody of an unknown UID")
+	b, err = s.OpenBody(ctx, u.ID, arch.ID, dst[0])
+	must(t, err)
+	if got := readBody(t, b, 4096); !bytes.Equal(got, bodies[len(bodies)-1]) {
+		t.Error("the copy's body differs after the original was expunged")
+	}
+	must(t, b.Close())
+	// The copy goes too: nothing is left, and the store is healthy.
+	_, err = s.Expunge(ctx, u.ID, arch.ID, dst)
+	must(t, err)
+	_, err = s.OpenBody(ctx, u.ID, arch.ID, dst[0])
+	wantErr(t, err, store.ErrNotFound, "OpenBody of an expunged copy")
 }
 
 func testMessageInfos(t *testing.T, s store.Store) {
@@ -864,6 +965,11 @@ func everyMessageCall(s store.Store, userID, id, other int64) map[string]error {
 	_, _, errs["MessageIndex"] = s.MessageIndex(ctx, userID, id)
 	_, errs["MessageInfos"] = s.MessageInfos(ctx, userID, id, u32(1))
 	_, errs["MessageBody"] = s.MessageBody(ctx, userID, id, 1)
+	if b, err := s.OpenBody(ctx, userID, id, 1); err == nil {
+		b.Close()
+	} else {
+		errs["OpenBody"] = err
+	}
 	_, _, errs["UpdateFlags"] = s.UpdateFlags(ctx, userID, id, u32(1), store.FlagsAdd, []string{`\Seen`}, 0)
 	_, errs["Expunge"] = s.Expunge(ctx, userID, id, u32(1))
 	_, _, _, errs["CopyMessages from"] = s.CopyMessages(ctx, userID, id, other, u32(1))
