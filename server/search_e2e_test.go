@@ -19,7 +19,7 @@ import (
 // countingStore counts the per-message loads a search makes.
 type countingStore struct {
 	store.Store
-	infos, infoUIDs, bodies atomic.Int64
+	infos, infoUIDs, bodies, headers atomic.Int64
 }
 
 func (s *countingStore) MessageInfos(ctx context.Context, userID, mailboxID int64, uids []uint32) ([]store.MessageInfo, error) {
@@ -33,7 +33,17 @@ func (s *countingStore) MessageBody(ctx context.Context, userID, mailboxID int64
 	return s.Store.MessageBody(ctx, userID, mailboxID, uid)
 }
 
-func (s *countingStore) reset() { s.infos.Store(0); s.infoUIDs.Store(0); s.bodies.Store(0) }
+func (s *countingStore) MessagePrefix(ctx context.Context, userID, mailboxID int64, uid uint32, n int64) ([]byte, error) {
+	s.headers.Add(1)
+	return s.Store.MessagePrefix(ctx, userID, mailboxID, uid, n)
+}
+
+func (s *countingStore) reset() {
+	s.infos.Store(0)
+	s.infoUIDs.Store(0)
+	s.bodies.Store(0)
+	s.headers.Store(0)
+}
 
 // startCounting starts a server whose store counts message loads.
 func startCounting(t testing.TB) (*imaptest.Env, *countingStore) {
@@ -328,19 +338,23 @@ func TestSearchEmptyMailbox(t *testing.T) {
 func TestSearchLoadsLazily(t *testing.T) {
 	_, cs, c := setupSearch(t)
 	tests := []struct {
-		search                  string
-		infos, infoUIDs, bodies int64
+		search                           string
+		infos, infoUIDs, bodies, headers int64
 	}{
-		{"UNSEEN", 0, 0, 0},
-		{"OR (KEYWORD $work NOT 3) UID 2:4", 0, 0, 0},
-		{"NEW", 0, 0, 0},
-		{"SINCE 1-Mar-2024", 1, 6, 0},
-		{"SEEN LARGER 10", 1, 2, 0},
-		{"BODY x SEEN", 1, 2, 2},
-		{"OR SEEN BODY x", 1, 4, 4},
-		{"SEEN SENTON 1-Jan-2024", 1, 2, 0},
-		{"LARGER 1000 BODY padding", 1, 6, 1},
-		{"NOT (DRAFT) TEXT x", 1, 5, 5},
+		{"UNSEEN", 0, 0, 0, 0},
+		{"OR (KEYWORD $work NOT 3) UID 2:4", 0, 0, 0, 0},
+		{"NEW", 0, 0, 0, 0},
+		{"SINCE 1-Mar-2024", 1, 6, 0, 0},
+		{"SEEN LARGER 10", 1, 2, 0, 0},
+		{"BODY x SEEN", 1, 2, 2, 0},
+		{"OR SEEN BODY x", 1, 4, 4, 0},
+		{"SEEN SENTON 1-Jan-2024", 1, 2, 0, 0},
+		{"LARGER 1000 BODY padding", 1, 6, 1, 0},
+		{"NOT (DRAFT) TEXT x", 1, 5, 5, 0},
+		// Header keys read headers only; with a body key, whole messages.
+		{"FROM x", 1, 6, 0, 6},
+		{"SEEN SUBJECT x", 1, 2, 0, 2},
+		{"OR SUBJECT x BODY y", 1, 6, 6, 0},
 	}
 	for i, tt := range tests {
 		cs.reset()
@@ -349,9 +363,10 @@ func TestSearchLoadsLazily(t *testing.T) {
 		if !strings.HasPrefix(got[len(got)-1], tag+" OK") {
 			t.Errorf("%s: %q", tt.search, got)
 		}
-		if cs.infos.Load() != tt.infos || cs.infoUIDs.Load() != tt.infoUIDs || cs.bodies.Load() != tt.bodies {
-			t.Errorf("%s: %d MessageInfos calls for %d UIDs, %d bodies; want %d, %d, %d",
-				tt.search, cs.infos.Load(), cs.infoUIDs.Load(), cs.bodies.Load(), tt.infos, tt.infoUIDs, tt.bodies)
+		if cs.infos.Load() != tt.infos || cs.infoUIDs.Load() != tt.infoUIDs || cs.bodies.Load() != tt.bodies || cs.headers.Load() != tt.headers {
+			t.Errorf("%s: %d MessageInfos calls for %d UIDs, %d bodies, %d headers; want %d, %d, %d, %d",
+				tt.search, cs.infos.Load(), cs.infoUIDs.Load(), cs.bodies.Load(), cs.headers.Load(),
+				tt.infos, tt.infoUIDs, tt.bodies, tt.headers)
 		}
 	}
 }

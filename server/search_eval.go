@@ -27,8 +27,11 @@ import (
 //   - costInfo: internal date, size and the cached MIME structure (whose
 //     envelope holds the Date: header), from store.MessageInfos for the
 //     whole chunk in one call;
-//   - costBody: header fields and text, from store.MessageBody, one
-//     message at a time.
+//   - costHeader: the message's header fields, from store.MessagePrefix
+//     (the header's length is in the cached structure), one message at a
+//     time: FROM, SUBJECT or HEADER read the header, not the message;
+//   - costBody: the text, and the header when the structure is not
+//     cached, from store.MessageBody, one message at a time.
 //
 // Keys evaluate to true, false or unknown (Kleene logic): a key whose data
 // is not loaded yet is unknown, NOT unknown is unknown, AND with a false
@@ -55,6 +58,7 @@ func triOf(b bool) tri {
 const (
 	costMem = iota
 	costInfo
+	costHeader
 	costBody
 )
 
@@ -67,7 +71,9 @@ func keyCost(k *searchKey) int {
 	switch k.op {
 	case opBefore, opOn, opSince, opSentBefore, opSentOn, opSentSince, opLarger, opSmaller:
 		return costInfo
-	case opHeader, opBody, opText:
+	case opHeader:
+		return costHeader
+	case opBody, opText:
 		return costBody
 	case opAnd, opOr, opNot:
 		c := costMem
@@ -141,6 +147,7 @@ type searchMsg struct {
 	// level is the costliest stage whose data is loaded.
 	level int
 	info  *store.MessageInfo // from costInfo
+	hdr   []byte             // from costHeader: the top-level header
 	raw   []byte             // from costBody
 	res   tri
 
@@ -208,7 +215,13 @@ func (m *searchMsg) headerValues(p *message.Part, name string) []string {
 	if vs, ok := m.headers[key]; ok {
 		return vs
 	}
-	vs := message.HeaderValues(m.raw, p, name)
+	var vs []string
+	if m.raw != nil {
+		vs = message.HeaderValues(m.raw, p, name)
+	} else {
+		// m.hdr is the bytes of p's header and no more.
+		vs = message.HeaderValues(m.hdr, &message.Part{BodyStart: len(m.hdr), End: len(m.hdr)}, name)
+	}
 	for i, v := range vs {
 		vs[i] = foldString(v)
 	}
@@ -358,7 +371,7 @@ func matchKey(k *searchKey, m *searchMsg) tri {
 		}
 		return triOf(m.info.Size < k.num)
 	case opHeader, opBody, opText:
-		if m.raw == nil {
+		if m.raw == nil && (k.op != opHeader || m.hdr == nil) {
 			return tUnknown
 		}
 		p, _ := m.getPart()
@@ -532,6 +545,24 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			m := &msgs[i]
 			if m.res != tUnknown {
 				continue
+			}
+			if need == costHeader {
+				// The header alone decides, when its length is known.
+				if p, known := m.getPart(); known && p != nil && m.raw == nil {
+					hdr, err := c.s.store.MessagePrefix(ctx, c.sess.UserID, c.mailboxID(), m.uid, int64(p.BodyStart))
+					if err != nil {
+						if errors.Is(err, store.ErrNotFound) {
+							m.res = tFalse
+							continue
+						}
+						return nil, c.storeFailure(err)
+					}
+					m.hdr, m.level = hdr, costHeader
+					if m.res = matchKey(k, m); m.res != tUnknown {
+						*m = searchMsg{seq: m.seq, uid: m.uid, res: m.res}
+						continue
+					}
+				}
 			}
 			raw, err := c.s.store.MessageBody(ctx, c.sess.UserID, c.mailboxID(), m.uid)
 			if err != nil {

@@ -281,7 +281,8 @@ func TestPrepareSearchOrdersCheapFirst(t *testing.T) {
 	}
 	prepareSearch(cmd.key, 10, 20)
 	got := keyString(cmd.key)
-	want := `AND(FLAG \Seen,UID 3:*,LARGER 5,BODY "X",HEADER Subject "Y",OR(TEXT "A",SEQ 2))`
+	// HEADER (the header only) before BODY (the whole message).
+	want := `AND(FLAG \Seen,UID 3:*,LARGER 5,HEADER Subject "Y",BODY "X",OR(TEXT "A",SEQ 2))`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}

@@ -118,6 +118,11 @@ type Messages interface {
 	// closed, even if the message is expunged meanwhile. ErrNotFound if
 	// the UID does not exist.
 	OpenBody(ctx context.Context, userID, mailboxID int64, uid uint32) (Body, error)
+	// MessagePrefix returns the first n bytes of a message (all of it
+	// when it is shorter): with n the header's length from the cached
+	// structure, its header, for SEARCH FROM, SUBJECT or HEADER without
+	// reading the rest. ErrNotFound if the UID does not exist.
+	MessagePrefix(ctx context.Context, userID, mailboxID int64, uid uint32, n int64) ([]byte, error)
 	// UpdateFlags changes the flags of the given UIDs. Messages whose
 	// MODSEQ is greater than unchangedSince (when it is not 0) are left
 	// alone and returned in failed (RFC 7162 §3.1.3 UNCHANGEDSINCE).

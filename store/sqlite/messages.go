@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"slices"
 	"strings"
@@ -550,16 +551,53 @@ func (s *Store) OpenBody(ctx context.Context, userID, mailboxID int64, uid uint3
 	return memBody(data), nil
 }
 
+// MessagePrefix implements store.Messages. Only the prefix reaches Go: a
+// body in the database is cut by SQLite, one in a file is read in part.
+func (s *Store) MessagePrefix(ctx context.Context, userID, mailboxID int64, uid uint32, n int64) ([]byte, error) {
+	n = max(n, 0)
+	data, file, size, err := s.bodyRowLimit(ctx, userID, mailboxID, uid, n)
+	if err != nil {
+		return nil, err
+	}
+	if !file.Valid {
+		if data == nil {
+			data = []byte{}
+		}
+		return data, nil
+	}
+	b, err := s.files.open(file.String, size)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: message UID %d", store.ErrNotFound, uid)
+	} else if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	buf := make([]byte, min(n, size))
+	if k, err := b.ReadAt(buf, 0); k < len(buf) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf, nil
+}
+
 // bodyQuery reads a body and checks the mailbox in one statement: the
-// mailbox belongs to the user and is selectable.
-const bodyQuery = `SELECT b.data, b.file, m.size FROM mailboxes x
+// mailbox belongs to the user and is selectable. The fourth argument
+// bounds the bytes read (substr counts bytes in a blob; -1: all).
+const bodyQuery = `SELECT CASE WHEN ?4 < 0 THEN b.data ELSE substr(b.data, 1, ?4) END, b.file, m.size FROM mailboxes x
 	JOIN messages m ON m.mailbox_id = x.id JOIN bodies b ON b.id = m.body_id
-	WHERE x.id = ? AND x.user_id = ? AND NOT x.noselect AND m.uid = ?`
+	WHERE x.id = ?1 AND x.user_id = ?2 AND NOT x.noselect AND m.uid = ?3`
 
 // bodyRow returns a message's body row: its data, or the name of its file
 // and its size.
 func (s *Store) bodyRow(ctx context.Context, userID, mailboxID int64, uid uint32) (data []byte, file sql.NullString, size int64, err error) {
-	err = s.readers().QueryRowContext(ctx, bodyQuery, mailboxID, userID, uid).Scan(&data, &file, &size)
+	return s.bodyRowLimit(ctx, userID, mailboxID, uid, -1)
+}
+
+// bodyRowLimit is bodyRow reading at most limit bytes of data (-1: all).
+func (s *Store) bodyRowLimit(ctx context.Context, userID, mailboxID int64, uid uint32, limit int64) (data []byte, file sql.NullString, size int64, err error) {
+	err = s.readers().QueryRowContext(ctx, bodyQuery, mailboxID, userID, uid, limit).Scan(&data, &file, &size)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Which error: the mailbox's, or the message's.
 		m, merr := selectable(ctx, s.readers(), userID, mailboxID)

@@ -376,6 +376,13 @@ func testOpenBody(t *testing.T, s store.Store) {
 			t.Errorf("body %d: ReadAt at the end: %d, %v", i, k, err)
 		}
 		must(t, b.Close())
+		for _, n := range []int{0, 1, 57, len(bodies[i]) - 1, len(bodies[i]), len(bodies[i]) + 10} {
+			got, err := s.MessagePrefix(ctx, u.ID, inbox.ID, uid, int64(n))
+			must(t, err)
+			if want := bodies[i][:max(0, min(n, len(bodies[i])))]; !bytes.Equal(got, want) || got == nil {
+				t.Errorf("body %d: MessagePrefix(%d): %d bytes differing from the %d wanted", i, n, len(got), len(want))
+			}
+		}
 	}
 	// An open body stays readable after its message is expunged, and a
 	// copy keeps a shared body after the original goes.
@@ -394,6 +401,8 @@ func testOpenBody(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound, "OpenBody of an expunged UID")
 	_, err = s.OpenBody(ctx, u.ID, inbox.ID, 9999)
 	wantErr(t, err, store.ErrNotFound, "OpenBody of an unknown UID")
+	_, err = s.MessagePrefix(ctx, u.ID, inbox.ID, last, 10)
+	wantErr(t, err, store.ErrNotFound, "MessagePrefix of an expunged UID")
 	b, err = s.OpenBody(ctx, u.ID, arch.ID, dst[0])
 	must(t, err)
 	if got := readBody(t, b, 4096); !bytes.Equal(got, bodies[len(bodies)-1]) {
@@ -965,6 +974,7 @@ func everyMessageCall(s store.Store, userID, id, other int64) map[string]error {
 	_, _, errs["MessageIndex"] = s.MessageIndex(ctx, userID, id)
 	_, errs["MessageInfos"] = s.MessageInfos(ctx, userID, id, u32(1))
 	_, errs["MessageBody"] = s.MessageBody(ctx, userID, id, 1)
+	_, errs["MessagePrefix"] = s.MessagePrefix(ctx, userID, id, 1, 10)
 	if b, err := s.OpenBody(ctx, userID, id, 1); err == nil {
 		b.Close()
 	} else {
