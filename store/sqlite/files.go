@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/quickimap/quickimap/store"
 )
@@ -207,27 +208,39 @@ func (b *fileBody) Size() int64   { return b.size }
 func (b *fileBody) Bytes() []byte { return nil }
 func (b *fileBody) Close() error  { return b.f.Close() }
 
-// memBody is a store.Body held in memory.
-type memBody []byte
+// memBody is a store.Body held in memory, in a buffer of the store's
+// pool.
+type memBody struct {
+	b    []byte
+	buf  *[]byte
+	pool *sync.Pool
+}
 
-func (b memBody) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(len(b)) {
+func (b *memBody) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(b.b)) {
 		return 0, io.EOF
 	}
-	n := copy(p, b[off:])
+	n := copy(p, b.b[off:])
 	if n < len(p) {
 		return n, io.EOF
 	}
 	return n, nil
 }
 
-func (b memBody) Size() int64   { return int64(len(b)) }
-func (b memBody) Bytes() []byte { return b }
-func (b memBody) Close() error  { return nil }
+func (b *memBody) Size() int64   { return int64(len(b.b)) }
+func (b *memBody) Bytes() []byte { return b.b }
+
+func (b *memBody) Close() error {
+	if b.buf != nil && cap(*b.buf) <= maxPooledBody {
+		b.pool.Put(b.buf)
+	}
+	b.b, b.buf = nil, nil
+	return nil
+}
 
 var (
 	_ store.Body = (*fileBody)(nil)
-	_ store.Body = memBody(nil)
+	_ store.Body = (*memBody)(nil)
 )
 
 // sweepFiles removes the files of bodies deleted by committed

@@ -475,39 +475,107 @@ func (in *flagInterner) flags(s string) []string {
 	return fs
 }
 
-// MessageInfos implements store.Messages.
+// MessageInfos implements store.Messages. A set of one range (a FETCH
+// of one message, of n:m) is one statement on the reader pool that also
+// checks the mailbox; more ranges are read in one transaction.
 func (s *Store) MessageInfos(ctx context.Context, userID, mailboxID int64, uids []uint32) ([]store.MessageInfo, error) {
 	runs := uidRuns(uids)
-	var infos []store.MessageInfo
+	var sc infoScanner
+	if len(runs) == 1 {
+		rows, err := s.readers().QueryContext(ctx, `SELECT `+infoCols+` FROM mailboxes x
+			JOIN messages m ON m.mailbox_id = x.id LEFT JOIN structures s ON s.body_id = m.body_id
+			WHERE x.id = ? AND x.user_id = ? AND NOT x.noselect AND m.uid BETWEEN ? AND ? ORDER BY m.uid`,
+			mailboxID, userID, runs[0].lo, runs[0].hi)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			if _, err := sc.scan(rows); err != nil {
+				rows.Close()
+				return nil, err
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if len(sc.infos) == 0 {
+			// None: the mailbox may be the reason.
+			if _, err := selectable(ctx, s.readers(), userID, mailboxID); err != nil {
+				return nil, err
+			}
+		}
+		return sc.done(), nil
+	}
 	err := s.read(ctx, func(tx *dbtx) error {
+		sc = infoScanner{}
 		m, err := selectable(ctx, tx, userID, mailboxID)
 		if err != nil {
 			return err
 		}
-		var in flagInterner
-		infos, err = queryRuns(ctx, tx, runs,
-			`SELECT m.uid, m.modseq, m.flags, m.internal_date, m.internal_tz, m.size, s.data
-			FROM messages m LEFT JOIN structures s ON s.body_id = m.body_id
+		if len(runs) > maxRunQueries {
+			sc.only = runs // queryRuns reads the whole span
+		}
+		_, err = queryRuns(ctx, tx, runs,
+			`SELECT `+infoCols+` FROM messages m LEFT JOIN structures s ON s.body_id = m.body_id
 			WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid`, []any{m.ID},
-			func(rows *sql.Rows) (store.MessageInfo, uint32, error) {
-				var info store.MessageInfo
-				var uid, modseq, date, tz int64
-				var flags string
-				var structure []byte
-				if err := rows.Scan(&uid, &modseq, &flags, &date, &tz, &info.Size, &structure); err != nil {
-					return info, 0, err
-				}
-				info.UID, info.ModSeq, info.Flags = uint32(uid), uint64(modseq), in.flags(flags)
-				info.InternalDate = decodeDate(date, tz)
-				info.Structure = structure
-				return info, info.UID, nil
+			func(rows *sql.Rows) (struct{}, uint32, error) {
+				uid, err := sc.scan(rows)
+				return struct{}{}, uid, err
 			})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return infos, nil
+	return sc.done(), nil
+}
+
+// infoCols are the columns infoScanner reads, messages as m and
+// structures as s.
+const infoCols = `m.uid, m.modseq, m.flags, m.internal_date, m.internal_tz, m.size, s.data`
+
+// infoScanner collects MessageInfos from rows of infoCols. The
+// structures are copied into one buffer, not one allocation each.
+type infoScanner struct {
+	in    flagInterner
+	only  []uidRange // when set, rows of other UIDs are skipped
+	infos []store.MessageInfo
+	arena []byte
+	spans [][2]int // each info's structure in arena; -1: none
+	raw   sql.RawBytes
+}
+
+func (sc *infoScanner) scan(rows *sql.Rows) (uint32, error) {
+	var info store.MessageInfo
+	var uid, modseq, date, tz int64
+	var flags string
+	if err := rows.Scan(&uid, &modseq, &flags, &date, &tz, &info.Size, &sc.raw); err != nil {
+		return 0, err
+	}
+	if sc.only != nil && !inRuns(sc.only, uint32(uid)) {
+		return uint32(uid), nil
+	}
+	info.UID, info.ModSeq, info.Flags = uint32(uid), uint64(modseq), sc.in.flags(flags)
+	info.InternalDate = decodeDate(date, tz)
+	span := [2]int{-1, -1}
+	if sc.raw != nil {
+		span = [2]int{len(sc.arena), len(sc.arena) + len(sc.raw)}
+		sc.arena = append(sc.arena, sc.raw...)
+	}
+	sc.infos = append(sc.infos, info)
+	sc.spans = append(sc.spans, span)
+	return info.UID, nil
+}
+
+// done points the infos at their structures and returns them.
+func (sc *infoScanner) done() []store.MessageInfo {
+	for i := range sc.infos {
+		if sp := sc.spans[i]; sp[0] >= 0 {
+			sc.infos[i].Structure = sc.arena[sp[0]:sp[1]:sp[1]]
+		}
+	}
+	return sc.infos
 }
 
 // MessageBody implements store.Messages. ErrNotFound if the message does
@@ -532,23 +600,49 @@ func (s *Store) MessageBody(ctx context.Context, userID, mailboxID int64, uid ui
 }
 
 // OpenBody implements store.Messages: a body kept in a file is read from
-// the open file as the caller goes, one in the database is read whole.
+// the open file as the caller goes; one in the database is copied once,
+// into a buffer from the store's pool that Close gives back.
 func (s *Store) OpenBody(ctx context.Context, userID, mailboxID int64, uid uint32) (store.Body, error) {
-	data, file, size, err := s.bodyRow(ctx, userID, mailboxID, uid)
+	rows, err := s.readers().QueryContext(ctx, bodyQuery, mailboxID, userID, uid, -1)
 	if err != nil {
 		return nil, err
 	}
-	if file.Valid {
-		b, err := s.files.open(file.String, size)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: message UID %d", store.ErrNotFound, uid)
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
 		}
-		return b, err
+		rows.Close()
+		return nil, s.noBody(ctx, userID, mailboxID, uid)
 	}
-	if data == nil {
-		data = []byte{}
+	var data sql.RawBytes
+	var file sql.NullString
+	var size int64
+	if err := rows.Scan(&data, &file, &size); err != nil {
+		return nil, err
 	}
-	return memBody(data), nil
+	if !file.Valid {
+		return s.memBody(data), nil
+	}
+	rows.Close()
+	b, err := s.files.open(file.String, size)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: message UID %d", store.ErrNotFound, uid)
+	}
+	return b, err
+}
+
+// maxPooledBody is the largest buffer the body pool keeps.
+const maxPooledBody = 256 << 10
+
+// memBody copies data into a pooled buffer.
+func (s *Store) memBody(data []byte) *memBody {
+	bp, _ := s.bodyBufs.Get().(*[]byte)
+	if bp == nil || cap(*bp) < len(data) {
+		b := make([]byte, 0, max(len(data), 64<<10))
+		bp = &b
+	}
+	return &memBody{b: append((*bp)[:0], data...), buf: bp, pool: &s.bodyBufs}
 }
 
 // MessagePrefix implements store.Messages. Only the prefix reaches Go: a
@@ -599,14 +693,19 @@ func (s *Store) bodyRow(ctx context.Context, userID, mailboxID int64, uid uint32
 func (s *Store) bodyRowLimit(ctx context.Context, userID, mailboxID int64, uid uint32, limit int64) (data []byte, file sql.NullString, size int64, err error) {
 	err = s.readers().QueryRowContext(ctx, bodyQuery, mailboxID, userID, uid, limit).Scan(&data, &file, &size)
 	if errors.Is(err, sql.ErrNoRows) {
-		// Which error: the mailbox's, or the message's.
-		m, merr := selectable(ctx, s.readers(), userID, mailboxID)
-		if merr != nil {
-			return nil, file, 0, merr
-		}
-		return nil, file, 0, fmt.Errorf("%w: message UID %d in %q", store.ErrNotFound, uid, m.Name)
+		return nil, file, 0, s.noBody(ctx, userID, mailboxID, uid)
 	}
 	return data, file, size, err
+}
+
+// noBody is the error for a body bodyQuery did not find: the mailbox's,
+// or the message's.
+func (s *Store) noBody(ctx context.Context, userID, mailboxID int64, uid uint32) error {
+	m, err := selectable(ctx, s.readers(), userID, mailboxID)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: message UID %d in %q", store.ErrNotFound, uid, m.Name)
 }
 
 // UpdateFlags implements store.Messages. UIDs that do not exist are

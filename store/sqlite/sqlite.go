@@ -114,8 +114,9 @@ type Store struct {
 
 	spellings keywordSpellings // each mailbox's spelling of its keywords (flags.go)
 
-	files files    // large bodies (files.go)
-	swept []string // removed files still in dead_files (guarded by wsem)
+	files    files     // large bodies (files.go)
+	swept    []string  // removed files still in dead_files (guarded by wsem)
+	bodyBufs sync.Pool // *[]byte for bodies read from the database (OpenBody)
 
 	closeOnce sync.Once
 	closeErr  error
