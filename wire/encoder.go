@@ -90,16 +90,30 @@ func (e *Encoder) Number64(n uint64) *Encoder {
 
 // quotable reports whether s can be a quoted string: at most maxQuoted
 // bytes of printable US-ASCII (with utf8, valid UTF-8 too, RFC 6855).
-func quotable(s string, utf8ok bool) bool {
+// escapes says whether it has a quote or a backslash to escape.
+func quotable(s string, utf8ok bool) (ok, escapes bool) {
 	if len(s) > maxQuoted {
-		return false
+		return false, false
 	}
+	high := false
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8ok) {
-			return false
+		c := s[i]
+		switch {
+		case c < 0x20 || c == 0x7f:
+			return false, false
+		case c >= 0x80:
+			if !utf8ok {
+				return false, false
+			}
+			high = true
+		case c == '"' || c == '\\':
+			escapes = true
 		}
 	}
-	return !utf8ok || utf8.ValidString(s)
+	if high && !utf8.ValidString(s) {
+		return false, false
+	}
+	return true, escapes
 }
 
 // String writes s as a quoted string or, when quoting cannot carry it, as a
@@ -107,8 +121,19 @@ func quotable(s string, utf8ok bool) bool {
 func (e *Encoder) String(s string) *Encoder { return e.string(s, false) }
 
 func (e *Encoder) string(s string, utf8ok bool) *Encoder {
-	if !quotable(s, utf8ok) {
+	ok, escapes := quotable(s, utf8ok)
+	if !ok {
 		return e.literalString(s)
+	}
+	if e.err != nil {
+		return e
+	}
+	if !escapes && len(s)+2 <= e.w.Available() {
+		// The common case, straight into the buffer.
+		b := append(e.w.AvailableBuffer(), '"')
+		b = append(b, s...)
+		_, e.err = e.w.Write(append(b, '"'))
+		return e
 	}
 	e.writeByte('"')
 	for {

@@ -109,6 +109,19 @@ func TestBodyFiles(t *testing.T) {
 	if got := bodyFiles(t, s); len(got) != 1 {
 		t.Errorf("files after a move: %q", got)
 	}
+	// Deleting a mailbox removes its files.
+	if _, _, err := s.AppendMessages(ctx, u.ID, arch.ID, []store.NewMessage{{Body: append([]byte("x"), large...)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bodyFiles(t, s); len(got) != 2 {
+		t.Errorf("files after appending to Archive: %q", got)
+	}
+	if err := s.DeleteMailbox(ctx, u.ID, "Archive"); err != nil {
+		t.Fatal(err)
+	}
+	if got := bodyFiles(t, s); len(got) != 1 {
+		t.Errorf("files after deleting Archive: %q", got)
+	}
 	// Deleting the account removes the rest. The names are forgotten by
 	// the next write.
 	if err := s.DeleteUser(ctx, u.ID); err != nil {

@@ -236,6 +236,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, userID int64, name string) er
 		return fmt.Errorf("%w: INBOX cannot be deleted", store.ErrInvalid)
 	}
 	return s.write(ctx, func(tx *dbtx) error {
+		tx.freesBodies = true
 		m, err := mailboxByName(ctx, tx, userID, name)
 		if err != nil {
 			return err

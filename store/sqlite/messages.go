@@ -799,6 +799,7 @@ func (s *Store) UpdateFlags(ctx context.Context, userID, mailboxID int64, uids [
 // expungeUIDs removes the given existing UIDs from a mailbox, leaving
 // tombstones with the given MODSEQ.
 func expungeUIDs(ctx context.Context, tx *dbtx, mailboxID int64, uids []uint32, modseq uint64, now time.Time) error {
+	tx.freesBodies = true
 	del, err := tx.PrepareContext(ctx, `DELETE FROM messages WHERE mailbox_id = ? AND uid = ?`)
 	if err != nil {
 		return err

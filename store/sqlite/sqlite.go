@@ -410,7 +410,9 @@ retry:
 			err = fmt.Errorf("sqlite store: %w: %w", errCommit, err)
 		} else {
 			s.swept = nil
-			s.sweepFiles(bg)
+			if wtx.freesBodies {
+				s.sweepFiles(bg)
+			}
 		}
 		for _, r := range ok {
 			r.finish(err)

@@ -121,6 +121,9 @@ type dbtx struct {
 	tx *sql.Tx // the read transaction; nil for the write transaction
 	c  *stmtCache
 	w  *writerConn // the write transaction's connection
+	// freesBodies is set by a mutation that may delete messages, and so
+	// bodies whose files go after the commit (files.go).
+	freesBodies bool
 }
 
 func (t *dbtx) stmt(ctx context.Context, query string) *sql.Stmt {

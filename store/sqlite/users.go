@@ -116,6 +116,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID int64, passwordHash 
 // user's mailboxes, subscriptions, messages and tombstones.
 func (s *Store) DeleteUser(ctx context.Context, userID int64) error {
 	return s.write(ctx, func(tx *dbtx) error {
+		tx.freesBodies = true
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, userID)
 		return affectedOne(res, err, "account")
 	})
