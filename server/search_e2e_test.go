@@ -33,9 +33,9 @@ func (s *countingStore) MessageBody(ctx context.Context, userID, mailboxID int64
 	return s.Store.MessageBody(ctx, userID, mailboxID, uid)
 }
 
-func (s *countingStore) MessagePrefix(ctx context.Context, userID, mailboxID int64, uid uint32, n int64) ([]byte, error) {
-	s.headers.Add(1)
-	return s.Store.MessagePrefix(ctx, userID, mailboxID, uid, n)
+func (s *countingStore) MessagePrefixes(ctx context.Context, userID, mailboxID int64, reqs []store.PrefixRequest) ([][]byte, error) {
+	s.headers.Add(int64(len(reqs)))
+	return s.Store.MessagePrefixes(ctx, userID, mailboxID, reqs)
 }
 
 func (s *countingStore) reset() {

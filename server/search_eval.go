@@ -27,9 +27,9 @@ import (
 //   - costInfo: internal date, size and the cached MIME structure (whose
 //     envelope holds the Date: header), from store.MessageInfos for the
 //     whole chunk in one call;
-//   - costHeader: the message's header fields, from store.MessagePrefix
-//     (the header's length is in the cached structure), one message at a
-//     time: FROM, SUBJECT or HEADER read the header, not the message;
+//   - costHeader: the message's header fields, from store.MessagePrefixes
+//     (the header's length is in the cached structure) for the chunk in
+//     one call: FROM, SUBJECT or HEADER read the header, not the message;
 //   - costBody: the text, and the header when the structure is not
 //     cached, from store.MessageBody, one message at a time.
 //
@@ -501,6 +501,8 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 	ctx := context.Background()
 	msgs := make([]searchMsg, 0, searchChunk)
 	pending := make([]uint32, 0, searchChunk)
+	var reqs []store.PrefixRequest // the header stage's
+	var idx []int
 	for start := 0; start < len(refs); start += searchChunk {
 		chunk := refs[start:min(start+searchChunk, len(refs))]
 		msgs, pending = msgs[:0], pending[:0]
@@ -541,28 +543,41 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 				m.res = matchKey(k, m)
 			}
 		}
+		if need == costHeader {
+			// The header alone decides, when its length is known.
+			reqs, idx = reqs[:0], idx[:0]
+			for i := range msgs {
+				m := &msgs[i]
+				if m.res != tUnknown {
+					continue
+				}
+				if p, known := m.getPart(); known && p != nil {
+					reqs = append(reqs, store.PrefixRequest{UID: m.uid, N: int64(p.BodyStart)})
+					idx = append(idx, i)
+				}
+			}
+			if len(reqs) > 0 {
+				hdrs, err := c.s.store.MessagePrefixes(ctx, c.sess.UserID, c.mailboxID(), reqs)
+				if err != nil {
+					return nil, c.storeFailure(err)
+				}
+				for j, i := range idx {
+					m := &msgs[i]
+					if hdrs[j] == nil {
+						m.res = tFalse // expunged meanwhile
+						continue
+					}
+					m.hdr, m.level = hdrs[j], costHeader
+					if m.res = matchKey(k, m); m.res != tUnknown {
+						*m = searchMsg{seq: m.seq, uid: m.uid, res: m.res}
+					}
+				}
+			}
+		}
 		for i := range msgs {
 			m := &msgs[i]
 			if m.res != tUnknown {
 				continue
-			}
-			if need == costHeader {
-				// The header alone decides, when its length is known.
-				if p, known := m.getPart(); known && p != nil && m.raw == nil {
-					hdr, err := c.s.store.MessagePrefix(ctx, c.sess.UserID, c.mailboxID(), m.uid, int64(p.BodyStart))
-					if err != nil {
-						if errors.Is(err, store.ErrNotFound) {
-							m.res = tFalse
-							continue
-						}
-						return nil, c.storeFailure(err)
-					}
-					m.hdr, m.level = hdr, costHeader
-					if m.res = matchKey(k, m); m.res != tUnknown {
-						*m = searchMsg{seq: m.seq, uid: m.uid, res: m.res}
-						continue
-					}
-				}
 			}
 			raw, err := c.s.store.MessageBody(ctx, c.sess.UserID, c.mailboxID(), m.uid)
 			if err != nil {

@@ -118,11 +118,12 @@ type Messages interface {
 	// closed, even if the message is expunged meanwhile. ErrNotFound if
 	// the UID does not exist.
 	OpenBody(ctx context.Context, userID, mailboxID int64, uid uint32) (Body, error)
-	// MessagePrefix returns the first n bytes of a message (all of it
-	// when it is shorter): with n the header's length from the cached
-	// structure, its header, for SEARCH FROM, SUBJECT or HEADER without
-	// reading the rest. ErrNotFound if the UID does not exist.
-	MessagePrefix(ctx context.Context, userID, mailboxID int64, uid uint32, n int64) ([]byte, error)
+	// MessagePrefixes returns, for each request, the first N bytes of
+	// message UID (all of it when it is shorter): with N the header's
+	// length from the cached structure, its header, for SEARCH FROM,
+	// SUBJECT or HEADER without reading the rest. out[i] answers reqs[i];
+	// it is nil when the UID does not exist.
+	MessagePrefixes(ctx context.Context, userID, mailboxID int64, reqs []PrefixRequest) (out [][]byte, err error)
 	// UpdateFlags changes the flags of the given UIDs. Messages whose
 	// MODSEQ is greater than unchangedSince (when it is not 0) are left
 	// alone and returned in failed (RFC 7162 §3.1.3 UNCHANGEDSINCE).
@@ -143,6 +144,13 @@ type Messages interface {
 	// Complete is true when no tombstone with a MODSEQ above modseq has
 	// been purged.
 	ChangesSince(ctx context.Context, userID, mailboxID int64, modseq uint64) (Changes, error)
+}
+
+// PrefixRequest asks for the first N bytes of message UID
+// (Messages.MessagePrefixes).
+type PrefixRequest struct {
+	UID uint32
+	N   int64
 }
 
 // Body is an open message body (Messages.OpenBody). It is not safe for

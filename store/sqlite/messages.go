@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -603,7 +604,7 @@ func (s *Store) MessageBody(ctx context.Context, userID, mailboxID int64, uid ui
 // the open file as the caller goes; one in the database is copied once,
 // into a buffer from the store's pool that Close gives back.
 func (s *Store) OpenBody(ctx context.Context, userID, mailboxID int64, uid uint32) (store.Body, error) {
-	rows, err := s.readers().QueryContext(ctx, bodyQuery, mailboxID, userID, uid, -1)
+	rows, err := s.readers().QueryContext(ctx, bodyQuery, mailboxID, userID, uid)
 	if err != nil {
 		return nil, err
 	}
@@ -645,53 +646,113 @@ func (s *Store) memBody(data []byte) *memBody {
 	return &memBody{b: append((*bp)[:0], data...), buf: bp, pool: &s.bodyBufs}
 }
 
-// MessagePrefix implements store.Messages. Only the prefix reaches Go: a
-// body in the database is cut by SQLite, one in a file is read in part.
-func (s *Store) MessagePrefix(ctx context.Context, userID, mailboxID int64, uid uint32, n int64) ([]byte, error) {
-	n = max(n, 0)
-	data, file, size, err := s.bodyRowLimit(ctx, userID, mailboxID, uid, n)
+// MessagePrefixes implements store.Messages: one statement for all the
+// requests; only the prefixes reach Go (SQLite cuts a body kept in the
+// database with substr; a file is read in part).
+func (s *Store) MessagePrefixes(ctx context.Context, userID, mailboxID int64, reqs []store.PrefixRequest) ([][]byte, error) {
+	out := make([][]byte, len(reqs))
+	if len(reqs) == 0 {
+		_, err := selectable(ctx, s.readers(), userID, mailboxID)
+		return out, err
+	}
+	// The requests as a JSON array of [uid, n] pairs.
+	list := make([]byte, 0, 24*len(reqs))
+	list = append(list, '[')
+	for i, r := range reqs {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = append(list, '[')
+		list = strconv.AppendUint(list, uint64(r.UID), 10)
+		list = append(list, ',')
+		list = strconv.AppendInt(list, max(r.N, 0), 10)
+		list = append(list, ']')
+	}
+	list = append(list, ']')
+	type fileReq struct {
+		i    int
+		name string
+		n    int64
+	}
+	var files []fileReq
+	rows, err := s.readers().QueryContext(ctx, prefixQuery, mailboxID, userID, string(list))
 	if err != nil {
 		return nil, err
 	}
-	if !file.Valid {
+	found := 0
+	for rows.Next() {
+		var i, n int64
+		var data []byte
+		var file sql.NullString
+		if err := rows.Scan(&i, &data, &file, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if i < 0 || i >= int64(len(out)) {
+			continue
+		}
+		found++
+		if file.Valid {
+			files = append(files, fileReq{int(i), file.String, n})
+			continue
+		}
 		if data == nil {
 			data = []byte{}
 		}
-		return data, nil
+		out[i] = data
 	}
-	b, err := s.files.open(file.String, size)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: message UID %d", store.ErrNotFound, uid)
-	} else if err != nil {
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	defer b.Close()
-	buf := make([]byte, min(n, size))
-	if k, err := b.ReadAt(buf, 0); k < len(buf) {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	if found == 0 {
+		// None: the mailbox may be the reason.
+		if _, err := selectable(ctx, s.readers(), userID, mailboxID); err != nil {
+			return nil, err
 		}
-		return nil, err
 	}
-	return buf, nil
+	for _, f := range files {
+		b, err := s.files.open(f.name, f.n)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // expunged meanwhile
+		} else if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, f.n)
+		k, err := b.ReadAt(buf, 0)
+		b.Close()
+		if k < len(buf) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		out[f.i] = buf
+	}
+	return out, nil
 }
 
+// prefixQuery reads the prefixes MessagePrefixes asks for (?3, a JSON
+// array of [uid, n]) and checks the mailbox. CROSS JOIN keeps the order:
+// one primary key lookup per request; left to itself the planner scanned
+// the mailbox's messages and the requests for each.
+const prefixQuery = `SELECT j.key, CASE WHEN b.file IS NULL THEN substr(b.data, 1, j.value ->> 1) END,
+		b.file, min(m.size, j.value ->> 1)
+	FROM mailboxes x CROSS JOIN json_each(?3) j
+	CROSS JOIN messages m ON m.mailbox_id = x.id AND m.uid = j.value ->> 0
+	JOIN bodies b ON b.id = m.body_id
+	WHERE x.id = ?1 AND x.user_id = ?2 AND NOT x.noselect`
+
 // bodyQuery reads a body and checks the mailbox in one statement: the
-// mailbox belongs to the user and is selectable. The fourth argument
-// bounds the bytes read (substr counts bytes in a blob; -1: all).
-const bodyQuery = `SELECT CASE WHEN ?4 < 0 THEN b.data ELSE substr(b.data, 1, ?4) END, b.file, m.size FROM mailboxes x
+// mailbox belongs to the user and is selectable.
+const bodyQuery = `SELECT b.data, b.file, m.size FROM mailboxes x
 	JOIN messages m ON m.mailbox_id = x.id JOIN bodies b ON b.id = m.body_id
-	WHERE x.id = ?1 AND x.user_id = ?2 AND NOT x.noselect AND m.uid = ?3`
+	WHERE x.id = ? AND x.user_id = ? AND NOT x.noselect AND m.uid = ?`
 
 // bodyRow returns a message's body row: its data, or the name of its file
 // and its size.
 func (s *Store) bodyRow(ctx context.Context, userID, mailboxID int64, uid uint32) (data []byte, file sql.NullString, size int64, err error) {
-	return s.bodyRowLimit(ctx, userID, mailboxID, uid, -1)
-}
-
-// bodyRowLimit is bodyRow reading at most limit bytes of data (-1: all).
-func (s *Store) bodyRowLimit(ctx context.Context, userID, mailboxID int64, uid uint32, limit int64) (data []byte, file sql.NullString, size int64, err error) {
-	err = s.readers().QueryRowContext(ctx, bodyQuery, mailboxID, userID, uid, limit).Scan(&data, &file, &size)
+	err = s.readers().QueryRowContext(ctx, bodyQuery, mailboxID, userID, uid).Scan(&data, &file, &size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, file, 0, s.noBody(ctx, userID, mailboxID, uid)
 	}

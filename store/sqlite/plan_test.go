@@ -26,12 +26,20 @@ func TestQueryPlans(t *testing.T) {
 func checkPlans(t *testing.T, s *Store) {
 	t.Helper()
 	ctx := context.Background()
-	for q, want := range map[string]string{
-		indexQuery: "USING PRIMARY KEY (mailbox_id=? AND uid>?)",
-		`SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ? AND modseq > ?`: "USING COVERING INDEX messages_modseq (mailbox_id=? AND modseq>?)",
+	for _, tc := range []struct {
+		q    string
+		args []any
+		want string
+	}{
+		{indexQuery, []any{1}, "USING PRIMARY KEY (mailbox_id=? AND uid>?)"},
+		{`SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ? AND modseq > ?`, []any{1, 1},
+			"USING COVERING INDEX messages_modseq (mailbox_id=? AND modseq>?)"},
+		// One lookup per requested prefix, not a scan of the mailbox.
+		{prefixQuery, []any{1, 1, "[[1,10],[2,10]]"}, "SCAN j VIRTUAL TABLE INDEX 1:; SEARCH m USING PRIMARY KEY (mailbox_id=? AND uid=?)"},
 	} {
+		q, want := tc.q, tc.want
 		var plan []string
-		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, 1, 1)
+		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, tc.args...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -376,13 +376,35 @@ func testOpenBody(t *testing.T, s store.Store) {
 			t.Errorf("body %d: ReadAt at the end: %d, %v", i, k, err)
 		}
 		must(t, b.Close())
+	}
+	// Prefixes of every body, cut at every interesting length, in one
+	// call, with UIDs that do not exist among them.
+	var reqs []store.PrefixRequest
+	for i, uid := range uids {
 		for _, n := range []int{0, 1, 57, len(bodies[i]) - 1, len(bodies[i]), len(bodies[i]) + 10} {
-			got, err := s.MessagePrefix(ctx, u.ID, inbox.ID, uid, int64(n))
-			must(t, err)
-			if want := bodies[i][:max(0, min(n, len(bodies[i])))]; !bytes.Equal(got, want) || got == nil {
-				t.Errorf("body %d: MessagePrefix(%d): %d bytes differing from the %d wanted", i, n, len(got), len(want))
-			}
+			reqs = append(reqs, store.PrefixRequest{UID: uid, N: int64(n)})
 		}
+		reqs = append(reqs, store.PrefixRequest{UID: 9999 + uid, N: 10})
+	}
+	prefixes, err := s.MessagePrefixes(ctx, u.ID, inbox.ID, reqs)
+	must(t, err)
+	if len(prefixes) != len(reqs) {
+		t.Fatalf("MessagePrefixes: %d answers to %d requests", len(prefixes), len(reqs))
+	}
+	for k, r := range reqs {
+		i := slices.Index(uids, r.UID)
+		if i < 0 {
+			if prefixes[k] != nil {
+				t.Errorf("MessagePrefixes of the unknown UID %d: %q", r.UID, prefixes[k])
+			}
+			continue
+		}
+		if want := bodies[i][:max(0, min(int(r.N), len(bodies[i])))]; !bytes.Equal(prefixes[k], want) || prefixes[k] == nil {
+			t.Errorf("body %d: MessagePrefixes(%d): %d bytes differing from the %d wanted", i, r.N, len(prefixes[k]), len(want))
+		}
+	}
+	if got, err := s.MessagePrefixes(ctx, u.ID, inbox.ID, nil); err != nil || len(got) != 0 {
+		t.Errorf("MessagePrefixes of nothing: %q, %v", got, err)
 	}
 	// An open body stays readable after its message is expunged, and a
 	// copy keeps a shared body after the original goes.
@@ -401,8 +423,9 @@ func testOpenBody(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound, "OpenBody of an expunged UID")
 	_, err = s.OpenBody(ctx, u.ID, inbox.ID, 9999)
 	wantErr(t, err, store.ErrNotFound, "OpenBody of an unknown UID")
-	_, err = s.MessagePrefix(ctx, u.ID, inbox.ID, last, 10)
-	wantErr(t, err, store.ErrNotFound, "MessagePrefix of an expunged UID")
+	if got, err := s.MessagePrefixes(ctx, u.ID, inbox.ID, []store.PrefixRequest{{UID: last, N: 10}}); err != nil || len(got) != 1 || got[0] != nil {
+		t.Errorf("MessagePrefixes of an expunged UID: %q, %v", got, err)
+	}
 	b, err = s.OpenBody(ctx, u.ID, arch.ID, dst[0])
 	must(t, err)
 	if got := readBody(t, b, 4096); !bytes.Equal(got, bodies[len(bodies)-1]) {
@@ -974,7 +997,8 @@ func everyMessageCall(s store.Store, userID, id, other int64) map[string]error {
 	_, _, errs["MessageIndex"] = s.MessageIndex(ctx, userID, id)
 	_, errs["MessageInfos"] = s.MessageInfos(ctx, userID, id, u32(1))
 	_, errs["MessageBody"] = s.MessageBody(ctx, userID, id, 1)
-	_, errs["MessagePrefix"] = s.MessagePrefix(ctx, userID, id, 1, 10)
+	_, errs["MessagePrefixes"] = s.MessagePrefixes(ctx, userID, id, []store.PrefixRequest{{UID: 1, N: 10}})
+	_, errs["MessagePrefixes of none"] = s.MessagePrefixes(ctx, userID, id, nil)
 	if b, err := s.OpenBody(ctx, userID, id, 1); err == nil {
 		b.Close()
 	} else {
