@@ -195,10 +195,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	// Files of bodies deleted just before a crash.
 	s.sweepFiles(ctx)
 
-	// Readers map the database file (up to 1 GiB): a page is then read
-	// from the page cache without a pread system call and without a copy
-	// into SQLite's own cache. Pages still in the WAL are read as before.
-	rdb, err := sql.Open("sqlite", fileURI(abs)+"?"+common+"&_query_only=1&_pragma=mmap_size(1073741824)")
+	// No mmap_size: with the file mapped, a page is read without a pread,
+	// but in WAL mode a reader unmaps the whole file at the start of any
+	// read transaction that follows a commit, and maps and faults the
+	// pages in again; with writes between reads (STORE, APPEND: the
+	// usual mix) that cost more than the preads it saved (BenchmarkLoad
+	// mix-10 ~10% more CPU, store-flags ~20%).
+	rdb, err := sql.Open("sqlite", fileURI(abs)+"?"+common+"&_query_only=1")
 	if err != nil {
 		closeW()
 		return nil, fmt.Errorf("sqlite store: %w", err)
