@@ -1032,68 +1032,61 @@ func (s *Store) copyMessages(ctx context.Context, userID, srcID, dstID int64, ui
 // ChangesSince implements store.Messages. Complete is true when modseq is
 // at least the mailbox's vanished floor (the highest MODSEQ of a purged
 // tombstone), so that every expunge after modseq still has its tombstone.
+//
+// It is one statement (one snapshot, no transaction to begin and end):
+// every write refreshes the shared index with it, so it is on the path
+// of every STORE, APPEND and EXPUNGE.
 func (s *Store) ChangesSince(ctx context.Context, userID, mailboxID int64, modseq uint64) (store.Changes, error) {
-	var ch store.Changes
-	err := s.read(ctx, func(tx *dbtx) error {
-		ch = store.Changes{}
-		m, err := selectable(ctx, tx, userID, mailboxID)
-		if err != nil {
-			return err
-		}
-		var floor int64
-		if err := tx.QueryRowContext(ctx, `SELECT vanished_floor FROM mailboxes WHERE id = ?`, m.ID).Scan(&floor); err != nil {
-			return err
-		}
-		ch.HighestModSeq = m.HighestModSeq
-		ch.Complete = modseq >= uint64(floor)
-		if modseq >= m.HighestModSeq {
-			return nil // nothing can be newer
-		}
-		// Both go through the (mailbox_id, modseq) indexes; sorting by
-		// UID is done here, on the (usually small) result.
-		rows, err := tx.QueryContext(ctx,
-			`SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ? AND modseq > ?`, m.ID, int64(modseq))
-		if err != nil {
-			return err
-		}
-		var in flagInterner
-		for rows.Next() {
-			var uid, ms int64
-			var flags string
-			if err := rows.Scan(&uid, &ms, &flags); err != nil {
-				rows.Close()
-				return err
-			}
-			ch.Changed = append(ch.Changed, store.MessageMeta{UID: uint32(uid), ModSeq: uint64(ms), Flags: in.flags(flags)})
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		slices.SortFunc(ch.Changed, func(a, b store.MessageMeta) int { return cmp.Compare(a.UID, b.UID) })
-
-		rows, err = tx.QueryContext(ctx,
-			`SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?`, m.ID, int64(modseq))
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var uid int64
-			if err := rows.Scan(&uid); err != nil {
-				rows.Close()
-				return err
-			}
-			ch.Vanished = append(ch.Vanished, uint32(uid))
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		slices.Sort(ch.Vanished)
-		return nil
-	})
+	rows, err := s.readers().QueryContext(ctx, changesQuery, mailboxID, userID, int64(min(modseq, 1<<63-1)))
 	if err != nil {
 		return store.Changes{}, err
 	}
+	defer rows.Close()
+	var ch store.Changes
+	var in flagInterner
+	found, noselect := false, false
+	var name string
+	for rows.Next() {
+		var kind, a, b int64
+		var text string
+		if err := rows.Scan(&kind, &a, &b, &text); err != nil {
+			return store.Changes{}, err
+		}
+		switch kind {
+		case 0: // the mailbox: highest_modseq, vanished_floor, noselect, name
+			found, noselect, name = true, text[0] == '1', text[1:]
+			ch.HighestModSeq = uint64(a)
+			ch.Complete = modseq >= uint64(b)
+		case 1: // a changed message: uid, modseq, flags
+			ch.Changed = append(ch.Changed, store.MessageMeta{UID: uint32(a), ModSeq: uint64(b), Flags: in.flags(text)})
+		case 2: // a tombstone: uid
+			ch.Vanished = append(ch.Vanished, uint32(a))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return store.Changes{}, err
+	}
+	switch {
+	case !found:
+		return store.Changes{}, fmt.Errorf("%w: mailbox id %d", store.ErrNotFound, mailboxID)
+	case noselect:
+		return store.Changes{}, fmt.Errorf("%w: %q", store.ErrNoSelect, name)
+	}
+	// Both came through the (mailbox_id, modseq) indexes; sorted by UID
+	// here, on the (usually small) result.
+	slices.SortFunc(ch.Changed, func(a, b store.MessageMeta) int { return cmp.Compare(a.UID, b.UID) })
+	slices.Sort(ch.Vanished)
 	return ch, nil
 }
+
+// changesQuery is ChangesSince's statement: the mailbox's row (kind 0;
+// the text is noselect then the name), the messages changed after ?3
+// (kind 1) and the tombstones after it (kind 2), the last two only when
+// the mailbox is the user's.
+const changesQuery = `SELECT 0, highest_modseq, vanished_floor, noselect || name FROM mailboxes WHERE id = ?1 AND user_id = ?2
+	UNION ALL
+	SELECT 1, uid, modseq, flags FROM messages WHERE mailbox_id = ?1 AND modseq > ?3
+		AND EXISTS (SELECT 1 FROM mailboxes WHERE id = ?1 AND user_id = ?2)
+	UNION ALL
+	SELECT 2, uid, 0, '' FROM expunged WHERE mailbox_id = ?1 AND modseq > ?3
+		AND EXISTS (SELECT 1 FROM mailboxes WHERE id = ?1 AND user_id = ?2)`
