@@ -658,3 +658,35 @@ func TestEnvelopeEmptyFields(t *testing.T) {
 		}
 	}
 }
+
+// TestLocate: the span of each section is where Extract finds it, so a
+// caller can read just those bytes.
+func TestLocate(t *testing.T) {
+	raw := readFixture(t, "simple.eml")
+	p := mustParse(t, raw)
+	hdrEnd := bytes.Index(raw, []byte("\r\n\r\n")) + 4
+	for _, tc := range []struct {
+		s    Section
+		want Span
+	}{
+		{Section{}, Span{0, len(raw), false}},
+		{Section{Specifier: SpecHeader}, Span{0, hdrEnd, false}},
+		{Section{Specifier: SpecText}, Span{hdrEnd, len(raw), false}},
+		{Section{Path: []int{1}}, Span{hdrEnd, len(raw), false}},
+		{Section{Specifier: SpecHeaderFields, Fields: []string{"Subject"}}, Span{0, hdrEnd, true}},
+		{Section{Path: []int{9}}, Span{}},
+	} {
+		got, err := Locate(p, tc.s, len(raw))
+		if err != nil || got != tc.want {
+			t.Errorf("Locate(%+v) = %+v, %v; want %+v", tc.s, got, err, tc.want)
+		}
+	}
+	fields := Section{Specifier: SpecHeaderFields, Fields: []string{"Subject"}}
+	want, _ := Extract(raw, p, fields)
+	if got := FilterFields(raw[:hdrEnd], fields); !bytes.Equal(got, want) || len(got) == 0 {
+		t.Errorf("FilterFields = %q, want %q", got, want)
+	}
+	if _, err := Locate(p, Section{}, len(raw)-1); err != ErrMismatch {
+		t.Errorf("Locate in a shorter message: %v, want ErrMismatch", err)
+	}
+}
