@@ -482,6 +482,7 @@ func (in *flagInterner) flags(s string) []string {
 func (s *Store) MessageInfos(ctx context.Context, userID, mailboxID int64, uids []uint32) ([]store.MessageInfo, error) {
 	runs := uidRuns(uids)
 	var sc infoScanner
+	sc.grow(len(uids))
 	if len(runs) == 1 {
 		rows, err := s.readers().QueryContext(ctx, `SELECT `+infoCols+` FROM mailboxes x
 			JOIN messages m ON m.mailbox_id = x.id LEFT JOIN structures s ON s.body_id = m.body_id
@@ -510,6 +511,7 @@ func (s *Store) MessageInfos(ctx context.Context, userID, mailboxID int64, uids 
 	}
 	err := s.read(ctx, func(tx *dbtx) error {
 		sc = infoScanner{}
+		sc.grow(len(uids))
 		m, err := selectable(ctx, tx, userID, mailboxID)
 		if err != nil {
 			return err
@@ -546,6 +548,19 @@ type infoScanner struct {
 	spans [][2]int // each info's structure in arena; -1: none
 	raw   sql.RawBytes
 }
+
+// grow makes room for about n messages (the UIDs asked for, some of
+// which may not exist), so that the slices are allocated once.
+func (sc *infoScanner) grow(n int) {
+	n = min(n, 4096)
+	sc.infos = make([]store.MessageInfo, 0, n)
+	sc.spans = make([][2]int, 0, n)
+	sc.arena = make([]byte, 0, n*structureGuess)
+}
+
+// structureGuess is a typical size of a stored structure: a multipart
+// message with an envelope of a few addresses.
+const structureGuess = 768
 
 func (sc *infoScanner) scan(rows *sql.Rows) (uint32, error) {
 	var info store.MessageInfo
