@@ -106,7 +106,7 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 	if req.hasChangedSince {
 		// One pass under one lock; refs ascend like the view.
 		k, present := 0, 0
-		changed := c.view.scanMetas(func(u uint32, m *store.MessageMeta) (bool, bool) {
+		changed := c.view.Scan(func(u uint32, m *store.MessageMeta) (bool, bool) {
 			for k < len(refs) && refs[k].UID < u {
 				k++
 			}
@@ -122,7 +122,7 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 		lost = present < len(refs)
 		refs = refs[:0]
 		for _, ch := range changed {
-			refs = append(refs, msgRef{Seq: ch.seq, UID: ch.meta.UID})
+			refs = append(refs, msgRef{Seq: ch.Seq, UID: ch.Meta.UID})
 		}
 	}
 	need := req.needs()

@@ -33,7 +33,7 @@ func (c *conn) cmdIdle(tag string) (*status, error) {
 	defer keepalive.Stop()
 	var notify <-chan struct{}
 	if c.view != nil {
-		notify = c.view.notify
+		notify = c.view.Notify()
 	}
 	for {
 		if c.view != nil {

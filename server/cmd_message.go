@@ -128,7 +128,7 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 	if err != nil {
 		return c.storeFailure(err), nil
 	}
-	c.s.hub.changed(ctx, mb.ID)
+	c.s.hub.Changed(ctx, mb.ID)
 	// RFC 4315 APPENDUID.
 	return okCode("APPENDUID "+itoa(after.UIDValidity)+" "+imap.UIDSetFromSorted(uids).String(), "APPEND completed"), nil
 }
@@ -248,7 +248,7 @@ func (c *conn) store(isUID bool) (*status, error) {
 	if st := checkFlags(flags); st != nil {
 		return st, nil
 	}
-	if c.view.readOnly {
+	if c.view.ReadOnly() {
 		return no("READ-ONLY", "Mailbox is read-only"), nil
 	}
 	refs, st := c.resolveSet(set, isUID)
@@ -365,7 +365,7 @@ func (c *conn) refsGone(refs []msgRef) bool {
 		return false
 	}
 	k, present := 0, 0
-	c.view.scanMetas(func(u uint32, _ *store.MessageMeta) (bool, bool) {
+	c.view.Scan(func(u uint32, _ *store.MessageMeta) (bool, bool) {
 		for k < len(refs) && refs[k].UID < u {
 			k++
 		}
@@ -411,7 +411,7 @@ func (c *conn) cmdUIDExpunge(tag string) (*status, error) {
 }
 
 func (c *conn) expunge(limit []uint32) (*status, error) {
-	if c.view.readOnly {
+	if c.view.ReadOnly() {
 		return no("READ-ONLY", "Mailbox is read-only"), nil
 	}
 	gone, err := c.expungeDeleted(limit)
@@ -429,27 +429,23 @@ func (c *conn) expunge(limit []uint32) (*status, error) {
 // expungeDeleted removes the messages of the view that have \Deleted
 // (only those in limit, when it is not nil: UID EXPUNGE, RFC 4315).
 func (c *conn) expungeDeleted(limit []uint32) ([]uint32, error) {
-	v := c.view
+	id := c.view.MailboxID()
 	var uids []uint32
-	v.sm.mu.RLock()
-	for _, u := range v.uids {
-		if limit != nil && seqOf(limit, u) == 0 {
-			continue
-		}
-		if i := v.sm.index(u); i >= 0 && hasFlag(v.sm.metas[i].Flags, imap.FlagDeleted) {
+	c.view.Scan(func(u uint32, m *store.MessageMeta) (bool, bool) {
+		if (limit == nil || seqOf(limit, u) > 0) && hasFlag(m.Flags, imap.FlagDeleted) {
 			uids = append(uids, u)
 		}
-	}
-	v.sm.mu.RUnlock()
+		return false, false
+	})
 	if len(uids) == 0 {
 		return nil, nil
 	}
 	ctx := context.Background()
-	gone, err := c.s.store.Expunge(ctx, c.sess.UserID, v.sm.id, uids)
+	gone, err := c.s.store.Expunge(ctx, c.sess.UserID, id, uids)
 	if err != nil {
 		return nil, err
 	}
-	c.s.hub.changed(ctx, v.sm.id)
+	c.s.hub.Changed(ctx, id)
 	return gone, nil
 }
 
@@ -476,7 +472,7 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 	verb := "COPY"
 	if move {
 		verb = "MOVE"
-		if c.view.readOnly {
+		if c.view.ReadOnly() {
 			return no("READ-ONLY", "Mailbox is read-only"), nil
 		}
 	}
@@ -510,14 +506,14 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 	var src, dsts []uint32
 	var after store.Mailbox
 	if move {
-		src, dsts, after, err = c.s.store.MoveMessages(ctx, c.sess.UserID, c.view.sm.id, dst.ID, uids)
+		src, dsts, after, err = c.s.store.MoveMessages(ctx, c.sess.UserID, c.view.MailboxID(), dst.ID, uids)
 	} else {
-		src, dsts, after, err = c.s.store.CopyMessages(ctx, c.sess.UserID, c.view.sm.id, dst.ID, uids)
+		src, dsts, after, err = c.s.store.CopyMessages(ctx, c.sess.UserID, c.view.MailboxID(), dst.ID, uids)
 	}
 	if err != nil {
 		return c.storeFailure(err), nil
 	}
-	c.s.hub.changed(ctx, dst.ID)
+	c.s.hub.Changed(ctx, dst.ID)
 	code := ""
 	if len(src) > 0 {
 		// RFC 4315 COPYUID; for MOVE it comes untagged before the
@@ -525,7 +521,7 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 		code = "COPYUID " + itoa(after.UIDValidity) + " " + imap.UIDSetFromSorted(src).String() + " " + imap.UIDSetFromSorted(dsts).String()
 	}
 	if move {
-		c.s.hub.changed(ctx, c.view.sm.id)
+		c.s.hub.Changed(ctx, c.view.MailboxID())
 		if code != "" {
 			c.enc.Star().Atom("OK").SP().Atom("[" + code + "] ").Text("Moved").CRLF()
 		}

@@ -196,27 +196,25 @@ func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, r
 		return c.storeFailure(err)
 	}
 	if len(savedRecent) > 0 && !readOnly {
-		v.restoreRecent(savedRecent)
+		ranges := savedRecent.Resolve(0)
+		v.RestoreRecent(func(u uint32) bool { return inRanges(ranges, u) })
 	}
 	firstUnseen := uint32(0)
-	if first := v.scanMetas(func(_ uint32, m *store.MessageMeta) (bool, bool) {
+	if first := v.Scan(func(_ uint32, m *store.MessageMeta) (bool, bool) {
 		unseen := !hasFlag(m.Flags, imap.FlagSeen)
 		return unseen, unseen
 	}); len(first) > 0 {
-		firstUnseen = first[0].seq
+		firstUnseen = first[0].Seq
 	}
-	sm := v.sm
-	sm.mu.RLock()
-	keywords := sm.sortedKeywords()
-	uidValidity := sm.mb.UIDValidity
-	sm.mu.RUnlock()
+	keywords := v.Keywords()
+	uidValidity := v.UIDValidity()
 	// EXAMINE claimed nothing: its recent messages are those still
-	// unclaimed (openView).
-	recent := uint32(len(v.recent))
+	// unclaimed (tracker.Hub.Open).
+	recent := v.RecentCount()
 
 	c.view = v
 	c.writeFlagsResponses(keywords, true)
-	c.enc.Star().Number(uint32(len(v.uids))).SP().Atom("EXISTS").CRLF()
+	c.enc.Star().Number(v.Count()).SP().Atom("EXISTS").CRLF()
 	c.enc.Star().Number(recent).SP().Atom("RECENT").CRLF()
 	if firstUnseen > 0 {
 		c.enc.Star().Atom("OK").SP().Code("UNSEEN", firstUnseen).Text("First unseen message").CRLF()
@@ -225,7 +223,7 @@ func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, r
 	// UIDNEXT and HIGHESTMODSEQ as of the snapshot the view holds, so
 	// that they agree with EXISTS (a message that came meanwhile is
 	// announced with EXISTS later).
-	c.enc.Star().Atom("OK").SP().Code("UIDNEXT", v.uidNext).Text("Predicted next UID").CRLF()
+	c.enc.Star().Atom("OK").SP().Code("UIDNEXT", v.UIDNext()).Text("Predicted next UID").CRLF()
 
 	c.sess.Selected = &Selected{
 		MailboxID:   mb.ID,
@@ -251,7 +249,7 @@ func (c *conn) qresyncReport(q *qresyncParam, expunged bool) error {
 	v := c.view
 	vq := vanishedQuery{set: q.knownUIDs, all: q.knownUIDs == nil, since: q.modseq, useSince: true, minUID: 1}
 	if q.seqs != nil {
-		vq.minUID = seqMatchFloor(q.seqs, q.uids, v.uids)
+		vq.minUID = seqMatchFloor(q.seqs, q.uids, v.UIDs())
 	}
 	gone, err := c.vanished(vq)
 	if err != nil {
@@ -268,13 +266,13 @@ func (c *conn) qresyncReport(q *qresyncParam, expunged bool) error {
 	if q.knownUIDs != nil {
 		known = q.knownUIDs.Resolve(0)
 	}
-	changed := v.scanMetas(func(u uint32, m *store.MessageMeta) (bool, bool) {
+	changed := v.Scan(func(u uint32, m *store.MessageMeta) (bool, bool) {
 		return m.ModSeq > q.modseq && (known == nil || inRanges(known, u)), false
 	})
 	c.reportKeywords() // one added since the FLAGS of the SELECT
 	for _, ch := range changed {
-		m, u := ch.meta, ch.meta.UID
-		c.enc.Star().Number(ch.seq).Atom(" FETCH (UID ").Number(u).Atom(" FLAGS ")
+		m, u := ch.Meta, ch.Meta.UID
+		c.enc.Star().Number(ch.Seq).Atom(" FETCH (UID ").Number(u).Atom(" FLAGS ")
 		c.writeFlags(m)
 		c.enc.SP()
 		c.writeModSeq(m.ModSeq)
@@ -316,7 +314,7 @@ func (c *conn) cmdClose(tag string) (*status, error) {
 	// read-write mailbox, without EXPUNGE responses. A mailbox that went
 	// away under the session (deleted, INBOX renamed) is just closed:
 	// the client leaves it, so it needs no BYE (see endGone).
-	if c.view != nil && !c.view.readOnly && !c.view.dead() {
+	if c.view != nil && !c.view.ReadOnly() && c.view.Gone() == 0 {
 		if _, err := c.expungeDeleted(nil); err != nil {
 			c.deselect()
 			return c.storeFailure(err), nil

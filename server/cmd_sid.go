@@ -25,7 +25,7 @@ const capReconnect = "X-DRAFT-W07-RECONNECT"
 // enabled extensions). The view is rebuilt like a fresh SELECT's.
 func (c *conn) sessionState() []byte {
 	if c.view != nil && c.sess.Selected != nil {
-		c.sess.Selected.Recent = imap.UIDSetFromSorted(c.view.recent)
+		c.sess.Selected.Recent = imap.UIDSetFromSorted(c.view.Recent())
 	}
 	b, err := json.Marshal(&c.sess)
 	if err != nil { // plain data: cannot happen

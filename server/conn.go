@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/server/tracker"
 	"github.com/quickimap/quickimap/wire"
 )
 
@@ -46,7 +47,7 @@ type conn struct {
 
 	sess Session
 	// view is the selected mailbox's view, nil outside the selected state.
-	view         *view
+	view         *tracker.View
 	authFailures int
 	// byeAfter, when set, is sent as a BYE after the current command's
 	// tagged response, and the connection ends.
@@ -208,15 +209,15 @@ func (c *conn) readCommand() bool {
 	}
 	if st != nil {
 		if c.view != nil && c.sess.State == imap.StateSelected {
-			held := len(c.view.pendingExpunge) > 0
+			held := c.view.HoldsExpunges()
 			c.reportUpdates(!cmd.noExpunge && !c.holdExpunge)
-			if held && len(c.view.pendingExpunge) == 0 && c.sess.IsEnabled(extCondstore) {
+			if held && !c.view.HoldsExpunges() && c.sess.IsEnabled(extCondstore) {
 				// Expunges held back earlier went out now: tell the
 				// client it may move its HIGHESTMODSEQ past them
 				// (RFC 7162 §6, the example's last response).
 				st.highestModSeq = true
 			}
-			if c.sentModSeq && len(c.view.pendingExpunge) > 0 {
+			if c.sentModSeq && c.view.HoldsExpunges() {
 				// MODSEQs went out while expunges with lower ones are
 				// held back: a client computing its HIGHESTMODSEQ from
 				// them would skip those expunges after a reconnect
@@ -227,7 +228,7 @@ func (c *conn) readCommand() bool {
 				// RFC 7162 §3.2.7, §3.2.9: after EXPUNGE and UID
 				// EXPUNGE that removed messages. Every expunge has just
 				// been reported, so the value covers them.
-				st.code = "HIGHESTMODSEQ " + strconv.FormatUint(c.view.highestModSeq(), 10)
+				st.code = "HIGHESTMODSEQ " + strconv.FormatUint(c.view.HighestModSeq(), 10)
 			}
 		}
 		c.noteLostSession()

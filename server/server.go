@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/quickimap/quickimap/auth"
+	"github.com/quickimap/quickimap/server/tracker"
 	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
 	"github.com/quickimap/quickimap/wire"
@@ -111,7 +112,7 @@ type Server struct {
 	log   *slog.Logger
 	store store.Store
 
-	hub *hub
+	hub *tracker.Hub
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -131,7 +132,7 @@ func New(opts Options) *Server {
 		opts:      opts,
 		log:       opts.Logger,
 		store:     opts.Store,
-		hub:       newHub(opts.Store),
+		hub:       tracker.NewHub(opts.Store, tracker.Options{}),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		done:      make(chan struct{}),

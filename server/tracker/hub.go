@@ -1,4 +1,12 @@
-package server
+// Package tracker keeps one shared in-memory index per mailbox that some
+// session has open, and each session's sequence-number view of it.
+//
+// It speaks UIDs, sequence numbers, flags and MODSEQs, never IMAP syntax:
+// a View produces typed updates (expunged sequence numbers or UIDs, the
+// new message count, flag changes, keywords that appeared, the mailbox
+// going away) that the IMAP server encodes. It depends on the store
+// interface only.
+package tracker
 
 import (
 	"context"
@@ -9,7 +17,7 @@ import (
 	"github.com/quickimap/quickimap/store"
 )
 
-// hub keeps one shared in-memory index per mailbox that some session has
+// Hub keeps one shared in-memory index per mailbox that some session has
 // selected, so that SELECT, FETCH FLAGS and SEARCH on flags need no store
 // access, and tells the sessions of a mailbox when it changes.
 //
@@ -17,21 +25,45 @@ import (
 // index from the store with ChangesSince, in MODSEQ order, whatever order
 // concurrent writers returned in. The same refresh will serve notifications
 // from other nodes when the store is shared.
-type hub struct {
-	st store.Store
+type Hub struct {
+	st   store.Store
+	opts Options
 
 	mu    sync.Mutex
 	boxes map[int64]*sharedMailbox
 	clock uint64 // orders releases, for eviction
 }
 
-func newHub(st store.Store) *hub {
-	return &hub{st: st, boxes: make(map[int64]*sharedMailbox)}
+// Options tune a Hub; the zero value gives the defaults.
+type Options struct {
+	// LogLimit bounds the change log of a shared mailbox. A view further
+	// behind than this compares itself with the whole index instead.
+	// Default 4096.
+	LogLimit int
+	// Indexes nobody holds are kept for a while, so that a phone that
+	// reconnects (or a client that switches folders and back) finds its
+	// mailbox's index warm: loading 100,000 messages from the store
+	// takes ~70 ms, a warm SELECT under 1 ms. They are bounded in number
+	// (MaxIdleIndexes, default 256) and in total messages
+	// (MaxIdleMessages, default 2,000,000); the least recently released
+	// go first.
+	MaxIdleIndexes  int
+	MaxIdleMessages int
 }
 
-// logLimit bounds the change log of a shared mailbox. A session further
-// behind than this compares its whole view with the index instead.
-const logLimit = 4096
+// NewHub returns a Hub that reads and writes st.
+func NewHub(st store.Store, opts Options) *Hub {
+	if opts.LogLimit <= 0 {
+		opts.LogLimit = 4096
+	}
+	if opts.MaxIdleIndexes <= 0 {
+		opts.MaxIdleIndexes = 256
+	}
+	if opts.MaxIdleMessages <= 0 {
+		opts.MaxIdleMessages = 2_000_000
+	}
+	return &Hub{st: st, opts: opts, boxes: make(map[int64]*sharedMailbox)}
+}
 
 // change is one entry of a shared mailbox's change log.
 type change struct {
@@ -50,6 +82,7 @@ const (
 
 // sharedMailbox is the in-memory index of one mailbox.
 type sharedMailbox struct {
+	hub    *Hub
 	id     int64
 	userID int64
 
@@ -63,7 +96,7 @@ type sharedMailbox struct {
 	// keywords seen in the mailbox, for the FLAGS response, and the same
 	// sorted. The set only grows while the index lives, so its size is
 	// its version: a view compares it with the count it has told its
-	// client (view.kwTold) and sends FLAGS again when it grew.
+	// client (View.kwTold) and reports the list again when it grew.
 	keywords map[string]struct{}
 	kwSorted []string
 	// log holds the changes from position logBase on.
@@ -71,21 +104,32 @@ type sharedMailbox struct {
 	logBase uint64
 	// recentUpTo: UIDs below it have been handed out as \Recent.
 	recentUpTo uint32
-	// gone, when not "", says why the mailbox can no longer be shown to
-	// the sessions that have it selected (deleted, or INBOX renamed):
-	// they are told with a BYE (view.go). The index is no longer in
-	// hub.boxes.
-	gone string
+	// gone, when not 0, says why the mailbox can no longer be shown to
+	// the sessions that have it open (deleted, or INBOX renamed): their
+	// next update says so. The index is no longer in Hub.boxes.
+	gone Gone
 
-	refs     int    // sessions holding it (guarded by hub.mu)
-	released uint64 // hub.clock when refs last dropped to 0 (hub.mu)
-	views    map[*view]struct{}
+	refs     int    // views holding it (guarded by Hub.mu)
+	released uint64 // Hub.clock when refs last dropped to 0 (Hub.mu)
+	views    map[*View]struct{}
 }
 
 func (sm *sharedMailbox) logEnd() uint64 { return sm.logBase + uint64(len(sm.log)) }
 
+// Gone says why a mailbox can no longer be shown to the sessions that
+// have it open.
+type Gone uint8
+
+const (
+	// Deleted: the mailbox was deleted.
+	Deleted Gone = iota + 1
+	// Renamed: INBOX was renamed. Its messages, id and UIDVALIDITY now
+	// belong to another name, and INBOX is a new mailbox.
+	Renamed
+)
+
 // open returns the shared index of a mailbox, loading it on first use.
-func (h *hub) open(ctx context.Context, userID, mailboxID int64) (*sharedMailbox, error) {
+func (h *Hub) open(ctx context.Context, userID, mailboxID int64) (*sharedMailbox, error) {
 	h.mu.Lock()
 	sm := h.boxes[mailboxID]
 	if sm != nil && sm.userID == userID {
@@ -102,6 +146,7 @@ func (h *hub) open(ctx context.Context, userID, mailboxID int64) (*sharedMailbox
 		return nil, err
 	}
 	loaded := &sharedMailbox{
+		hub:        h,
 		id:         mailboxID,
 		userID:     userID,
 		metas:      metas,
@@ -109,7 +154,7 @@ func (h *hub) open(ctx context.Context, userID, mailboxID int64) (*sharedMailbox
 		mb:         mb,
 		keywords:   map[string]struct{}{},
 		recentUpTo: mb.FirstRecentUID,
-		views:      map[*view]struct{}{},
+		views:      map[*View]struct{}{},
 	}
 	for i := range metas {
 		loaded.uids[i] = metas[i].UID
@@ -129,27 +174,17 @@ func (h *hub) open(ctx context.Context, userID, mailboxID int64) (*sharedMailbox
 
 // refreshOpened refreshes an index just opened; on failure it drops the
 // hold open took, so that the caller has nothing to release.
-func (h *hub) refreshOpened(ctx context.Context, sm *sharedMailbox) (*sharedMailbox, error) {
-	if err := sm.refresh(ctx, h.st); err != nil {
+func (h *Hub) refreshOpened(ctx context.Context, sm *sharedMailbox) (*sharedMailbox, error) {
+	if err := sm.refresh(ctx); err != nil {
 		h.release(sm)
 		return nil, err
 	}
 	return sm, nil
 }
 
-// Indexes nobody holds are kept for a while, so that a phone that
-// reconnects (or a client that switches folders and back) finds its
-// mailbox's index warm: loading 100,000 messages from the store takes
-// ~70 ms, a warm SELECT under 1 ms. They are bounded in number and in
-// total messages; the least recently released go first.
-const (
-	maxIdleIndexes  = 256
-	maxIdleMessages = 2_000_000
-)
-
-// release drops a session's hold; the index stays cached while it fits
-// the idle bounds.
-func (h *hub) release(sm *sharedMailbox) {
+// release drops a view's hold; the index stays cached while it fits the
+// idle bounds.
+func (h *Hub) release(sm *sharedMailbox) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	sm.refs--
@@ -163,7 +198,7 @@ func (h *hub) release(sm *sharedMailbox) {
 
 // evictIdle drops the least recently released idle indexes beyond the
 // bounds. It runs with h.mu held.
-func (h *hub) evictIdle() {
+func (h *Hub) evictIdle() {
 	for {
 		n, msgs := 0, 0
 		var oldest *sharedMailbox
@@ -177,7 +212,7 @@ func (h *hub) evictIdle() {
 				oldest = b
 			}
 		}
-		if oldest == nil || (n <= maxIdleIndexes && msgs <= maxIdleMessages) {
+		if oldest == nil || (n <= h.opts.MaxIdleIndexes && msgs <= h.opts.MaxIdleMessages) {
 			return
 		}
 		delete(h.boxes, oldest.id)
@@ -190,9 +225,10 @@ func (sm *sharedMailbox) size() int {
 	return len(sm.uids)
 }
 
-// changed is called after a write to a mailbox: it refreshes the index if
-// it is loaded and wakes the sessions that have the mailbox selected.
-func (h *hub) changed(ctx context.Context, mailboxID int64) {
+// Changed is called after a write to a mailbox: it refreshes the index if
+// it is loaded and wakes the views of the mailbox. When it returns, the
+// index holds every change the store had made when it was called.
+func (h *Hub) Changed(ctx context.Context, mailboxID int64) {
 	h.mu.Lock()
 	sm := h.boxes[mailboxID]
 	idle := sm != nil && sm.refs == 0
@@ -201,22 +237,13 @@ func (h *hub) changed(ctx context.Context, mailboxID int64) {
 		// Nobody is looking: open() catches up when someone does.
 		return
 	}
-	sm.refresh(ctx, h.st)
+	sm.refresh(ctx)
 }
 
-// Why a selected mailbox went away, as the BYE (other sessions) or
-// CLOSED (the session that did it) text says it.
-const (
-	goneDeleted = "Selected mailbox was deleted"
-	goneRenamed = "Selected mailbox was renamed"
-)
-
-// gone drops the index of a mailbox that sessions can no longer be shown:
-// deleted, or INBOX renamed (its messages, id and UIDVALIDITY now belong
-// to another name, and INBOX is a new mailbox). The sessions that have it
-// selected are woken and end with "* BYE why" at their next chance (see
-// reportUpdates); the next open of the id loads a fresh index.
-func (h *hub) gone(mailboxID int64, why string) {
+// Gone drops the index of a mailbox that sessions can no longer be shown:
+// deleted, or INBOX renamed. Its views are woken, and their next update
+// says why; the next Open of the id loads a fresh index.
+func (h *Hub) Gone(mailboxID int64, why Gone) {
 	h.mu.Lock()
 	sm := h.boxes[mailboxID]
 	delete(h.boxes, mailboxID)
@@ -236,7 +263,7 @@ func (h *hub) gone(mailboxID int64, why string) {
 // with sm.mu held for writing.
 func (sm *sharedMailbox) noteKeywords(flags []string) {
 	for _, f := range flags {
-		if len(f) > 0 && f[0] != '\\' {
+		if isKeyword(f) {
 			if _, ok := sm.keywords[f]; !ok {
 				sm.keywords[f] = struct{}{}
 				i := sort.SearchStrings(sm.kwSorted, f)
@@ -246,15 +273,12 @@ func (sm *sharedMailbox) noteKeywords(flags []string) {
 	}
 }
 
-// sortedKeywords lists the keywords in use (a copy). It runs with sm.mu
-// held.
-func (sm *sharedMailbox) sortedKeywords() []string {
-	return slices.Clone(sm.kwSorted)
-}
+func isKeyword(f string) bool { return f != "" && f[0] != '\\' }
 
 // refresh reads what changed since the index's HIGHESTMODSEQ and applies
 // it, logging each change for the views.
-func (sm *sharedMailbox) refresh(ctx context.Context, st store.Store) error {
+func (sm *sharedMailbox) refresh(ctx context.Context) error {
+	st := sm.hub.st
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	ch, err := st.ChangesSince(ctx, sm.userID, sm.id, sm.mb.HighestModSeq)
@@ -338,7 +362,8 @@ func (sm *sharedMailbox) refresh(ctx context.Context, st store.Store) error {
 // the limit whatever the views (those views then fall back to a full
 // comparison).
 func (sm *sharedMailbox) trimLog() {
-	if len(sm.log) <= logLimit {
+	limit := sm.hub.opts.LogLimit
+	if len(sm.log) <= limit {
 		return
 	}
 	min := sm.logEnd()
@@ -347,7 +372,7 @@ func (sm *sharedMailbox) trimLog() {
 			min = v.pos
 		}
 	}
-	if floor := sm.logEnd() - logLimit; min < floor {
+	if floor := sm.logEnd() - uint64(limit); min < floor {
 		min = floor
 	}
 	drop := int(min - sm.logBase)
