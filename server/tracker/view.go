@@ -295,8 +295,10 @@ func (v *View) Updates(ctx context.Context, allowExpunge bool) Update {
 	i := sort.Search(len(cur), func(i int) bool { return cur[i] > known })
 	newUIDs := cur[i:]
 	recentUpTo := sm.recentUpTo
-	sm.mu.RUnlock()
+	// Under the lock: trimLog reads every view's position (holding the
+	// lock for writing, so no other reader can be at it).
 	v.pos = end
+	sm.mu.RUnlock()
 	v.ownModSeqs = v.ownModSeqs[:0]
 
 	w := 0
