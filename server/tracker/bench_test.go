@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/store/sqlite"
 )
 
 // The store stands in with fixed costs near the SQLite backend's on the
@@ -64,17 +65,52 @@ func (l *latencies) quantile(q float64) time.Duration {
 // power-of-two buckets) and max-ns the longest; writes/s the writer's
 // rate meanwhile.
 func BenchmarkReadFlagsUnderWrites(b *testing.B) {
-	const readers = 8
-	_, h := benchFixture(b)
+	st, _ := benchFixture(b)
+	benchReadFlags(b, st, testUser, testBox)
+}
+
+// BenchmarkReadFlagsUnderWritesSQLite is BenchmarkReadFlagsUnderWrites
+// on the SQLite backend: durable writes, and reads that cost CPU.
+func BenchmarkReadFlagsUnderWritesSQLite(b *testing.B) {
 	ctx := context.Background()
-	w, err := h.Open(ctx, testUser, testBox, false)
+	st, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	u, err := st.CreateUser(ctx, "bench", "x", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mb, err := st.MailboxByName(ctx, u.ID, "INBOX")
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte("From: a@example.com\r\nSubject: x\r\n\r\nHello\r\n")
+	for range benchMessages / 1000 {
+		msgs := make([]store.NewMessage, 1000)
+		for i := range msgs {
+			msgs[i].Body = body
+		}
+		if _, _, err := st.AppendMessages(ctx, u.ID, mb.ID, msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	benchReadFlags(b, st, u.ID, mb.ID)
+}
+
+func benchReadFlags(b *testing.B, st store.Store, user, box int64) {
+	const readers = 8
+	h := NewHub(st, Options{})
+	ctx := context.Background()
+	w, err := h.Open(ctx, user, box, false)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer w.Close()
 	views := make([]*View, readers)
 	for i := range views {
-		if views[i], err = h.Open(ctx, testUser, testBox, true); err != nil {
+		if views[i], err = h.Open(ctx, user, box, true); err != nil {
 			b.Fatal(err)
 		}
 		defer views[i].Close()

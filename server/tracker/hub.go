@@ -10,6 +10,7 @@ package tracker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sort"
 	"sync"
@@ -25,6 +26,13 @@ import (
 // index from the store with ChangesSince, in MODSEQ order, whatever order
 // concurrent writers returned in. The same refresh will serve notifications
 // from other nodes when the store is shared.
+//
+// Locks: Hub.mu guards the set of indexes. Each index has two: refreshes
+// of it run one at a time under its refresh state (sharedMailbox.rmu),
+// read the store holding no lock that readers need, and take the index's
+// sharedMailbox.mu for writing only to publish what they read. Views read
+// under sharedMailbox.mu held for reading. Hub.mu is never taken while
+// an index's locks are held.
 type Hub struct {
 	st   store.Store
 	opts Options
@@ -86,6 +94,10 @@ type sharedMailbox struct {
 	id     int64
 	userID int64
 
+	// mu guards what follows up to the refresh state; readers hold it
+	// for reading, a refresh publishing its result for writing. Only
+	// refreshes write uids, metas, mb, log and logBase, and they run one
+	// at a time, so a refresh may read those before taking mu.
 	mu sync.RWMutex
 	// uids and metas are parallel and ascending by UID. They are replaced,
 	// not modified, when messages go; new messages are appended, so a
@@ -108,6 +120,17 @@ type sharedMailbox struct {
 	// the sessions that have it open (deleted, or INBOX renamed): their
 	// next update says so. The index is no longer in Hub.boxes.
 	gone Gone
+
+	// The refresh state, guarded by rmu. Refreshes are numbered as they
+	// start; finished is the number of the last one that finished, with
+	// its error; refreshed is closed when the running one finishes.
+	rmu        sync.Mutex
+	running    bool
+	started    uint64
+	finished   uint64
+	refreshErr error
+	refreshed  chan struct{}
+	waiters    int // callers waiting for a refresh (for tests)
 
 	refs     int    // views holding it (guarded by Hub.mu)
 	released uint64 // Hub.clock when refs last dropped to 0 (Hub.mu)
@@ -177,6 +200,14 @@ func (h *Hub) open(ctx context.Context, userID, mailboxID int64) (*sharedMailbox
 func (h *Hub) refreshOpened(ctx context.Context, sm *sharedMailbox) (*sharedMailbox, error) {
 	if err := sm.refresh(ctx); err != nil {
 		h.release(sm)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoSelect) {
+			// Deleted after the load: do not keep the index cached.
+			h.mu.Lock()
+			if h.boxes[sm.id] == sm && sm.refs == 0 {
+				delete(h.boxes, sm.id)
+			}
+			h.mu.Unlock()
+		}
 		return nil, err
 	}
 	return sm, nil
@@ -227,7 +258,8 @@ func (sm *sharedMailbox) size() int {
 
 // Changed is called after a write to a mailbox: it refreshes the index if
 // it is loaded and wakes the views of the mailbox. When it returns, the
-// index holds every change the store had made when it was called.
+// index holds every change the store had made when it was called. Calls
+// that land while a refresh runs share the one refresh after it.
 func (h *Hub) Changed(ctx context.Context, mailboxID int64) {
 	h.mu.Lock()
 	sm := h.boxes[mailboxID]
@@ -275,58 +307,129 @@ func (sm *sharedMailbox) noteKeywords(flags []string) {
 
 func isKeyword(f string) bool { return f != "" && f[0] != '\\' }
 
-// refresh reads what changed since the index's HIGHESTMODSEQ and applies
-// it, logging each change for the views.
+// refresh brings the index up to date with the store: when it returns
+// (without error), every change the store had made when it was called is
+// in the index.
+//
+// A refresh that is already running may have read the store before that
+// change, so the caller waits for it to end and then for one that starts
+// after the call; all callers that arrive while one runs share the next
+// one: N concurrent writers cost at most two store reads in a row, not N.
 func (sm *sharedMailbox) refresh(ctx context.Context) error {
+	sm.rmu.Lock()
+	want := sm.started + 1
+	for {
+		if sm.finished >= want {
+			err := sm.refreshErr
+			if err == nil || ctx.Err() != nil || !isContextErr(err) {
+				sm.rmu.Unlock()
+				return err
+			}
+			// The refresh that served us ended with its own caller's
+			// context: ours is still alive, so try again.
+			want = sm.started + 1
+			continue
+		}
+		if !sm.running {
+			break
+		}
+		done := sm.refreshed
+		sm.waiters++
+		sm.rmu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			sm.rmu.Lock()
+			sm.waiters--
+			sm.rmu.Unlock()
+			return ctx.Err()
+		}
+		sm.rmu.Lock()
+		sm.waiters--
+	}
+	sm.running = true
+	sm.started++
+	n := sm.started
+	done := make(chan struct{})
+	sm.refreshed = done
+	sm.rmu.Unlock()
+
+	err := sm.refreshOnce(ctx)
+
+	sm.rmu.Lock()
+	sm.running = false
+	sm.finished = n
+	sm.refreshErr = err
+	close(done)
+	sm.rmu.Unlock()
+	return err
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// refreshOnce reads what changed since the index's HIGHESTMODSEQ and
+// applies it, logging each change for the views. It runs with no lock
+// held and is never run twice at once for one index (see refresh): the
+// store is read and the arrays without expunged messages are built
+// without sm.mu; sm.mu is taken for writing only to publish.
+func (sm *sharedMailbox) refreshOnce(ctx context.Context) error {
 	st := sm.hub.st
-	sm.mu.Lock()
-	defer sm.mu.Unlock()
-	ch, err := st.ChangesSince(ctx, sm.userID, sm.id, sm.mb.HighestModSeq)
+	sm.mu.RLock()
+	since, gone := sm.mb.HighestModSeq, sm.gone
+	uids, metas := sm.uids, sm.metas
+	sm.mu.RUnlock()
+	if gone != 0 {
+		return nil // no view will read it again
+	}
+	ch, err := st.ChangesSince(ctx, sm.userID, sm.id, since)
 	if err != nil {
 		return err
 	}
 	if !ch.Complete {
-		// Tombstones we needed were purged: reload the whole index.
-		metas, mb, err := st.MessageIndex(ctx, sm.userID, sm.id)
+		// Tombstones we needed were purged: reload the whole index and
+		// compare.
+		all, mb, err := st.MessageIndex(ctx, sm.userID, sm.id)
 		if err != nil {
 			return err
 		}
-		ch = store.Changes{Changed: metas, Complete: true, HighestModSeq: mb.HighestModSeq}
-		gone := map[uint32]bool{}
-		for _, u := range sm.uids {
-			gone[u] = true
-		}
-		for _, m := range metas {
-			delete(gone, m.UID)
-		}
-		for u := range gone {
-			ch.Vanished = append(ch.Vanished, u)
-		}
-		sort.Slice(ch.Vanished, func(i, j int) bool { return ch.Vanished[i] < ch.Vanished[j] })
+		ch = diffIndex(uids, since, all, mb.HighestModSeq)
 	}
-	if ch.HighestModSeq <= sm.mb.HighestModSeq && len(ch.Changed) == 0 && len(ch.Vanished) == 0 {
+	if ch.HighestModSeq <= since && len(ch.Changed) == 0 && len(ch.Vanished) == 0 {
 		return nil
 	}
-	// Expunges first: the arrays are rebuilt without them.
+	// Expunges first: new arrays without them (the views keep the old
+	// ones, which do not change).
+	var expunged []change
 	if len(ch.Vanished) > 0 {
-		gone := make(map[uint32]bool, len(ch.Vanished))
-		for _, u := range ch.Vanished {
-			if sm.index(u) >= 0 {
-				gone[u] = true
-				sm.log = append(sm.log, change{uid: u, modseq: ch.HighestModSeq, kind: changeExpunge})
+		keepUIDs := make([]uint32, 0, len(uids))
+		keepMetas := make([]store.MessageMeta, 0, len(uids))
+		j := 0
+		for i, u := range uids {
+			for j < len(ch.Vanished) && ch.Vanished[j] < u {
+				j++
 			}
-		}
-		if len(gone) > 0 {
-			uids := make([]uint32, 0, len(sm.uids)-len(gone))
-			metas := make([]store.MessageMeta, 0, len(sm.uids)-len(gone))
-			for i, u := range sm.uids {
-				if !gone[u] {
-					uids = append(uids, u)
-					metas = append(metas, sm.metas[i])
-				}
+			if j < len(ch.Vanished) && ch.Vanished[j] == u {
+				expunged = append(expunged, change{uid: u, modseq: ch.HighestModSeq, kind: changeExpunge})
+				continue
 			}
-			sm.uids, sm.metas = uids, metas
+			keepUIDs = append(keepUIDs, u)
+			keepMetas = append(keepMetas, metas[i])
 		}
+		uids, metas = keepUIDs, keepMetas
+	}
+
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if sm.gone != 0 || ch.HighestModSeq < sm.mb.HighestModSeq {
+		// Gone while the store was read; or an answer older than the
+		// index (HIGHESTMODSEQ never goes back).
+		return nil
+	}
+	if len(expunged) > 0 {
+		sm.uids, sm.metas = uids, metas
+		sm.log = append(sm.log, expunged...)
 	}
 	last := uint32(0)
 	if n := len(sm.uids); n > 0 {
@@ -356,6 +459,30 @@ func (sm *sharedMailbox) refresh(ctx context.Context) error {
 		v.wake()
 	}
 	return nil
+}
+
+// diffIndex turns a full reload of the index (all, by ascending UID, at
+// HIGHESTMODSEQ highest) into the Changes since modseq from an index that
+// held cur: the UIDs of cur that are gone, and the messages that are new
+// or changed after modseq.
+func diffIndex(cur []uint32, modseq uint64, all []store.MessageMeta, highest uint64) store.Changes {
+	ch := store.Changes{Complete: true, HighestModSeq: highest}
+	i := 0
+	for _, m := range all {
+		for i < len(cur) && cur[i] < m.UID {
+			ch.Vanished = append(ch.Vanished, cur[i])
+			i++
+		}
+		known := i < len(cur) && cur[i] == m.UID
+		if known {
+			i++
+		}
+		if !known || m.ModSeq > modseq {
+			ch.Changed = append(ch.Changed, m)
+		}
+	}
+	ch.Vanished = append(ch.Vanished, cur[i:]...)
+	return ch
 }
 
 // trimLog drops entries every view has seen, and the oldest ones beyond

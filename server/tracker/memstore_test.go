@@ -21,9 +21,10 @@ type memStore struct {
 	// readDelay and writeDelay stand in for the cost of a store read
 	// (ChangesSince, MessageIndex) and of a durable write.
 	readDelay, writeDelay time.Duration
-	// beforeRead, when set, runs at the start of ChangesSince and
-	// MessageIndex, before the store's lock is taken.
-	beforeRead func()
+	// afterRead, when set, runs at the end of ChangesSince and
+	// MessageIndex (named by method), after the answer was read and
+	// before it is returned.
+	afterRead func(method string)
 
 	changesCalls atomic.Int64
 	indexCalls   atomic.Int64
@@ -67,11 +68,14 @@ func (b *memBox) mailbox(id int64) store.Mailbox {
 }
 
 func (s *memStore) read() {
-	if s.beforeRead != nil {
-		s.beforeRead()
-	}
 	if s.readDelay > 0 {
 		time.Sleep(s.readDelay)
+	}
+}
+
+func (s *memStore) hook(method string) {
+	if s.afterRead != nil {
+		s.afterRead(method)
 	}
 }
 
@@ -100,6 +104,7 @@ func (s *memStore) purgeTombstones(id int64) {
 func (s *memStore) MessageIndex(ctx context.Context, userID, id int64) ([]store.MessageMeta, store.Mailbox, error) {
 	s.indexCalls.Add(1)
 	s.read()
+	defer s.hook("MessageIndex")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, err := s.box(userID, id)
@@ -112,6 +117,7 @@ func (s *memStore) MessageIndex(ctx context.Context, userID, id int64) ([]store.
 func (s *memStore) ChangesSince(ctx context.Context, userID, id int64, modseq uint64) (store.Changes, error) {
 	s.changesCalls.Add(1)
 	s.read()
+	defer s.hook("ChangesSince")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, err := s.box(userID, id)
