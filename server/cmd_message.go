@@ -293,6 +293,18 @@ func (c *conn) store(isUID bool) (*status, error) {
 		}
 		slices.Sort(changedUIDs)
 	}
+	var items metaItems
+	if isUID || condstore {
+		// RFC 7162 §3.2.4: with CONDSTORE enabled on a QRESYNC
+		// server, UID and MODSEQ in every such FETCH.
+		items = items.add(fetchUID)
+	}
+	if !silent {
+		items = items.add(fetchFlags)
+	}
+	if condstore {
+		items = items.add(fetchModSeq)
+	}
 	for _, r := range refs {
 		isFailed := seqOf(failed, r.UID) > 0
 		switch {
@@ -312,24 +324,7 @@ func (c *conn) store(isUID bool) (*status, error) {
 		if !ok {
 			continue
 		}
-		c.enc.Star().Number(r.Seq).SP().Atom("FETCH (")
-		if isUID || condstore {
-			// RFC 7162 §3.2.4: with CONDSTORE enabled on a QRESYNC
-			// server, UID and MODSEQ in every such FETCH.
-			c.enc.Atom("UID ").Number(r.UID)
-		}
-		if !silent {
-			if isUID || condstore {
-				c.enc.SP()
-			}
-			c.enc.Atom("FLAGS ")
-			c.writeFlags(m)
-		}
-		if condstore {
-			c.enc.SP()
-			c.writeModSeq(m.ModSeq)
-		}
-		c.enc.Special(')').CRLF()
+		c.writeMetaFetch(r.Seq, &m, items)
 	}
 	if len(failed) > 0 {
 		// RFC 7162 §3.1.3: MODIFIED lists UIDs for UID STORE, sequence

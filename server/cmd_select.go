@@ -214,8 +214,8 @@ func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, r
 
 	c.view = v
 	c.writeFlagsResponses(keywords, true)
-	c.enc.Star().Number(v.Count()).SP().Atom("EXISTS").CRLF()
-	c.enc.Star().Number(recent).SP().Atom("RECENT").CRLF()
+	c.writeExists(v.Count())
+	c.writeRecent(recent)
 	if firstUnseen > 0 {
 		c.enc.Star().Atom("OK").SP().Code("UNSEEN", firstUnseen).Text("First unseen message").CRLF()
 	}
@@ -260,7 +260,7 @@ func (c *conn) qresyncReport(q *qresyncParam, expunged bool) error {
 	// of these UIDs has a sequence number, so the order only follows the
 	// examples.
 	if len(gone) > 0 && !expunged {
-		c.enc.Star().Atom("VANISHED (EARLIER) ").SeqSet(gone).CRLF()
+		c.writeVanished(true, gone)
 	}
 	var known []imap.NumRange
 	if q.knownUIDs != nil {
@@ -270,19 +270,14 @@ func (c *conn) qresyncReport(q *qresyncParam, expunged bool) error {
 		return m.ModSeq > q.modseq && (known == nil || inRanges(known, u)), false
 	})
 	c.reportKeywords() // one added since the FLAGS of the SELECT
-	for _, ch := range changed {
-		m, u := ch.Meta, ch.Meta.UID
-		c.enc.Star().Number(ch.Seq).Atom(" FETCH (UID ").Number(u).Atom(" FLAGS ")
-		c.writeFlags(m)
-		c.enc.SP()
-		c.writeModSeq(m.ModSeq)
-		c.enc.Special(')').CRLF()
+	for i := range changed {
+		c.writeMetaFetch(changed[i].Seq, &changed[i].Meta, itemsUIDFlagsModSeq)
 		if err := c.enc.Err(); err != nil {
 			return nil // the connection is failing; the loop ends it
 		}
 	}
 	if len(gone) > 0 && expunged {
-		c.enc.Star().Atom("EXPUNGED ").SeqSet(gone).CRLF()
+		c.writeExpunged(gone)
 	}
 	return nil
 }

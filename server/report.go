@@ -99,12 +99,12 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 	if len(u.Expunged) > 0 {
 		switch {
 		case c.sess.IsEnabled(extQresync):
-			c.enc.Star().Atom("VANISHED ").SeqSet(imap.UIDSetFromSorted(u.Expunged)).CRLF()
+			c.writeVanished(false, imap.UIDSetFromSorted(u.Expunged))
 		case c.sess.IsEnabled(extExpunged):
-			c.enc.Star().Atom("EXPUNGED ").SeqSet(imap.UIDSetFromSorted(u.Expunged)).CRLF()
+			c.writeExpunged(imap.UIDSetFromSorted(u.Expunged))
 		default:
 			for _, s := range u.ExpungedSeqs {
-				c.enc.Star().Number(s).SP().Atom("EXPUNGE").CRLF()
+				c.writeExpunge(s)
 			}
 		}
 	}
@@ -112,8 +112,8 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 		c.log.Warn("claiming recent messages", "err", u.ClaimErr)
 	}
 	if u.NewMessages {
-		c.enc.Star().Number(u.Count).SP().Atom("EXISTS").CRLF()
-		c.enc.Star().Number(u.Recent).SP().Atom("RECENT").CRLF()
+		c.writeExists(u.Count)
+		c.writeRecent(u.Recent)
 		if c.sess.IsEnabled(extCondstore) {
 			// New messages come with no MODSEQ of their own: without
 			// the new HIGHESTMODSEQ a client that caches it (e.g.
@@ -124,14 +124,11 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 			}
 		}
 	}
-	condstore := c.sess.IsEnabled(extCondstore)
-	for _, f := range u.Flags {
-		c.enc.Star().Number(f.Seq).SP().Atom("FETCH (UID ").Number(f.Meta.UID).SP().Atom("FLAGS ")
-		c.writeFlags(f.Meta)
-		if condstore {
-			c.enc.SP()
-			c.writeModSeq(f.Meta.ModSeq)
-		}
-		c.enc.Special(')').CRLF()
+	items := itemsUIDFlags
+	if c.sess.IsEnabled(extCondstore) {
+		items = itemsUIDFlagsModSeq
+	}
+	for i := range u.Flags {
+		c.writeMetaFetch(u.Flags[i].Seq, &u.Flags[i].Meta, items)
 	}
 }

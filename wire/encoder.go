@@ -221,12 +221,15 @@ func (e *Encoder) DateTime(t time.Time) *Encoder {
 	return e
 }
 
-// SeqSet writes a sequence set.
+// SeqSet writes a sequence set, without allocating: two ranges at a time
+// through the scratch buffer (at most 2×21+2 bytes).
 func (e *Encoder) SeqSet(s imap.SeqSet) *Encoder {
-	if len(s) <= 4 {
-		e.write(s.AppendTo(e.scratch[:0]))
-	} else {
-		e.write(s.AppendTo(nil))
+	for i := 0; i < len(s); i += 2 {
+		b := e.scratch[:0]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		e.write(s[i:min(i+2, len(s))].AppendTo(b))
 	}
 	return e
 }
