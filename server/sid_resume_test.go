@@ -11,6 +11,7 @@ import (
 
 	"github.com/quickimap/quickimap/internal/imaptest"
 	"github.com/quickimap/quickimap/server"
+	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
 )
 
@@ -131,4 +132,73 @@ func testSIDResumeExpungeDuring(t *testing.T, afterRead bool) {
 	})
 	c.Expect("n", "NOOP", "n OK NOOP completed")
 	c.Expect("f", "FETCH 1:* (UID)", "* 1 FETCH (UID 1)", "* 2 FETCH (UID 2)", "* 3 FETCH (UID 5)", "f OK FETCH completed")
+}
+
+// countingSessions counts the session rows written.
+type countingSessions struct {
+	store.Sessions
+	saves atomic.Int64
+}
+
+func (s *countingSessions) SaveSession(ctx context.Context, rec store.SessionRecord) error {
+	s.saves.Add(1)
+	return s.Sessions.SaveSession(ctx, rec)
+}
+
+// A resume writes the session's row only when something in it changed:
+// its state, or a LastActive older than half the session timeout
+// (session.Registry.Attach). A phone that reconnects again and again to
+// the same mailbox costs no durable write.
+func TestSIDResumeWrites(t *testing.T) {
+	var cs *countingSessions
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	env := imaptest.Start(t, func(o *server.Options) {
+		cs = &countingSessions{Sessions: o.Store}
+		o.Sessions = session.New(cs, session.Options{
+			Timeout: 24 * time.Hour,
+			Now:     func() time.Time { return time.Unix(0, now.Load()) },
+		})
+	})
+	uv := seed(t, env, 3) // HIGHESTMODSEQ 4
+	c := env.DialLogin(t)
+	c.ExpectTagged("s", "SELECT INBOX", "s OK [READ-WRITE]")
+	id := newSID(t, c, "a")
+	c.Expect("o", "LOGOUT (PRESERVE)", "* BYE Logging out; session state preserved", "o OK LOGOUT completed")
+
+	resume := func(tag string) int64 {
+		t.Helper()
+		c := env.DialLogin(t)
+		before := cs.saves.Load()
+		c.ExpectTagged(tag, fmt.Sprintf("SID %s %d 4", id, uv), tag+" OK [READ-WRITE] Ok")
+		n := cs.saves.Load() - before
+		c.Expect("o"+tag, "LOGOUT (PRESERVE)", "* BYE Logging out; session state preserved", "o"+tag+" OK LOGOUT completed")
+		return n
+	}
+	// The first resume turns CONDSTORE and the EXPUNGED reporting on
+	// (§3.3): the state changed, one write.
+	if n := resume("r1"); n != 1 {
+		t.Errorf("first resume: %d session writes, want 1", n)
+	}
+	// Nothing changed, detached moments ago: none.
+	if n := resume("r2"); n != 0 {
+		t.Errorf("resume of an unchanged session: %d session writes, want 0", n)
+	}
+	// A new message becomes \Recent in the session: one write.
+	w := env.DialLogin(t)
+	if l := appendMsg(t, w, "p", "INBOX", "", testMsg); !strings.HasPrefix(l, "p OK") {
+		t.Fatalf("append: %q", l)
+	}
+	if n := resume("r3"); n != 1 {
+		t.Errorf("resume with a new recent message: %d session writes, want 1", n)
+	}
+	// Unchanged, but detached more than Timeout/2 ago: Attach moves
+	// LastActive forward, one write.
+	now.Add(int64(13 * time.Hour))
+	if n := resume("r4"); n != 1 {
+		t.Errorf("resume 13 hours after the detach: %d session writes, want 1", n)
+	}
+	if n := resume("r5"); n != 0 {
+		t.Errorf("resume right after: %d session writes, want 0", n)
+	}
 }
