@@ -7,7 +7,6 @@ package server
 // connection's Session in and out of it as JSON.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,15 +24,20 @@ const capReconnect = "X-DRAFT-W07-RECONNECT"
 // selected mailbox id, its name as spelled, read-only flag, UIDVALIDITY,
 // enabled extensions). The view is rebuilt like a fresh SELECT's.
 func (c *conn) sessionState() []byte {
-	if c.view != nil && c.sess.Selected != nil {
-		c.sess.Selected.Recent = imap.UIDSetFromSorted(c.view.recent)
-	}
+	c.syncRecent()
 	b, err := json.Marshal(&c.sess)
 	if err != nil { // plain data: cannot happen
 		c.log.Error("serializing session", "err", err)
 		return nil
 	}
 	return b
+}
+
+// syncRecent copies the view's \Recent UIDs into the session.
+func (c *conn) syncRecent() {
+	if c.view != nil && c.sess.Selected != nil {
+		c.sess.Selected.Recent = imap.UIDSetFromSorted(c.view.recent)
+	}
 }
 
 // saveSession checkpoints the held session after a command that changed
@@ -46,15 +50,16 @@ func (c *conn) saveSession() {
 }
 
 // saveSessionChanged is saveSession after a resume, skipped when the
-// state is the one the registry's store holds (stored, the bytes the
-// resume started from): a client that reconnects again and again to the
-// same mailbox then costs no durable write.
-func (c *conn) saveSessionChanged(stored []byte) {
+// session is the one the registry's store holds (saved, decoded from the
+// state the resume started from): a client that reconnects again and
+// again to the same mailbox then costs no durable write.
+func (c *conn) saveSessionChanged(saved *Session) {
 	if c.s.opts.Sessions == nil || c.sid == "" {
 		return
 	}
-	if st := c.sessionState(); !bytes.Equal(st, stored) {
-		c.saveState(st)
+	c.syncRecent()
+	if !sameSession(&c.sess, saved) {
+		c.saveState(c.sessionState())
 	}
 }
 
@@ -354,7 +359,7 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 		}
 		return okCode("READ-WRITE", "SID completed: resync required")
 	}
-	c.saveSessionChanged(rec.State)
+	c.saveSessionChanged(&saved)
 	if sel.ReadOnly {
 		return okCode("READ-ONLY", resumeText)
 	}
