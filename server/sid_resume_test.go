@@ -39,8 +39,8 @@ func (s *hookStore) UIDChangesSince(ctx context.Context, userID, mailboxID int64
 }
 
 // rawCmd sends a command on c's connection and reads to its tagged
-// response without the testing helpers, so that it can run on another
-// goroutine (a store hook on the server's).
+// response without the Conn methods that call t.Fatal, so that it can
+// run on another goroutine (a store hook on the server's).
 func rawCmd(c *imaptest.Conn, tag, cmd string) (string, error) {
 	c.NC.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c.NC, tag+" "+cmd+"\r\n"); err != nil {
