@@ -149,9 +149,19 @@ func TestRecentIsClaimedOnce(t *testing.T) {
 
 	// A resumed session gets its \Recent messages back.
 	c := f.open(false)
-	c.RestoreRecent(func(u uint32) bool { return u == 3 || u == 1 })
+	c.RestoreRecent(func(u uint32) (bool, bool) { return u == 3 || u == 1, true })
 	if !slices.Equal(c.Recent(), []uint32{3}) {
 		t.Fatalf("restored recent = %v", c.Recent())
+	}
+	// The walk ends where saved says so.
+	d := f.open(false)
+	var asked []uint32
+	d.RestoreRecent(func(u uint32) (bool, bool) {
+		asked = append(asked, u)
+		return true, u < 3
+	})
+	if !slices.Equal(d.Recent(), []uint32{2}) || !slices.Equal(asked, []uint32{2, 3}) {
+		t.Fatalf("restored recent = %v, asked about %v", d.Recent(), asked)
 	}
 }
 

@@ -115,12 +115,18 @@ func (v *View) addRecent(from, to uint32) {
 	}
 }
 
-// RestoreRecent makes the UIDs of the view for which saved is true recent
-// again: a resumed session keeps the \Recent messages it owned (RFC 3501
-// §2.3.2: recent in this session and no other).
-func (v *View) RestoreRecent(saved func(uid uint32) bool) {
+// RestoreRecent makes UIDs of the view recent again: a resumed session
+// keeps the \Recent messages it owned (RFC 3501 §2.3.2: recent in this
+// session and no other). saved is called with the view's UIDs in
+// ascending order and says whether each was the session's; more false
+// ends the walk (so that a caller can merge with sorted ranges).
+func (v *View) RestoreRecent(saved func(uid uint32) (recent, more bool)) {
 	for _, u := range v.uids {
-		if saved(u) {
+		recent, more := saved(u)
+		if !more {
+			break
+		}
+		if recent {
 			v.recent = append(v.recent, u)
 		}
 	}
