@@ -154,9 +154,10 @@ type compareRun struct {
 }
 
 // compare runs the same loads against Dovecot and quickimap, both
-// modes (a LOGOUT every cycle, and none), and prints the results side by
-// side. It fails on any error and when a kind of the mix did not run.
-func compare(tb testing.TB, p compareParams) []compareRun {
+// modes (a LOGOUT every cycle, and none), and returns the results side by
+// side as text. It fails on any error and when a kind of the mix did not
+// run.
+func compare(tb testing.TB, p compareParams) ([]compareRun, string) {
 	tb.Helper()
 	const password = "load-test-pw"
 	// Dovecot first: without it the test skips (or fails, as
@@ -230,8 +231,7 @@ func compare(tb testing.TB, p compareParams) []compareRun {
 		fmt.Fprintf(&out, "\n%s\n", r.mode)
 		printSideBySide(&out, r.reports[0], r.reports[1])
 	}
-	tb.Logf("\n%s", out.String())
-	return runs
+	return runs, out.String()
 }
 
 // printSideBySide prints two reports' figures in columns, with the
@@ -282,7 +282,8 @@ func TestCompareDovecot(t *testing.T) {
 	if testing.Short() {
 		p.duration = time.Second
 	}
-	compare(t, p)
+	_, text := compare(t, p)
+	t.Logf("\n%s", text)
 }
 
 // BenchmarkCompareDovecot is the comparison at its documented size:
@@ -292,7 +293,9 @@ func TestCompareDovecot(t *testing.T) {
 func BenchmarkCompareDovecot(b *testing.B) {
 	p := compareParams{users: 100, clients: 10, fill: 100, duration: 30 * time.Second}
 	for range b.N {
-		runs := compare(b, p)
+		runs, text := compare(b, p)
+		// On standard output: a benchmark's log is cut to a few lines.
+		fmt.Print(text)
 		for _, r := range runs {
 			tag := "logout"
 			if r.reports[0].NoLogout {
