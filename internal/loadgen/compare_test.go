@@ -26,6 +26,10 @@ const (
 	envScheme = "LOADCOMPARE_SCHEME"
 	// envAuthCache is Dovecot's auth_cache_size (default: Dovecot's, 0).
 	envAuthCache = "LOADCOMPARE_AUTH_CACHE"
+	// envServeFlags are more flags for "quickimap serve", separated by
+	// spaces, e.g. "--auth-cache-ttl 0" for a bcrypt check at every
+	// login.
+	envServeFlags = "LOADCOMPARE_QUICKIMAP_FLAGS"
 )
 
 // compareParams is the size of a comparison.
@@ -39,6 +43,7 @@ type serverUnderLoad struct {
 	name  string
 	addr  string
 	pid   int
+	desc  string // flags beyond the defaults
 	setup *SetupReport
 }
 
@@ -74,7 +79,9 @@ func startQuickimapProcess(tb testing.TB, p compareParams, password string) serv
 		tb.Fatal(err)
 	}
 	defer logf.Close()
-	serve := exec.Command(bin, "serve", "--data", data, "--listen", addr, "--no-initial-user", "--log-level", "warn")
+	args := []string{"serve", "--data", data, "--listen", addr, "--no-initial-user", "--log-level", "warn"}
+	args = append(args, strings.Fields(os.Getenv(envServeFlags))...)
+	serve := exec.Command(bin, args...)
 	serve.Stdout, serve.Stderr = logf, logf
 	serve.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := serve.Start(); err != nil {
@@ -115,7 +122,7 @@ func startQuickimapProcess(tb testing.TB, p compareParams, password string) serv
 			tb.Fatalf("quickimap serve not answering on %s: %v\n%s", addr, err, log)
 		}
 	}
-	return serverUnderLoad{name: "quickimap", addr: addr, pid: serve.Process.Pid}
+	return serverUnderLoad{name: "quickimap", addr: addr, pid: serve.Process.Pid, desc: strings.Join(args[7:], " ")}
 }
 
 // startDovecot runs Debian's Dovecot with the same accounts.
@@ -224,7 +231,11 @@ func compare(tb testing.TB, p compareParams) ([]compareRun, string) {
 	}
 
 	var out bytes.Buffer
-	fmt.Fprintf(&out, "quickimap (this tree, bcrypt cost %d) vs %s\n", auth.Cost, desc)
+	flags := "default flags"
+	if qi.desc != "" {
+		flags = qi.desc
+	}
+	fmt.Fprintf(&out, "quickimap (this tree, bcrypt cost %d, %s) vs %s\n", auth.Cost, flags, desc)
 	fmt.Fprintf(&out, "%d accounts of %d–%d messages, %d clients, %v per run, default mix (%s)\n",
 		p.users, qi.setup.MinMessages, qi.setup.MaxMessages, p.clients, p.duration, DefaultMix())
 	for _, r := range runs {
