@@ -79,8 +79,8 @@ func startQuickimapProcess(tb testing.TB, p compareParams, password string) serv
 		tb.Fatal(err)
 	}
 	defer logf.Close()
-	args := []string{"serve", "--data", data, "--listen", addr, "--no-initial-user", "--log-level", "warn"}
-	args = append(args, strings.Fields(os.Getenv(envServeFlags))...)
+	extra := strings.Fields(os.Getenv(envServeFlags))
+	args := append([]string{"serve", "--data", data, "--listen", addr, "--no-initial-user", "--log-level", "warn"}, extra...)
 	serve := exec.Command(bin, args...)
 	serve.Stdout, serve.Stderr = logf, logf
 	serve.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -122,7 +122,7 @@ func startQuickimapProcess(tb testing.TB, p compareParams, password string) serv
 			tb.Fatalf("quickimap serve not answering on %s: %v\n%s", addr, err, log)
 		}
 	}
-	return serverUnderLoad{name: "quickimap", addr: addr, pid: serve.Process.Pid, desc: strings.Join(args[7:], " ")}
+	return serverUnderLoad{name: "quickimap", addr: addr, pid: serve.Process.Pid, desc: strings.Join(extra, " ")}
 }
 
 // startDovecot runs Debian's Dovecot with the same accounts.
