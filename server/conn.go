@@ -588,7 +588,10 @@ func printable(s string) string {
 // forever.
 type deadlineConn struct {
 	net.Conn
-	closing      *atomic.Bool
+	closing *atomic.Bool
+	// halt stops a read that another goroutine is doing to watch for
+	// the client going away (see peerContext), as closing does.
+	halt         atomic.Bool
 	readTimeout  atomic.Int64 // time.Duration
 	writeTimeout time.Duration
 
@@ -609,8 +612,8 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 	}
 	d.Conn.SetReadDeadline(time.Now().Add(time.Duration(d.readTimeout.Load())))
 	// Checked after setting the deadline: interrupt sets the flag, then a
-	// past deadline, so one of the two always wins.
-	if d.closing.Load() {
+	// past deadline, so one of the two always wins. Likewise halt.
+	if d.closing.Load() || d.halt.Load() {
 		d.Conn.SetReadDeadline(time.Now())
 	}
 	return d.Conn.Read(p)
