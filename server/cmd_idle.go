@@ -22,8 +22,8 @@ type idling struct {
 // the connection in the idling state; the connection's loop then waits
 // (on a fresh goroutine, see loop), woken by the selected mailbox's
 // changes through c.waker, and reads DONE in idleDone. One goroutine, no
-// timer and no buffer per idling connection. Keepalives are rare on purpose: a
-// phone's radio wakes for each one.
+// timer and no buffer per idling connection. Keepalives are rare on
+// purpose: a phone's radio wakes for each one.
 func (c *conn) cmdIdle(tag string) (*status, error) {
 	if err := c.dec.CRLF(); err != nil {
 		return nil, err
@@ -61,7 +61,9 @@ func (c *conn) idleKeepalive(now time.Time) {
 
 var errIdleBadLine = errors.New("IDLE: expected DONE")
 
-// idleDone reads the line that ends IDLE and completes the command.
+// idleDone reads the line that ends IDLE and completes the command. Once
+// the line has begun, changes wait for it: they go out before the tagged
+// response.
 func (c *conn) idleDone() bool {
 	st := c.idle
 	line, err := c.dec.Line()
