@@ -256,11 +256,13 @@ func (c *conn) store(isUID bool) (*status, error) {
 		return st, nil
 	}
 	// A message named by sequence number that another session has
-	// expunged (this one has not been told yet) is left out, and the
-	// STORE ends in NO [EXPUNGEISSUED] once the others are done (RFC 2180
-	// §4.2, RFC 7162 §3.1.3 example 11). UID STORE leaves out UIDs that
-	// no longer exist without complaint, like UID FETCH (RFC 3501
-	// §6.4.8).
+	// expunged (this one has not been told yet) is left out: nothing is
+	// stored for it and no FETCH sent, and the STORE answers OK
+	// [EXPUNGEISSUED] once the others are done (RFC 2180 §4.2.1's OK,
+	// as Dovecot answers, with RFC 5530's hint that a NOOP will tell
+	// more; docs/multiaccess.md says why not NO). UID STORE leaves out
+	// UIDs that no longer exist without complaint, like UID FETCH (RFC
+	// 3501 §6.4.8).
 	gone := !isUID && c.refsGone(refs)
 	uids := make([]uint32, len(refs))
 	for i, r := range refs {
@@ -343,16 +345,13 @@ func (c *conn) store(isUID bool) (*status, error) {
 				}
 			}
 		}
-		code := "MODIFIED " + imap.UIDSetFromSorted(nums).String()
-		if gone {
-			// One response code only: MODIFIED, which the client
-			// must have, in a NO (RFC 7162 §3.1.3, example 11).
-			return no(code, "Some of the requested messages no longer exist"), nil
-		}
-		return okCode(code, "Conditional STORE failed"), nil
+		// One response code only: MODIFIED, which the client must
+		// have, also when a message was gone (RFC 7162 §3.1.3 allows
+		// it in a NO, example 11, or an OK, examples 8 to 10).
+		return okCode("MODIFIED "+imap.UIDSetFromSorted(nums).String(), "Conditional STORE failed"), nil
 	}
 	if gone {
-		return expungeIssued(), nil
+		return okCode("EXPUNGEISSUED", "Some of the requested messages no longer exist"), nil
 	}
 	return ok("STORE completed"), nil
 }

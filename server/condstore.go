@@ -92,16 +92,23 @@ type vanishedQuery struct {
 // it falls back to every UID of the set that does not exist (RFC 7162
 // §3.2.6, §5.1).
 func (c *conn) vanished(q vanishedQuery) (imap.SeqSet, error) {
-	v := c.view
 	var tomb []uint32
 	complete := false
 	if q.useSince {
-		ch, err := c.s.store.ChangesSince(context.Background(), c.sess.UserID, v.sm.id, q.since)
+		ch, err := c.s.store.UIDChangesSince(context.Background(), c.sess.UserID, c.view.sm.id, q.since, false)
 		if err != nil {
 			return nil, err
 		}
 		tomb, complete = ch.Vanished, ch.Complete
 	}
+	return c.vanishedFrom(q, tomb, complete), nil
+}
+
+// vanishedFrom is vanished given the store's tombstones since q.since
+// (ascending) and whether they are complete, read after the view's
+// snapshot.
+func (c *conn) vanishedFrom(q vanishedQuery, tomb []uint32, complete bool) imap.SeqSet {
+	v := c.view
 	v.sm.mu.RLock()
 	cur := v.sm.uids[:len(v.sm.uids):len(v.sm.uids)]
 	uidNext := v.sm.mb.UIDNext
@@ -118,7 +125,7 @@ func (c *conn) vanished(q vanishedQuery) (imap.SeqSet, error) {
 	}
 	lo := max(q.minUID, 1)
 	if bound < lo {
-		return nil, nil
+		return nil
 	}
 	var ranges []imap.NumRange
 	if q.all {
@@ -141,9 +148,9 @@ func (c *conn) vanished(q vanishedQuery) (imap.SeqSet, error) {
 				out = append(out, u)
 			}
 		}
-		return imap.UIDSetFromSorted(out), nil
+		return imap.UIDSetFromSorted(out)
 	}
-	return subtractUIDs(ranges, unionUIDs(v.uids, cur)), nil
+	return subtractUIDs(ranges, unionUIDs(v.uids, cur))
 }
 
 // subtractUIDs returns the ranges (sorted, disjoint) without the UIDs in

@@ -123,9 +123,16 @@ func (v *view) addRecent(from, to uint32) {
 // recent again: a resumed session keeps the \Recent messages it owned
 // (RFC 3501 §2.3.2: recent in this session and no other).
 func (v *view) restoreRecent(saved imap.SeqSet) {
-	ranges := saved.Resolve(0)
+	ranges := saved.Resolve(0) // sorted, disjoint: one merged walk
+	j := 0
 	for _, u := range v.uids {
-		if inRanges(ranges, u) {
+		for j < len(ranges) && ranges[j].Stop < u {
+			j++
+		}
+		if j == len(ranges) {
+			break
+		}
+		if ranges[j].Start <= u {
 			v.recent = append(v.recent, u)
 		}
 	}

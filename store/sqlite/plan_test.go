@@ -29,6 +29,8 @@ func checkPlans(t *testing.T, s *Store) {
 	for q, want := range map[string]string{
 		indexQuery: "USING PRIMARY KEY (mailbox_id=? AND uid>?)",
 		`SELECT uid, modseq, flags FROM messages WHERE mailbox_id = ? AND modseq > ?`: "USING COVERING INDEX messages_modseq (mailbox_id=? AND modseq>?)",
+		changedUIDsQuery:  "USING COVERING INDEX messages_modseq (mailbox_id=? AND modseq>?)",
+		vanishedUIDsQuery: "USING COVERING INDEX expunged_modseq (mailbox_id=? AND modseq>?)",
 	} {
 		var plan []string
 		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, 1, 1)
