@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/quickimap/quickimap/imap"
 	"github.com/quickimap/quickimap/store"
@@ -53,16 +54,19 @@ type view struct {
 	// uidNext is UIDNEXT as of the open, consistent with uids and modseq
 	// (SELECT reports it).
 	uidNext uint32
-	// notify is signalled (never blocking) when the mailbox changes.
-	notify chan struct{}
+	// waker, when set, is kicked when the mailbox changes: the view's
+	// connection is idling (see cmdIdle).
+	waker atomic.Pointer[waker]
 }
 
 func (v *view) wake() {
-	select {
-	case v.notify <- struct{}{}:
-	default:
+	if w := v.waker.Load(); w != nil {
+		w.kick()
 	}
 }
+
+// setWaker sets the waker kicked on changes, nil for none.
+func (v *view) setWaker(w *waker) { v.waker.Store(w) }
 
 // openView selects a mailbox for a session.
 func (c *conn) openView(ctx context.Context, mb store.Mailbox, readOnly bool) (*view, error) {
@@ -70,7 +74,7 @@ func (c *conn) openView(ctx context.Context, mb store.Mailbox, readOnly bool) (*
 	if err != nil {
 		return nil, err
 	}
-	v := &view{sm: sm, readOnly: readOnly, notify: make(chan struct{}, 1)}
+	v := &view{sm: sm, readOnly: readOnly}
 	sm.mu.Lock()
 	if sm.gone != "" {
 		// Deleted (or INBOX renamed) between the name lookup and now.
@@ -291,7 +295,7 @@ func (c *conn) writeFlagsResponses(keywords []string, selecting bool) {
 // detached (kept, as after a dropped connection) with nothing selected:
 // a resume answers a nameless SELECTED (docs/reconnect.md).
 //
-// Closing the socket is also what ends an IDLE: its reader fails.
+// An IDLE ends with it: the connection's loop stops at the logout state.
 func (c *conn) endGone(why string) {
 	c.enc.Star().Atom("BYE").SP().Text(why).CRLF()
 	c.enc.Flush()
