@@ -100,10 +100,7 @@ func (c *conn) deleteSession() {
 // goroutine (noteLostSession), never through this one's writes.
 func (c *conn) takeSession(id string) {
 	c.lostSID.Store(&id)
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.waker.kick()
 }
 
 // noteLostSession sends "* DELETEDSID id" (§5.3) when another connection

@@ -146,6 +146,12 @@ type Server struct {
 
 	dummyOnce sync.Once
 	dummy     string
+
+	// readers and writers lend connections their buffers (see
+	// conn.loop): *bufio.Reader of readBufSize bytes, and write buffers
+	// of writeBufSize.
+	readers sync.Pool
+	writers *wire.WriterPool
 }
 
 // New returns a Server.
@@ -164,6 +170,7 @@ func New(opts Options) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		done:      make(chan struct{}),
+		writers:   wire.NewWriterPool(writeBufSize),
 	}
 }
 

@@ -143,11 +143,12 @@ func TestConcurrentWritersAndReaders(t *testing.T) {
 			v, m := readerViews[r], models[r]
 			rng := rand.New(rand.NewPCG(uint64(r), 2))
 			last := v.HighestModSeq()
+			changed := notifyChan(v)
 			for {
 				select {
 				case <-done:
 					return
-				case <-v.Notify():
+				case <-changed:
 				}
 				// Reads as FETCH FLAGS and SEARCH do, then the update
 				// at the command's end (expunges held back during

@@ -358,9 +358,10 @@ func TestGone(t *testing.T) {
 	f := newFixture(t, 2, Options{})
 	a := f.open(false)
 	b := f.open(true)
+	aChanged := notifyChan(a)
 	f.hub.Gone(testBox, Deleted)
 	select {
-	case <-a.Notify():
+	case <-aChanged:
 	default:
 		t.Fatal("a not woken by Gone")
 	}
@@ -445,4 +446,22 @@ func TestScan(t *testing.T) {
 	if !slices.Equal(cur, []uint32{1, 3, 4, 5}) || uidNext != 6 {
 		t.Fatalf("Index = %v %d", cur, uidNext)
 	}
+}
+
+// chanWaker is a Waker that signals a one-slot channel.
+type chanWaker chan struct{}
+
+func (c chanWaker) Wake() {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// notifyChan makes v signal the returned channel when its mailbox
+// changes.
+func notifyChan(v *View) <-chan struct{} {
+	c := make(chanWaker, 1)
+	v.SetWaker(c)
+	return c
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/quickimap/quickimap/store"
 )
@@ -52,15 +53,30 @@ type View struct {
 	toldModSeq uint64
 	// uidNext is UIDNEXT as of the open, consistent with uids and modseq.
 	uidNext uint32
-	// notify is signalled (never blocking) when the mailbox changes.
-	notify chan struct{}
+	// waker, when set, is told when the mailbox changes or goes away
+	// (the session is waiting for input, as in IDLE).
+	waker atomic.Pointer[wakerBox]
 }
 
+// A Waker is told when a view's mailbox changes or goes away. Wake must
+// not block; it is called with the mailbox's lock held.
+type Waker interface{ Wake() }
+
+type wakerBox struct{ w Waker }
+
 func (v *View) wake() {
-	select {
-	case v.notify <- struct{}{}:
-	default:
+	if b := v.waker.Load(); b != nil {
+		b.w.Wake()
 	}
+}
+
+// SetWaker sets who is told of changes, nil for nobody.
+func (v *View) SetWaker(w Waker) {
+	if w == nil {
+		v.waker.Store(nil)
+		return
+	}
+	v.waker.Store(&wakerBox{w})
 }
 
 // Open opens a view of a mailbox for a session, loading the mailbox's
@@ -74,7 +90,7 @@ func (h *Hub) Open(ctx context.Context, userID, mailboxID int64, readOnly bool) 
 	if err != nil {
 		return nil, err
 	}
-	v := &View{sm: sm, readOnly: readOnly, notify: make(chan struct{}, 1)}
+	v := &View{sm: sm, readOnly: readOnly}
 	sm.mu.Lock()
 	if sm.gone != 0 {
 		// Deleted (or INBOX renamed) between the caller's lookup and now.
@@ -480,10 +496,6 @@ func (v *View) MailboxID() int64 { return v.sm.id }
 
 // ReadOnly says whether the view was opened read-only.
 func (v *View) ReadOnly() bool { return v.readOnly }
-
-// Notify is signalled (with a one-slot buffer) when the mailbox changes or
-// goes away.
-func (v *View) Notify() <-chan struct{} { return v.notify }
 
 // UIDs maps sequence numbers to UIDs: sequence number n is UIDs()[n-1].
 // The slice is the view's own and must not be modified; it stays valid
