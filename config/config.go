@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/store"
 	"github.com/quickimap/quickimap/store/sqlite"
@@ -68,6 +69,11 @@ type Config struct {
 	WriteTimeout      time.Duration
 	LiteralTimeout    time.Duration
 	FailedLoginDelay  time.Duration
+	// AuthCacheTTL is how long a password verified by bcrypt is
+	// remembered, as an HMAC, so that logins with it skip bcrypt (0: not
+	// at all); AuthCacheMaxUsers bounds the accounts remembered.
+	AuthCacheTTL      time.Duration
+	AuthCacheMaxUsers int
 	// IdleKeepalive is the interval of the untagged keepalive responses
 	// sent during IDLE, just under the 30 minutes after which NATs and
 	// clients give up on a silent connection (RFC 2177).
@@ -128,6 +134,8 @@ func Default() Config {
 		WriteTimeout:      60 * time.Second,
 		LiteralTimeout:    60 * time.Second,
 		FailedLoginDelay:  2 * time.Second,
+		AuthCacheTTL:      time.Hour,
+		AuthCacheMaxUsers: auth.DefaultCacheMaxUsers,
 		IdleKeepalive:     29 * time.Minute,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
@@ -219,7 +227,13 @@ func (c *Config) ServerOptions(st store.Store, logger *slog.Logger) (server.Opti
 	if err != nil {
 		return server.Options{}, err
 	}
+	cacheTTL := c.AuthCacheTTL
+	if cacheTTL == 0 {
+		cacheTTL = -1 // server.Options: negative turns the cache off
+	}
 	return server.Options{
+		AuthCacheTTL:       cacheTTL,
+		AuthCacheMaxUsers:  c.AuthCacheMaxUsers,
 		Store:              st,
 		Logger:             logger,
 		TLSConfig:          tc,

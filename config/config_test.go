@@ -56,6 +56,8 @@ preauth-timeout = 30s
 write-timeout = 1m30s
 literal-timeout = 2m
 failed-login-delay = 500ms
+auth-cache-ttl = 0
+auth-cache-max-users = 5000
 idle-keepalive = 10m
 session-timeout = 12h
 session-max-per-user = 5
@@ -87,6 +89,8 @@ func TestParseExample(t *testing.T) {
 		WriteTimeout:       90 * time.Second,
 		LiteralTimeout:     2 * time.Minute,
 		FailedLoginDelay:   500 * time.Millisecond,
+		AuthCacheTTL:       0,
+		AuthCacheMaxUsers:  5000,
 		IdleKeepalive:      10 * time.Minute,
 		TombstoneMaxAge:    30 * 24 * time.Hour,
 		TombstoneMaxCount:  100000,
@@ -111,6 +115,10 @@ func TestParseExample(t *testing.T) {
 	noTLS.TLSListen, noTLS.CertFile, noTLS.KeyFile = "", "", ""
 	if o, err := noTLS.ServerOptions(nil, nil); err != nil || !o.ReconnectPlainName {
 		t.Errorf("ServerOptions: ReconnectPlainName %v, err %v", o.ReconnectPlainName, err)
+	} else if o.AuthCacheTTL >= 0 || o.AuthCacheMaxUsers != 5000 {
+		// server.Options takes 0 for its default and a negative TTL
+		// for none.
+		t.Errorf("ServerOptions: auth-cache-ttl 0 gave AuthCacheTTL %v, max users %d", o.AuthCacheTTL, o.AuthCacheMaxUsers)
 	}
 }
 
@@ -172,6 +180,8 @@ func TestValidate(t *testing.T) {
 		{map[string]string{"max-connections": "0"}, "max-connections: must be positive"},
 		{map[string]string{"write-timeout": "-1s"}, "write-timeout: must be a positive duration"},
 		{map[string]string{"max-literal": "0"}, "max-literal: must be positive"},
+		{map[string]string{"auth-cache-ttl": "-1m"}, "auth-cache-ttl: must not be negative"},
+		{map[string]string{"auth-cache-max-users": "0"}, "auth-cache-max-users: must be positive"},
 	}
 	for _, tt := range tests {
 		c := Default()
@@ -310,7 +320,8 @@ func TestServerOptions(t *testing.T) {
 	if !opts.AllowInsecureAuth || opts.MaxConnections != 20000 || opts.MaxAuthFailures != 3 ||
 		opts.AutoLogoutTimeout != 30*time.Minute || opts.PreAuthTimeout != time.Minute ||
 		opts.WriteTimeout != time.Minute || opts.LiteralTimeout != time.Minute ||
-		opts.FailedLoginDelay != 2*time.Second || opts.IdleKeepalive != 29*time.Minute || opts.Logger != slog.Default() {
+		opts.FailedLoginDelay != 2*time.Second || opts.IdleKeepalive != 29*time.Minute || opts.Logger != slog.Default() ||
+		opts.AuthCacheTTL != time.Hour || opts.AuthCacheMaxUsers != 100000 {
 		t.Errorf("options %+v", opts)
 	}
 	l := opts.Limits.WithDefaults()

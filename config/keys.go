@@ -142,6 +142,18 @@ func durationKey(name, help string, f func(*Config) *time.Duration) Key {
 	}
 }
 
+// offDurationKey is a duration key for which 0 means "off".
+func offDurationKey(name, help string, f func(*Config) *time.Duration) Key {
+	k := durationKey(name, help, f)
+	k.check = func(c *Config) error {
+		if *f(c) < 0 {
+			return errors.New("must not be negative (0 turns it off)")
+		}
+		return nil
+	}
+	return k
+}
+
 func positive(n int64) error {
 	if n <= 0 {
 		return errors.New("must be positive")
@@ -189,6 +201,8 @@ var keys = []Key{
 	durationKey("write-timeout", "limit of every write to a client", func(c *Config) *time.Duration { return &c.WriteTimeout }),
 	durationKey("literal-timeout", "limit of the wait for a literal's bytes", func(c *Config) *time.Duration { return &c.LiteralTimeout }),
 	durationKey("failed-login-delay", "pause before answering a failed login", func(c *Config) *time.Duration { return &c.FailedLoginDelay }),
+	offDurationKey("auth-cache-ttl", "how long a password verified by bcrypt is remembered (as an HMAC) so that logins with it skip bcrypt; 0: not at all", func(c *Config) *time.Duration { return &c.AuthCacheTTL }),
+	intKey("auth-cache-max-users", "most accounts whose verified password is remembered; the oldest goes first", func(c *Config) *int { return &c.AuthCacheMaxUsers }),
 	durationKey("idle-keepalive", "interval of keepalive responses during IDLE", func(c *Config) *time.Duration { return &c.IdleKeepalive }),
 	durationKey("tombstone-max-age", "how long expunged UIDs are remembered for QRESYNC", func(c *Config) *time.Duration { return &c.TombstoneMaxAge }),
 	intKey("tombstone-max-count", "how many expunged UIDs are remembered per mailbox", func(c *Config) *int { return &c.TombstoneMaxCount }),

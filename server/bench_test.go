@@ -271,10 +271,13 @@ func BenchmarkAppend10KB(b *testing.B) {
 }
 
 // BenchmarkIdleConnectionMemory measures what an idle connection that is
-// logged in and has a small INBOX selected costs the process: heap and
-// goroutine stacks, after GC, divided by the number of connections. The
-// client ends are in the same process but hold only their net.Conn (a
-// few hundred bytes, included in the figure). The target is < 64 KB.
+// logged in, has a small INBOX selected and is in IDLE costs the process:
+// heap and goroutine stacks, after GC, divided by the number of
+// connections, and the two apart (heap-B/conn, stack-B/conn) with the
+// goroutines per connection. The client ends are in the same process but
+// hold only their net.Conn (a few hundred bytes, included in the figure).
+// This counts Go's own accounting only; internal/e2e's TestIdleMemory
+// measures the resident set of the real binary. The target is < 16 KB.
 func BenchmarkIdleConnectionMemory(b *testing.B) {
 	const conns = 1000
 	env := imaptest.Start(b, nil)
@@ -295,9 +298,10 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 	}
 	benchFill(b, env.Store, u.ID, mb.ID, 20)
 
-	var perConn float64
+	var perConn, heap, stack, goroutines float64
 	for b.Loop() {
-		before := benchInUse()
+		g0 := runtime.NumGoroutine()
+		before := benchMem()
 		ncs := make([]net.Conn, 0, conns)
 		var mu sync.Mutex
 		var wg sync.WaitGroup
@@ -311,7 +315,7 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 				defer func() { <-sem }()
 				c, err := dialBench(env.Addr, "idle", "idle-pw")
 				if err == nil {
-					_, err = c.cmd("SELECT INBOX")
+					err = c.idle()
 				}
 				if err != nil {
 					errs <- err
@@ -327,28 +331,106 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 		for err := range errs {
 			b.Fatal(err)
 		}
-		// Every server goroutine has answered SELECT and is blocked
-		// reading; let the scheduler settle before measuring.
-		time.Sleep(100 * time.Millisecond)
-		after := benchInUse()
-		perConn = float64(after-before) / conns
+		// Every connection has had its "+ idling"; wait until the
+		// server's goroutines have settled in their wait.
+		benchSettle()
+		after := benchMem()
+		goroutines = float64(runtime.NumGoroutine()-g0) / conns
+		heap = float64(after.heap-before.heap) / conns
+		stack = float64(after.stack-before.stack) / conns
+		perConn = heap + stack
 		for _, nc := range ncs {
 			nc.Close()
 		}
 		// Wait for the server to notice, so the next round starts clean.
-		time.Sleep(200 * time.Millisecond)
+		deadline := time.Now().Add(10 * time.Second)
+		for runtime.NumGoroutine() > g0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	b.ReportMetric(perConn, "bytes/conn")
-	if perConn > 64<<10 {
-		b.Errorf("an idle selected connection costs %.0f bytes, above the 64 KB target", perConn)
+	b.ReportMetric(heap, "heap-B/conn")
+	b.ReportMetric(stack, "stack-B/conn")
+	b.ReportMetric(goroutines, "goroutines/conn")
+	if perConn > 16<<10 {
+		b.Errorf("an idle selected connection costs %.0f bytes (heap %.0f, stacks %.0f, %.1f goroutines), above the 16 KB target",
+			perConn, heap, stack, goroutines)
 	}
 }
 
-// inUse returns HeapInuse+StackInuse after a full GC.
-func benchInUse() int64 {
+// idle selects INBOX and enters IDLE.
+func (c *benchConn) idle() error {
+	if _, err := c.cmd("SELECT INBOX"); err != nil {
+		return err
+	}
+	c.seq++
+	fmt.Fprintf(c.w, "b%d IDLE\r\n", c.seq)
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	l, err := c.r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(l, "+ ") {
+		return fmt.Errorf("IDLE: %q", l)
+	}
+	return nil
+}
+
+// benchSettle waits until the number of goroutines and the stack memory
+// in use have stayed the same for 500 ms (at most 20 s): connections hand
+// their wait over to a goroutine with a small stack a moment after their
+// last command.
+func benchSettle() {
+	type state struct {
+		goroutines int
+		stack      uint64
+	}
+	read := func() state {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return state{runtime.NumGoroutine(), ms.StackInuse}
+	}
+	last, same := read(), 0
+	for deadline := time.Now().Add(20 * time.Second); same < 10 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		if s := read(); s == last {
+			same++
+		} else {
+			last, same = s, 0
+		}
+	}
+}
+
+type benchMemStats struct{ heap, stack int64 }
+
+// benchMem returns HeapInuse and StackInuse after a full GC.
+func benchMem() benchMemStats {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapInuse + ms.StackInuse)
+	return benchMemStats{int64(ms.HeapInuse), int64(ms.StackInuse)}
+}
+
+// BenchmarkNoopRoundTrip is one NOOP and its answer on a logged-in
+// connection with INBOX selected: the per-command cost of the connection
+// loop (reading, dispatch, writing, borrowing buffers), with little
+// command work.
+func BenchmarkNoopRoundTrip(b *testing.B) {
+	env := imaptest.Start(b, nil)
+	c, err := dialBench(env.Addr, env.User, env.Password)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.nc.Close()
+	if _, err := c.cmd("SELECT INBOX"); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := c.cmd("NOOP"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

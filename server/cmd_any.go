@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/quickimap/quickimap/imap"
@@ -13,8 +14,12 @@ const Version = "0.1.0"
 // before authentication the login methods and TLS, after it the
 // extensions.
 func (c *conn) capabilities() []string {
-	caps := []string{"IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE"}
+	caps := []string{"IMAP4rev1", "LITERAL+", "ID", "ENABLE"}
 	if c.sess.State == imap.StateNotAuthenticated {
+		// SASL-IR (RFC 4959) concerns AUTHENTICATE alone, which is
+		// not valid once authenticated: like AUTH=, it is not repeated
+		// in the list sent after login (which every reconnect reads).
+		caps = slices.Insert(caps, 2, "SASL-IR")
 		if c.s.opts.TLSConfig != nil && !c.isTLS {
 			caps = append(caps, "STARTTLS")
 		}

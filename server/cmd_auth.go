@@ -143,9 +143,9 @@ func (c *conn) cmdAuthenticate(tag string) (*status, error) {
 		// could be the password), so none is logged.
 		return c.loginFailed("", "AUTHENTICATE", "AUTHENTICATIONFAILED", "Invalid PLAIN response")
 	}
-	u, st := c.checkCredentials(user, pass, "AUTHENTICATE")
-	if st != nil {
-		return st, nil
+	u, st, err := c.checkCredentials(user, pass, "AUTHENTICATE")
+	if st != nil || err != nil {
+		return st, err
 	}
 	if authzid != "" && !strings.EqualFold(authzid, user) && !strings.EqualFold(authzid, u.Name) {
 		// Authenticated, but may not act as someone else.
@@ -157,32 +157,54 @@ func (c *conn) cmdAuthenticate(tag string) (*status, error) {
 // login checks credentials and moves the session to the authenticated
 // state.
 func (c *conn) login(name, pass, cmd string) (*status, error) {
-	u, st := c.checkCredentials(name, pass, cmd)
-	if st != nil {
-		return st, nil
+	u, st, err := c.checkCredentials(name, pass, cmd)
+	if st != nil || err != nil {
+		return st, err
 	}
 	return c.loggedIn(u, cmd), nil
 }
 
 // checkCredentials looks the user up and checks the password; on failure
-// it returns the answer (after loginFailed's delay).
-func (c *conn) checkCredentials(name, pass, cmd string) (store.User, *status) {
+// it returns the answer (after loginFailed's delay). It returns an error
+// when the client went away while the check waited for a bcrypt slot.
+//
+// The account's row is read on every login, also when the credential
+// cache will answer: the cache binds the stored hash, so a password
+// changed or an account deleted by another process (quickimap user,
+// sharing the store) misses at once. A known user with a wrong password
+// and an unknown user both miss the cache and take the same path: the
+// queue for a bcrypt slot, one bcrypt check, loginFailed's delay; so the
+// time of a failure does not tell which accounts exist.
+func (c *conn) checkCredentials(name, pass, cmd string) (store.User, *status, error) {
 	u, err := c.s.store.UserByName(context.Background(), strings.ToLower(name))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		c.log.Error("user lookup failed", "err", err)
-		return store.User{}, no("UNAVAILABLE", "Temporary failure, try again later")
+		return store.User{}, no("UNAVAILABLE", "Temporary failure, try again later"), nil
 	}
-	hash := u.PasswordHash
+	known := err == nil
+	if known && c.s.authCache.Verified(u.ID, u.Name, u.PasswordHash, pass) {
+		return u, nil, nil
+	}
+	ok, err := c.gated(func() bool {
+		hash := u.PasswordHash
+		if !known {
+			hash = c.s.dummyHash()
+		}
+		return auth.CheckPassword(hash, pass)
+	})
 	if err != nil {
-		// Spend the same time on unknown users as on known ones, so
-		// that timing does not tell which accounts exist.
-		hash = c.s.dummyHash()
+		if c.s.isClosing() {
+			return store.User{}, no("UNAVAILABLE", "Server shutting down, try again later"), nil
+		}
+		c.log.Debug("client left while its login waited", "method", cmd, "err", err)
+		return store.User{}, nil, err
 	}
-	if !auth.CheckPassword(hash, pass) || err != nil {
+	if !ok || !known {
 		st, _ := c.loginFailed(name, cmd, "AUTHENTICATIONFAILED", "Authentication failed")
-		return store.User{}, st
+		return store.User{}, st, nil
 	}
-	return u, nil
+	c.s.authCache.Add(u.ID, u.Name, u.PasswordHash, pass)
+	return u, nil, nil
 }
 
 // loggedIn moves the session to the authenticated state as u.

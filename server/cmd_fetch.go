@@ -99,7 +99,7 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 	}
 	if req.vanished && len(gone) > 0 {
 		// Before any FETCH response (RFC 7162 §3.2.6).
-		c.enc.Star().Atom("VANISHED (EARLIER) ").SeqSet(gone).CRLF()
+		c.writeVanished(true, gone)
 	}
 	// lost: a message of refs has been expunged by another session and
 	// this one has not been told yet (see below).
@@ -107,7 +107,7 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 	if req.hasChangedSince {
 		// One pass under one lock; refs ascend like the view.
 		k, present := 0, 0
-		changed := c.view.scanMetas(func(u uint32, m *store.MessageMeta) (bool, bool) {
+		changed := c.view.Scan(func(u uint32, m *store.MessageMeta) (bool, bool) {
 			for k < len(refs) && refs[k].UID < u {
 				k++
 			}
@@ -123,7 +123,7 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 		lost = present < len(refs)
 		refs = refs[:0]
 		for _, ch := range changed {
-			refs = append(refs, msgRef{Seq: ch.seq, UID: ch.meta.UID})
+			refs = append(refs, msgRef{Seq: ch.Seq, UID: ch.Meta.UID})
 		}
 	}
 	need := req.needs()
@@ -159,7 +159,7 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 	if err == nil && st.typ == "OK" && req.reportExpunges && len(gone) > 0 {
 		// After the FETCH responses, as in the draft's examples; no
 		// UID in it is in the session's view (see docs/reconnect.md).
-		c.enc.Star().Atom("EXPUNGED ").SeqSet(gone).CRLF()
+		c.writeExpunged(gone)
 	}
 	return st, err
 }
@@ -175,28 +175,14 @@ func expungeIssued() *status {
 // index, without allocating per message. gone says whether a message of
 // refs was left out because it has been expunged.
 func (c *conn) fetchMeta(req *fetchRequest, refs []msgRef) (st *status, gone bool, err error) {
+	items := metaItemsOf(req.atts)
 	for _, r := range refs {
 		m, ok := c.messageMeta(r.UID)
 		if !ok {
 			gone = true // expunged by another session, not yet reported
 			continue
 		}
-		c.enc.Star().Number(r.Seq).Atom(" FETCH (")
-		for j := range req.atts {
-			if j > 0 {
-				c.enc.SP()
-			}
-			switch req.atts[j].kind {
-			case fetchUID:
-				c.enc.Atom("UID ").Number(r.UID)
-			case fetchFlags:
-				c.enc.Atom("FLAGS ")
-				c.writeFlags(m)
-			case fetchModSeq:
-				c.writeModSeq(m.ModSeq)
-			}
-		}
-		c.enc.Special(')').CRLF()
+		c.writeMetaFetch(r.Seq, &m, items)
 		if err := c.enc.Err(); err != nil {
 			return nil, gone, err
 		}

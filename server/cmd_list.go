@@ -435,8 +435,8 @@ func (c *conn) writeStatusResponse(name string, st *store.MailboxStatus, items [
 			// session may be told: not past an expunge it has not
 			// been told of.
 			m := st.HighestModSeq
-			if c.view != nil && c.view.sm.id == st.ID {
-				m = c.view.highestModSeq()
+			if c.view != nil && c.view.MailboxID() == st.ID {
+				m = c.view.HighestModSeq()
 			}
 			c.enc.Number64(m)
 		}
@@ -453,14 +453,8 @@ func (c *conn) writeStatusResponse(name string, st *store.MailboxStatus, items [
 // which the store has counted already).
 func (c *conn) statusRecent(st *store.MailboxStatus) uint32 {
 	n := st.Recent
-	if v := c.view; v != nil && v.sm.id == st.ID {
-		v.sm.mu.RLock()
-		for _, u := range v.recent {
-			if u < st.FirstRecentUID && v.sm.index(u) >= 0 {
-				n++
-			}
-		}
-		v.sm.mu.RUnlock()
+	if v := c.view; v != nil && v.MailboxID() == st.ID {
+		n += v.RecentBelow(st.FirstRecentUID)
 	}
 	return n
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/server/tracker"
 	"github.com/quickimap/quickimap/store"
 )
 
@@ -73,7 +74,7 @@ func (c *conn) cmdDelete(tag string) (*status, error) {
 		return c.storeFailure(err), nil
 	}
 	c.closeIfSelected(mb.ID, goneDeleted)
-	c.s.hub.gone(mb.ID, goneDeleted)
+	c.s.hub.Gone(mb.ID, tracker.Deleted)
 	return ok("DELETE completed"), nil
 }
 
@@ -82,9 +83,9 @@ func (c *conn) cmdDelete(tag string) (*status, error) {
 // to the authenticated state, and "* OK [CLOSED] why" before the tagged OK
 // tells the client so (RFC 7162 §3.2.11: CLOSED marks a mailbox closed
 // implicitly). Other sessions that have it selected get a BYE instead
-// (hub.gone).
+// (tracker.Hub.Gone).
 func (c *conn) closeIfSelected(id int64, why string) {
-	if c.view == nil || c.view.sm.id != id {
+	if c.view == nil || c.view.MailboxID() != id {
 		return
 	}
 	c.deselect()
@@ -146,7 +147,7 @@ func (c *conn) cmdRename(tag string) (*status, error) {
 			c.log.Warn("renamed INBOX not found", "err", err)
 		} else {
 			c.closeIfSelected(moved.ID, goneRenamed)
-			c.s.hub.gone(moved.ID, goneRenamed)
+			c.s.hub.Gone(moved.ID, tracker.Renamed)
 		}
 	}
 	return ok("RENAME completed"), nil

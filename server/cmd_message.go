@@ -128,7 +128,7 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 	if err != nil {
 		return c.storeFailure(err), nil
 	}
-	c.s.hub.changed(ctx, mb.ID)
+	c.s.hub.Changed(ctx, mb.ID)
 	// RFC 4315 APPENDUID.
 	return okCode("APPENDUID "+itoa(after.UIDValidity)+" "+imap.UIDSetFromSorted(uids).String(), "APPEND completed"), nil
 }
@@ -248,7 +248,7 @@ func (c *conn) store(isUID bool) (*status, error) {
 	if st := checkFlags(flags); st != nil {
 		return st, nil
 	}
-	if c.view.readOnly {
+	if c.view.ReadOnly() {
 		return no("READ-ONLY", "Mailbox is read-only"), nil
 	}
 	refs, st := c.resolveSet(set, isUID)
@@ -256,11 +256,13 @@ func (c *conn) store(isUID bool) (*status, error) {
 		return st, nil
 	}
 	// A message named by sequence number that another session has
-	// expunged (this one has not been told yet) is left out, and the
-	// STORE ends in NO [EXPUNGEISSUED] once the others are done (RFC 2180
-	// §4.2, RFC 7162 §3.1.3 example 11). UID STORE leaves out UIDs that
-	// no longer exist without complaint, like UID FETCH (RFC 3501
-	// §6.4.8).
+	// expunged (this one has not been told yet) is left out: nothing is
+	// stored for it and no FETCH sent, and the STORE answers OK
+	// [EXPUNGEISSUED] once the others are done (RFC 2180 §4.2.1's OK,
+	// as Dovecot answers, with RFC 5530's hint that a NOOP will tell
+	// more; docs/multiaccess.md says why not NO). UID STORE leaves out
+	// UIDs that no longer exist without complaint, like UID FETCH (RFC
+	// 3501 §6.4.8).
 	gone := !isUID && c.refsGone(refs)
 	uids := make([]uint32, len(refs))
 	for i, r := range refs {
@@ -293,6 +295,18 @@ func (c *conn) store(isUID bool) (*status, error) {
 		}
 		slices.Sort(changedUIDs)
 	}
+	var items metaItems
+	if isUID || condstore {
+		// RFC 7162 §3.2.4: with CONDSTORE enabled on a QRESYNC
+		// server, UID and MODSEQ in every such FETCH.
+		items = items.add(fetchUID)
+	}
+	if !silent {
+		items = items.add(fetchFlags)
+	}
+	if condstore {
+		items = items.add(fetchModSeq)
+	}
 	for _, r := range refs {
 		isFailed := seqOf(failed, r.UID) > 0
 		switch {
@@ -312,24 +326,7 @@ func (c *conn) store(isUID bool) (*status, error) {
 		if !ok {
 			continue
 		}
-		c.enc.Star().Number(r.Seq).SP().Atom("FETCH (")
-		if isUID || condstore {
-			// RFC 7162 §3.2.4: with CONDSTORE enabled on a QRESYNC
-			// server, UID and MODSEQ in every such FETCH.
-			c.enc.Atom("UID ").Number(r.UID)
-		}
-		if !silent {
-			if isUID || condstore {
-				c.enc.SP()
-			}
-			c.enc.Atom("FLAGS ")
-			c.writeFlags(m)
-		}
-		if condstore {
-			c.enc.SP()
-			c.writeModSeq(m.ModSeq)
-		}
-		c.enc.Special(')').CRLF()
+		c.writeMetaFetch(r.Seq, &m, items)
 	}
 	if len(failed) > 0 {
 		// RFC 7162 §3.1.3: MODIFIED lists UIDs for UID STORE, sequence
@@ -343,16 +340,13 @@ func (c *conn) store(isUID bool) (*status, error) {
 				}
 			}
 		}
-		code := "MODIFIED " + imap.UIDSetFromSorted(nums).String()
-		if gone {
-			// One response code only: MODIFIED, which the client
-			// must have, in a NO (RFC 7162 §3.1.3, example 11).
-			return no(code, "Some of the requested messages no longer exist"), nil
-		}
-		return okCode(code, "Conditional STORE failed"), nil
+		// One response code only: MODIFIED, which the client must
+		// have, also when a message was gone (RFC 7162 §3.1.3 allows
+		// it in a NO, example 11, or an OK, examples 8 to 10).
+		return okCode("MODIFIED "+imap.UIDSetFromSorted(nums).String(), "Conditional STORE failed"), nil
 	}
 	if gone {
-		return expungeIssued(), nil
+		return okCode("EXPUNGEISSUED", "Some of the requested messages no longer exist"), nil
 	}
 	return ok("STORE completed"), nil
 }
@@ -365,7 +359,7 @@ func (c *conn) refsGone(refs []msgRef) bool {
 		return false
 	}
 	k, present := 0, 0
-	c.view.scanMetas(func(u uint32, _ *store.MessageMeta) (bool, bool) {
+	c.view.Scan(func(u uint32, _ *store.MessageMeta) (bool, bool) {
 		for k < len(refs) && refs[k].UID < u {
 			k++
 		}
@@ -411,7 +405,7 @@ func (c *conn) cmdUIDExpunge(tag string) (*status, error) {
 }
 
 func (c *conn) expunge(limit []uint32) (*status, error) {
-	if c.view.readOnly {
+	if c.view.ReadOnly() {
 		return no("READ-ONLY", "Mailbox is read-only"), nil
 	}
 	gone, err := c.expungeDeleted(limit)
@@ -429,27 +423,23 @@ func (c *conn) expunge(limit []uint32) (*status, error) {
 // expungeDeleted removes the messages of the view that have \Deleted
 // (only those in limit, when it is not nil: UID EXPUNGE, RFC 4315).
 func (c *conn) expungeDeleted(limit []uint32) ([]uint32, error) {
-	v := c.view
+	id := c.view.MailboxID()
 	var uids []uint32
-	v.sm.mu.RLock()
-	for _, u := range v.uids {
-		if limit != nil && seqOf(limit, u) == 0 {
-			continue
-		}
-		if i := v.sm.index(u); i >= 0 && hasFlag(v.sm.metas[i].Flags, imap.FlagDeleted) {
+	c.view.Scan(func(u uint32, m *store.MessageMeta) (bool, bool) {
+		if (limit == nil || seqOf(limit, u) > 0) && hasFlag(m.Flags, imap.FlagDeleted) {
 			uids = append(uids, u)
 		}
-	}
-	v.sm.mu.RUnlock()
+		return false, false
+	})
 	if len(uids) == 0 {
 		return nil, nil
 	}
 	ctx := context.Background()
-	gone, err := c.s.store.Expunge(ctx, c.sess.UserID, v.sm.id, uids)
+	gone, err := c.s.store.Expunge(ctx, c.sess.UserID, id, uids)
 	if err != nil {
 		return nil, err
 	}
-	c.s.hub.changed(ctx, v.sm.id)
+	c.s.hub.Changed(ctx, id)
 	return gone, nil
 }
 
@@ -476,7 +466,7 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 	verb := "COPY"
 	if move {
 		verb = "MOVE"
-		if c.view.readOnly {
+		if c.view.ReadOnly() {
 			return no("READ-ONLY", "Mailbox is read-only"), nil
 		}
 	}
@@ -510,14 +500,14 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 	var src, dsts []uint32
 	var after store.Mailbox
 	if move {
-		src, dsts, after, err = c.s.store.MoveMessages(ctx, c.sess.UserID, c.view.sm.id, dst.ID, uids)
+		src, dsts, after, err = c.s.store.MoveMessages(ctx, c.sess.UserID, c.view.MailboxID(), dst.ID, uids)
 	} else {
-		src, dsts, after, err = c.s.store.CopyMessages(ctx, c.sess.UserID, c.view.sm.id, dst.ID, uids)
+		src, dsts, after, err = c.s.store.CopyMessages(ctx, c.sess.UserID, c.view.MailboxID(), dst.ID, uids)
 	}
 	if err != nil {
 		return c.storeFailure(err), nil
 	}
-	c.s.hub.changed(ctx, dst.ID)
+	c.s.hub.Changed(ctx, dst.ID)
 	code := ""
 	if len(src) > 0 {
 		// RFC 4315 COPYUID; for MOVE it comes untagged before the
@@ -525,7 +515,7 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 		code = "COPYUID " + itoa(after.UIDValidity) + " " + imap.UIDSetFromSorted(src).String() + " " + imap.UIDSetFromSorted(dsts).String()
 	}
 	if move {
-		c.s.hub.changed(ctx, c.view.sm.id)
+		c.s.hub.Changed(ctx, c.view.MailboxID())
 		if code != "" {
 			c.enc.Star().Atom("OK").SP().Atom("[" + code + "] ").Text("Moved").CRLF()
 		}

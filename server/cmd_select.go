@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/server/tracker"
 	"github.com/quickimap/quickimap/store"
 )
 
@@ -166,14 +167,14 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 	if mb.NoSelect {
 		return no("CANNOT", "Mailbox is not selectable"), nil
 	}
-	if st := c.openSelected(ctx, mb, raw, readOnly, nil); st != nil {
+	if st := c.openSelected(ctx, mb, raw, readOnly); st != nil {
 		return st, nil
 	}
 	defer c.saveSession()
 	if q != nil && q.uidValidity == c.sess.Selected.UIDValidity {
 		// RFC 7162 §3.2.5.1: what changed since the client's modseq,
 		// as UID FETCH known-uids (FLAGS) (CHANGEDSINCE m VANISHED).
-		if err := c.qresyncReport(q, false); err != nil {
+		if err := c.qresyncReport(q, nil, false); err != nil {
 			return c.storeFailure(err), nil
 		}
 	}
@@ -187,48 +188,93 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 // client spelled it) and writes the untagged responses of a SELECT or
 // EXAMINE (RFC 3501 §6.3.1), HIGHESTMODSEQ included once CONDSTORE is
 // enabled. It returns nil on success, else the failure to answer.
-//
-// savedRecent, for a resumed session, holds the \Recent UIDs it owned;
-// those still in the mailbox are recent again.
-func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, readOnly bool, savedRecent imap.SeqSet) *status {
-	v, err := c.openView(ctx, mb, readOnly)
+func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, readOnly bool) *status {
+	v, err := c.openSelection(ctx, mb, readOnly, nil)
 	if err != nil {
 		return c.storeFailure(err)
 	}
+	c.writeSelected(v, mb.ID, raw, readOnly, false)
+	return nil
+}
+
+// openSelection opens mb for the session, taking the view's snapshot of
+// the mailbox (openView), and writes nothing.
+//
+// savedRecent, for a resumed session, holds the \Recent UIDs it owned;
+// those still in the mailbox are recent again.
+func (c *conn) openSelection(ctx context.Context, mb store.Mailbox, readOnly bool, savedRecent imap.SeqSet) (*tracker.View, error) {
+	v, err := c.openView(ctx, mb, readOnly)
+	if err != nil {
+		return nil, err
+	}
 	if len(savedRecent) > 0 && !readOnly {
-		v.restoreRecent(savedRecent)
+		ranges := savedRecent.Resolve(0) // sorted, disjoint: one merged walk
+		j := 0
+		v.RestoreRecent(func(u uint32) (bool, bool) {
+			for j < len(ranges) && ranges[j].Stop < u {
+				j++
+			}
+			if j == len(ranges) {
+				return false, false
+			}
+			return ranges[j].Start <= u, true
+		})
 	}
+	return v, nil
+}
+
+// resumeText is the text of the untagged and tagged OK responses of a
+// SID resume that reports changes: the client reads the codes, and a
+// reconnect is counted in bytes (docs/reconnect.md, "What a resume
+// sends"). RFC 3501's resp-text needs at least one character.
+const resumeText = "Ok"
+
+// writeSelected makes v the selected mailbox and writes the untagged
+// responses of a SELECT or EXAMINE from the view's snapshot, so that
+// EXISTS, UIDNEXT and HIGHESTMODSEQ agree (a message that came meanwhile
+// is announced with EXISTS later).
+//
+// resumed is a SID resume that reports the changes since the client's
+// mod-sequence next (draft-ietf-lemonade-reconnect-07 §3.3): the client
+// has every message's flags, so UNSEEN, which §3.1 lists as OPTIONAL,
+// is left out (and with it a pass over the mailbox), and the texts are
+// short.
+func (c *conn) writeSelected(v *tracker.View, mailboxID int64, raw string, readOnly, resumed bool) {
 	firstUnseen := uint32(0)
-	if first := v.scanMetas(func(_ uint32, m *store.MessageMeta) (bool, bool) {
-		unseen := !hasFlag(m.Flags, imap.FlagSeen)
-		return unseen, unseen
-	}); len(first) > 0 {
-		firstUnseen = first[0].seq
+	if !resumed {
+		if first := v.Scan(func(_ uint32, m *store.MessageMeta) (bool, bool) {
+			unseen := !hasFlag(m.Flags, imap.FlagSeen)
+			return unseen, unseen
+		}); len(first) > 0 {
+			firstUnseen = first[0].Seq
+		}
 	}
-	sm := v.sm
-	sm.mu.RLock()
-	keywords := sm.sortedKeywords()
-	uidValidity := sm.mb.UIDValidity
-	sm.mu.RUnlock()
+	keywords := v.Keywords()
+	uidValidity := v.UIDValidity()
 	// EXAMINE claimed nothing: its recent messages are those still
-	// unclaimed (openView).
-	recent := uint32(len(v.recent))
+	// unclaimed (tracker.Hub.Open).
+	recent := v.RecentCount()
 
 	c.view = v
-	c.writeFlagsResponses(keywords, true)
-	c.enc.Star().Number(uint32(len(v.uids))).SP().Atom("EXISTS").CRLF()
-	c.enc.Star().Number(recent).SP().Atom("RECENT").CRLF()
+	if resumed {
+		c.writeResumeFlags(keywords)
+	} else {
+		c.writeFlagsResponses(keywords, true)
+	}
+	c.writeExists(v.Count())
+	c.writeRecent(recent)
 	if firstUnseen > 0 {
 		c.enc.Star().Atom("OK").SP().Code("UNSEEN", firstUnseen).Text("First unseen message").CRLF()
 	}
-	c.enc.Star().Atom("OK").SP().Code("UIDVALIDITY", uidValidity).Text("UIDs valid").CRLF()
-	// UIDNEXT and HIGHESTMODSEQ as of the snapshot the view holds, so
-	// that they agree with EXISTS (a message that came meanwhile is
-	// announced with EXISTS later).
-	c.enc.Star().Atom("OK").SP().Code("UIDNEXT", v.uidNext).Text("Predicted next UID").CRLF()
+	validityText, nextText := "UIDs valid", "Predicted next UID"
+	if resumed {
+		validityText, nextText = resumeText, resumeText
+	}
+	c.enc.Star().Atom("OK").SP().Code("UIDVALIDITY", uidValidity).Text(validityText).CRLF()
+	c.enc.Star().Atom("OK").SP().Code("UIDNEXT", v.UIDNext()).Text(nextText).CRLF()
 
 	c.sess.Selected = &Selected{
-		MailboxID:   mb.ID,
+		MailboxID:   mailboxID,
 		Name:        raw,
 		ReadOnly:    readOnly,
 		UIDValidity: uidValidity,
@@ -237,56 +283,107 @@ func (c *conn) openSelected(ctx context.Context, mb store.Mailbox, raw string, r
 	if c.sess.IsEnabled(extCondstore) {
 		// RFC 7162 §3.1.2.1: we keep mod-sequences for every mailbox,
 		// so never NOMODSEQ.
-		c.writeHighestModSeq()
+		if resumed {
+			c.enc.Star().Atom("OK").SP().Code("HIGHESTMODSEQ", v.HighestModSeq()).Text(resumeText).CRLF()
+		} else {
+			c.writeHighestModSeq()
+		}
 	}
-	return nil
+}
+
+// writeResumeFlags is writeFlagsResponses(keywords, true) with the text
+// of a resume. PERMANENTFLAGS lists every flag of FLAGS (RFC 3501 §7.1:
+// one in FLAGS but not in PERMANENTFLAGS "can not be set permanently"),
+// and nothing for a read-only mailbox.
+func (c *conn) writeResumeFlags(keywords []string) {
+	v := c.view
+	flags := append(append(make([]string, 0, len(systemFlags)+len(keywords)+1), systemFlags...), keywords...)
+	c.enc.Star().Atom("FLAGS").SP().Flags(flags).CRLF()
+	c.enc.Star().Atom("OK").SP().CodeStart("PERMANENTFLAGS").SP()
+	if v.ReadOnly() {
+		c.enc.Atom("()")
+	} else {
+		c.enc.Flags(append(flags, `\*`))
+	}
+	c.enc.CodeEnd().Text(resumeText).CRLF()
 }
 
 // qresyncReport sends the VANISHED (EARLIER) and FETCH responses of a
 // SELECT/EXAMINE with a QRESYNC parameter whose UIDVALIDITY matches.
 //
-// With expunged (a SID resume, draft-ietf-lemonade-reconnect-07 §3.3) the
-// expunged UIDs go out as "* EXPUNGED uid-set" instead.
-func (c *conn) qresyncReport(q *qresyncParam, expunged bool) error {
+// ch is what the store says changed since q.modseq, read after the view's
+// snapshot (nil: read it here). With expunged (a SID resume,
+// draft-ietf-lemonade-reconnect-07 §3.3) the expunged UIDs go out as
+// "* EXPUNGED uid-set" instead.
+func (c *conn) qresyncReport(q *qresyncParam, ch *store.UIDChanges, expunged bool) error {
 	v := c.view
+	if ch == nil {
+		uc, err := c.s.store.UIDChangesSince(context.Background(), c.sess.UserID, v.MailboxID(), q.modseq, true)
+		if err != nil {
+			return err
+		}
+		ch = &uc
+	}
 	vq := vanishedQuery{set: q.knownUIDs, all: q.knownUIDs == nil, since: q.modseq, useSince: true, minUID: 1}
 	if q.seqs != nil {
-		vq.minUID = seqMatchFloor(q.seqs, q.uids, v.uids)
+		vq.minUID = seqMatchFloor(q.seqs, q.uids, v.UIDs())
 	}
-	gone, err := c.vanished(vq)
-	if err != nil {
-		return err
-	}
+	gone := c.vanishedFrom(vq, ch.Vanished, ch.Complete)
 	// RFC 7162 §3.2.5.1: VANISHED (EARLIER) before the FETCH responses;
 	// the reconnect draft's §3.3 example puts EXPUNGED after them. None
 	// of these UIDs has a sequence number, so the order only follows the
 	// examples.
 	if len(gone) > 0 && !expunged {
-		c.enc.Star().Atom("VANISHED (EARLIER) ").SeqSet(gone).CRLF()
+		c.writeVanished(true, gone)
 	}
 	var known []imap.NumRange
 	if q.knownUIDs != nil {
 		known = q.knownUIDs.Resolve(0)
 	}
-	changed := v.scanMetas(func(u uint32, m *store.MessageMeta) (bool, bool) {
-		return m.ModSeq > q.modseq && (known == nil || inRanges(known, u)), false
-	})
+	changed := c.changedSince(q.modseq, known, ch.Changed)
 	c.reportKeywords() // one added since the FLAGS of the SELECT
-	for _, ch := range changed {
-		m, u := ch.meta, ch.meta.UID
-		c.enc.Star().Number(ch.seq).Atom(" FETCH (UID ").Number(u).Atom(" FLAGS ")
-		c.writeFlags(m)
-		c.enc.SP()
-		c.writeModSeq(m.ModSeq)
-		c.enc.Special(')').CRLF()
+	for i := range changed {
+		c.writeMetaFetch(changed[i].Seq, &changed[i].Meta, itemsUIDFlagsModSeq)
 		if err := c.enc.Err(); err != nil {
 			return nil // the connection is failing; the loop ends it
 		}
 	}
 	if len(gone) > 0 && expunged {
-		c.enc.Star().Atom("EXPUNGED ").SeqSet(gone).CRLF()
+		c.writeExpunged(gone)
 	}
 	return nil
+}
+
+// changedSince returns the view's messages whose meta in the shared index
+// has a MODSEQ above modseq, within known (nil: every UID), in sequence
+// order.
+//
+// candidates are the UIDs the store says changed since modseq, read
+// after the view's snapshot: every message the index shows changed since
+// modseq (up to the snapshot) is among them, unless expunged since, in
+// which case the view reports it gone later. So a few candidates are
+// looked up one by one instead of walking the whole view; many (a client
+// far behind) make the walk the cheaper.
+func (c *conn) changedSince(modseq uint64, known []imap.NumRange, candidates []uint32) []tracker.SeqMeta {
+	v := c.view
+	keep := func(u uint32, m *store.MessageMeta) bool {
+		return m.ModSeq > modseq && (known == nil || inRanges(known, u))
+	}
+	uids := v.UIDs()
+	if len(candidates) > len(uids)/32 {
+		return v.Scan(func(u uint32, m *store.MessageMeta) (bool, bool) { return keep(u, m), false })
+	}
+	var out []tracker.SeqMeta
+	for _, u := range candidates {
+		seq := seqOf(uids, u)
+		if seq == 0 {
+			continue
+		}
+		if m, ok, _ := v.Meta(u); ok && keep(u, &m) {
+			out = append(out, tracker.SeqMeta{Seq: seq, Meta: m})
+		}
+	}
+	return out
 }
 
 func hasFlag(flags []string, f string) bool {
@@ -316,7 +413,7 @@ func (c *conn) cmdClose(tag string) (*status, error) {
 	// read-write mailbox, without EXPUNGE responses. A mailbox that went
 	// away under the session (deleted, INBOX renamed) is just closed:
 	// the client leaves it, so it needs no BYE (see endGone).
-	if c.view != nil && !c.view.readOnly && !c.view.dead() {
+	if c.view != nil && !c.view.ReadOnly() && c.view.Gone() == 0 {
 		if _, err := c.expungeDeleted(nil); err != nil {
 			c.deselect()
 			return c.storeFailure(err), nil

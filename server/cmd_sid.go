@@ -24,9 +24,7 @@ const capReconnect = "X-DRAFT-W07-RECONNECT"
 // selected mailbox id, its name as spelled, read-only flag, UIDVALIDITY,
 // enabled extensions). The view is rebuilt like a fresh SELECT's.
 func (c *conn) sessionState() []byte {
-	if c.view != nil && c.sess.Selected != nil {
-		c.sess.Selected.Recent = imap.UIDSetFromSorted(c.view.recent)
-	}
+	c.syncRecent()
 	b, err := json.Marshal(&c.sess)
 	if err != nil { // plain data: cannot happen
 		c.log.Error("serializing session", "err", err)
@@ -35,14 +33,39 @@ func (c *conn) sessionState() []byte {
 	return b
 }
 
+// syncRecent copies the view's \Recent UIDs into the session.
+func (c *conn) syncRecent() {
+	if c.view != nil && c.sess.Selected != nil {
+		c.sess.Selected.Recent = imap.UIDSetFromSorted(c.view.Recent())
+	}
+}
+
 // saveSession checkpoints the held session after a command that changed
 // it (SELECT, EXAMINE, CLOSE, UNSELECT, ENABLE, SID).
 func (c *conn) saveSession() {
-	reg := c.s.opts.Sessions
-	if reg == nil || c.sid == "" {
+	if c.s.opts.Sessions == nil || c.sid == "" {
 		return
 	}
-	if err := reg.Save(context.Background(), c, c.sessionState()); err != nil && !errors.Is(err, session.ErrNotOwner) {
+	c.saveState(c.sessionState())
+}
+
+// saveSessionChanged is saveSession after a resume, skipped when the
+// session is the one the registry's store holds (saved, decoded from the
+// state the resume started from): a client that reconnects again and
+// again to the same mailbox then costs no durable write.
+func (c *conn) saveSessionChanged(saved *Session) {
+	if c.s.opts.Sessions == nil || c.sid == "" {
+		return
+	}
+	c.syncRecent()
+	if !sameSession(&c.sess, saved) {
+		c.saveState(c.sessionState())
+	}
+}
+
+func (c *conn) saveState(state []byte) {
+	err := c.s.opts.Sessions.Save(context.Background(), c, state)
+	if err != nil && !errors.Is(err, session.ErrNotOwner) {
 		c.log.Warn("saving session", "err", err)
 	}
 }
@@ -77,10 +100,7 @@ func (c *conn) deleteSession() {
 // goroutine (noteLostSession), never through this one's writes.
 func (c *conn) takeSession(id string) {
 	c.lostSID.Store(&id)
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.waker.kick()
 }
 
 // noteLostSession sends "* DELETEDSID id" (§5.3) when another connection
@@ -259,26 +279,34 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 		// now has its name: the draft's second choice, docs/reconnect.md):
 		// SELECTED with no name, and the authenticated state (the
 		// draft's "unauthenticated" is a slip).
-		c.enc.Star().Atom("SELECTED").CRLF()
-		c.saveSession()
-		return ok("SID completed: session resumed")
+		return c.resumedUnselected()
 	}
 	sel := saved.Selected
 	match := a.uidValidity == mb.UIDValidity
-	// Whether every change since the client's mod-sequence is still
-	// known decides, before anything is written, between a resume and
-	// NEWSID. (Tombstones are only ever purged, so a later read can only
-	// be less complete; the report then falls back to every missing UID,
-	// still exact for the client.)
-	var changes *store.Changes
+	// The view's snapshot first, then one read of the store: every
+	// expunge up to the snapshot has its tombstone among those read, or
+	// the read says tombstones since the client's mod-sequence were
+	// purged. An expunge after the snapshot that the view still holds
+	// is reported live later; vanishedFrom leaves it out. (Reading the
+	// store before the snapshot would miss an expunge that came in
+	// between: it would be in neither, yet below the HIGHESTMODSEQ
+	// sent.) Nothing is written before the choice between resuming and
+	// NEWSID is made.
+	v, err := c.openSelection(ctx, mb, sel.ReadOnly, sel.Recent)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoSelect) {
+		return c.resumedUnselected()
+	}
+	if err != nil {
+		return c.storeFailure(err)
+	}
+	var changes *store.UIDChanges
 	if match {
-		ch, err := c.s.store.ChangesSince(ctx, c.sess.UserID, mb.ID, a.modseq)
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoSelect) {
-			c.enc.Star().Atom("SELECTED").CRLF()
-			c.saveSession()
-			return ok("SID completed: session resumed")
-		}
+		ch, err := c.s.store.UIDChangesSince(ctx, c.sess.UserID, mb.ID, a.modseq, true)
 		if err != nil {
+			c.closeView(v)
+			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoSelect) {
+				return c.resumedUnselected()
+			}
 			return c.storeFailure(err)
 		}
 		changes = &ch
@@ -305,35 +333,42 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 	default:
 		c.enc.Star().Atom("SELECTED").SP().Astring(sel.Name).CRLF()
 	}
-	if st := c.openSelected(ctx, mb, sel.Name, sel.ReadOnly, sel.Recent); st != nil {
-		c.saveSession()
-		return st
-	}
+	// With NEWSID the server "behaves as if SELECT/EXAMINE command for
+	// the mailbox was issued" (§3.3): the full SELECT responses. A
+	// resume that reports changes sends §3.1's required responses and
+	// short texts (writeSelected).
+	c.writeSelected(v, mb.ID, sel.Name, sel.ReadOnly, resync == "")
 	if resync == "" && c.sess.Selected.UIDValidity == a.uidValidity {
 		// §3.3: the changes since the client's mod-sequence, "FETCH
 		// responses that MUST contain UIDs" (with FLAGS and MODSEQ), and
 		// expunged UIDs as "* EXPUNGED uid-set", limited to the known
 		// UIDs when given ("1:*" otherwise).
-		// The expunges are read again, after the view's snapshot: one
-		// that came between the completeness check and the snapshot is
-		// neither in the view nor in the first read, yet below the
-		// HIGHESTMODSEQ just sent (the reconnect chaos test caught
-		// this).
 		q := &qresyncParam{uidValidity: a.uidValidity, modseq: a.modseq, knownUIDs: a.knownUIDs}
-		if err := c.qresyncReport(q, true); err != nil {
+		if err := c.qresyncReport(q, changes, true); err != nil {
 			return c.storeFailure(err)
 		}
 	}
-	c.saveSession()
-	text := "SID completed: session resumed"
 	if resync != "" {
+		c.saveSession()
 		c.log.Info("session resumed with a resync", "reason", resync)
-		text = "SID completed: resync required"
+		if sel.ReadOnly {
+			return okCode("READ-ONLY", "SID completed: resync required")
+		}
+		return okCode("READ-WRITE", "SID completed: resync required")
 	}
+	c.saveSessionChanged(&saved)
 	if sel.ReadOnly {
-		return okCode("READ-ONLY", text)
+		return okCode("READ-ONLY", resumeText)
 	}
-	return okCode("READ-WRITE", text)
+	return okCode("READ-WRITE", resumeText)
+}
+
+// resumedUnselected answers a resume whose session had a mailbox that is
+// gone: SELECTED with no name, and the authenticated state (§3.3).
+func (c *conn) resumedUnselected() *status {
+	c.enc.Star().Atom("SELECTED").CRLF()
+	c.saveSession()
+	return ok("SID completed: session resumed")
 }
 
 func (c *conn) cmdDeleteSID(tag string) (*status, error) {

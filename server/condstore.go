@@ -46,9 +46,9 @@ func (c *conn) enableCondstore() {
 }
 
 // writeHighestModSeq writes "* OK [HIGHESTMODSEQ n]" with the value this
-// session may be told (view.highestModSeq).
+// session may be told (tracker.View.HighestModSeq).
 func (c *conn) writeHighestModSeq() {
-	c.enc.Star().Atom("OK").SP().Code("HIGHESTMODSEQ", c.view.highestModSeq()).Text("Highest mod-sequence").CRLF()
+	c.enc.Star().Atom("OK").SP().Code("HIGHESTMODSEQ", c.view.HighestModSeq()).Text("Highest mod-sequence").CRLF()
 }
 
 // writeModSeq writes the MODSEQ FETCH data item and notes that this
@@ -56,19 +56,6 @@ func (c *conn) writeHighestModSeq() {
 func (c *conn) writeModSeq(m uint64) {
 	c.enc.Atom("MODSEQ (").Number64(m).Special(')')
 	c.sentModSeq = true
-}
-
-// highestModSeq is the HIGHESTMODSEQ this session may be told: the
-// mailbox's value as of the last change applied to the view, or, while
-// expunges wait to be reported (RFC 3501 §7.4.1 forbids them during FETCH,
-// STORE and SEARCH), the value from before the first of them. A client
-// that caches it and reconnects then learns of those expunges again
-// (RFC 7162 §3.2, §6).
-func (v *view) highestModSeq() uint64 {
-	if len(v.pendingExpunge) > 0 {
-		return v.heldModSeq
-	}
-	return v.modseq
 }
 
 // vanishedQuery says which expunged UIDs to report with VANISHED (EARLIER)
@@ -92,20 +79,24 @@ type vanishedQuery struct {
 // it falls back to every UID of the set that does not exist (RFC 7162
 // §3.2.6, §5.1).
 func (c *conn) vanished(q vanishedQuery) (imap.SeqSet, error) {
-	v := c.view
 	var tomb []uint32
 	complete := false
 	if q.useSince {
-		ch, err := c.s.store.ChangesSince(context.Background(), c.sess.UserID, v.sm.id, q.since)
+		ch, err := c.s.store.UIDChangesSince(context.Background(), c.sess.UserID, c.view.MailboxID(), q.since, false)
 		if err != nil {
 			return nil, err
 		}
 		tomb, complete = ch.Vanished, ch.Complete
 	}
-	v.sm.mu.RLock()
-	cur := v.sm.uids[:len(v.sm.uids):len(v.sm.uids)]
-	uidNext := v.sm.mb.UIDNext
-	v.sm.mu.RUnlock()
+	return c.vanishedFrom(q, tomb, complete), nil
+}
+
+// vanishedFrom is vanished given the store's tombstones since q.since
+// (ascending) and whether they are complete, read after the view's
+// snapshot.
+func (c *conn) vanishedFrom(q vanishedQuery, tomb []uint32, complete bool) imap.SeqSet {
+	v := c.view
+	cur, uidNext := v.Index()
 	// The highest UID ever used: UIDNEXT-1, or a tombstone above it when
 	// the index has not caught up. Never the highest live UID, or the
 	// expunge of the last message would be missed.
@@ -118,7 +109,7 @@ func (c *conn) vanished(q vanishedQuery) (imap.SeqSet, error) {
 	}
 	lo := max(q.minUID, 1)
 	if bound < lo {
-		return nil, nil
+		return nil
 	}
 	var ranges []imap.NumRange
 	if q.all {
@@ -133,7 +124,7 @@ func (c *conn) vanished(q vanishedQuery) (imap.SeqSet, error) {
 			}
 		}
 	}
-	exists := func(u uint32) bool { return seqOf(v.uids, u) > 0 || seqOf(cur, u) > 0 }
+	exists := func(u uint32) bool { return seqOf(v.UIDs(), u) > 0 || seqOf(cur, u) > 0 }
 	if complete {
 		var out []uint32
 		for _, u := range tomb {
@@ -141,9 +132,9 @@ func (c *conn) vanished(q vanishedQuery) (imap.SeqSet, error) {
 				out = append(out, u)
 			}
 		}
-		return imap.UIDSetFromSorted(out), nil
+		return imap.UIDSetFromSorted(out)
 	}
-	return subtractUIDs(ranges, unionUIDs(v.uids, cur)), nil
+	return subtractUIDs(ranges, unionUIDs(v.UIDs(), cur))
 }
 
 // subtractUIDs returns the ranges (sorted, disjoint) without the UIDs in

@@ -10,16 +10,20 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/server/tracker"
 	"github.com/quickimap/quickimap/wire"
 )
 
-// Buffer sizes per connection: small, because an idle phone connection
-// should cost little memory; bufio grows nothing, large literals are read
-// through the Decoder into their own slices.
+// Buffer sizes: small, because many connections read and write at once;
+// bufio grows nothing, large literals are read through the Decoder into
+// their own slices. A connection borrows its buffers from the Server's
+// pools only while it has something to read or write: an idle one holds
+// none (see loop).
 const (
 	readBufSize  = 4096
 	writeBufSize = 4096
@@ -35,9 +39,10 @@ type conn struct {
 	s   *Server
 	log *slog.Logger
 
-	nc       *deadlineConn
+	nc *deadlineConn
+	// br is the read buffer, borrowed from s.readers while a command is
+	// read, nil while the connection waits (the Decoder has it too).
 	br       *bufio.Reader
-	bw       *bufio.Writer
 	dec      *wire.Decoder
 	enc      *wire.Encoder
 	isTLS    bool
@@ -46,7 +51,7 @@ type conn struct {
 
 	sess Session
 	// view is the selected mailbox's view, nil outside the selected state.
-	view         *view
+	view         *tracker.View
 	authFailures int
 	// byeAfter, when set, is sent as a BYE after the current command's
 	// tagged response, and the connection ends.
@@ -58,10 +63,14 @@ type conn struct {
 	sid string
 	// lostSID is set by another connection that resumed this one's
 	// session; this connection sends DELETEDSID for it from its own
-	// goroutine (see noteLostSession). wake is signalled with it, so an
+	// goroutine (see noteLostSession). waker is kicked with it, so an
 	// IDLE notices.
 	lostSID atomic.Pointer[string]
-	wake    chan struct{}
+	waker   waker
+	// idle is the IDLE command in progress, nil when none (cmd_idle.go).
+	idle *idling
+	// wait is the current or last wait for the client (see loop).
+	wait waiting
 
 	// Per command, reset before each:
 	// sentModSeq: a MODSEQ FETCH data item went out (see readCommand).
@@ -72,7 +81,7 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, remote: nc.RemoteAddr().String(), wake: make(chan struct{}, 1)}
+	c := &conn{s: s, remote: nc.RemoteAddr().String()}
 	if tcp, ok := nc.RemoteAddr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() && !s.opts.DistrustLoopback {
 		c.loopback = true
 	}
@@ -82,21 +91,56 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return c
 }
 
-// setTransport (re)builds the buffered reader and writer over nc, at the
-// start and after STARTTLS.
+// setTransport (re)builds the decoder and encoder over nc, at the start
+// and after STARTTLS. Whatever was buffered from the old transport is
+// dropped.
 func (c *conn) setTransport(nc net.Conn) {
 	c.nc = &deadlineConn{Conn: nc, closing: &c.closing, writeTimeout: c.s.opts.WriteTimeout}
 	c.nc.readTimeout.Store(int64(c.s.opts.PreAuthTimeout))
-	c.br = bufio.NewReaderSize(c.nc, readBufSize)
-	c.bw = bufio.NewWriterSize(c.nc, writeBufSize)
+	if c.br != nil {
+		c.br.Reset(nil)
+		c.s.readers.Put(c.br)
+		c.br = nil
+	}
 	lim := c.s.opts.Limits
 	if c.sess.State == imap.StateNotAuthenticated && lim.MaxLiteral > preAuthLiteral {
 		lim.MaxLiteral = preAuthLiteral
 		lim.MaxNonSyncLiteral = preAuthLiteral
 	}
-	c.dec = wire.NewDecoder(c.br, lim)
+	c.dec = wire.NewDecoder(nil, lim)
 	c.dec.SetContinuation(c.continueLiteral)
-	c.enc = wire.NewEncoder(c.bw)
+	c.enc = wire.NewPooledEncoder(c.nc, c.s.writers)
+}
+
+// buffered reports whether the client's next bytes are already read.
+func (c *conn) buffered() bool {
+	return c.br != nil && c.br.Buffered() > 0 || c.nc.npending > 0
+}
+
+// borrowReader gives the decoder a read buffer.
+func (c *conn) borrowReader() {
+	if c.br != nil {
+		return
+	}
+	c.br, _ = c.s.readers.Get().(*bufio.Reader)
+	if c.br == nil {
+		c.br = bufio.NewReaderSize(c.nc, readBufSize)
+	} else {
+		c.br.Reset(c.nc)
+	}
+	c.dec.Reset(c.br)
+}
+
+// returnReader gives the read buffer back; the caller has checked that it
+// holds nothing.
+func (c *conn) returnReader() {
+	if c.br == nil {
+		return
+	}
+	c.br.Reset(nil)
+	c.s.readers.Put(c.br)
+	c.br = nil
+	c.dec.Reset(nil)
 }
 
 // continueLiteral answers a synchronizing literal with "+" (RFC 3501 §7.5)
@@ -114,21 +158,19 @@ func (c *conn) interrupt() {
 	c.nc.Conn.SetReadDeadline(time.Now())
 }
 
+// serve runs the connection on its first goroutine: the TLS handshake and
+// the greeting, then loop.
 func (c *conn) serve() {
-	defer c.s.untrack(c)
-	defer c.nc.Close()
-	defer func() { c.closeView(c.view); c.view = nil }()
-	// A connection that ends (EOF, timeout, shutdown) with a session
-	// leaves it resumable (draft-ietf-lemonade-reconnect-07 §1). Runs
-	// before the view closes: the state is plain data.
-	defer c.detachSession()
+	ended := true
 	defer func() {
 		if r := recover(); r != nil {
 			// A bug must cost one connection, never the server.
 			c.log.Error("panic in connection", "panic", r, "stack", stack())
 		}
+		if ended {
+			c.end()
+		}
 	}()
-
 	if tc, ok := c.nc.Conn.(*tls.Conn); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PreAuthTimeout)
 		err := tc.HandshakeContext(ctx)
@@ -145,23 +187,190 @@ func (c *conn) serve() {
 	if c.enc.Flush() != nil {
 		return
 	}
+	ended = c.loop()
+}
+
+// handoffDelay is how long a goroutine that has run a command waits for
+// the next one itself before a new goroutine takes over the wait (see
+// loop). Longer than a client's pause between the commands of a burst,
+// so that busy connections do not pay for the hand-off (starting a
+// goroutine wakes another thread), and short against the time
+// connections spend idle.
+const handoffDelay = 100 * time.Millisecond
+
+// loop reads and runs commands until the connection ends (it returns
+// true) or it hands the connection to a new goroutine (false).
+//
+// Whenever the client has sent nothing more, the connection gives its
+// buffers back and waits; if nothing comes within handoffDelay, it waits
+// on a new goroutine (run). This one's stack may have grown deep in a
+// command (the store, a large FETCH), and Go keeps a grown stack until
+// garbage collections shrink it, half at a time; the new goroutine starts
+// with a small one. So an idle connection costs a small stack, no buffers
+// and no other goroutine, also in IDLE (cmd_idle.go).
+func (c *conn) loop() (ended bool) {
 	for c.sess.State != imap.StateLogout {
-		more := c.readCommand()
+		if !c.buffered() {
+			if !c.beginWait(false) {
+				return true
+			}
+			switch c.endWait(c.nc.await(c.wait.until, c.wait.waker)) {
+			case waitAgain:
+				continue
+			case waitHandoff:
+				go c.run()
+				return false
+			case waitEnd:
+				return true
+			}
+		}
+		c.borrowReader()
+		var more bool
+		if c.idle != nil {
+			more = c.idleDone()
+		} else {
+			more = c.readCommand()
+		}
 		if c.enc.Flush() != nil || !more {
-			break
+			return true
 		}
 	}
+	return true
+}
+
+// run is the goroutine that takes over a connection's wait (see loop),
+// until the client's next bytes, then runs loop. While it waits its stack
+// holds only run and await (the rest of the wait is in beginWait and
+// endWait): under 1 KB, because Go starts goroutines with the average
+// stack in use, and halves a stack less than a quarter used.
+func (c *conn) run() {
+	ended := true
+	defer func() {
+		if r := recover(); r != nil {
+			// A bug must cost one connection, never the server.
+			c.log.Error("panic in connection", "panic", r, "stack", stack())
+		}
+		if ended {
+			c.end()
+		}
+	}()
+	if !c.beginWait(true) {
+		return
+	}
+	if c.endWait(c.nc.await(c.wait.until, c.wait.waker)) == waitEnd {
+		return
+	}
+	ended = c.loop()
+}
+
+// waiting is the wait for a client's next bytes (see loop).
+type waiting struct {
+	// end is when the silence ends the connection: the autologout (RFC
+	// 3501 §5.4), the pre-authentication timeout, or during IDLE the
+	// next keepalive or the autologout.
+	end time.Time
+	// until is the deadline of the read: end, or the hand-off if earlier.
+	until time.Time
+	// waker is the idling connection's, nil when not idling.
+	waker *waker
+}
+
+// beginWait prepares the wait for the client's next bytes: it gives the
+// read buffer back and flushes. fresh says that the wait is run's, which
+// goes on from where loop's left off without a hand-off. It returns false
+// when the connection must end.
+func (c *conn) beginWait(fresh bool) bool {
+	c.returnReader()
+	if c.enc.Flush() != nil {
+		return false
+	}
+	now := time.Now()
+	switch {
+	case c.idle != nil:
+		c.wait.end = earliest(c.idle.end, c.idle.keepalive)
+		c.wait.waker = &c.waker
+	case !fresh:
+		// The silence is timed from here, across a hand-off.
+		timeout := c.commandTimeout()
+		c.nc.readTimeout.Store(int64(timeout))
+		c.wait.end = now.Add(timeout)
+		c.wait.waker = nil
+	}
+	c.wait.until = c.wait.end
+	if !fresh {
+		c.wait.until = earliest(c.wait.end, now.Add(handoffDelay))
+	}
+	return true
+}
+
+// waitNext is what loop does after a wait.
+type waitNext uint8
+
+const (
+	waitInput   waitNext = iota // the client sent something: read it
+	waitAgain                   // wait again (updates or a keepalive went out)
+	waitHandoff                 // wait on a new goroutine
+	waitEnd                     // the connection ends
+)
+
+// errKicked ends an await that a waker cut short.
+var errKicked = errors.New("woken")
+
+// endWait handles the end of a wait with await's error.
+func (c *conn) endWait(err error) waitNext {
+	if err == nil {
+		return waitInput
+	}
+	if errors.Is(err, errKicked) {
+		c.idleReport()
+		return waitAgain
+	}
+	if !isTimeout(err) || c.closing.Load() {
+		c.ioError(err)
+		return waitEnd
+	}
+	now := time.Now()
+	if c.wait.until.Before(c.wait.end) && now.Before(c.wait.end) {
+		return waitHandoff
+	}
+	if c.idle != nil && now.Before(c.idle.end) {
+		if !now.Before(c.idle.keepalive) {
+			c.idleKeepalive(now)
+		}
+		return waitAgain
+	}
+	c.ioError(err) // autologout
+	return waitEnd
+}
+
+// end releases what the connection holds, on its last goroutine.
+func (c *conn) end() {
+	defer c.s.untrack(c)
+	defer c.nc.Close()
+	defer func() { c.closeView(c.view); c.view = nil }()
+	// A connection that ends (EOF, timeout, shutdown) with a session
+	// leaves it resumable (draft-ietf-lemonade-reconnect-07 §1). Runs
+	// before the view closes: the state is plain data.
+	defer c.detachSession()
+	// The buffers are not given back: after a panic they may hold half
+	// a response, and a connection ends rarely enough.
+	c.endIdle()
 	c.log.Debug("connection closed", "user", c.sess.UserName)
+}
+
+// commandTimeout is how long the client may stay silent before its next
+// command.
+func (c *conn) commandTimeout() time.Duration {
+	if c.sess.State == imap.StateNotAuthenticated {
+		return c.s.opts.PreAuthTimeout
+	}
+	return c.s.opts.AutoLogoutTimeout
 }
 
 // readCommand reads and executes one command. It returns false when the
 // connection must end.
 func (c *conn) readCommand() bool {
-	timeout := c.s.opts.AutoLogoutTimeout
-	if c.sess.State == imap.StateNotAuthenticated {
-		timeout = c.s.opts.PreAuthTimeout
-	}
-	c.nc.readTimeout.Store(int64(timeout))
+	c.nc.readTimeout.Store(int64(c.commandTimeout()))
 	c.dec.Begin()
 
 	tag, err := c.dec.Tag()
@@ -206,17 +415,25 @@ func (c *conn) readCommand() bool {
 	if err != nil {
 		return c.commandError(tag, err)
 	}
+	return c.complete(tag, !cmd.noExpunge, st)
+}
+
+// complete ends a command with its tagged response st (none when nil,
+// as while IDLE goes on): updates of the selected mailbox first, with
+// expunges when allowExpunge. It returns false when the connection must
+// end.
+func (c *conn) complete(tag string, allowExpunge bool, st *status) bool {
 	if st != nil {
 		if c.view != nil && c.sess.State == imap.StateSelected {
-			held := len(c.view.pendingExpunge) > 0
-			c.reportUpdates(!cmd.noExpunge && !c.holdExpunge)
-			if held && len(c.view.pendingExpunge) == 0 && c.sess.IsEnabled(extCondstore) {
+			held := c.view.HoldsExpunges()
+			c.reportUpdates(allowExpunge && !c.holdExpunge)
+			if held && !c.view.HoldsExpunges() && c.sess.IsEnabled(extCondstore) {
 				// Expunges held back earlier went out now: tell the
 				// client it may move its HIGHESTMODSEQ past them
 				// (RFC 7162 §6, the example's last response).
 				st.highestModSeq = true
 			}
-			if c.sentModSeq && len(c.view.pendingExpunge) > 0 {
+			if c.sentModSeq && c.view.HoldsExpunges() {
 				// MODSEQs went out while expunges with lower ones are
 				// held back: a client computing its HIGHESTMODSEQ from
 				// them would skip those expunges after a reconnect
@@ -227,7 +444,7 @@ func (c *conn) readCommand() bool {
 				// RFC 7162 §3.2.7, §3.2.9: after EXPUNGE and UID
 				// EXPUNGE that removed messages. Every expunge has just
 				// been reported, so the value covers them.
-				st.code = "HIGHESTMODSEQ " + strconv.FormatUint(c.view.highestModSeq(), 10)
+				st.code = "HIGHESTMODSEQ " + strconv.FormatUint(c.view.HighestModSeq(), 10)
 			}
 		}
 		c.noteLostSession()
@@ -372,19 +589,121 @@ func printable(s string) string {
 // forever.
 type deadlineConn struct {
 	net.Conn
-	closing      *atomic.Bool
+	closing *atomic.Bool
+	// halt stops a read that another goroutine is doing to watch for
+	// the client going away (see peerContext), as closing does.
+	halt         atomic.Bool
 	readTimeout  atomic.Int64 // time.Duration
 	writeTimeout time.Duration
+
+	// pending holds the first bytes of a command, read by await into
+	// this small array rather than a borrowed buffer; Read returns them
+	// first.
+	pending  [64]byte
+	poff     uint8
+	npending uint8
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
+	if d.npending > 0 {
+		n := copy(p, d.pending[d.poff:d.poff+d.npending])
+		d.poff += uint8(n)
+		d.npending -= uint8(n)
+		return n, nil
+	}
 	d.Conn.SetReadDeadline(time.Now().Add(time.Duration(d.readTimeout.Load())))
 	// Checked after setting the deadline: interrupt sets the flag, then a
-	// past deadline, so one of the two always wins.
-	if d.closing.Load() {
+	// past deadline, so one of the two always wins. Likewise halt.
+	if d.closing.Load() || d.halt.Load() {
 		d.Conn.SetReadDeadline(time.Now())
 	}
 	return d.Conn.Read(p)
+}
+
+// await blocks until the client sends something and keeps its first
+// bytes for Read. It fails with a timeout at until, and with errKicked
+// when w is set and kicked.
+func (d *deadlineConn) await(until time.Time, w *waker) error {
+	if w == nil {
+		d.Conn.SetReadDeadline(until)
+	} else if !w.arm(d.Conn, until) {
+		return errKicked
+	}
+	// Checked after setting the deadline, as in Read.
+	if d.closing.Load() {
+		d.Conn.SetReadDeadline(time.Now())
+	}
+	n, err := d.Conn.Read(d.pending[:])
+	d.poff, d.npending = 0, uint8(n)
+	if n > 0 {
+		if w != nil {
+			w.disarm(false)
+		}
+		return nil
+	}
+	if w != nil && w.disarm(true) && isTimeout(err) && !d.closing.Load() {
+		return errKicked
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// waker wakes a connection blocked in await from another goroutine (a
+// change to its selected mailbox, its session taken over).
+type waker struct {
+	mu      sync.Mutex
+	waiting net.Conn // the connection being read by await, or nil
+	kicked  bool     // a kick not yet seen by await
+}
+
+// arm sets the deadline of the wait on nc, unless a kick came first
+// (false).
+func (w *waker) arm(nc net.Conn, until time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.kicked {
+		w.kicked = false
+		return false
+	}
+	// Set under the lock, so that a kick's past deadline cannot be
+	// overwritten by this one.
+	nc.SetReadDeadline(until)
+	w.waiting = nc
+	return true
+}
+
+// disarm ends the wait and reports whether a kick came; consume takes
+// it (when the wait got no input: the kick is handled now).
+func (w *waker) disarm(consume bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.waiting = nil
+	kicked := w.kicked
+	if consume {
+		w.kicked = false
+	}
+	return kicked
+}
+
+// Wake kicks: the waker is told of changes to the selected mailbox
+// (tracker.Waker).
+func (w *waker) Wake() { w.kick() }
+
+// kick makes the connection's current or next await return errKicked.
+func (w *waker) kick() {
+	w.mu.Lock()
+	w.kicked = true
+	if w.waiting != nil {
+		w.waiting.SetReadDeadline(time.Now())
+	}
+	w.mu.Unlock()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (d *deadlineConn) Write(p []byte) (int, error) {

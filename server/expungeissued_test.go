@@ -1,22 +1,31 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/quickimap/quickimap/internal/imaptest"
 )
 
 // Messages expunged by another session that this one has not been told
-// of yet (RFC 2180 §4, RFC 5530 EXPUNGEISSUED). A sequence-number FETCH or
-// STORE answers for the messages that remain and ends in NO
-// [EXPUNGEISSUED], with no EXPUNGE during it (RFC 3501 §7.4.1); COPY and
-// MOVE copy nothing (RFC 2180 §4.4.1); UID FETCH and UID STORE leave the
-// missing UIDs out without complaint (RFC 3501 §6.4.8).
+// of yet (RFC 2180 §4, RFC 5530 EXPUNGEISSUED; docs/multiaccess.md). A
+// sequence-number FETCH answers for the messages that remain and ends in
+// NO [EXPUNGEISSUED] (RFC 2180 §4.1.2); a STORE changes the messages that
+// remain, sends nothing about the gone ones and ends in OK
+// [EXPUNGEISSUED] (§4.2.1, as Dovecot); neither sends EXPUNGE (RFC 3501
+// §7.4.1). COPY and MOVE copy nothing (RFC 2180 §4.4.1); UID FETCH and
+// UID STORE leave the missing UIDs out without complaint (RFC 3501
+// §6.4.8).
 
 var copyUID3RE = regexp.MustCompile(`^c4 OK \[COPYUID \d+ 3 1\] COPY completed$`)
 
-const expungeIssued = "NO [EXPUNGEISSUED] Some of the requested messages no longer exist"
+const (
+	expungeIssued   = "NO [EXPUNGEISSUED] Some of the requested messages no longer exist"
+	storeGoneIssued = "OK [EXPUNGEISSUED] Some of the requested messages no longer exist"
+)
 
 // expungedUnseen seeds INBOX with four messages (no \Recent anywhere),
 // selects it in a and in b, and has b expunge UID 2: a still numbers
@@ -91,30 +100,60 @@ func TestExpungeIssuedFetchChangedSince(t *testing.T) {
 }
 
 func TestExpungeIssuedStore(t *testing.T) {
-	_, a, b := expungedUnseen(t)
-	// The brief's repro: nothing to change, no FETCH, NO.
-	a.Expect("s1", `STORE 2 +FLAGS (\Flagged)`, "s1 "+expungeIssued)
-	// The messages that remain change and are reported.
+	env, a, b := expungedUnseen(t)
+	// Only the gone message: nothing to change, no FETCH, OK.
+	a.Expect("s1", `STORE 2 +FLAGS (\Flagged)`, "s1 "+storeGoneIssued)
+	a.Expect("s1b", `STORE 2 FLAGS (\Seen)`, "s1b "+storeGoneIssued)
+	// The messages that remain change and are reported; the gone one is
+	// not (no FETCH with made-up flags).
 	a.Expect("s2", `STORE 1:3 +FLAGS (\Flagged)`,
 		`* 1 FETCH (FLAGS (\Flagged))`,
 		`* 3 FETCH (FLAGS (\Flagged))`,
-		"s2 "+expungeIssued)
-	a.Expect("s3", `STORE 2:3 +FLAGS.SILENT (\Seen)`, "s3 "+expungeIssued)
+		"s2 "+storeGoneIssued)
+	a.Expect("s3", `STORE 2:3 +FLAGS.SILENT (\Seen)`, "s3 "+storeGoneIssued)
 	// The changes were made: b sees them (UIDs 1 and 3 are its 1 and 2).
 	b.Expect("b3", "NOOP",
 		`* 1 FETCH (UID 1 FLAGS (\Flagged))`,
 		`* 2 FETCH (UID 3 FLAGS (\Flagged \Seen))`,
 		"b3 OK NOOP completed")
+	// Nothing was stored for UID 2: it stays expunged, the store holds
+	// the three others with the flags set above.
+	ctx := context.Background()
+	u, err := env.Store.UserByName(ctx, env.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := env.Store.MailboxByName(ctx, u.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metas, _, err := env.Store.MessageIndex(ctx, u.ID, mb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range metas {
+		got = append(got, fmt.Sprintf("%d %v", m.UID, m.Flags))
+	}
+	if want := []string{`1 [\Flagged]`, `3 [\Flagged \Seen]`, "4 []"}; !slices.Equal(got, want) {
+		t.Errorf("store after the STOREs: %q, want %q", got, want)
+	}
+	// The STOREs held the expunge back; the next command that may
+	// report it does.
+	a.Expect("n", "NOOP", "* 2 EXPUNGE", "n OK NOOP completed")
+	a.Expect("s4", `STORE 2 -FLAGS (\Flagged)`, `* 2 FETCH (FLAGS (\Seen))`, "s4 OK STORE completed")
 	// UID STORE leaves the UID out silently.
-	a.Expect("s4", `UID STORE 2:4 +FLAGS (\Answered)`,
-		`* 3 FETCH (UID 3 FLAGS (\Answered \Flagged \Seen))`,
+	_, a, _ = expungedUnseen(t)
+	a.Expect("s5", `UID STORE 2:4 +FLAGS (\Answered)`,
+		`* 3 FETCH (UID 3 FLAGS (\Answered))`,
 		`* 4 FETCH (UID 4 FLAGS (\Answered))`,
 		"* 2 EXPUNGE",
-		"s4 OK STORE completed")
+		"s5 OK STORE completed")
 }
 
-// A conditional STORE that also fails UNCHANGEDSINCE answers NO with
-// MODIFIED, which the client must have (RFC 7162 §3.1.3, example 11).
+// A conditional STORE that also fails UNCHANGEDSINCE answers OK with
+// MODIFIED, which the client must have (RFC 7162 §3.1.3: one response
+// code, examples 8 to 11).
 func TestExpungeIssuedStoreModified(t *testing.T) {
 	_, a, b := expungedUnseen(t)
 	b.Expect("b3", `STORE 2 +FLAGS.SILENT (\Flagged)`, "b3 OK STORE completed") // UID 3, MODSEQ 8
@@ -126,8 +165,8 @@ func TestExpungeIssuedStoreModified(t *testing.T) {
 		"* 1 FETCH (UID 1 MODSEQ (9))",
 		"* 3 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (8))",
 		"* OK [HIGHESTMODSEQ 5] Highest mod-sequence",
-		"s1 NO [MODIFIED 3] Some of the requested messages no longer exist")
-	a.Expect("s2", `STORE 2 (UNCHANGEDSINCE 9) +FLAGS.SILENT (\Seen)`, "s2 "+expungeIssued)
+		"s1 OK [MODIFIED 3] Conditional STORE failed")
+	a.Expect("s2", `STORE 2 (UNCHANGEDSINCE 9) +FLAGS.SILENT (\Seen)`, "s2 "+storeGoneIssued)
 }
 
 // COPY and MOVE, by sequence number or by a UID the session's view still

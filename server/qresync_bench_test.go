@@ -29,6 +29,12 @@ import (
 // recorded state.
 func qbSetup(b *testing.B, n int) (env *imaptest.Env, validity uint32, modseq uint64) {
 	b.Helper()
+	return qbSetupChanges(b, n, 50)
+}
+
+// qbSetupChanges is qbSetup with k flag changes and k expunges.
+func qbSetupChanges(b *testing.B, n, k int) (env *imaptest.Env, validity uint32, modseq uint64) {
+	b.Helper()
 	env = imaptest.Start(b, nil)
 	ctx := context.Background()
 	st := env.Store
@@ -75,14 +81,14 @@ func qbSetup(b *testing.B, n int) (env *imaptest.Env, validity uint32, modseq ui
 	}
 	validity, modseq = mb.UIDValidity, mb.HighestModSeq
 
-	// 100 changes since then, spread over the mailbox.
+	// 2k changes since then, spread over the mailbox.
 	rng := rand.New(rand.NewPCG(1, 2))
 	perm := rng.Perm(len(uids))
-	for k := range 50 {
-		if _, _, err := st.UpdateFlags(ctx, userID, mailboxID, []uint32{uids[perm[k]]}, store.FlagsAdd, []string{"$Label1"}, 0); err != nil {
+	for i := range k {
+		if _, _, err := st.UpdateFlags(ctx, userID, mailboxID, []uint32{uids[perm[i]]}, store.FlagsAdd, []string{"$Label1"}, 0); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := st.Expunge(ctx, userID, mailboxID, []uint32{uids[perm[50+k]]}); err != nil {
+		if _, err := st.Expunge(ctx, userID, mailboxID, []uint32{uids[perm[k+i]]}); err != nil {
 			b.Fatal(err)
 		}
 	}

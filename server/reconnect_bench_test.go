@@ -730,16 +730,24 @@ func BenchmarkReconnectBytes(b *testing.B) {
 // 100 changes (50 flag changes, 50 expunges) behind the client, another
 // connection holding INBOX selected (qbSetup):
 //
-//	go test ./server -run '^$' -bench 'SIDResume100k' -benchtime 50x
+//	go test ./server -run '^$' -bench 'SIDResume' -benchtime 200x
 //
 // Each op is "SID id uv m" on a fresh, authenticated connection, timed
 // from the write to the tagged OK (50 FETCH, EXPUNGED with 50 UIDs);
-// dialing, authentication (with a cheap hash) and the LOGOUT (PRESERVE) that detaches the
-// session again are outside the timer. The changes stay in place: every
-// resume names the same mod-sequence, from before them.
-func BenchmarkSIDResume100k(b *testing.B) {
-	const n = 100_000
-	env, validity, modseq := qbSetup(b, n)
+// dialing, authentication (with a cheap hash) and the LOGOUT (PRESERVE)
+// that detaches the session again are outside the timer. The changes
+// stay in place: every resume names the same mod-sequence, from before
+// them.
+func BenchmarkSIDResume100k(b *testing.B) { benchSIDResume(b, 100_000, 50) }
+
+// BenchmarkSIDResume10k is the same with 10,000 messages, 10 changes (5
+// flag changes, 5 expunges) behind the client.
+func BenchmarkSIDResume10k(b *testing.B) { benchSIDResume(b, 10_000, 5) }
+
+// benchSIDResume resumes a session on an INBOX of n messages, k flag
+// changes and k expunges behind the client.
+func benchSIDResume(b *testing.B, n, k int) {
+	env, validity, modseq := qbSetupChanges(b, n, k)
 	c, err := dialBench(env.Addr, env.User, env.Password)
 	if err != nil {
 		b.Fatal(err)
@@ -786,8 +794,8 @@ func BenchmarkSIDResume100k(b *testing.B) {
 				fetches++
 			}
 		}
-		if lines[0] != "* SELECTED INBOX" || fetches != 50 || expunged != 50 {
-			b.Fatalf("resume: %q..., %d FETCH, %d expunged, want 50 and 50", lines[0], fetches, expunged)
+		if lines[0] != "* SELECTED INBOX" || fetches != k || expunged != k {
+			b.Fatalf("resume: %q..., %d FETCH, %d expunged, want %d and %d", lines[0], fetches, expunged, k, k)
 		}
 		if _, err := c.cmd("LOGOUT (PRESERVE)"); err != nil {
 			b.Fatal(err)

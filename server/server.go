@@ -10,10 +10,12 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/quickimap/quickimap/auth"
+	"github.com/quickimap/quickimap/server/tracker"
 	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
 	"github.com/quickimap/quickimap/wire"
@@ -49,6 +51,13 @@ type Options struct {
 	// FailedLoginDelay is the pause before answering a failed login.
 	// Default 2 seconds.
 	FailedLoginDelay time.Duration
+	// AuthCacheTTL is how long a password verified by bcrypt is
+	// remembered (as an HMAC, see auth.Cache), so that logins with it
+	// skip bcrypt. Default 1 hour; negative: no cache.
+	AuthCacheTTL time.Duration
+	// AuthCacheMaxUsers bounds the accounts the cache remembers; the
+	// oldest entry goes first. Default auth.DefaultCacheMaxUsers.
+	AuthCacheMaxUsers int
 	// MaxConnections bounds open connections (default 20000); more are
 	// greeted with BYE and closed.
 	MaxConnections int
@@ -89,6 +98,12 @@ func (o Options) withDefaults() Options {
 	def(&o.WriteTimeout, 60*time.Second)
 	def(&o.LiteralTimeout, 60*time.Second)
 	def(&o.FailedLoginDelay, 2*time.Second)
+	if o.AuthCacheTTL == 0 {
+		o.AuthCacheTTL = time.Hour
+	}
+	if o.AuthCacheMaxUsers <= 0 {
+		o.AuthCacheMaxUsers = auth.DefaultCacheMaxUsers
+	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = 20000
 	}
@@ -111,7 +126,16 @@ type Server struct {
 	log   *slog.Logger
 	store store.Store
 
-	hub *hub
+	hub *tracker.Hub
+
+	// ctx ends, with the cause errClosing, when Shutdown begins.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	// authCache remembers verified passwords; gate bounds the bcrypt
+	// checks running at once (see authGate).
+	authCache *auth.Cache
+	gate      *authGate
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -123,20 +147,55 @@ type Server struct {
 	dummyOnce sync.Once
 	dummy     string
 
+	// readers and writers lend connections their buffers (see
+	// conn.loop): *bufio.Reader of readBufSize bytes, and write buffers
+	// of writeBufSize.
+	readers sync.Pool
+	writers *wire.WriterPool
+
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
 }
 
 // New returns a Server.
 func New(opts Options) *Server {
 	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Server{
 		opts:      opts,
 		log:       opts.Logger,
 		store:     opts.Store,
-		hub:       newHub(opts.Store),
+		hub:       tracker.NewHub(opts.Store, tracker.Options{}),
+		ctx:       ctx,
+		cancel:    cancel,
+		authCache: auth.NewCache(auth.CacheOptions{TTL: opts.AuthCacheTTL, MaxUsers: opts.AuthCacheMaxUsers}),
+		gate:      newAuthGate(authSlots(runtime.GOMAXPROCS(0))),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		done:      make(chan struct{}),
+		writers:   wire.NewWriterPool(writeBufSize),
+	}
+}
+
+// AuthStats is a snapshot of the password checking of a Server.
+type AuthStats struct {
+	// Slots is how many bcrypt checks may run at once; Waiting is the
+	// number of logins queued for a slot, Running the number of checks
+	// in progress.
+	Slots, Waiting, Running int
+	// Checks counts the bcrypt checks begun since the start.
+	Checks uint64
+	// Cache is the credential cache's counters.
+	Cache auth.CacheStats
+}
+
+// AuthStats returns the current figures of the password checking.
+func (s *Server) AuthStats() AuthStats {
+	return AuthStats{
+		Slots:   cap(s.gate.slots),
+		Waiting: int(s.gate.waiting.Load()),
+		Running: len(s.gate.slots),
+		Checks:  s.gate.checks.Load(),
+		Cache:   s.authCache.Stats(),
 	}
 }
 
@@ -145,6 +204,8 @@ func (s *Server) closingCh() <-chan struct{} { return s.done }
 
 // dummyHash is a password hash that matches nothing, checked against when a
 // user does not exist so that a failed login takes the same time either way.
+// It is made by the first such login, in a slot of the gate, at the cost of
+// the stored hashes (auth.Cost).
 func (s *Server) dummyHash() string {
 	s.dummyOnce.Do(func() {
 		h, err := auth.HashPassword("quickimap-no-such-user")
@@ -269,6 +330,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.done)
 	}
 	s.closing = true
+	// Logins waiting for a bcrypt slot give up.
+	s.cancel(errClosing)
 	for l := range s.listeners {
 		l.Close()
 	}

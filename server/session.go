@@ -1,6 +1,12 @@
 package server
 
 import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
 	"github.com/quickimap/quickimap/imap"
 )
 
@@ -43,4 +49,82 @@ func (s *Session) IsEnabled(ext string) bool {
 		}
 	}
 	return false
+}
+
+// sameSession reports whether a and b hold the same state, that is,
+// would be saved alike (TestSameSession fails when a field is added here
+// and not there).
+func sameSession(a, b *Session) bool {
+	if a.State != b.State || a.UserID != b.UserID || a.UserName != b.UserName ||
+		!slices.Equal(a.Enabled, b.Enabled) || (a.Selected == nil) != (b.Selected == nil) {
+		return false
+	}
+	if a.Selected == nil {
+		return true
+	}
+	x, y := a.Selected, b.Selected
+	return x.MailboxID == y.MailboxID && x.Name == y.Name && x.ReadOnly == y.ReadOnly &&
+		x.UIDValidity == y.UIDValidity && slices.Equal(x.Recent, y.Recent)
+}
+
+// MarshalJSON writes Recent as a UID set in wire syntax ("1:5,7"), which a
+// resume decodes many times faster than a list of range objects: a session
+// that claimed a mailbox with holes as \Recent holds thousands of ranges.
+func (s Selected) MarshalJSON() ([]byte, error) {
+	type plain Selected
+	return json.Marshal(struct {
+		plain
+		Recent string `json:"recent,omitempty"` // shadows plain's
+	}{plain(s), s.Recent.String()})
+}
+
+// UnmarshalJSON reads Recent in wire syntax, or as the list of {"Start",
+// "Stop"} objects that states saved before were written with.
+func (s *Selected) UnmarshalJSON(b []byte) error {
+	type plain Selected
+	var v struct {
+		plain
+		Recent json.RawMessage `json:"recent,omitempty"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*s = Selected(v.plain)
+	s.Recent = nil
+	switch r := v.Recent; {
+	case len(r) == 0 || string(r) == "null":
+		return nil
+	case r[0] == '"':
+		var str string
+		if err := json.Unmarshal(r, &str); err != nil {
+			return err
+		}
+		set, err := parseUIDSet(str)
+		s.Recent = set
+		return err
+	default:
+		return json.Unmarshal(r, &s.Recent)
+	}
+}
+
+// parseUIDSet parses a UID set as imap.SeqSet.String writes it, without
+// "*" ("" is the empty set).
+func parseUIDSet(str string) (imap.SeqSet, error) {
+	if str == "" {
+		return nil, nil
+	}
+	set := make(imap.SeqSet, 0, strings.Count(str, ",")+1)
+	for part := range strings.SplitSeq(str, ",") {
+		lo, hi, isRange := strings.Cut(part, ":")
+		a, err := strconv.ParseUint(lo, 10, 32)
+		z := a
+		if err == nil && isRange {
+			z, err = strconv.ParseUint(hi, 10, 32)
+		}
+		if err != nil || a == 0 || z == 0 {
+			return nil, errors.New("bad UID set in session state: " + part)
+		}
+		set = append(set, imap.NumRange{Start: uint32(a), Stop: uint32(z)})
+	}
+	return set, nil
 }

@@ -328,7 +328,7 @@ func TestSIDRaceTakeover(t *testing.T) {
 	answers := limitAll(t, conns, "r", fmt.Sprintf("SID %s %d 3", id, uv))
 	deleted := make([]int, n)
 	for i, got := range answers {
-		if got[0] != "* SELECTED INBOX" || got[len(got)-1] != "r OK [READ-WRITE] SID completed: session resumed" {
+		if got[0] != "* SELECTED INBOX" || got[len(got)-1] != "r OK [READ-WRITE] Ok" {
 			t.Errorf("connection %d: %q", i, got)
 		}
 		if draftCount(got, "* NEWSID") != 0 {

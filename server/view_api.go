@@ -1,9 +1,25 @@
 package server
 
 import (
+	"context"
+	"sort"
+
 	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/server/tracker"
 	"github.com/quickimap/quickimap/store"
 )
+
+// The selected mailbox is a tracker.View of the mailbox's shared index
+// (package tracker); this file is the session's side of it: sequence
+// sets resolved against the view, flags written with \Recent.
+
+// openView selects a mailbox for a session.
+func (c *conn) openView(ctx context.Context, mb store.Mailbox, readOnly bool) (*tracker.View, error) {
+	return c.s.hub.Open(ctx, c.sess.UserID, mb.ID, readOnly)
+}
+
+// closeView releases a session's view (nil: none).
+func (c *conn) closeView(v *tracker.View) { v.Close() }
 
 // msgRef names one message of the selected mailbox as this session knows
 // it: its sequence number in the session's view and its UID.
@@ -21,21 +37,64 @@ type msgRef struct {
 // When the mailbox went away under the session (deleted, or INBOX
 // renamed, by another session) there are no messages: the command does
 // nothing, and the update report that follows it ends the connection with
-// a BYE (view.go, endGone), so the status returned is never sent.
+// a BYE (report.go, endGone), so the status returned is never sent.
 func (c *conn) resolveSet(set imap.SeqSet, isUID bool) ([]msgRef, *status) {
-	if c.view.dead() {
+	if c.view.Gone() != 0 {
 		return nil, no("NONEXISTENT", "Selected mailbox is gone")
 	}
-	return c.view.resolve(set, isUID)
+	return resolveRefs(c.view.UIDs(), set, isUID)
+}
+
+// resolveRefs implements resolveSet on a view's UIDs (uids[n-1] is
+// sequence number n).
+func resolveRefs(uids []uint32, set imap.SeqSet, isUID bool) ([]msgRef, *status) {
+	n := uint32(len(uids))
+	if !isUID {
+		if n == 0 {
+			return nil, bad("No messages in the mailbox")
+		}
+		ranges := set.Resolve(n)
+		total := 0
+		for _, r := range ranges {
+			if r.Stop > n || r.Start == 0 {
+				return nil, bad("Invalid message sequence number")
+			}
+			total += int(r.Stop-r.Start) + 1
+		}
+		refs := make([]msgRef, 0, total)
+		for _, r := range ranges {
+			for s := r.Start; s <= r.Stop; s++ {
+				refs = append(refs, msgRef{Seq: s, UID: uids[s-1]})
+			}
+		}
+		return refs, nil
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	max := uids[n-1]
+	var refs []msgRef
+	for _, r := range set.Resolve(max) {
+		lo := sort.Search(len(uids), func(i int) bool { return uids[i] >= r.Start })
+		for i := lo; i < len(uids) && uids[i] <= r.Stop; i++ {
+			refs = append(refs, msgRef{Seq: uint32(i + 1), UID: uids[i]})
+		}
+	}
+	return refs, nil
 }
 
 // allRefs returns every message of the view, ascending (none when the
 // mailbox went away, see resolveSet).
 func (c *conn) allRefs() []msgRef {
-	if c.view.dead() {
+	if c.view.Gone() != 0 {
 		return nil
 	}
-	return c.view.all()
+	uids := c.view.UIDs()
+	refs := make([]msgRef, len(uids))
+	for i, u := range uids {
+		refs[i] = msgRef{Seq: uint32(i + 1), UID: u}
+	}
+	return refs
 }
 
 // messageMeta returns the current flags and MODSEQ of a message from the
@@ -47,7 +106,7 @@ func (c *conn) allRefs() []msgRef {
 // no keyword appears in a FETCH before it was in a FLAGS response: call it
 // between responses, never while writing one.
 func (c *conn) messageMeta(uid uint32) (store.MessageMeta, bool) {
-	m, ok, newKW := c.view.meta(uid)
+	m, ok, newKW := c.view.Meta(uid)
 	if newKW {
 		c.reportKeywords()
 	}
@@ -64,7 +123,7 @@ func (c *conn) writeFlags(m store.MessageMeta) {
 		}
 		c.enc.Atom(f)
 	}
-	if c.view.isRecent(m.UID) {
+	if c.view.IsRecent(m.UID) {
 		if len(m.Flags) > 0 {
 			c.enc.SP()
 		}
@@ -74,10 +133,10 @@ func (c *conn) writeFlags(m store.MessageMeta) {
 }
 
 // isRecent reports whether a message is \Recent in this session.
-func (c *conn) isRecent(uid uint32) bool { return c.view.isRecent(uid) }
+func (c *conn) isRecent(uid uint32) bool { return c.view.IsRecent(uid) }
 
 // mailboxID returns the selected mailbox's stable id.
-func (c *conn) mailboxID() int64 { return c.view.sm.id }
+func (c *conn) mailboxID() int64 { return c.view.MailboxID() }
 
 // updateFlags changes flags in the store, updates the shared index and
 // tells the other sessions that have the mailbox selected. It returns the
@@ -85,5 +144,14 @@ func (c *conn) mailboxID() int64 { return c.view.sm.id }
 // failed the UNCHANGEDSINCE test. The caller reports the changed flags to
 // its own client (unless .SILENT).
 func (c *conn) updateFlags(uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64) (changed []store.MessageMeta, failed []uint32, err error) {
-	return c.view.updateFlags(c, uids, op, flags, unchangedSince)
+	return c.view.UpdateFlags(context.Background(), uids, op, flags, unchangedSince)
+}
+
+// seqOf returns the sequence number of uid in uids (ascending), or 0.
+func seqOf(uids []uint32, uid uint32) uint32 {
+	i := sort.Search(len(uids), func(i int) bool { return uids[i] >= uid })
+	if i < len(uids) && uids[i] == uid {
+		return uint32(i + 1)
+	}
+	return 0
 }

@@ -243,19 +243,27 @@ func (r *Registry) Attach(ctx context.Context, userID int64, id string, owner Ow
 		return rec, nil, nil
 	}
 	// Touch: the store's LastActive says when it was last attached, so
-	// that a crash while it is held leaves it resumable for a full
-	// Timeout.
-	rec.LastActive = now
-	if err := r.st.SaveSession(ctx, rec); err != nil {
-		if errors.Is(err, store.ErrNotFound) { // the user is gone
-			err = ErrNotFound
+	// that a crash while it is held leaves it resumable. A LastActive
+	// younger than Timeout/2 (a phone back from a dropped connection:
+	// the detach wrote it moments ago) is kept as it is, which saves
+	// the resume a durable write: a crash then leaves the session
+	// resumable for at least Timeout/2, the bound Expire keeps for
+	// every held session (it refreshes those whose lastSave is older).
+	lastSave := rec.LastActive
+	if rec.LastActive.Before(now.Add(-r.opts.Timeout / 2)) {
+		rec.LastActive = now
+		if err := r.st.SaveSession(ctx, rec); err != nil {
+			if errors.Is(err, store.ErrNotFound) { // the user is gone
+				err = ErrNotFound
+			}
+			return store.SessionRecord{}, nil, err
 		}
-		return store.SessionRecord{}, nil, err
+		lastSave = now
 	}
 	if h != nil {
 		prev = h.owner
 	}
-	r.hold(k, &holding{owner: owner, created: rec.Created, ip: rec.ClientIP, lastSave: now})
+	r.hold(k, &holding{owner: owner, created: rec.Created, ip: rec.ClientIP, lastSave: lastSave})
 	return rec, prev, nil
 }
 

@@ -166,8 +166,10 @@ func TestLifecycle(t *testing.T) {
 		if err != nil || prev != nil || string(rec.State) != "state-1" || rec.ID != id || rec.UserID != u {
 			t.Fatalf("Attach inactive: %+v, %v, %v", rec, prev, err)
 		}
-		if got, _ := e.st.LoadSession(ctx, u, id); !got.LastActive.Equal(e.clk.Now()) {
-			t.Errorf("Attach did not touch LastActive: %v", got.LastActive)
+		// Detached a minute ago: the stored LastActive is fresh enough
+		// and Attach writes nothing (TestAttachTouch).
+		if got, _ := e.st.LoadSession(ctx, u, id); !got.LastActive.Equal(e.clk.Now().Add(-time.Minute)) {
+			t.Errorf("Attach rewrote a fresh LastActive: %v, detached at %v", got.LastActive, e.clk.Now().Add(-time.Minute))
 		}
 		// Re-attaching what one holds changes nothing.
 		if _, prev, err := e.reg.Attach(ctx, u, id, c2); err != nil || prev != nil {
@@ -419,6 +421,52 @@ func TestExpire(t *testing.T) {
 		}
 		if n, _ := e.st.CountSessions(ctx); n != 0 {
 			t.Errorf("%d sessions left", n)
+		}
+	})
+}
+
+// TestAttachTouch: Attach rewrites the stored LastActive only when it is
+// older than Timeout/2, and Expire keeps a held session's LastActive
+// within that bound either way, so that a crash while it is held leaves
+// it resumable for at least Timeout/2.
+func TestAttachTouch(t *testing.T) {
+	timeout := time.Hour
+	run(t, Options{Timeout: timeout}, func(e *env) {
+		t := e.t
+		u := e.users("alice")
+		c1, c2 := &conn{1}, &conn{2}
+		id := e.create(u, "ip", c1)
+		e.detach(c1, "s")
+		detached := e.clk.Now()
+		stored := func() time.Time {
+			rec, err := e.st.LoadSession(ctx, u, id)
+			must(t, err)
+			return rec.LastActive
+		}
+
+		e.clk.Advance(timeout / 2)
+		if _, _, err := e.reg.Attach(ctx, u, id, c2); err != nil {
+			t.Fatal(err)
+		}
+		if got := stored(); !got.Equal(detached) {
+			t.Errorf("Attach at Timeout/2 after the detach wrote LastActive %v, want it kept at %v", got, detached)
+		}
+		// Held on: the next sweep finds it stale and refreshes it.
+		e.clk.Advance(time.Second)
+		if _, err := e.reg.Expire(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := stored(); !got.Equal(e.clk.Now()) {
+			t.Errorf("Expire did not refresh a held session's LastActive: %v, now %v", got, e.clk.Now())
+		}
+		e.detach(c2, "s2")
+
+		e.clk.Advance(timeout/2 + time.Second)
+		if _, _, err := e.reg.Attach(ctx, u, id, c1); err != nil {
+			t.Fatal(err)
+		}
+		if got := stored(); !got.Equal(e.clk.Now()) {
+			t.Errorf("Attach more than Timeout/2 after the detach kept LastActive %v, want %v", got, e.clk.Now())
 		}
 	})
 }

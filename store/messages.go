@@ -79,6 +79,18 @@ type Changes struct {
 	HighestModSeq uint64
 }
 
+// UIDChanges is Changes by UID only, for a caller that keeps the
+// messages' flags and MODSEQs itself (the server's in-memory index).
+type UIDChanges struct {
+	// Changed holds the UIDs of the messages whose MODSEQ is greater
+	// than the one asked for, ascending; nil unless asked for.
+	Changed []uint32
+	// Vanished, Complete and HighestModSeq are as in Changes.
+	Vanished      []uint32
+	Complete      bool
+	HighestModSeq uint64
+}
+
 // Messages is the message half of the storage interface. Every method
 // checks that the mailbox belongs to userID (ErrNotFound otherwise) and is
 // selectable (ErrNoSelect).
@@ -144,6 +156,12 @@ type Messages interface {
 	// Complete is true when no tombstone with a MODSEQ above modseq has
 	// been purged.
 	ChangesSince(ctx context.Context, userID, mailboxID int64, modseq uint64) (Changes, error)
+	// UIDChangesSince answers what ChangesSince answers, read the same
+	// way (one consistent snapshot), without the changed messages'
+	// flags and MODSEQs; their UIDs only when withChanged is true (what
+	// vanished, and whether that is complete, needs the tombstones
+	// alone).
+	UIDChangesSince(ctx context.Context, userID, mailboxID int64, modseq uint64, withChanged bool) (UIDChanges, error)
 }
 
 // PrefixRequest asks for the first N bytes of message UID

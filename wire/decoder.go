@@ -69,6 +69,21 @@ func NewDecoder(r *bufio.Reader, lim Limits) *Decoder {
 	return &Decoder{r: r, lim: lim.WithDefaults()}
 }
 
+// maxKeptScratch is the largest scratch buffer Reset keeps.
+const maxKeptScratch = 1 << 10
+
+// Reset makes the Decoder read from r, which may be another buffer over
+// the same stream (the caller moves nothing: bytes r holds are the next
+// ones read). It keeps the limits and the continuation, and drops a
+// scratch buffer grown large by a long token, so that a connection that
+// waits holds little.
+func (d *Decoder) Reset(r *bufio.Reader) {
+	d.r = r
+	if cap(d.buf) > maxKeptScratch {
+		d.buf = nil
+	}
+}
+
 // SetContinuation sets the function called before the bytes of a
 // synchronizing literal are read.
 func (d *Decoder) SetContinuation(fn func() error) { d.cont = fn }

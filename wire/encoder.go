@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -24,7 +25,12 @@ import (
 // or is long (over 1024 bytes), a quoted string with \" and \\ escapes
 // otherwise.
 type Encoder struct {
-	w       *bufio.Writer
+	// w is the buffer being written; with a pool, nil between a Flush
+	// and the next write.
+	w    *bufio.Writer
+	pool *WriterPool
+	dst  io.Writer // what a pooled buffer writes to
+
 	err     error
 	scratch [64]byte
 }
@@ -35,21 +41,59 @@ const maxQuoted = 1024
 // NewEncoder returns an Encoder writing to w.
 func NewEncoder(w *bufio.Writer) *Encoder { return &Encoder{w: w} }
 
+// NewPooledEncoder returns an Encoder writing to dst through a buffer
+// borrowed from pool at the first write and given back by Flush, so that
+// a connection holds no write buffer while it waits.
+func NewPooledEncoder(dst io.Writer, pool *WriterPool) *Encoder {
+	return &Encoder{pool: pool, dst: dst}
+}
+
+// WriterPool lends write buffers of one size to Encoders. It is safe for
+// concurrent use.
+type WriterPool struct {
+	size int
+	p    sync.Pool
+}
+
+// NewWriterPool returns a pool of buffers of size bytes.
+func NewWriterPool(size int) *WriterPool { return &WriterPool{size: size} }
+
+func (p *WriterPool) get(dst io.Writer) *bufio.Writer {
+	if w, _ := p.p.Get().(*bufio.Writer); w != nil {
+		w.Reset(dst)
+		return w
+	}
+	return bufio.NewWriterSize(dst, p.size)
+}
+
+func (p *WriterPool) put(w *bufio.Writer) {
+	w.Reset(nil) // holds no reference to the connection
+	p.p.Put(w)
+}
+
+// buf returns the buffer to write to, borrowing one if needed.
+func (e *Encoder) buf() *bufio.Writer {
+	if e.w == nil {
+		e.w = e.pool.get(e.dst)
+	}
+	return e.w
+}
+
 func (e *Encoder) writeString(s string) {
 	if e.err == nil {
-		_, e.err = e.w.WriteString(s)
+		_, e.err = e.buf().WriteString(s)
 	}
 }
 
 func (e *Encoder) writeByte(c byte) {
 	if e.err == nil {
-		e.err = e.w.WriteByte(c)
+		e.err = e.buf().WriteByte(c)
 	}
 }
 
 func (e *Encoder) write(b []byte) {
 	if e.err == nil {
-		_, e.err = e.w.Write(b)
+		_, e.err = e.buf().Write(b)
 	}
 }
 
@@ -128,11 +172,11 @@ func (e *Encoder) string(s string, utf8ok bool) *Encoder {
 	if e.err != nil {
 		return e
 	}
-	if !escapes && len(s)+2 <= e.w.Available() {
+	if w := e.buf(); !escapes && len(s)+2 <= w.Available() {
 		// The common case, straight into the buffer.
-		b := append(e.w.AvailableBuffer(), '"')
+		b := append(w.AvailableBuffer(), '"')
 		b = append(b, s...)
-		_, e.err = e.w.Write(append(b, '"'))
+		_, e.err = w.Write(append(b, '"'))
 		return e
 	}
 	e.writeByte('"')
@@ -280,12 +324,15 @@ func (e *Encoder) DateTime(t time.Time) *Encoder {
 	return e
 }
 
-// SeqSet writes a sequence set.
+// SeqSet writes a sequence set, without allocating: two ranges at a time
+// through the scratch buffer (at most 2×21+2 bytes).
 func (e *Encoder) SeqSet(s imap.SeqSet) *Encoder {
-	if len(s) <= 4 {
-		e.write(s.AppendTo(e.scratch[:0]))
-	} else {
-		e.write(s.AppendTo(nil))
+	for i := 0; i < len(s); i += 2 {
+		b := e.scratch[:0]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		e.write(s[i:min(i+2, len(s))].AppendTo(b))
 	}
 	return e
 }
@@ -371,9 +418,17 @@ func (e *Encoder) CRLF() *Encoder { e.writeString("\r\n"); return e }
 
 // Flush writes buffered data to the underlying writer and returns the first
 // error seen.
+// A pooled Encoder gives its buffer back.
 func (e *Encoder) Flush() error {
+	if e.w == nil {
+		return e.err
+	}
 	if e.err == nil {
 		e.err = e.w.Flush()
+	}
+	if e.pool != nil {
+		e.pool.put(e.w)
+		e.w = nil
 	}
 	return e.err
 }
@@ -382,4 +437,9 @@ func (e *Encoder) Flush() error {
 func (e *Encoder) Err() error { return e.err }
 
 // Buffered reports the bytes waiting to be flushed.
-func (e *Encoder) Buffered() int { return e.w.Buffered() }
+func (e *Encoder) Buffered() int {
+	if e.w == nil {
+		return 0
+	}
+	return e.w.Buffered()
+}

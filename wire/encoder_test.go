@@ -125,6 +125,19 @@ func TestEncoderStickyError(t *testing.T) {
 	}
 }
 
+func TestEncoderSeqSetNoAlloc(t *testing.T) {
+	set := imap.SeqSet{{Start: 1, Stop: 1}, {Start: 3, Stop: 4294967295}, {Start: 4294967294, Stop: 4294967295},
+		{Start: 7, Stop: 0}, {Start: 9, Stop: 9}, {Start: 4000000000, Stop: 4000000001}, {Start: 12, Stop: 13}}
+	got, err := encode(func(e *Encoder) { e.SeqSet(set) })
+	if want := set.String(); err != nil || got != want {
+		t.Fatalf("SeqSet = %q, %v; want %q", got, err, want)
+	}
+	e := NewEncoder(bufio.NewWriter(discard{}))
+	if n := testing.AllocsPerRun(100, func() { e.SeqSet(set) }); n != 0 {
+		t.Fatalf("SeqSet of %d ranges: %v allocations", len(set), n)
+	}
+}
+
 func BenchmarkEncodeFetchFlags(b *testing.B) {
 	w := bufio.NewWriter(discard{})
 	e := NewEncoder(w)

@@ -346,16 +346,18 @@ type benchResult struct {
 
 func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintf(stderr, "quickimap bench: missing subcommand\n\n%s", benchUsage)
+		fmt.Fprintf(stderr, "quickimap bench: missing subcommand\n\n%s\n%s", benchUsage, benchLoadUsage)
 		return exitUsage
 	}
 	switch args[0] {
 	case "reconnect":
+	case "load":
+		return runBenchLoad(ctx, args[1:], stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, benchUsage)
+		io.WriteString(stdout, benchUsage+"\n"+benchLoadUsage)
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "quickimap bench: unknown subcommand %q\n\n%s", args[0], benchUsage)
+		fmt.Fprintf(stderr, "quickimap bench: unknown subcommand %q (reconnect or load)\n\n%s", args[0], benchUsage)
 		return exitUsage
 	}
 	fs := newFlagSet("bench reconnect", stderr)

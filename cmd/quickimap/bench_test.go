@@ -168,3 +168,28 @@ func TestBenchReconnectDovecot(t *testing.T) {
 		"--messages", "10", "--strategies", "sid,full")
 	r.want(t, exitOK, "unsupported", "")
 }
+
+// TestBenchSIDAgainstDovecot pins the quick-reconnect byte target: at the
+// draft's example size (464 messages, 85 holes), a SID resume moves at
+// most half the bytes, both ways, of Dovecot's best resync (QRESYNC with
+// known-uids), the same account name and password on both servers so
+// that AUTHENTICATE weighs the same (docs/performance.md).
+func TestBenchSIDAgainstDovecot(t *testing.T) {
+	dv := dovecottest.Start(t)
+	env := imaptest.Start(t, nil)
+	dv.AddUser(t, env.User, env.Password)
+	pw := passwordFile(t, env.Password)
+	run := func(addr, strategy string) benchResult {
+		rep := benchJSON(t, "--addr", addr, "--user", env.User, "--password-file", pw,
+			"--messages", "464", "--strategies", strategy)
+		return checkBench(t, rep, strategy)[strategy]
+	}
+	sid := run(env.Addr, "sid")
+	qr := run(dv.Addr, "qresync")
+	sidTotal, qrTotal := sid.BytesIn+sid.BytesOut, qr.BytesIn+qr.BytesOut
+	t.Logf("SID %d+%d = %d bytes, Dovecot QRESYNC %d+%d = %d: %.3f",
+		sid.BytesIn, sid.BytesOut, sidTotal, qr.BytesIn, qr.BytesOut, qrTotal, float64(sidTotal)/float64(qrTotal))
+	if 2*sidTotal > qrTotal {
+		t.Errorf("a SID resume moves %d bytes, more than half of Dovecot's QRESYNC with known-uids (%d)", sidTotal, qrTotal)
+	}
+}

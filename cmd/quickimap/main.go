@@ -5,6 +5,7 @@
 //	quickimap user add|passwd|del|list manage accounts
 //	quickimap check                    verify the store
 //	quickimap bench reconnect          measure reconnection strategies
+//	quickimap bench load               load any IMAP server and measure it
 //	quickimap sync                     mirror a mailbox into a Maildir
 //
 // Run "quickimap help" for the details.
@@ -43,6 +44,10 @@ Usage:
   quickimap bench reconnect --addr HOST:PORT --user NAME [flags]
       Measure the bytes, round trips and time of reconnecting to a mailbox
       with SID, QRESYNC, CONDSTORE and a full resync, against any server.
+  quickimap bench load --addr HOST:PORT --users N [--clients N] [--duration 30s] [flags]
+      Load any IMAP server with a phone-like mix of commands from many
+      clients and report commands per second, latencies, logins per
+      second and the server's CPU time per command.
   quickimap sync --addr HOST:PORT --user NAME --maildir DIR [--watch] [flags]
       Mirror one mailbox of any IMAP server into a local Maildir.
   quickimap help [COMMAND]                  show this text, or a command's flags
@@ -95,7 +100,7 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		fmt.Fprint(stdout, checkUsage)
 	case "bench":
-		fmt.Fprint(stdout, benchUsage)
+		io.WriteString(stdout, benchUsage+"\n"+benchLoadUsage)
 	case "sync":
 		fmt.Fprint(stdout, syncUsage)
 	default:

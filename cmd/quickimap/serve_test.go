@@ -434,3 +434,68 @@ func TestParseLogLine(t *testing.T) {
 // the embedded store must keep implementing it, or the tombstone age
 // window would silently stop applying to mailboxes nobody writes to.
 var _ tombstonePurger = (*sqlite.Store)(nil)
+
+// "quickimap user passwd" and "user del" take effect at once on a running
+// server, although it remembers verified passwords (auth-cache-ttl) and
+// they run in another process: the server reads the account on every
+// login and its cache entries bind the stored hash.
+func TestServeUserChangesWhileRunning(t *testing.T) {
+	bin := buildBinary(t)
+	data := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, bin, "--data", data, "--listen", "127.0.0.1:0", "--failed-login-delay", "10ms")
+	var password string
+	for line := range s.stdout {
+		if v, ok := strings.CutPrefix(line, "Password: "); ok {
+			password = v
+			break
+		}
+	}
+	addr := s.waitListening()["addr"]
+	login := func(pass string) string {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		readLine(t, c, r)
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "a1 LOGIN user "+pass+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if l := readLine(t, c, r); strings.HasPrefix(l, "a1 ") {
+				return l[:min(len(l), 5)]
+			}
+		}
+	}
+	user := func(stdin string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"user"}, append(args, "--data", data, "user")...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("quickimap user %v: %v\n%s", args, err, out)
+		}
+	}
+	// Twice: the second is answered from the cache.
+	for range 2 {
+		if got := login(password); got != "a1 OK" {
+			t.Fatalf("LOGIN with the initial password: %q", got)
+		}
+	}
+	user("new-password\n", "passwd")
+	if got := login(password); got != "a1 NO" {
+		t.Errorf("LOGIN with the old password after passwd: %q", got)
+	}
+	for range 2 {
+		if got := login("new-password"); got != "a1 OK" {
+			t.Errorf("LOGIN with the new password: %q", got)
+		}
+	}
+	user("", "del")
+	if got := login("new-password"); got != "a1 NO" {
+		t.Errorf("LOGIN after del: %q", got)
+	}
+	s.stop()
+}

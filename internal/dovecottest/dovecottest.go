@@ -19,6 +19,12 @@
 // user it runs as that user, with chroots disabled. Either way userdb
 // entries carry no uid, so no privilege change happens.
 //
+// Passwords are stored in plain text by default; [Options.PasswordScheme]
+// chooses bcrypt (Dovecot's BLF-CRYPT) instead, so that login costs can
+// be compared with a server that hashes with bcrypt, and
+// [Options.AuthCacheSize] turns on Dovecot's authentication cache.
+// [Options.Users] creates more accounts before the server starts.
+//
 // Settings that differ from Dovecot's defaults, for speed and convenience:
 // auth_failure_delay = 0 (a failed login still takes ~0.5 s),
 // login_trusted_networks = 127.0.0.0/8 (no auth penalty for repeated
@@ -44,6 +50,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Default credentials of the user that every instance has.
@@ -61,12 +69,45 @@ const (
 	portAttempts = 5
 )
 
+// Password schemes of [Options.PasswordScheme].
+const (
+	SchemePlain    = "PLAIN"     // the password itself
+	SchemeBlfCrypt = "BLF-CRYPT" // bcrypt ($2a$), at Options.BcryptCost
+)
+
 // Options tune an instance. The zero value is what [Start] uses.
 type Options struct {
 	// ExtraConfig is appended verbatim to the generated dovecot.conf, so
 	// it overrides earlier settings, e.g. "mail_max_userip_connections = 2"
 	// or "imap_idle_notify_interval = 10 secs".
 	ExtraConfig string
+	// PasswordScheme is how the passwd file stores every account's
+	// password, including those [Env.AddUser] adds: SchemePlain (the
+	// default) or SchemeBlfCrypt.
+	PasswordScheme string
+	// BcryptCost is the cost of BLF-CRYPT hashes; 0 means bcrypt's
+	// default, 10.
+	BcryptCost int
+	// AuthCacheSize is Dovecot's auth_cache_size, e.g. "10M"; empty
+	// keeps Dovecot's default, 0 (no cache).
+	AuthCacheSize string
+	// Users are accounts to create besides the default one.
+	Users []User
+}
+
+// User is an account of [Options.Users].
+type User struct {
+	Name, Password string
+}
+
+// NumberedUsers returns n accounts named fmt.Sprintf(template, i) for i
+// from 1 to n, all with password.
+func NumberedUsers(template string, n int, password string) []User {
+	users := make([]User, n)
+	for i := range users {
+		users[i] = User{Name: fmt.Sprintf(template, i+1), Password: password}
+	}
+	return users
 }
 
 // Env is one running Dovecot instance.
@@ -85,6 +126,9 @@ type Env struct {
 
 	binary string
 	port   int
+	scheme string              // password scheme of the passwd file
+	cost   int                 // bcrypt cost of BLF-CRYPT
+	hashes map[string]string   // BLF-CRYPT hash by password, to hash each once
 	runAs  *syscall.Credential // nil: run as the current user
 	uid    int                 // uid/gid owning the instance files
 	gid    int
@@ -178,6 +222,28 @@ func StartWith(t testing.TB, opts Options) *Env {
 		binary:   bin,
 		token:    randomToken(),
 		t:        t,
+		scheme:   opts.PasswordScheme,
+		cost:     opts.BcryptCost,
+		hashes:   map[string]string{},
+	}
+	switch e.scheme {
+	case "":
+		e.scheme = SchemePlain
+	case SchemePlain, SchemeBlfCrypt:
+	default:
+		t.Fatalf("dovecottest: unknown password scheme %q", e.scheme)
+	}
+	if e.cost == 0 {
+		e.cost = bcrypt.DefaultCost
+	}
+	users := append([]User{{e.User, e.Password}}, opts.Users...)
+	var passwd strings.Builder
+	seen := map[string]bool{}
+	for _, u := range users {
+		if err := checkAccount(u.Name, u.Password); err != nil || seen[u.Name] {
+			t.Fatalf("dovecottest: account %q: unusable or repeated (%v)", u.Name, err)
+		}
+		seen[u.Name] = true
 	}
 
 	userName, groupName := e.identity(t)
@@ -205,7 +271,14 @@ func StartWith(t testing.TB, opts Options) *Env {
 			t.Fatalf("dovecottest: %v", err)
 		}
 	}
-	if err := os.WriteFile(e.passwdPath(), []byte(passwdLine(e.User, e.Password, e.homeOf(e.User))), 0o644); err != nil {
+	for _, u := range users {
+		line, err := e.passwdLine(u.Name, u.Password)
+		if err != nil {
+			t.Fatalf("dovecottest: %v", err)
+		}
+		passwd.WriteString(line)
+	}
+	if err := os.WriteFile(e.passwdPath(), []byte(passwd.String()), 0o644); err != nil {
 		t.Fatalf("dovecottest: %v", err)
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -284,9 +357,32 @@ func (e *Env) passwdPath() string        { return filepath.Join(e.Dir, "passwd")
 func (e *Env) homeOf(user string) string { return filepath.Join(e.Dir, "home", user) }
 
 // passwdLine is a passwd-file entry without uid/gid: mail processes keep
-// the server's own uid, which avoids Dovecot's UID checks.
-func passwdLine(user, password, home string) string {
-	return fmt.Sprintf("%s:{PLAIN}%s::::%s::\n", user, password, home)
+// the server's own uid, which avoids Dovecot's UID checks. The password
+// is stored in the instance's scheme; a bcrypt hash is computed once per
+// distinct password (the salt is then shared, which a test does not mind).
+func (e *Env) passwdLine(user, password string) (string, error) {
+	stored := "{PLAIN}" + password
+	if e.scheme == SchemeBlfCrypt {
+		h, ok := e.hashes[password]
+		if !ok {
+			b, err := bcrypt.GenerateFromPassword([]byte(password), e.cost)
+			if err != nil {
+				return "", err
+			}
+			h = string(b)
+			e.hashes[password] = h
+		}
+		stored = "{BLF-CRYPT}" + h
+	}
+	return fmt.Sprintf("%s:%s::::%s::\n", user, stored, e.homeOf(user)), nil
+}
+
+// checkAccount refuses what a passwd-file line cannot hold.
+func checkAccount(name, password string) error {
+	if name == "" || strings.ContainsAny(name, ":\n\r/ ") || strings.ContainsAny(password, ":\n\r") {
+		return errors.New("empty, or holds a colon, slash, space or line break")
+	}
+	return nil
 }
 
 func (e *Env) config(userName, groupName string, opts Options) string {
@@ -350,6 +446,9 @@ service director {
   chroot =
 }
 `, d, e.port, e.token, userName, groupName)
+	if opts.AuthCacheSize != "" {
+		fmt.Fprintf(&b, "auth_cache_size = %s\n", opts.AuthCacheSize)
+	}
 	if opts.ExtraConfig != "" {
 		b.WriteString("\n# Options.ExtraConfig\n")
 		b.WriteString(opts.ExtraConfig)
@@ -506,6 +605,17 @@ func (e *Env) Restart(t testing.TB) {
 	}
 }
 
+// PID returns the process id of Dovecot's master process, whose
+// descendants are all its other processes; 0 when it is not running.
+func (e *Env) PID() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.proc == nil {
+		return 0
+	}
+	return e.proc.cmd.Process.Pid
+}
+
 // Running reports whether the server process is running.
 func (e *Env) Running() bool {
 	e.mu.Lock()
@@ -525,8 +635,8 @@ func (e *Env) Running() bool {
 // the passwd file on its next lookup, so the account is usable at once.
 func (e *Env) AddUser(t testing.TB, name, password string) {
 	t.Helper()
-	if name == "" || strings.ContainsAny(name, ":\n\r/ ") || strings.ContainsAny(password, ":\n\r") {
-		t.Fatalf("dovecottest: AddUser: unusable name or password %q", name)
+	if err := checkAccount(name, password); err != nil {
+		t.Fatalf("dovecottest: AddUser: unusable name or password %q: %v", name, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -539,7 +649,11 @@ func (e *Env) AddUser(t testing.TB, name, password string) {
 			t.Fatalf("dovecottest: AddUser: %q exists", name)
 		}
 	}
-	data := append(old, passwdLine(name, password, e.homeOf(name))...)
+	line, err := e.passwdLine(name, password)
+	if err != nil {
+		t.Fatalf("dovecottest: %v", err)
+	}
+	data := append(old, line...)
 	// Write and rename, so that dovecot never reads half a file.
 	tmp := e.passwdPath() + ".new"
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -294,5 +295,52 @@ func TestMissingDovecotSkips(t *testing.T) {
 	})
 	if !skipped {
 		t.Fatal("Start did not skip without dovecot")
+	}
+}
+
+func TestBcryptUsersAuthCache(t *testing.T) {
+	t.Parallel()
+	e := StartWith(t, Options{
+		PasswordScheme: SchemeBlfCrypt,
+		BcryptCost:     4,
+		AuthCacheSize:  "1M",
+		Users:          NumberedUsers("load%d", 3, "pw"),
+	})
+	passwd, err := os.ReadFile(e.passwdPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{e.User, "load1", "load3"} {
+		if !regexp.MustCompile(`(?m)^` + u + `:\{BLF-CRYPT\}\$2a\$04\$`).Match(passwd) {
+			t.Errorf("no bcrypt entry for %s in\n%s", u, passwd)
+		}
+	}
+	if conf, _ := os.ReadFile(e.ConfPath); !strings.Contains(string(conf), "\nauth_cache_size = 1M\n") {
+		t.Errorf("no auth_cache_size in\n%s", conf)
+	}
+	e.AddUser(t, "late", "pw4")
+	for _, u := range []User{{e.User, e.Password}, {"load1", "pw"}, {"load3", "pw"}, {"late", "pw4"}} {
+		// Twice: the second login may be answered from the cache.
+		for range 2 {
+			e.LoginAs(t, u.Name, u.Password).MustOK("LOGOUT")
+		}
+	}
+	c := e.Dial(t)
+	resp, err := c.Do(`LOGIN "load2" "wrong"`)
+	if err != nil || resp.Status != "NO" {
+		t.Errorf("wrong password: %v %+v", err, resp)
+	}
+
+	pid := e.PID()
+	if pid <= 0 {
+		t.Fatalf("PID %d", pid)
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err == nil && !strings.Contains(string(stat), "(dovecot)") {
+		t.Errorf("process %d is not dovecot: %s", pid, stat)
+	}
+	e.Stop()
+	if e.PID() != 0 {
+		t.Error("PID after Stop")
 	}
 }

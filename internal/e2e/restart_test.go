@@ -98,7 +98,13 @@ var addrRE = regexp.MustCompile(`addr"?[=:]"?(127\.0\.0\.1:\d+)`)
 // "listening" log line.
 func startServer(t *testing.T, bin, dir string) *serverProc {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", dir, "--listen", "127.0.0.1:0", "--no-initial-user")
+	return startServerCmd(t, exec.Command(bin, "serve", "--data", dir, "--listen", "127.0.0.1:0", "--no-initial-user"))
+}
+
+// startServerCmd starts cmd, a "quickimap serve" listening on 127.0.0.1,
+// and waits for its "listening" log line.
+func startServerCmd(t *testing.T, cmd *exec.Cmd) *serverProc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -4,8 +4,8 @@
 Usage: imaplib_messages.py HOST PORT USER PASSWORD
 
 APPEND, SELECT, FETCH (FLAGS, RFC822.SIZE, BODY.PEEK[HEADER], BODY[]),
-SEARCH (UNSEEN, FROM, SUBJECT, OR), STORE (+FLAGS, -FLAGS), COPY and
-EXPUNGE, on a fresh account (the default mailboxes, empty). Every mismatch
+SEARCH (UNSEEN, FROM, SUBJECT, OR), STORE (+FLAGS, -FLAGS, also on a
+message another session expunged), COPY and EXPUNGE, on a fresh account (the default mailboxes, empty). Every mismatch
 is printed to stderr; the exit status is 1 if there was any, 0 otherwise.
 Run by interop/imaplib_messages_test.go.
 """
@@ -294,6 +294,26 @@ def main():
     data = ok(m.status("INBOX", "(MESSAGES UIDNEXT UNSEEN)"), "STATUS INBOX")
     check(data and b"MESSAGES 3" in data[0] and b"UIDNEXT 6" in data[0] and b"UNSEEN 2" in data[0],
           "STATUS INBOX after EXPUNGE", data, "MESSAGES 3 UIDNEXT 6 UNSEEN 2")
+
+    # STORE on a message another session expunged, before this one is
+    # told: OK, no FETCH for it, the others change (docs/multiaccess.md).
+    m2 = imaplib.IMAP4(host, port, timeout=20)
+    ok(m2.login(user, password), "second LOGIN")
+    ok(m2.select("INBOX"), "second SELECT INBOX")
+    ok(m2.uid("STORE", "3", "+FLAGS.SILENT", "(\\Deleted)"), "second UID STORE 3 +FLAGS (\\Deleted)")
+    ok(m2.expunge(), "second EXPUNGE")
+    m2.logout()
+    # (imaplib keeps no tagged response code: only OK can be checked.)
+    typ, data = m.store("2", "+FLAGS", "(\\Answered)")
+    check(typ == "OK" and data == [None], "STORE on a message expunged elsewhere", (typ, data), ("OK", [None]))
+    typ, data = m.store("1:3", "+FLAGS.SILENT", "(\\Answered)")
+    check(typ == "OK", "STORE 1:3 with one message expunged elsewhere", (typ, data), "OK")
+    ok(m.noop(), "NOOP after the other session's EXPUNGE")
+    _, gone = m.response("EXPUNGE")
+    check(gone == [b"2"], "NOOP reports the expunge", gone, [b"2"])
+    items = fetch_items(ok(m.fetch("1:*", "(UID FLAGS)"), "FETCH 1:* after the STOREs"), "FETCH 1:* after the STOREs")
+    got = {it.get("UID"): "\\Answered" in it.get("FLAGS", []) for it in items.values()}
+    check(got == {1: True, 5: True}, "STORE changed the messages that remain", got, {1: True, 5: True})
     ok(m.close(), "CLOSE")
 
     # The copies in Archive.

@@ -26,6 +26,8 @@ import (
 //     MODSEQ;
 //   - COPY and MOVE into the source mailbox itself are allowed;
 //   - ChangesSince(HighestModSeq) is empty and complete;
+//   - UIDChangesSince answers what ChangesSince answers, UIDs only (the
+//     changed ones only when asked for);
 //   - a keyword stored (APPEND, STORE, COPY, MOVE) in another case than a
 //     message of the mailbox already has it takes the mailbox's spelling,
 //     so that the mailbox never holds one keyword in two spellings (a
@@ -51,6 +53,7 @@ func messageTests() []struct {
 		{"UnchangedSince", testUnchangedSince},
 		{"Expunge", testExpunge},
 		{"ChangesSince", testChangesSince},
+		{"UIDChangesSince", testUIDChangesSince},
 		{"Copy", testCopy},
 		{"Move", testMove},
 		{"CopyMoveSameMailbox", testCopyMoveSameMailbox},
@@ -829,6 +832,65 @@ func testChangesSince(t *testing.T, s store.Store) {
 	}
 }
 
+// wantUIDChanges checks that UIDChangesSince, with and without the
+// changed UIDs, agrees with ChangesSince since each of the given
+// mod-sequences.
+func wantUIDChanges(t *testing.T, s store.Store, userID, mailboxID int64, since ...uint64) {
+	t.Helper()
+	ctx := context.Background()
+	for _, m := range since {
+		ch, err := s.ChangesSince(ctx, userID, mailboxID, m)
+		must(t, err)
+		for _, withChanged := range []bool{true, false} {
+			uc, err := s.UIDChangesSince(ctx, userID, mailboxID, m, withChanged)
+			must(t, err)
+			want := uidsOf(ch.Changed)
+			if !withChanged {
+				want = nil
+			}
+			if !slices.Equal(uc.Changed, want) || !slices.Equal(uc.Vanished, ch.Vanished) ||
+				uc.Complete != ch.Complete || uc.HighestModSeq != ch.HighestModSeq {
+				t.Errorf("UIDChangesSince(%d, %v) = %+v; ChangesSince: changed %v vanished %v complete %v highest %d",
+					m, withChanged, uc, uidsOf(ch.Changed), ch.Vanished, ch.Complete, ch.HighestModSeq)
+			}
+		}
+	}
+}
+
+func testUIDChangesSince(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustCreateUser(t, s, "u", nil)
+	inbox := mustMailbox(t, s, u.ID, "INBOX")
+	start := inbox.HighestModSeq
+	wantUIDChanges(t, s, u.ID, inbox.ID, 0, start, start+1)
+
+	uids, mb := mustAppend(t, s, u.ID, inbox.ID, msg("1"), msg("2"), msg("3"), msg("4"), msg("5"), msg("6"))
+	mAppend := mb.HighestModSeq
+	_, _, err := s.UpdateFlags(ctx, u.ID, inbox.ID, u32(uids[4], uids[1]), store.FlagsAdd, []string{`\Seen`}, 0)
+	must(t, err)
+	mFlags := mustMailbox(t, s, u.ID, "INBOX").HighestModSeq
+	_, err = s.Expunge(ctx, u.ID, inbox.ID, u32(uids[3], uids[1])) // one changed before
+	must(t, err)
+	mExpunge := mustMailbox(t, s, u.ID, "INBOX").HighestModSeq
+	// Moved away: a tombstone here too.
+	arch := mustCreate(t, s, u.ID, "Arch")
+	_, _, _, err = s.MoveMessages(ctx, u.ID, inbox.ID, arch.ID, u32(uids[5]))
+	must(t, err)
+	mLast := mustMailbox(t, s, u.ID, "INBOX").HighestModSeq
+
+	uc, err := s.UIDChangesSince(ctx, u.ID, inbox.ID, mAppend, true)
+	must(t, err)
+	if !slices.Equal(uc.Changed, u32(uids[4])) || !slices.Equal(uc.Vanished, u32(uids[1], uids[3], uids[5])) ||
+		!uc.Complete || uc.HighestModSeq != mLast {
+		t.Errorf("UIDChangesSince(%d) = %+v; want changed %v vanished %v complete, highest %d",
+			mAppend, uc, u32(uids[4]), u32(uids[1], uids[3], uids[5]), mLast)
+	}
+	for m := uint64(0); m <= mLast+1; m++ {
+		wantUIDChanges(t, s, u.ID, inbox.ID, m)
+	}
+	wantUIDChanges(t, s, u.ID, arch.ID, 0, arch.HighestModSeq, mExpunge, mFlags)
+}
+
 // ---- copy and move ----
 
 func testCopy(t *testing.T, s store.Store) {
@@ -1011,6 +1073,8 @@ func everyMessageCall(s store.Store, userID, id, other int64) map[string]error {
 	_, _, _, errs["MoveMessages from"] = s.MoveMessages(ctx, userID, id, other, u32(1))
 	_, _, _, errs["MoveMessages to"] = s.MoveMessages(ctx, userID, other, id, u32(1))
 	_, errs["ChangesSince"] = s.ChangesSince(ctx, userID, id, 0)
+	_, errs["UIDChangesSince"] = s.UIDChangesSince(ctx, userID, id, 0, true)
+	_, errs["UIDChangesSince without changed"] = s.UIDChangesSince(ctx, userID, id, 0, false)
 	return errs
 }
 
