@@ -128,3 +128,24 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// A quoted string or a literal from a reader as the first write after a
+// Flush borrows a buffer like any other write.
+func TestPooledEncoderStrings(t *testing.T) {
+	pool := NewWriterPool(16)
+	var dst writeRecorder
+	e := NewPooledEncoder(&dst, pool)
+	e.String("short")
+	if err := e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	e.String(`a "quoted" one`)
+	e.Flush()
+	e.LiteralFrom(strings.NewReader("0123456789abcdefghij0123456789"), 5, 20, make([]byte, 7))
+	if err := e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(dst.writes, ""), `"short""a \"quoted\" one"{20}`+"\r\n56789abcdefghij01234"; got != want {
+		t.Errorf("wrote %q, want %q", got, want)
+	}
+}
