@@ -119,6 +119,7 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 		// The MIME structure is parsed once here, never again on FETCH.
 		if p, err := message.Parse(msgs[i].Body); err == nil {
 			msgs[i].Structure = p.Marshal()
+			msgs[i].HeaderLen = p.BodyStart
 		}
 		if msgs[i].InternalDate.IsZero() {
 			msgs[i].InternalDate = time.Now()

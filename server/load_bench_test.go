@@ -100,7 +100,7 @@ func loadAccounts(b *testing.B, env *imaptest.Env, n int) []loadAccount {
 			if j < len(msgs)*9/10 {
 				flags = []string{`\Seen`}
 			}
-			batch[j] = store.NewMessage{Flags: flags, Body: body, Structure: p.Marshal(),
+			batch[j] = store.NewMessage{Flags: flags, Body: body, Structure: p.Marshal(), HeaderLen: p.BodyStart,
 				InternalDate: time.Date(2024, 1, 1, 0, 0, j, 0, time.UTC)}
 			if len(body) > 300<<10 {
 				acc.large = append(acc.large, uint32(j+1))

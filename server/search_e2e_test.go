@@ -80,7 +80,7 @@ func appendMessages(t testing.TB, env *imaptest.Env, mailbox string, msgs []test
 		if err != nil {
 			t.Fatal(err)
 		}
-		nms[i] = store.NewMessage{Flags: m.flags, InternalDate: m.date, Body: []byte(m.raw), Structure: p.Marshal()}
+		nms[i] = store.NewMessage{Flags: m.flags, InternalDate: m.date, Body: []byte(m.raw), Structure: p.Marshal(), HeaderLen: p.BodyStart}
 	}
 	uids, _, err := env.Store.AppendMessages(ctx, u.ID, mb.ID, nms)
 	if err != nil {

@@ -54,6 +54,11 @@ type NewMessage struct {
 	InternalDate time.Time
 	Body         []byte
 	Structure    []byte
+	// HeaderLen is the length of the message's header, blank line
+	// included, from the same parse as Structure (0: unknown). A
+	// backend may keep the header apart so that MessagePrefixes of at
+	// most HeaderLen bytes need not read the body.
+	HeaderLen int
 }
 
 // FlagOp says how UpdateFlags combines flags (RFC 3501 §6.4.6).

@@ -231,3 +231,47 @@ func TestCheckBodyFiles(t *testing.T) {
 		t.Error("MessageBody of a message whose file is missing succeeded")
 	}
 }
+
+// TestHeaders: a header is kept apart when its length is given, shared
+// by copies, and goes with the body's last message.
+func TestHeaders(t *testing.T) {
+	ctx := context.Background()
+	s := openOpts(t, Options{})
+	u, inbox := setup(t, s)
+	arch, err := s.MailboxByName(ctx, u.ID, "Archive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n int) {
+		t.Helper()
+		if err := s.rdb.QueryRow(`SELECT count(*) FROM headers`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	body := []byte("Subject: s\r\n\r\nbody\r\n")
+	uids, _, err := s.AppendMessages(ctx, u.ID, inbox.ID, []store.NewMessage{{Body: body, HeaderLen: 14}, {Body: body}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr []byte
+	if err := s.rdb.QueryRow(`SELECT data FROM headers`).Scan(&hdr); err != nil || string(hdr) != "Subject: s\r\n\r\n" || count() != 1 {
+		t.Fatalf("headers: %q, %d rows, %v", hdr, count(), err)
+	}
+	if _, _, _, err := s.CopyMessages(ctx, u.ID, inbox.ID, arch.ID, uids[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expunge(ctx, u.ID, inbox.ID, uids); err != nil {
+		t.Fatal(err)
+	}
+	if count() != 1 {
+		t.Errorf("%d headers after expunging the original of a copy, want 1", count())
+	}
+	if _, err := s.Expunge(ctx, u.ID, arch.ID, []uint32{1}); err != nil {
+		t.Fatal(err)
+	}
+	if count() != 0 {
+		t.Errorf("%d headers after expunging the copy, want 0", count())
+	}
+	healthy(t, s)
+}

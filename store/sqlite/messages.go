@@ -170,6 +170,7 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 		body      []byte
 		structure []byte
 		file      sql.NullString // the body's file (files.go)
+		header    []byte         // the body's header, when its length is known
 	}
 	now := s.opts.Now()
 	prep := make([]prepared, len(msgs))
@@ -186,6 +187,9 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 		p.date, p.tz = encodeDate(d)
 		if p.body == nil {
 			p.body = []byte{} // NOT NULL: an empty message is an empty blob
+		}
+		if m.HeaderLen > 0 && m.HeaderLen <= len(p.body) {
+			p.header = p.body[:m.HeaderLen]
 		}
 		prep[i] = p
 	}
@@ -230,6 +234,11 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 			return err
 		}
 		defer structStmt.Close()
+		headerStmt, err := tx.PrepareContext(ctx, `INSERT INTO headers (body_id, data) VALUES (?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer headerStmt.Close()
 		msgStmt, err := tx.PrepareContext(ctx, `INSERT INTO messages
 			(mailbox_id, uid, modseq, flags, internal_date, internal_tz, size, body_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -253,6 +262,11 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 			}
 			if p.structure != nil {
 				if _, err := structStmt.ExecContext(ctx, bodyID, p.structure); err != nil {
+					return err
+				}
+			}
+			if p.header != nil {
+				if _, err := headerStmt.ExecContext(ctx, bodyID, p.header); err != nil {
 					return err
 				}
 			}
@@ -670,18 +684,17 @@ func (s *Store) MessagePrefixes(ctx context.Context, userID, mailboxID int64, re
 		_, err := selectable(ctx, s.readers(), userID, mailboxID)
 		return out, err
 	}
-	// The requests as a JSON array of [uid, n] pairs.
-	list := make([]byte, 0, 24*len(reqs))
+	// The requests as a JSON array of integers, uid<<31 | n: SQLite
+	// parses the array once, and takes each integer apart with shifts
+	// (extracting from [uid, n] pairs parsed each pair again for every
+	// use). n is capped at 2^31-1: no message is that large.
+	list := make([]byte, 0, 16*len(reqs))
 	list = append(list, '[')
 	for i, r := range reqs {
 		if i > 0 {
 			list = append(list, ',')
 		}
-		list = append(list, '[')
-		list = strconv.AppendUint(list, uint64(r.UID), 10)
-		list = append(list, ',')
-		list = strconv.AppendInt(list, max(r.N, 0), 10)
-		list = append(list, ']')
+		list = strconv.AppendUint(list, uint64(r.UID)<<31|uint64(min(max(r.N, 0), 1<<31-1)), 10)
 	}
 	list = append(list, ']')
 	type fileReq struct {
@@ -748,14 +761,23 @@ func (s *Store) MessagePrefixes(ctx context.Context, userID, mailboxID int64, re
 }
 
 // prefixQuery reads the prefixes MessagePrefixes asks for (?3, a JSON
-// array of [uid, n]) and checks the mailbox. CROSS JOIN keeps the order:
+// array of uid<<31 | n) and checks the mailbox. CROSS JOIN keeps the order:
 // one primary key lookup per request; left to itself the planner scanned
 // the mailbox's messages and the requests for each.
-const prefixQuery = `SELECT j.key, CASE WHEN b.file IS NULL THEN substr(b.data, 1, j.value ->> 1) END,
-		b.file, min(m.size, j.value ->> 1)
-	FROM mailboxes x CROSS JOIN json_each(?3) j
-	CROSS JOIN messages m ON m.mailbox_id = x.id AND m.uid = j.value ->> 0
+//
+// A prefix no longer than the stored header (schema v7) is cut from it,
+// without the body; the body's columns are read only in the branches
+// that need them (SQLite loads a column where the expression uses it).
+const prefixQuery = `WITH r(k, uid, n) AS (SELECT key, value >> 31, value & 2147483647 FROM json_each(?3))
+	SELECT r.k,
+		CASE WHEN length(h.data) >= r.n THEN substr(h.data, 1, r.n)
+			WHEN b.file IS NULL THEN substr(b.data, 1, r.n) END,
+		CASE WHEN length(h.data) >= r.n THEN NULL ELSE b.file END,
+		min(m.size, r.n)
+	FROM mailboxes x CROSS JOIN r
+	CROSS JOIN messages m ON m.mailbox_id = x.id AND m.uid = r.uid
 	JOIN bodies b ON b.id = m.body_id
+	LEFT JOIN headers h ON h.body_id = m.body_id
 	WHERE x.id = ?1 AND x.user_id = ?2 AND NOT x.noselect`
 
 // bodyQuery reads a body and checks the mailbox in one statement: the

@@ -23,6 +23,7 @@ func migrations() []migration {
 		migrateV4,
 		migrateV5,
 		migrateV6,
+		migrateV7,
 	}
 }
 
@@ -413,5 +414,24 @@ END;
 
 func migrateV6(ctx context.Context, tx *dbtx) error {
 	_, err := tx.ExecContext(ctx, schemaV6)
+	return err
+}
+
+// schemaV7 keeps each message's header apart, in headers, when APPEND
+// knows its length (store.NewMessage.HeaderLen): SEARCH FROM, SUBJECT or
+// HEADER read it there (MessagePrefixes). From the body itself SQLite
+// cuts a prefix only after loading the whole value, page by page; a
+// header row is a fraction of one page. Bodies stored before keep none
+// and are cut from the body as before. Rows go with their body (ON
+// DELETE CASCADE).
+const schemaV7 = `
+CREATE TABLE headers (
+	body_id INTEGER PRIMARY KEY REFERENCES bodies(id) ON DELETE CASCADE,
+	data    BLOB NOT NULL
+);
+`
+
+func migrateV7(ctx context.Context, tx *dbtx) error {
+	_, err := tx.ExecContext(ctx, schemaV7)
 	return err
 }

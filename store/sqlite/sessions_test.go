@@ -101,6 +101,7 @@ func TestMigrateV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
+		`DROP TABLE headers`,                                                                              // version 7
 		`DROP TRIGGER bodies_file_delete`, `DROP TABLE dead_files`, `ALTER TABLE bodies DROP COLUMN file`, // version 6
 		`DROP TABLE structures`, // version 5
 		`DROP TABLE sessions`, `DELETE FROM counters WHERE name = 'sessions'`,

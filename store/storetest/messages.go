@@ -46,6 +46,7 @@ func messageTests() []struct {
 		{"AppendEmpty", testAppendEmpty},
 		{"Bodies", testBodies},
 		{"OpenBody", testOpenBody},
+		{"PrefixesWithHeaderLen", testPrefixesWithHeaderLen},
 		{"MessageInfos", testMessageInfos},
 		{"FlagNormalisation", testFlagNormalisation},
 		{"UpdateFlags", testUpdateFlags},
@@ -440,6 +441,59 @@ func testOpenBody(t *testing.T, s store.Store) {
 	must(t, err)
 	_, err = s.OpenBody(ctx, u.ID, arch.ID, dst[0])
 	wantErr(t, err, store.ErrNotFound, "OpenBody of an expunged copy")
+}
+
+// testPrefixesWithHeaderLen: MessagePrefixes answers the same whether
+// the message was appended with its header's length or not, for prefixes
+// inside the header, at its end and beyond; copies and the original
+// going leave the copy's answers intact.
+func testPrefixesWithHeaderLen(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustCreateUser(t, s, "u", nil)
+	inbox := mustMailbox(t, s, u.ID, "INBOX")
+	arch := mustCreate(t, s, u.ID, "Archive")
+	big := strings.Repeat("body line\r\n", 20000) // 200 KB
+	bodies := []string{
+		"Subject: a\r\nFrom: b@example.com\r\n\r\nshort\r\n",
+		"Subject: big\r\n\r\n" + big,
+		"Subject: header only\r\n",
+	}
+	var msgs []store.NewMessage
+	for _, b := range bodies {
+		hl := strings.Index(b, "\r\n\r\n") + 4
+		if hl < 4 {
+			hl = len(b)
+		}
+		msgs = append(msgs, store.NewMessage{Body: []byte(b), HeaderLen: hl})
+		msgs = append(msgs, store.NewMessage{Body: []byte(b)}) // no length
+	}
+	msgs = append(msgs, store.NewMessage{Body: []byte("x"), HeaderLen: 5}) // longer than the body: ignored
+	uids, _ := mustAppend(t, s, u.ID, inbox.ID, msgs...)
+	check := func(mailboxID int64, uids []uint32, msgs []store.NewMessage) {
+		t.Helper()
+		var reqs []store.PrefixRequest
+		var want [][]byte
+		for i, uid := range uids {
+			b := msgs[i].Body
+			for _, n := range []int{0, 3, msgs[i].HeaderLen - 1, msgs[i].HeaderLen, msgs[i].HeaderLen + 1, len(b), len(b) + 1} {
+				reqs = append(reqs, store.PrefixRequest{UID: uid, N: int64(n)})
+				want = append(want, b[:max(0, min(n, len(b)))])
+			}
+		}
+		got, err := s.MessagePrefixes(ctx, u.ID, mailboxID, reqs)
+		must(t, err)
+		for k := range reqs {
+			if !bytes.Equal(got[k], want[k]) || got[k] == nil {
+				t.Errorf("MessagePrefixes(UID %d, %d) = %d bytes %.40q, want %d bytes", reqs[k].UID, reqs[k].N, len(got[k]), got[k], len(want[k]))
+			}
+		}
+	}
+	check(inbox.ID, uids, msgs)
+	_, dst, _, err := s.CopyMessages(ctx, u.ID, inbox.ID, arch.ID, uids)
+	must(t, err)
+	_, err = s.Expunge(ctx, u.ID, inbox.ID, uids)
+	must(t, err)
+	check(arch.ID, dst, msgs)
 }
 
 func testMessageInfos(t *testing.T, s store.Store) {
