@@ -189,6 +189,22 @@ func appendPart(b []byte, p *Part, base int) []byte {
 	return b
 }
 
+// HeaderLen returns the length of the message's header (its body's
+// offset, Part.BodyStart of the root) from a serialised tree, without
+// decoding the rest of it.
+func HeaderLen(data []byte) (int, bool) {
+	if len(data) == 0 || data[0] < minFormatVersion || data[0] > formatVersion {
+		return 0, false
+	}
+	d := decoder{b: data[1:]}
+	if n := d.uvarint(); n == 0 {
+		return 0, false
+	}
+	start := d.offset()
+	bodyStart := start + d.offset()
+	return bodyStart, d.err == nil && start == 0
+}
+
 // ErrCorrupt is returned by Unmarshal for bytes Marshal did not make.
 var ErrCorrupt = errors.New("message: corrupt structure")
 

@@ -92,3 +92,19 @@ func TestUnmarshalVersions(t *testing.T) {
 		t.Errorf("Empty 0x10: %v", err)
 	}
 }
+
+func TestHeaderLen(t *testing.T) {
+	for _, name := range []string{"simple.eml", "rfc2047.eml"} {
+		raw := readFixture(t, name)
+		p := mustParse(t, raw)
+		n, ok := HeaderLen(p.Marshal())
+		if !ok || n != p.BodyStart || n == 0 {
+			t.Errorf("%s: HeaderLen = %d, %v; want %d", name, n, ok, p.BodyStart)
+		}
+	}
+	for _, bad := range [][]byte{nil, {0}, {formatVersion}, {formatVersion, 1}, {99, 1, 0, 5}} {
+		if n, ok := HeaderLen(bad); ok {
+			t.Errorf("HeaderLen(%v) = %d, true", bad, n)
+		}
+	}
+}

@@ -216,10 +216,10 @@ func (m *searchMsg) headerValues(p *message.Part, name string) []string {
 		return vs
 	}
 	var vs []string
-	if m.raw != nil {
+	if p != nil {
 		vs = message.HeaderValues(m.raw, p, name)
 	} else {
-		// m.hdr is the bytes of p's header and no more.
+		// m.hdr is the bytes of the message's header and no more.
 		vs = message.HeaderValues(m.hdr, &message.Part{BodyStart: len(m.hdr), End: len(m.hdr)}, name)
 	}
 	for i, v := range vs {
@@ -374,9 +374,11 @@ func matchKey(k *searchKey, m *searchMsg) tri {
 		if m.raw == nil && (k.op != opHeader || m.hdr == nil) {
 			return tUnknown
 		}
-		p, _ := m.getPart()
-		if p == nil {
-			return tFalse
+		var p *message.Part // nil: the header alone is loaded (m.hdr)
+		if m.raw != nil {
+			if p, _ = m.getPart(); p == nil {
+				return tFalse
+			}
 		}
 		switch k.op {
 		case opHeader:
@@ -551,8 +553,13 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 				if m.res != tUnknown {
 					continue
 				}
-				if p, known := m.getPart(); known && p != nil {
-					reqs = append(reqs, store.PrefixRequest{UID: m.uid, N: int64(p.BodyStart)})
+				// The length from the cached structure, without
+				// decoding the rest of it.
+				if m.info == nil {
+					continue
+				}
+				if n, ok := message.HeaderLen(m.info.Structure); ok {
+					reqs = append(reqs, store.PrefixRequest{UID: m.uid, N: int64(n)})
 					idx = append(idx, i)
 				}
 			}
