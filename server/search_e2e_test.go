@@ -62,7 +62,8 @@ type testMessage struct {
 }
 
 // appendMessages stores messages in mailbox directly, with their MIME
-// structure as APPEND would cache it.
+// structure as APPEND would cache it (and every other one with its
+// header's length).
 func appendMessages(t testing.TB, env *imaptest.Env, mailbox string, msgs []testMessage) []uint32 {
 	t.Helper()
 	ctx := context.Background()
@@ -80,7 +81,12 @@ func appendMessages(t testing.TB, env *imaptest.Env, mailbox string, msgs []test
 		if err != nil {
 			t.Fatal(err)
 		}
-		nms[i] = store.NewMessage{Flags: m.flags, InternalDate: m.date, Body: []byte(m.raw), Structure: p.Marshal(), HeaderLen: p.BodyStart}
+		nms[i] = store.NewMessage{Flags: m.flags, InternalDate: m.date, Body: []byte(m.raw), Structure: p.Marshal()}
+		if i%2 == 1 {
+			// As APPEND does; every other message without, as stored
+			// before the store kept headers apart (schema v7).
+			nms[i].HeaderLen = p.BodyStart
+		}
 	}
 	uids, _, err := env.Store.AppendMessages(ctx, u.ID, mb.ID, nms)
 	if err != nil {
@@ -351,9 +357,16 @@ func TestSearchLoadsLazily(t *testing.T) {
 		{"SEEN SENTON 1-Jan-2024", 1, 2, 0, 0},
 		{"LARGER 1000 BODY padding", 1, 6, 1, 0},
 		{"NOT (DRAFT) TEXT x", 1, 5, 5, 0},
-		// Header keys read headers only; with a body key, whole messages.
-		{"FROM x", 1, 6, 0, 6},
-		{"SEEN SUBJECT x", 1, 2, 0, 2},
+		// Header keys read headers only; with a body key, whole
+		// messages. The headers kept apart (odd messages) come first,
+		// without infos; the others after their infos, cut at the
+		// length the structure gives.
+		{"FROM x", 1, 3, 0, 6 + 3},
+		{"SEEN SUBJECT x", 1, 1, 0, 2 + 1},
+		// A header that does not decide: infos for all.
+		{"NOT SUBJECT x SINCE 1-Mar-2024", 1, 6, 0, 6 + 2},
+		// One that does (AND with a false key): infos for the others.
+		{"SUBJECT x SINCE 1-Mar-2024", 1, 3, 0, 6 + 2},
 		{"OR SUBJECT x BODY y", 1, 6, 6, 0},
 	}
 	for i, tt := range tests {

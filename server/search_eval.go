@@ -28,8 +28,10 @@ import (
 //     envelope holds the Date: header), from store.MessageInfos for the
 //     whole chunk in one call;
 //   - costHeader: the message's header fields, from store.MessagePrefixes
-//     (the header's length is in the cached structure) for the chunk in
-//     one call: FROM, SUBJECT or HEADER read the header, not the message;
+//     for the chunk in one call: FROM, SUBJECT or HEADER read the header,
+//     not the message. The headers the store keeps apart are asked for
+//     first, before the infos; the others are cut at the length the
+//     cached structure gives, after them;
 //   - costBody: the text, and the header when the structure is not
 //     cached, from store.MessageBody, one message at a time.
 //
@@ -523,6 +525,32 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			}
 			msgs = append(msgs, m)
 		}
+		if need == costHeader && len(pending) > 0 {
+			// Headers the store keeps apart, asked for before any
+			// infos: a header key alone is then decided without them.
+			reqs, idx = reqs[:0], idx[:0]
+			for i := range msgs {
+				if msgs[i].res == tUnknown {
+					reqs = append(reqs, store.PrefixRequest{UID: msgs[i].uid, N: -1})
+					idx = append(idx, i)
+				}
+			}
+			hdrs, err := c.s.store.MessagePrefixes(ctx, c.sess.UserID, c.mailboxID(), reqs)
+			if err != nil {
+				return nil, c.storeFailure(err)
+			}
+			pending = pending[:0]
+			for j, i := range idx {
+				m := &msgs[i]
+				if hdrs[j] != nil {
+					m.hdr, m.level = hdrs[j], costHeader
+					m.res = matchKey(k, m)
+				}
+				if m.res == tUnknown {
+					pending = append(pending, m.uid)
+				}
+			}
+		}
 		if len(pending) > 0 {
 			infos, err := c.s.store.MessageInfos(ctx, c.sess.UserID, c.mailboxID(), pending)
 			if err != nil {
@@ -550,7 +578,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			reqs, idx = reqs[:0], idx[:0]
 			for i := range msgs {
 				m := &msgs[i]
-				if m.res != tUnknown {
+				if m.res != tUnknown || m.hdr != nil {
 					continue
 				}
 				// The length from the cached structure, without

@@ -138,8 +138,11 @@ type Messages interface {
 	// MessagePrefixes returns, for each request, the first N bytes of
 	// message UID (all of it when it is shorter): with N the header's
 	// length from the cached structure, its header, for SEARCH FROM,
-	// SUBJECT or HEADER without reading the rest. out[i] answers reqs[i];
-	// it is nil when the UID does not exist.
+	// SUBJECT or HEADER without reading the rest. N < 0 asks for the
+	// header the message was appended with (NewMessage.HeaderLen) as
+	// the backend keeps it, without knowing its length. out[i] answers
+	// reqs[i]; it is nil when the UID does not exist, and for N < 0 also
+	// when the backend keeps no header for the message.
 	MessagePrefixes(ctx context.Context, userID, mailboxID int64, reqs []PrefixRequest) (out [][]byte, err error)
 	// UpdateFlags changes the flags of the given UIDs. Messages whose
 	// MODSEQ is greater than unchangedSince (when it is not 0) are left
@@ -169,8 +172,8 @@ type Messages interface {
 	UIDChangesSince(ctx context.Context, userID, mailboxID int64, modseq uint64, withChanged bool) (UIDChanges, error)
 }
 
-// PrefixRequest asks for the first N bytes of message UID
-// (Messages.MessagePrefixes).
+// PrefixRequest asks for the first N bytes of message UID, or with N < 0
+// for its header (Messages.MessagePrefixes).
 type PrefixRequest struct {
 	UID uint32
 	N   int64

@@ -684,17 +684,22 @@ func (s *Store) MessagePrefixes(ctx context.Context, userID, mailboxID int64, re
 		_, err := selectable(ctx, s.readers(), userID, mailboxID)
 		return out, err
 	}
-	// The requests as a JSON array of integers, uid<<31 | n: SQLite
-	// parses the array once, and takes each integer apart with shifts
-	// (extracting from [uid, n] pairs parsed each pair again for every
-	// use). n is capped at 2^31-1: no message is that large.
+	// The requests as a JSON array of integers, uid<<31 | hdr<<30 | n
+	// (hdr: the stored header is asked for): SQLite parses the array
+	// once and takes each integer apart with shifts (extracting from
+	// [uid, n] pairs parsed each pair again for every use). n is capped
+	// at 2^30-1: no message is that large.
 	list := make([]byte, 0, 16*len(reqs))
 	list = append(list, '[')
 	for i, r := range reqs {
 		if i > 0 {
 			list = append(list, ',')
 		}
-		list = strconv.AppendUint(list, uint64(r.UID)<<31|uint64(min(max(r.N, 0), 1<<31-1)), 10)
+		v := uint64(r.UID)<<31 | uint64(min(r.N, 1<<30-1))
+		if r.N < 0 {
+			v = uint64(r.UID)<<31 | 1<<30
+		}
+		list = strconv.AppendUint(list, v, 10)
 	}
 	list = append(list, ']')
 	type fileReq struct {
@@ -710,9 +715,10 @@ func (s *Store) MessagePrefixes(ctx context.Context, userID, mailboxID int64, re
 	found := 0
 	for rows.Next() {
 		var i, n int64
+		var hdrOnly bool
 		var data []byte
 		var file sql.NullString
-		if err := rows.Scan(&i, &data, &file, &n); err != nil {
+		if err := rows.Scan(&i, &hdrOnly, &data, &file, &n); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -720,6 +726,10 @@ func (s *Store) MessagePrefixes(ctx context.Context, userID, mailboxID int64, re
 			continue
 		}
 		found++
+		if hdrOnly {
+			out[i] = data // nil: no header kept
+			continue
+		}
 		if file.Valid {
 			files = append(files, fileReq{int(i), file.String, n})
 			continue
@@ -761,18 +771,19 @@ func (s *Store) MessagePrefixes(ctx context.Context, userID, mailboxID int64, re
 }
 
 // prefixQuery reads the prefixes MessagePrefixes asks for (?3, a JSON
-// array of uid<<31 | n) and checks the mailbox. CROSS JOIN keeps the order:
+// array of uid<<31 | hdr<<30 | n) and checks the mailbox. CROSS JOIN keeps the order:
 // one primary key lookup per request; left to itself the planner scanned
 // the mailbox's messages and the requests for each.
 //
 // A prefix no longer than the stored header (schema v7) is cut from it,
 // without the body; the body's columns are read only in the branches
 // that need them (SQLite loads a column where the expression uses it).
-const prefixQuery = `WITH r(k, uid, n) AS (SELECT key, value >> 31, value & 2147483647 FROM json_each(?3))
-	SELECT r.k,
-		CASE WHEN length(h.data) >= r.n THEN substr(h.data, 1, r.n)
+const prefixQuery = `WITH r(k, uid, hdr, n) AS (SELECT key, value >> 31, (value >> 30) & 1, value & 1073741823 FROM json_each(?3))
+	SELECT r.k, r.hdr,
+		CASE WHEN r.hdr THEN h.data
+			WHEN length(h.data) >= r.n THEN substr(h.data, 1, r.n)
 			WHEN b.file IS NULL THEN substr(b.data, 1, r.n) END,
-		CASE WHEN length(h.data) >= r.n THEN NULL ELSE b.file END,
+		CASE WHEN r.hdr OR length(h.data) >= r.n THEN NULL ELSE b.file END,
 		min(m.size, r.n)
 	FROM mailboxes x CROSS JOIN r
 	CROSS JOIN messages m ON m.mailbox_id = x.id AND m.uid = r.uid

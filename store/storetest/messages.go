@@ -385,7 +385,7 @@ func testOpenBody(t *testing.T, s store.Store) {
 	// call, with UIDs that do not exist among them.
 	var reqs []store.PrefixRequest
 	for i, uid := range uids {
-		for _, n := range []int{0, 1, 57, len(bodies[i]) - 1, len(bodies[i]), len(bodies[i]) + 10} {
+		for _, n := range []int{0, 1, 57, max(len(bodies[i])-1, 0), len(bodies[i]), len(bodies[i]) + 10} {
 			reqs = append(reqs, store.PrefixRequest{UID: uid, N: int64(n)})
 		}
 		reqs = append(reqs, store.PrefixRequest{UID: 9999 + uid, N: 10})
@@ -475,7 +475,7 @@ func testPrefixesWithHeaderLen(t *testing.T, s store.Store) {
 		var want [][]byte
 		for i, uid := range uids {
 			b := msgs[i].Body
-			for _, n := range []int{0, 3, msgs[i].HeaderLen - 1, msgs[i].HeaderLen, msgs[i].HeaderLen + 1, len(b), len(b) + 1} {
+			for _, n := range []int{0, 3, max(msgs[i].HeaderLen-1, 0), msgs[i].HeaderLen, msgs[i].HeaderLen + 1, len(b), len(b) + 1} {
 				reqs = append(reqs, store.PrefixRequest{UID: uid, N: int64(n)})
 				want = append(want, b[:max(0, min(n, len(b)))])
 			}
@@ -489,6 +489,33 @@ func testPrefixesWithHeaderLen(t *testing.T, s store.Store) {
 		}
 	}
 	check(inbox.ID, uids, msgs)
+	// N < 0: the header as appended, when the backend keeps it; never
+	// anything else.
+	var reqs []store.PrefixRequest
+	for _, uid := range uids {
+		reqs = append(reqs, store.PrefixRequest{UID: uid, N: -1})
+	}
+	reqs = append(reqs, store.PrefixRequest{UID: 9999, N: -1})
+	got, err := s.MessagePrefixes(ctx, u.ID, inbox.ID, reqs)
+	must(t, err)
+	kept := 0
+	for k, r := range reqs {
+		if k == len(uids) {
+			if got[k] != nil {
+				t.Errorf("MessagePrefixes(unknown UID, -1) = %q", got[k])
+			}
+			continue
+		}
+		if got[k] == nil {
+			continue // not kept: allowed
+		}
+		m := msgs[k]
+		if m.HeaderLen == 0 || m.HeaderLen > len(m.Body) || !bytes.Equal(got[k], m.Body[:m.HeaderLen]) {
+			t.Errorf("MessagePrefixes(UID %d, -1) = %q; HeaderLen %d", r.UID, got[k], m.HeaderLen)
+		}
+		kept++
+	}
+	t.Logf("%d of %d headers kept apart", kept, len(uids))
 	_, dst, _, err := s.CopyMessages(ctx, u.ID, inbox.ID, arch.ID, uids)
 	must(t, err)
 	_, err = s.Expunge(ctx, u.ID, inbox.ID, uids)
