@@ -169,7 +169,10 @@ type Store interface {
 	// yet to the caller: it returns the UID range [from, to) that is now
 	// recent for the caller alone and advances FirstRecentUID to UIDNext.
 	// from == to when there is nothing new. ErrNotFound; ErrNoSelect for
-	// a \Noselect placeholder.
+	// a \Noselect placeholder. Unlike the writes above, the claim need not
+	// be durable when ClaimRecent returns: a crash may undo it (then the
+	// next session sees those messages as \Recent again), never leave it
+	// half done.
 	ClaimRecent(ctx context.Context, userID, mailboxID int64) (from, to uint32, err error)
 
 	// Check verifies the store's integrity (quickimap check) and returns

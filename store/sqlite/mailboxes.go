@@ -392,6 +392,15 @@ func (s *Store) Status(ctx context.Context, userID, mailboxID int64) (store.Mail
 
 // ClaimRecent implements store.Store. Claiming on a placeholder is
 // ErrNoSelect.
+//
+// The claim is committed without an fsync of its own (writeLazy): it is
+// made durable by the next durable write or checkpoint. \Recent is
+// session state (RFC 3501 §2.3.2: "recently arrived in this mailbox ...
+// this session is the first session to have been notified"); a crash ends
+// every session, and a claim lost with it only lets the next session see
+// those messages as \Recent again, which is what the messages would have
+// been had the claiming session never been notified. Every other change
+// (APPEND, STORE, EXPUNGE) stays durable before its OK.
 func (s *Store) ClaimRecent(ctx context.Context, userID, mailboxID int64) (from, to uint32, err error) {
 	// Fast path without the write lock: nothing to claim is the common
 	// case (every SELECT calls this). Seeing a slightly older snapshot is
@@ -406,7 +415,7 @@ func (s *Store) ClaimRecent(ctx context.Context, userID, mailboxID int64) (from,
 	if m.FirstRecentUID >= m.UIDNext {
 		return m.UIDNext, m.UIDNext, nil
 	}
-	err = s.write(ctx, func(tx *dbtx) error {
+	err = s.writeLazy(ctx, func(tx *dbtx) error {
 		m, err := mailboxByID(ctx, tx, userID, mailboxID)
 		if err != nil {
 			return err

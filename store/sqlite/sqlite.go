@@ -253,6 +253,7 @@ func (s *Store) Close() error {
 type writeReq struct {
 	ctx  context.Context
 	fn   func(tx *dbtx) error
+	lazy bool          // may be committed without fsync (see writeLazy)
 	err  error         // valid once done is closed
 	done chan struct{} // closed when the mutation is committed or has failed
 }
@@ -276,10 +277,25 @@ func (r *writeReq) finished() bool {
 // commit or roll back; it may be called more than once (see Group commit
 // in the package documentation) and must set its results afresh each time.
 func (s *Store) write(ctx context.Context, fn func(tx *dbtx) error) error {
+	return s.enqueue(ctx, fn, false)
+}
+
+// writeLazy is write for a change that may be lost in a crash: when every
+// mutation of a batch is lazy, the batch is committed with
+// synchronous=NORMAL, without an fsync of the WAL. The change is atomic
+// and visible to readers when writeLazy returns, and becomes durable with
+// the next commit that is fsynced (the WAL is one file, synced as a
+// whole) or the next checkpoint (SQLite syncs the WAL before it). A lazy
+// mutation batched with a durable one is fsynced with it.
+func (s *Store) writeLazy(ctx context.Context, fn func(tx *dbtx) error) error {
+	return s.enqueue(ctx, fn, true)
+}
+
+func (s *Store) enqueue(ctx context.Context, fn func(tx *dbtx) error, lazy bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	req := &writeReq{ctx: ctx, fn: fn, lazy: lazy, done: make(chan struct{})}
 	s.qmu.Lock()
 	s.queue = append(s.queue, req)
 	s.qmu.Unlock()
@@ -342,7 +358,7 @@ retry:
 	for len(pending) > 0 {
 		err := errStoreClosed
 		if !s.closed {
-			err = s.begin(bg)
+			err = s.begin(bg, allLazy(pending))
 		}
 		if err != nil {
 			for _, r := range pending {
@@ -430,9 +446,26 @@ var errStoreClosed = errors.New("store is closed")
 // not be durable.
 var errCommit = errors.New("commit")
 
-// begin opens the write transaction on the writer connection.
-func (s *Store) begin(ctx context.Context) error {
+// allLazy reports whether every request of a batch may skip the fsync.
+func allLazy(batch []*writeReq) bool {
+	for _, r := range batch {
+		if !r.lazy {
+			return false
+		}
+	}
+	return true
+}
+
+// begin opens the write transaction on the writer connection, to be
+// committed without fsync when lazy (synchronous=NORMAL; in WAL mode the
+// database stays consistent, only the last commits may be lost in a
+// crash) and with one otherwise (synchronous=FULL).
+func (s *Store) begin(ctx context.Context, lazy bool) error {
 	if _, err := s.w.get(ctx); err != nil {
+		return err
+	}
+	if err := s.w.setLazy(ctx, lazy); err != nil {
+		s.w.check(err)
 		return err
 	}
 	_, err := s.w.ExecContext(ctx, `BEGIN IMMEDIATE`)

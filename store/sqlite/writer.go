@@ -22,6 +22,27 @@ type writerConn struct {
 	db    *sql.DB // capped at one connection: conn, while held
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
+	// lazy: conn is at synchronous=NORMAL rather than the FULL its DSN
+	// sets.
+	lazy bool
+}
+
+// setLazy sets the held connection's synchronous level for the next
+// transaction: NORMAL when lazy, FULL otherwise. It must be called
+// outside a transaction.
+func (w *writerConn) setLazy(ctx context.Context, lazy bool) error {
+	if w.lazy == lazy {
+		return nil
+	}
+	q := `PRAGMA synchronous = FULL`
+	if lazy {
+		q = `PRAGMA synchronous = NORMAL`
+	}
+	if _, err := w.ExecContext(ctx, q); err != nil {
+		return err
+	}
+	w.lazy = lazy
+	return nil
 }
 
 // get returns the held connection, taking it (again) from db if needed.
@@ -31,7 +52,7 @@ func (w *writerConn) get(ctx context.Context) (*sql.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		w.conn, w.stmts = c, map[string]*sql.Stmt{}
+		w.conn, w.stmts, w.lazy = c, map[string]*sql.Stmt{}, false
 	}
 	return w.conn, nil
 }
@@ -45,7 +66,7 @@ func (w *writerConn) release() error {
 		st.Close()
 	}
 	err := w.conn.Close()
-	w.conn, w.stmts = nil, nil
+	w.conn, w.stmts, w.lazy = nil, nil, false
 	return err
 }
 
