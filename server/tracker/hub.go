@@ -198,7 +198,7 @@ func (h *Hub) open(ctx context.Context, userID, mailboxID int64) (*sharedMailbox
 // refreshOpened refreshes an index just opened; on failure it drops the
 // hold open took, so that the caller has nothing to release.
 func (h *Hub) refreshOpened(ctx context.Context, sm *sharedMailbox) (*sharedMailbox, error) {
-	if err := sm.refresh(ctx); err != nil {
+	if err := sm.refresh(ctx, nil); err != nil {
 		h.release(sm)
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoSelect) {
 			// Deleted after the load: do not keep the index cached.
@@ -261,6 +261,12 @@ func (sm *sharedMailbox) size() int {
 // index holds every change the store had made when it was called. Calls
 // that land while a refresh runs share the one refresh after it.
 func (h *Hub) Changed(ctx context.Context, mailboxID int64) {
+	h.changed(ctx, mailboxID, nil)
+}
+
+// changed is Changed for a write whose result is known: own, when not
+// nil, is what the write did (see refreshOnce).
+func (h *Hub) changed(ctx context.Context, mailboxID int64, own *store.Changes) {
 	h.mu.Lock()
 	sm := h.boxes[mailboxID]
 	idle := sm != nil && sm.refs == 0
@@ -269,7 +275,7 @@ func (h *Hub) Changed(ctx context.Context, mailboxID int64) {
 		// Nobody is looking: open() catches up when someone does.
 		return
 	}
-	sm.refresh(ctx)
+	sm.refresh(ctx, own)
 }
 
 // Gone drops the index of a mailbox that sessions can no longer be shown:
@@ -315,7 +321,11 @@ func isKeyword(f string) bool { return f != "" && f[0] != '\\' }
 // change, so the caller waits for it to end and then for one that starts
 // after the call; all callers that arrive while one runs share the next
 // one: N concurrent writers cost at most two store reads in a row, not N.
-func (sm *sharedMailbox) refresh(ctx context.Context) error {
+//
+// own, when not nil, is what the caller's own write did; it stands in for
+// the store read when the caller runs the refresh alone (no other caller
+// waits to share it) and refreshOnce finds it next in MODSEQ order.
+func (sm *sharedMailbox) refresh(ctx context.Context, own *store.Changes) error {
 	sm.rmu.Lock()
 	want := sm.started + 1
 	for {
@@ -352,9 +362,14 @@ func (sm *sharedMailbox) refresh(ctx context.Context) error {
 	n := sm.started
 	done := make(chan struct{})
 	sm.refreshed = done
+	if sm.waiters > 0 {
+		// Callers woken from the last refresh may count on this one for
+		// their own writes: read the store.
+		own = nil
+	}
 	sm.rmu.Unlock()
 
-	err := sm.refreshOnce(ctx)
+	err := sm.refreshOnce(ctx, own)
 
 	sm.rmu.Lock()
 	sm.running = false
@@ -374,7 +389,13 @@ func isContextErr(err error) bool {
 // held and is never run twice at once for one index (see refresh): the
 // store is read and the arrays without expunged messages are built
 // without sm.mu; sm.mu is taken for writing only to publish.
-func (sm *sharedMailbox) refreshOnce(ctx context.Context) error {
+//
+// own, when not nil, is a write's result: flag changes at one MODSEQ. When
+// that MODSEQ is the one after the index's HIGHESTMODSEQ, nothing else
+// happened in the mailbox in between (a write takes one new MODSEQ, one
+// more than the mailbox's last), and own is applied without reading the
+// store; otherwise the store is read.
+func (sm *sharedMailbox) refreshOnce(ctx context.Context, own *store.Changes) error {
 	st := sm.hub.st
 	sm.mu.RLock()
 	since, gone := sm.mb.HighestModSeq, sm.gone
@@ -383,9 +404,14 @@ func (sm *sharedMailbox) refreshOnce(ctx context.Context) error {
 	if gone != 0 {
 		return nil // no view will read it again
 	}
-	ch, err := st.ChangesSince(ctx, sm.userID, sm.id, since)
-	if err != nil {
-		return err
+	var ch store.Changes
+	if own != nil && nextFlagChanges(own, since, uids) {
+		ch = *own
+	} else {
+		var err error
+		if ch, err = st.ChangesSince(ctx, sm.userID, sm.id, since); err != nil {
+			return err
+		}
 	}
 	if !ch.Complete {
 		// Tombstones we needed were purged: reload the whole index and
@@ -459,6 +485,29 @@ func (sm *sharedMailbox) refreshOnce(ctx context.Context) error {
 		v.wake()
 	}
 	return nil
+}
+
+// nextFlagChanges reports whether own can be applied to an index at
+// HIGHESTMODSEQ since holding uids as it is: complete, no expunge, at
+// MODSEQ since+1 only, by ascending UID, and only messages the index
+// holds.
+func nextFlagChanges(own *store.Changes, since uint64, uids []uint32) bool {
+	if !own.Complete || len(own.Vanished) > 0 || len(own.Changed) == 0 || own.HighestModSeq != since+1 {
+		return false
+	}
+	j := 0
+	for i, m := range own.Changed {
+		if m.ModSeq != own.HighestModSeq || (i > 0 && m.UID <= own.Changed[i-1].UID) {
+			return false
+		}
+		for j < len(uids) && uids[j] < m.UID {
+			j++
+		}
+		if j == len(uids) || uids[j] != m.UID {
+			return false
+		}
+	}
+	return true
 }
 
 // diffIndex turns a full reload of the index (all, by ascending UID, at

@@ -52,7 +52,7 @@ func (f *fixture) shared() *sharedMailbox {
 // as it was until the refresh publishes.
 func TestReadersDoNotWaitForARefreshsStoreRead(t *testing.T) {
 	f := newFixture(t, 3, Options{})
-	a := f.open(false)
+	f.open(false) // a writer's session: the index has a read-write view
 	b := f.open(false)
 	var armed atomic.Bool
 	var seen []string
@@ -72,7 +72,7 @@ func TestReadersDoNotWaitForARefreshsStoreRead(t *testing.T) {
 		}
 	}
 	armed.Store(true)
-	f.setFlags(a, store.FlagsAdd, []string{`\Seen`}, 1)
+	f.setFlagsElsewhere(store.FlagsAdd, []string{`\Seen`}, 1)
 	if armed.Load() {
 		t.Fatal("the write's refresh did not read the store")
 	}
@@ -106,6 +106,12 @@ func TestConcurrentChangesShareOneRefresh(t *testing.T) {
 	var wg sync.WaitGroup
 	write := func(i int) {
 		wg.Go(func() {
+			if i == 0 {
+				f.setFlagsElsewhere(store.FlagsAdd, []string{"$Done"}, 1)
+				return
+			}
+			// The waiting writers' own results must not stand in for
+			// the shared refresh: it serves the others too.
 			if _, _, err := views[i].UpdateFlags(context.Background(), []uint32{uint32(i + 1)}, store.FlagsAdd, []string{"$Done"}, 0); err != nil {
 				t.Error(err)
 			}
@@ -153,7 +159,7 @@ func TestGoneDuringARefresh(t *testing.T) {
 		}
 	}
 	armed.Store(true)
-	f.setFlags(a, store.FlagsAdd, []string{"$X"}, 2)
+	f.setFlagsElsewhere(store.FlagsAdd, []string{"$X"}, 2)
 	if u := a.Updates(context.Background(), true); u.Gone != Renamed {
 		t.Fatalf("update after Gone: %+v", u)
 	}
@@ -206,7 +212,7 @@ func TestRefreshWaitHonoursContext(t *testing.T) {
 	waitFor(t, "the refresh to read the store", func() bool { return !armed.Load() })
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- sm.refresh(ctx) }()
+	go func() { errc <- sm.refresh(ctx, nil) }()
 	waitFor(t, "the second caller to wait", func() bool {
 		sm.rmu.Lock()
 		defer sm.rmu.Unlock()
@@ -230,5 +236,40 @@ func TestDiffIndex(t *testing.T) {
 	}
 	if !slices.Equal(ch.Vanished, []uint32{1, 3, 6}) || !slices.Equal(changed, []uint32{4, 8}) || !ch.Complete || ch.HighestModSeq != 9 {
 		t.Fatalf("diffIndex: vanished %v changed %v %+v", ch.Vanished, changed, ch)
+	}
+}
+
+// A view's own flag change, next in MODSEQ order, is applied from the
+// write's result without reading the store; one that is not (another
+// write came first, unseen by the index) makes the refresh read it.
+func TestOwnFlagChangeWithoutStoreRead(t *testing.T) {
+	f := newFixture(t, 3, Options{})
+	a := f.open(false)
+	b := f.open(true)
+	calls := f.st.changesCalls.Load()
+	changed := f.setFlags(a, store.FlagsAdd, []string{`\Seen`}, 1, 2)
+	if n := f.st.changesCalls.Load() - calls; n != 0 {
+		t.Errorf("own flag change next in order: %d store reads, want 0", n)
+	}
+	u := b.Updates(context.Background(), true)
+	if len(u.Flags) != 2 || u.Flags[0].Seq != 1 || u.Flags[1].Seq != 2 || !slices.Equal(u.Flags[1].Meta.Flags, []string{`\Seen`}) {
+		t.Fatalf("other view's update: %+v", u.Flags)
+	}
+	if highest := b.HighestModSeq(); highest != changed[0].ModSeq {
+		t.Fatalf("view HIGHESTMODSEQ %d, want the write's %d", highest, changed[0].ModSeq)
+	}
+
+	// A change the index has not seen: the own change is not next.
+	if _, _, err := f.st.UpdateFlags(context.Background(), testUser, testBox, []uint32{3}, store.FlagsAdd, []string{"$Hidden"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	calls = f.st.changesCalls.Load()
+	f.setFlags(a, store.FlagsAdd, []string{`\Flagged`}, 1)
+	if n := f.st.changesCalls.Load() - calls; n != 1 {
+		t.Errorf("own flag change after an unseen one: %d store reads, want 1", n)
+	}
+	u = b.Updates(context.Background(), true)
+	if len(u.Flags) != 2 || u.Flags[0].Seq != 1 || u.Flags[1].Seq != 3 || !slices.Equal(u.Flags[1].Meta.Flags, []string{"$Hidden"}) {
+		t.Fatalf("other view's update after the fallback: %+v", u.Flags)
 	}
 }

@@ -67,6 +67,17 @@ func (f *fixture) expunge(uids ...uint32) {
 	f.hub.Changed(context.Background(), testBox)
 }
 
+// setFlagsElsewhere changes flags as a write outside the views does
+// (another process, or a command without a view): the refresh after it
+// reads the store.
+func (f *fixture) setFlagsElsewhere(op store.FlagOp, flags []string, uids ...uint32) {
+	f.t.Helper()
+	if _, _, err := f.st.UpdateFlags(context.Background(), testUser, testBox, uids, op, flags, 0); err != nil {
+		f.t.Fatal(err)
+	}
+	f.hub.Changed(context.Background(), testBox)
+}
+
 func (f *fixture) setFlags(v *View, op store.FlagOp, flags []string, uids ...uint32) []store.MessageMeta {
 	f.t.Helper()
 	changed, _, err := v.UpdateFlags(context.Background(), uids, op, flags, 0)

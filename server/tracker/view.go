@@ -202,7 +202,8 @@ func (v *View) UpdateFlags(ctx context.Context, uids []uint32, op store.FlagOp, 
 	}
 	if len(changed) > 0 {
 		v.ownModSeqs = append(v.ownModSeqs, changed[0].ModSeq)
-		sm.hub.Changed(ctx, sm.id)
+		// All changed messages have one new MODSEQ (store.Messages).
+		sm.hub.changed(ctx, sm.id, &store.Changes{Changed: changed, Complete: true, HighestModSeq: changed[0].ModSeq})
 		if op != store.FlagsRemove && slices.ContainsFunc(flags, isKeyword) {
 			// The refresh noted the new keywords, unless a message was
 			// expunged before it read them; its meta may still be
