@@ -39,6 +39,23 @@ func bumpModSeq(ctx context.Context, tx *dbtx, mailboxID int64) (uint64, error) 
 	return uint64(v), err
 }
 
+// bumpModSeqPurge is bumpModSeq followed by purgeTombstones, with the
+// tombstone count and the oldest tombstone's time read by the same
+// statement, for a write that adds no tombstone.
+func (s *Store) bumpModSeqPurge(ctx context.Context, tx *dbtx, mailboxID int64, now time.Time) (uint64, error) {
+	var v, count int64
+	var oldest sql.NullInt64
+	err := tx.QueryRowContext(ctx,
+		`UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1
+		RETURNING highest_modseq, tombstone_count,
+			(SELECT expunged_at FROM expunged WHERE mailbox_id = ?1 ORDER BY modseq LIMIT 1)`,
+		mailboxID).Scan(&v, &count, &oldest)
+	if err != nil {
+		return 0, err
+	}
+	return uint64(v), s.purgeTombstonesOf(ctx, tx, mailboxID, now, count, oldest)
+}
+
 // reserveUIDs takes n consecutive UIDs and one new MODSEQ for an append or
 // a copy into m and returns the mailbox after that, with the first UID.
 func reserveUIDs(ctx context.Context, tx *dbtx, m store.Mailbox, n int) (store.Mailbox, uint32, error) {
@@ -880,7 +897,7 @@ func (s *Store) UpdateFlags(ctx context.Context, userID, mailboxID int64, uids [
 		if len(updates) == 0 {
 			return nil
 		}
-		modseq, err := bumpModSeq(ctx, tx, m.ID)
+		modseq, err := s.bumpModSeqPurge(ctx, tx, m.ID, now)
 		if err != nil {
 			return err
 		}
@@ -897,7 +914,7 @@ func (s *Store) UpdateFlags(ctx context.Context, userID, mailboxID int64, uids [
 			}
 			changed = append(changed, store.MessageMeta{UID: u.uid, ModSeq: modseq, Flags: in.flags(u.flags)})
 		}
-		return s.purgeTombstones(ctx, tx, m.ID, now)
+		return nil
 	})
 	if err != nil {
 		return nil, nil, err
