@@ -319,7 +319,7 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 		bodyGone bool       // the body could not be read: sections are NIL
 	)
 	if f.need.structure && len(m.info.Structure) > 0 {
-		if p, err := message.Unmarshal(m.info.Structure); err == nil {
+		if p, err := c.s.parts.get(m.info.Structure); err == nil {
 			root = p
 		} else {
 			c.log.Warn("unreadable cached structure", "uid", m.ref.UID, "err", err)
