@@ -45,7 +45,7 @@ func expungedUnseen(t *testing.T) (env *imaptest.Env, a, b *imaptest.Conn) {
 
 func TestExpungeIssuedFetch(t *testing.T) {
 	_, a, _ := expungedUnseen(t)
-	// The brief's repro: only the gone message.
+	// The reported case: only the gone message.
 	a.Expect("f1", "FETCH 2 (BODY[] FLAGS)", "f1 "+expungeIssued)
 	// From the in-memory index: the others answer.
 	a.Expect("f2", "FETCH 1:3 (FLAGS)",
