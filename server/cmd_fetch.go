@@ -39,13 +39,22 @@ func (r *fetchRequest) needs() fetchNeeds {
 		case fetchEnvelope, fetchBody, fetchBodyStructure:
 			n.info, n.structure = true, true
 		case fetchSection:
-			n.info, n.structure, n.bytes = true, true, true
+			n.bytes = true
+			if !wholeMessage(a.section) {
+				n.info, n.structure = true, true
+			}
 			if !a.peek {
 				n.seen = true
 			}
 		}
 	}
 	return n
+}
+
+// wholeMessage reports whether section s is the whole message (BODY[],
+// RFC822), which is read without the part tree.
+func wholeMessage(s message.Section) bool {
+	return s.Specifier == message.SpecNone && len(s.Path) == 0
 }
 
 func (c *conn) fetch(isUID bool) (*status, error) {
@@ -130,7 +139,7 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 	if c.sess.Selected == nil || c.sess.Selected.ReadOnly {
 		need.seen = false // EXAMINE: nothing changes (RFC 3501 §6.3.2)
 	}
-	if !need.info && !need.seen {
+	if !need.info && !need.seen && !need.bytes {
 		var metaGone bool
 		st, metaGone, err = c.fetchMeta(req, refs)
 		lost = lost || metaGone
@@ -310,7 +319,7 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 		bodyGone bool       // the body could not be read: sections are NIL
 	)
 	if f.need.structure && len(m.info.Structure) > 0 {
-		if p, err := message.Unmarshal(m.info.Structure); err == nil {
+		if p, err := c.s.parts.get(m.info.Structure); err == nil {
 			root = p
 		} else {
 			c.log.Warn("unreadable cached structure", "uid", m.ref.UID, "err", err)
@@ -323,11 +332,17 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 			body = b
 			defer b.Close()
 		case errors.Is(err, store.ErrNotFound):
+			if m.info == nil {
+				// Expunged meanwhile, as a missing info says when
+				// infos are loaded: no answer for the message.
+				f.gone = true
+				return nil, nil
+			}
 			bodyGone = true
 		default:
 			return err, nil
 		}
-		if root == nil && !bodyGone {
+		if root == nil && f.need.structure && !bodyGone {
 			raw, err := readBody(body)
 			if err != nil {
 				return err, nil
@@ -335,7 +350,7 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 			root = parseOrEmpty(raw)
 		}
 	}
-	if root == nil {
+	if root == nil && f.need.structure {
 		root = parseOrEmpty(nil)
 	}
 
@@ -412,7 +427,13 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 func (f *fetcher) writeSection(m *fetchMsg, a *fetchAtt, body store.Body, root **message.Part) error {
 	c, enc := f.c, f.c.enc
 	size := body.Size()
-	sp, err := message.Locate(*root, a.section, int(size))
+	var sp message.Span
+	var err error
+	if wholeMessage(a.section) {
+		sp = message.Span{Start: 0, End: int(size)}
+	} else {
+		sp, err = message.Locate(*root, a.section, int(size))
+	}
 	if errors.Is(err, message.ErrMismatch) {
 		// The cached tree does not fit the bytes: parse them.
 		c.log.Warn("cached structure does not match the message", "uid", m.ref.UID)

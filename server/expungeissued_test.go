@@ -45,8 +45,10 @@ func expungedUnseen(t *testing.T) (env *imaptest.Env, a, b *imaptest.Conn) {
 
 func TestExpungeIssuedFetch(t *testing.T) {
 	_, a, _ := expungedUnseen(t)
-	// The brief's repro: only the gone message.
+	// The reported case: only the gone message.
 	a.Expect("f1", "FETCH 2 (BODY[] FLAGS)", "f1 "+expungeIssued)
+	// The whole message, read without the part tree: the same.
+	a.Expect("f1p", "FETCH 2 BODY.PEEK[]", "f1p "+expungeIssued)
 	// From the in-memory index: the others answer.
 	a.Expect("f2", "FETCH 1:3 (FLAGS)",
 		"* 1 FETCH (FLAGS ())",

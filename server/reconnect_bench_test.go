@@ -22,7 +22,7 @@ import (
 
 // What a reconnecting client pays, on the wire, to bring its cache of an
 // INBOX (UIDs and flags) up to date after another connection made 5 flag
-// changes and 5 expunges, by four strategies (issue 5):
+// changes and 5 expunges, by four strategies:
 //
 //   - full: AUTHENTICATE, SELECT INBOX, UID FETCH 1:* (FLAGS)
 //   - condstore: AUTHENTICATE, SELECT INBOX (CONDSTORE),

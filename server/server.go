@@ -154,6 +154,7 @@ type Server struct {
 	writers *wire.WriterPool
 
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
+	parts    *partCache
 }
 
 // New returns a Server.
@@ -173,6 +174,7 @@ func New(opts Options) *Server {
 		conns:     make(map[*conn]struct{}),
 		done:      make(chan struct{}),
 		writers:   wire.NewWriterPool(writeBufSize),
+		parts:     newPartCache(),
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 )
 
 // Message-level storage, for APPEND, FETCH, STORE, COPY, MOVE, EXPUNGE
-// (issue 3) and for change tracking (CONDSTORE/QRESYNC, issue 4). Every
+// and for change tracking (CONDSTORE/QRESYNC). Every
 // change to a message gets the mailbox's next modification sequence
 // (RFC 7162 §3: strictly increasing per mailbox); every expunge leaves a
 // tombstone (UID, MODSEQ) so that "what vanished since modseq N" can be

@@ -43,6 +43,7 @@ func TestUsage(t *testing.T) {
 	quickimap(t, "", "--help").want(t, exitOK, "quickimap check", "")
 	quickimap(t, "", "frobnicate").want(t, exitUsage, "", `unknown command "frobnicate"`)
 	quickimap(t, "", "help", "serve").want(t, exitOK, "--idle-keepalive DURATION", "")
+	quickimap(t, "", "help", "serve").want(t, exitOK, "--cpuprofile FILE", "")
 	quickimap(t, "", "help", "user").want(t, exitOK, "user passwd", "")
 	quickimap(t, "", "help", "check").want(t, exitOK, `prints "ok"`, "")
 	quickimap(t, "", "help", "nope").want(t, exitUsage, "", `unknown command "nope"`)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +58,9 @@ the file ("key = value" lines).
 Flags:
   --config FILE
         configuration file
+  --cpuprofile FILE
+        debugging aid: write a Go CPU profile of the whole run, from start
+        to shutdown, to FILE (read it with go tool pprof)
 `)
 	def := config.Default()
 	for _, k := range config.Keys() {
@@ -87,6 +91,7 @@ optional unit (64KiB, 64MiB, 1GiB).
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve", stderr)
 	load := configFlags(fs)
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to `FILE`")
 	pos, err := parseFlags(fs, args, printServeUsage, stdout, stderr)
 	if err != nil {
 		return flagExit(err)
@@ -104,6 +109,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitUsage
 	}
 	logger := cfg.NewLogger(stderr)
+	if *cpuprofile != "" {
+		stopProfile, err := startCPUProfile(*cpuprofile)
+		if err != nil {
+			fmt.Fprintf(stderr, "quickimap serve: %v\n", err)
+			return exitFail
+		}
+		defer func() {
+			if err := stopProfile(); err != nil {
+				logger.Error("writing the CPU profile", "err", err)
+			}
+		}()
+	}
 	if err := serve(ctx, &cfg, logger, stdout); err != nil {
 		logger.Error("quickimap serve failed", "err", err)
 		return exitFail
@@ -297,6 +314,23 @@ func randomPassword(n int) (string, error) {
 		b.WriteByte(passwordAlphabet[i.Int64()])
 	}
 	return b.String(), nil
+}
+
+// startCPUProfile starts writing a CPU profile to the file path; the
+// function it returns stops the profile and closes the file.
+func startCPUProfile(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 func isLoopback(a net.Addr) bool {

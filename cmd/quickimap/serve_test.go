@@ -282,12 +282,17 @@ read:
 		t.Errorf("no * BYE on shutdown; got %q", lines)
 	}
 
-	// A second start finds the account and prints nothing.
-	s = startServer(t, bin, "--data", data, "--listen", "127.0.0.1:0")
+	// A second start finds the account and prints nothing; with
+	// --cpuprofile it leaves a profile (gzipped protobuf) at shutdown.
+	prof := filepath.Join(t.TempDir(), "cpu.pprof")
+	s = startServer(t, bin, "--data", data, "--listen", "127.0.0.1:0", "--cpuprofile", prof)
 	s.waitListening()
 	s.stop()
 	if line, ok := <-s.stdout; ok {
 		t.Errorf("second start printed %q", line)
+	}
+	if b, err := os.ReadFile(prof); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("--cpuprofile file: %d bytes, err %v; want a gzipped profile", len(b), err)
 	}
 }
 

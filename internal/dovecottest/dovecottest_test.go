@@ -109,7 +109,7 @@ func TestProtocol(t *testing.T) {
 	// UID. The FETCH of the changed message appears only if its MODSEQ
 	// rose, which flag changes do.
 	other.MustOK("UID STORE %d +FLAGS.SILENT (\\Flagged)", uid2)
-	// The brief's form: right UIDVALIDITY, MODSEQ 1, no known UIDs.
+	// The common form: right UIDVALIDITY, MODSEQ 1, no known UIDs.
 	// Re-SELECT while selected: Dovecot sends OK [CLOSED] first.
 	sel = c.MustOK("SELECT INBOX (QRESYNC (%d 1))", uv)
 	if !strings.HasPrefix(sel[0], "* OK [CLOSED]") {

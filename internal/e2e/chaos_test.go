@@ -214,7 +214,7 @@ func (m *mutator) append() error {
 // TestReconnectChaos: 1,000 reconnect cycles through a proxy that cuts
 // the TCP stream at random points, in either direction, while another
 // connection changes the mailbox. After each cycle the client's state
-// (UIDs and flags) equals the server's exactly. Issue 6.
+// (UIDs and flags) equals the server's exactly.
 func TestReconnectChaos(t *testing.T) {
 	for _, tc := range []struct {
 		force  client.Strategy

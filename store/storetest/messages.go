@@ -516,6 +516,27 @@ func testPrefixesWithHeaderLen(t *testing.T, s store.Store) {
 		kept++
 	}
 	t.Logf("%d of %d headers kept apart", kept, len(uids))
+	// The same headers when the requests cover a range of UIDs (all of
+	// them; every other one; the last one alone), with a gap or not.
+	var odd []int
+	for k := range uids {
+		if k%2 == 1 {
+			odd = append(odd, k)
+		}
+	}
+	for _, ks := range [][]int{{0, 1, 2, 3, 4, 5, 6}, odd, {len(uids) - 1}} {
+		var sub []store.PrefixRequest
+		for _, k := range ks {
+			sub = append(sub, reqs[k])
+		}
+		again, err := s.MessagePrefixes(ctx, u.ID, inbox.ID, sub)
+		must(t, err)
+		for i, k := range ks {
+			if !bytes.Equal(again[i], got[k]) || (again[i] == nil) != (got[k] == nil) {
+				t.Errorf("MessagePrefixes(UID %d, -1) among %v = %q, alone among others %q", reqs[k].UID, ks, again[i], got[k])
+			}
+		}
+	}
 	_, dst, _, err := s.CopyMessages(ctx, u.ID, inbox.ID, arch.ID, uids)
 	must(t, err)
 	_, err = s.Expunge(ctx, u.ID, inbox.ID, uids)
