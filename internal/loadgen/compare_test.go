@@ -30,6 +30,10 @@ const (
 	// spaces, e.g. "--auth-cache-ttl 0" for a bcrypt check at every
 	// login.
 	envServeFlags = "LOADCOMPARE_QUICKIMAP_FLAGS"
+	// envFsync is Dovecot's mail_fsync (default: optimized, Dovecot's
+	// default). "always" makes Dovecot sync every change, flag changes
+	// included, as quickimap does before each OK.
+	envFsync = "LOADCOMPARE_DOVECOT_FSYNC"
 )
 
 // compareParams is the size of a comparison.
@@ -132,17 +136,21 @@ func startDovecot(tb testing.TB, p compareParams, password string) (serverUnderL
 	if scheme == "" {
 		scheme = dovecottest.SchemeBlfCrypt
 	}
+	fsync := os.Getenv(envFsync)
+	if fsync == "" {
+		fsync = "optimized"
+	}
 	opts := dovecottest.Options{
 		// Dovecot's default, as quickimap's store syncs its writes too
 		// (dovecottest turns it off for speed).
-		ExtraConfig:    "mail_fsync = optimized",
+		ExtraConfig:    "mail_fsync = " + fsync,
 		PasswordScheme: strings.ToUpper(scheme),
 		BcryptCost:     auth.Cost,
 		AuthCacheSize:  os.Getenv(envAuthCache),
 		Users:          dovecottest.NumberedUsers("user%d", p.users, password),
 	}
 	e := dovecottest.StartWith(tb, opts)
-	desc := fmt.Sprintf("Dovecot %s (mail_fsync = optimized), passwords %s", e.Version, opts.PasswordScheme)
+	desc := fmt.Sprintf("Dovecot %s (mail_fsync = %s), passwords %s", e.Version, fsync, opts.PasswordScheme)
 	if opts.PasswordScheme == dovecottest.SchemeBlfCrypt {
 		desc += fmt.Sprintf(" (cost %d)", opts.BcryptCost)
 	}
