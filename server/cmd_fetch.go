@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -222,8 +223,8 @@ type fetcher struct {
 type fetchMsg struct {
 	ref          msgRef
 	meta         store.MessageMeta
-	info         *store.MessageInfo
-	flagsChanged bool // \Seen was just set: FLAGS go in the response
+	info         *msgData // date, size, structure (when need.info)
+	flagsChanged bool     // \Seen was just set: FLAGS go in the response
 }
 
 func (f *fetcher) chunk(refs []msgRef) (*status, error) {
@@ -274,22 +275,36 @@ func (f *fetcher) chunk(refs []msgRef) (*status, error) {
 		}
 	}
 	if f.need.info {
+		// The message cache first; the store for the rest.
+		cache, sel := c.s.msgs, c.sess.Selected
 		f.uids = f.uids[:0]
-		for _, m := range f.msgs {
-			f.uids = append(f.uids, m.ref.UID)
-		}
-		infos, err := c.s.store.MessageInfos(f.ctx, c.sess.UserID, c.sess.Selected.MailboxID, f.uids)
-		if err != nil {
-			return c.storeFailure(err), nil
-		}
-		j := 0
 		for i := range f.msgs {
 			m := &f.msgs[i]
-			for j < len(infos) && infos[j].UID < m.ref.UID {
-				j++
+			if m.info = cache.get(msgKey{sel.MailboxID, sel.UIDValidity, m.ref.UID, msgInfo}); m.info == nil {
+				f.uids = append(f.uids, m.ref.UID)
 			}
-			if j < len(infos) && infos[j].UID == m.ref.UID {
-				m.info = &infos[j]
+		}
+		if len(f.uids) > 0 {
+			infos, err := c.s.store.MessageInfos(f.ctx, c.sess.UserID, sel.MailboxID, f.uids)
+			if err != nil {
+				return c.storeFailure(err), nil
+			}
+			j := 0
+			for i := range f.msgs {
+				m := &f.msgs[i]
+				if m.info != nil {
+					continue
+				}
+				for j < len(infos) && infos[j].UID < m.ref.UID {
+					j++
+				}
+				if j < len(infos) && infos[j].UID == m.ref.UID {
+					in := &infos[j]
+					// A copy of its own: the store's structures share
+					// one buffer per call, which an entry must not pin.
+					m.info = &msgData{date: in.InternalDate, size: in.Size, structure: bytes.Clone(in.Structure)}
+					cache.put(msgKey{sel.MailboxID, sel.UIDValidity, m.ref.UID, msgInfo}, m.info)
+				}
 			}
 		}
 	}
@@ -318,15 +333,15 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 		body     store.Body // the raw message, open (sections)
 		bodyGone bool       // the body could not be read: sections are NIL
 	)
-	if f.need.structure && len(m.info.Structure) > 0 {
-		if p, err := c.s.parts.get(m.info.Structure); err == nil {
+	if f.need.structure && len(m.info.structure) > 0 {
+		if p, err := c.s.parts.get(m.info.structure); err == nil {
 			root = p
 		} else {
 			c.log.Warn("unreadable cached structure", "uid", m.ref.UID, "err", err)
 		}
 	}
 	if f.need.bytes || (f.need.structure && root == nil) {
-		b, err := c.s.store.OpenBody(f.ctx, c.sess.UserID, c.sess.Selected.MailboxID, m.ref.UID)
+		b, err := f.openBody(m.ref.UID)
 		switch {
 		case err == nil:
 			body = b
@@ -395,9 +410,9 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 		case fetchFlags:
 			c.writeFlags(m.meta)
 		case fetchInternalDate:
-			enc.DateTime(m.info.InternalDate)
+			enc.DateTime(m.info.date)
 		case fetchRFC822Size:
-			enc.Number64(uint64(m.info.Size))
+			enc.Number64(uint64(m.info.size))
 		case fetchEnvelope:
 			message.WriteEnvelope(enc, root)
 		case fetchBody:
@@ -417,6 +432,25 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 	}
 	enc.Special(')').CRLF()
 	return nil, enc.Err()
+}
+
+// openBody opens the body of message uid of the selected mailbox: from
+// the message cache, or from the store, keeping a small body in the cache.
+func (f *fetcher) openBody(uid uint32) (store.Body, error) {
+	c := f.c
+	sel := c.sess.Selected
+	k := msgKey{sel.MailboxID, sel.UIDValidity, uid, msgBody}
+	if d := c.s.msgs.get(k); d != nil {
+		return cachedBody(d.body), nil
+	}
+	b, err := c.s.store.OpenBody(f.ctx, c.sess.UserID, sel.MailboxID, uid)
+	if err == nil && c.s.msgs != nil && b.Size() <= maxCachedBody {
+		if all := b.Bytes(); all != nil {
+			// Copied: Bytes is valid until Close only.
+			c.s.msgs.put(k, &msgData{body: bytes.Clone(all)})
+		}
+	}
+	return b, err
 }
 
 // writeSection writes BODY[section]<partial> of an open body as a

@@ -76,6 +76,12 @@ type Options struct {
 	// MaxAppendMessages bounds the messages of one MULTIAPPEND (default
 	// 1000).
 	MaxAppendMessages int
+	// MessageCacheBytes bounds, in bytes, the server-wide cache of what
+	// FETCH reads of a message that never changes (internal date, size,
+	// stored structure, bodies up to 64 KiB), which spares the store
+	// repeated reads. Default DefaultMessageCacheBytes; negative: no
+	// cache.
+	MessageCacheBytes int64
 	// Sessions, when not nil, enables resumable sessions
 	// (draft-ietf-lemonade-reconnect-07: SID, DELETESID, LOGOUT
 	// (PRESERVE)) and the X-DRAFT-W07-RECONNECT capability. The caller
@@ -117,6 +123,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxMailboxes <= 0 {
 		o.MaxMailboxes = 10000
 	}
+	if o.MessageCacheBytes == 0 {
+		o.MessageCacheBytes = DefaultMessageCacheBytes
+	}
 	return o
 }
 
@@ -155,6 +164,7 @@ type Server struct {
 
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
 	parts    *partCache
+	msgs     *msgCache // nil when disabled
 }
 
 // New returns a Server.
@@ -175,6 +185,7 @@ func New(opts Options) *Server {
 		done:      make(chan struct{}),
 		writers:   wire.NewWriterPool(writeBufSize),
 		parts:     newPartCache(),
+		msgs:      newMsgCache(opts.MessageCacheBytes),
 	}
 }
 
