@@ -74,6 +74,9 @@ type Config struct {
 	// at all); AuthCacheMaxUsers bounds the accounts remembered.
 	AuthCacheTTL      time.Duration
 	AuthCacheMaxUsers int
+	// MessageCacheSize bounds the bytes of the server-wide cache of
+	// per-message FETCH data (server.Options.MessageCacheBytes).
+	MessageCacheSize int64
 	// IdleKeepalive is the interval of the untagged keepalive responses
 	// sent during IDLE, just under the 30 minutes after which NATs and
 	// clients give up on a silent connection (RFC 2177).
@@ -136,6 +139,7 @@ func Default() Config {
 		FailedLoginDelay:  2 * time.Second,
 		AuthCacheTTL:      time.Hour,
 		AuthCacheMaxUsers: auth.DefaultCacheMaxUsers,
+		MessageCacheSize:  server.DefaultMessageCacheBytes,
 		IdleKeepalive:     29 * time.Minute,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
@@ -234,6 +238,7 @@ func (c *Config) ServerOptions(st store.Store, logger *slog.Logger) (server.Opti
 	return server.Options{
 		AuthCacheTTL:       cacheTTL,
 		AuthCacheMaxUsers:  c.AuthCacheMaxUsers,
+		MessageCacheBytes:  c.MessageCacheSize,
 		Store:              st,
 		Logger:             logger,
 		TLSConfig:          tc,

@@ -91,6 +91,7 @@ func TestParseExample(t *testing.T) {
 		FailedLoginDelay:   500 * time.Millisecond,
 		AuthCacheTTL:       0,
 		AuthCacheMaxUsers:  5000,
+		MessageCacheSize:   64 << 20,
 		IdleKeepalive:      10 * time.Minute,
 		TombstoneMaxAge:    30 * 24 * time.Hour,
 		TombstoneMaxCount:  100000,

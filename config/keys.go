@@ -202,6 +202,8 @@ var keys = []Key{
 	durationKey("literal-timeout", "limit of the wait for a literal's bytes", func(c *Config) *time.Duration { return &c.LiteralTimeout }),
 	durationKey("failed-login-delay", "pause before answering a failed login", func(c *Config) *time.Duration { return &c.FailedLoginDelay }),
 	offDurationKey("auth-cache-ttl", "how long a password verified by bcrypt is remembered (as an HMAC) so that logins with it skip bcrypt; 0: not at all", func(c *Config) *time.Duration { return &c.AuthCacheTTL }),
+	sizeKey("message-cache-size", "bytes of the cache of what FETCH reads of messages (date, size, structure, bodies up to 64KiB)", 1<<40,
+		func(c *Config) int64 { return c.MessageCacheSize }, func(c *Config, n int64) { c.MessageCacheSize = n }),
 	intKey("auth-cache-max-users", "most accounts whose verified password is remembered; the oldest goes first", func(c *Config) *int { return &c.AuthCacheMaxUsers }),
 	durationKey("idle-keepalive", "interval of keepalive responses during IDLE", func(c *Config) *time.Duration { return &c.IdleKeepalive }),
 	durationKey("tombstone-max-age", "how long expunged UIDs are remembered for QRESYNC", func(c *Config) *time.Duration { return &c.TombstoneMaxAge }),
