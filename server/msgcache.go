@@ -32,9 +32,16 @@ type msgKey struct {
 }
 
 const (
-	msgInfo uint8 = iota // msgData.date, size, structure
-	msgBody              // msgData.body
+	msgInfo   uint8 = iota // msgData.date, size, structure
+	msgBody                // msgData.body: the message
+	msgHeader              // msgData.body: the top-level header (SEARCH)
 )
+
+// msgHeaderKey is the key of the header of message uid of the selected
+// mailbox sel.
+func msgHeaderKey(sel *Selected, uid uint32) msgKey {
+	return msgKey{sel.MailboxID, sel.UIDValidity, uid, msgHeader}
+}
 
 // msgData is the immutable data of a message the message cache keeps:
 // what a message was appended with never changes, so an entry needs no

@@ -102,3 +102,31 @@ func TestFetchMessageCacheDisabled(t *testing.T) {
 		t.Errorf("infos, opens = %d, %d; want 2, 2", n, o)
 	}
 }
+
+// TestSearchHeaderCache: a repeated header search finds the headers in
+// the message cache, with the same result.
+func TestSearchHeaderCache(t *testing.T) {
+	var cs *countingStore
+	env := imaptest.Start(t, func(o *server.Options) {
+		cs = &countingStore{Store: o.Store}
+		o.Store = cs
+	})
+	appendMessages(t, env, "INBOX", searchMsgs)
+	c := env.DialLogin(t)
+	selectBox(t, c, "s", "INBOX")
+	first := c.ExpectTagged("a1", "UID SEARCH FROM x", "a1 OK")
+	if cs.headers.Load() == 0 {
+		t.Fatal("the first header search read no headers")
+	}
+	cs.reset()
+	second := c.ExpectTagged("a2", "UID SEARCH FROM x", "a2 OK")
+	if !slices.Equal(first[:len(first)-1], second[:len(second)-1]) {
+		t.Fatalf("results differ: %q, then %q", first, second)
+	}
+	if n := cs.headers.Load(); n != 0 {
+		t.Errorf("the repeated search read %d headers from the store, want 0", n)
+	}
+	if first[0] == "* SEARCH" {
+		t.Errorf("FROM x matched nothing: %q", first)
+	}
+}

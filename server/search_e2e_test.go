@@ -45,12 +45,14 @@ func (s *countingStore) reset() {
 	s.headers.Store(0)
 }
 
-// startCounting starts a server whose store counts message loads.
+// startCounting starts a server whose store counts message loads, with
+// no message cache: the counts are what a search loads from the store.
 func startCounting(t testing.TB) (*imaptest.Env, *countingStore) {
 	var cs *countingStore
 	env := imaptest.Start(t, func(o *server.Options) {
 		cs = &countingStore{Store: o.Store}
 		o.Store = cs
+		o.MessageCacheBytes = -1
 	})
 	return env, cs
 }

@@ -503,6 +503,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 		return out, nil
 	}
 	ctx := context.Background()
+	sel := c.sess.Selected
 	msgs := make([]searchMsg, 0, searchChunk)
 	pending := make([]uint32, 0, searchChunk)
 	var reqs []store.PrefixRequest // the header stage's
@@ -528,31 +529,45 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 		if need == costHeader && len(pending) > 0 {
 			// Headers the store keeps apart, asked for before any
 			// infos: a header key alone is then decided without them.
+			// The message cache answers for the headers it holds.
 			reqs, idx = reqs[:0], idx[:0]
 			for i := range msgs {
-				if msgs[i].res == tUnknown {
-					reqs = append(reqs, store.PrefixRequest{UID: msgs[i].uid, N: -1})
-					idx = append(idx, i)
+				m := &msgs[i]
+				if m.res != tUnknown {
+					continue
+				}
+				if d := c.s.msgs.get(msgHeaderKey(sel, m.uid)); d != nil {
+					m.hdr, m.level = d.body, costHeader
+					m.res = matchKey(k, m)
+					continue
+				}
+				reqs = append(reqs, store.PrefixRequest{UID: m.uid, N: -1})
+				idx = append(idx, i)
+			}
+			var hdrs [][]byte
+			if len(reqs) > 0 {
+				var err error
+				if hdrs, err = c.s.store.MessagePrefixes(ctx, c.sess.UserID, sel.MailboxID, reqs); err != nil {
+					return nil, c.storeFailure(err)
 				}
 			}
-			hdrs, err := c.s.store.MessagePrefixes(ctx, c.sess.UserID, c.mailboxID(), reqs)
-			if err != nil {
-				return nil, c.storeFailure(err)
-			}
-			pending = pending[:0]
 			for j, i := range idx {
 				m := &msgs[i]
 				if hdrs[j] != nil {
 					m.hdr, m.level = hdrs[j], costHeader
 					m.res = matchKey(k, m)
+					c.s.msgs.put(msgHeaderKey(sel, m.uid), &msgData{body: bytes.Clone(hdrs[j])})
 				}
-				if m.res == tUnknown {
-					pending = append(pending, m.uid)
+			}
+			pending = pending[:0]
+			for i := range msgs {
+				if msgs[i].res == tUnknown {
+					pending = append(pending, msgs[i].uid)
 				}
 			}
 		}
 		if len(pending) > 0 {
-			infos, err := c.s.store.MessageInfos(ctx, c.sess.UserID, c.mailboxID(), pending)
+			infos, err := c.s.store.MessageInfos(ctx, c.sess.UserID, sel.MailboxID, pending)
 			if err != nil {
 				return nil, c.storeFailure(err)
 			}
@@ -592,7 +607,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 				}
 			}
 			if len(reqs) > 0 {
-				hdrs, err := c.s.store.MessagePrefixes(ctx, c.sess.UserID, c.mailboxID(), reqs)
+				hdrs, err := c.s.store.MessagePrefixes(ctx, c.sess.UserID, sel.MailboxID, reqs)
 				if err != nil {
 					return nil, c.storeFailure(err)
 				}
@@ -602,6 +617,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 						m.res = tFalse // expunged meanwhile
 						continue
 					}
+					c.s.msgs.put(msgHeaderKey(sel, m.uid), &msgData{body: bytes.Clone(hdrs[j])})
 					m.hdr, m.level = hdrs[j], costHeader
 					if m.res = matchKey(k, m); m.res != tUnknown {
 						*m = searchMsg{seq: m.seq, uid: m.uid, res: m.res}
@@ -614,7 +630,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			if m.res != tUnknown {
 				continue
 			}
-			raw, err := c.s.store.MessageBody(ctx, c.sess.UserID, c.mailboxID(), m.uid)
+			raw, err := c.s.store.MessageBody(ctx, c.sess.UserID, sel.MailboxID, m.uid)
 			if err != nil {
 				if errors.Is(err, store.ErrNotFound) {
 					m.res = tFalse
