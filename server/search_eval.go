@@ -27,9 +27,9 @@ import (
 //   - costInfo: internal date, size and the cached MIME structure (whose
 //     envelope holds the Date: header), from store.MessageInfos for the
 //     whole chunk in one call;
-//   - costHeader: the message's header fields, from store.MessagePrefixes
-//     for the chunk in one call: FROM, SUBJECT or HEADER read the header,
-//     not the message. The headers the store keeps apart are asked for
+//   - costHeader: the message's header fields, from the message cache
+//     (msgcache.go) or store.MessagePrefixes for the chunk in one call:
+//     FROM, SUBJECT or HEADER read the header, not the message. The headers the store keeps apart are asked for
 //     first, before the infos; the others are cut at the length the
 //     cached structure gives, after them;
 //   - costBody: the text, and the header when the structure is not
