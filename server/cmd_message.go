@@ -130,8 +130,27 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 		return c.storeFailure(err), nil
 	}
 	c.s.hub.Changed(ctx, mb.ID)
+	c.cacheAppended(mb.ID, after.UIDValidity, uids, msgs)
 	// RFC 4315 APPENDUID.
 	return okCode("APPENDUID "+itoa(after.UIDValidity)+" "+imap.UIDSetFromSorted(uids).String(), "APPEND completed"), nil
+}
+
+// cacheAppended puts what FETCH and SEARCH will ask of the messages just
+// appended into the message cache, as the store keeps it (whole seconds
+// of the internal date, the bytes as given): clients list the newest
+// messages right after they arrive.
+func (c *conn) cacheAppended(mailboxID int64, validity uint32, uids []uint32, msgs []store.NewMessage) {
+	if c.s.msgs == nil || len(uids) != len(msgs) {
+		return
+	}
+	for i, uid := range uids {
+		m := &msgs[i]
+		c.s.msgs.put(msgKey{mailboxID, validity, uid, msgInfo}, &msgData{
+			date: m.InternalDate.Truncate(time.Second), size: int64(len(m.Body)), structure: m.Structure})
+		if m.HeaderLen > 0 && m.HeaderLen <= len(m.Body) {
+			c.s.msgs.put(msgKey{mailboxID, validity, uid, msgHeader}, &msgData{body: bytes.Clone(m.Body[:m.HeaderLen])})
+		}
+	}
 }
 
 func itoa(n uint32) string {

@@ -130,3 +130,62 @@ func TestSearchHeaderCache(t *testing.T) {
 		t.Errorf("FROM x matched nothing: %q", first)
 	}
 }
+
+// TestAppendFillsMessageCache: a message just appended is answered from
+// the message cache exactly as the store answers for it.
+func TestAppendFillsMessageCache(t *testing.T) {
+	const fetch = "UID FETCH 1:2 (INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)"
+	answers := make(map[bool][]string)
+	for _, cached := range []bool{true, false} {
+		size := int64(0)
+		if !cached {
+			size = -1
+		}
+		env, cs := startFetchCounting(t, size)
+		c := env.DialLogin(t)
+		c.ExpectTagged("a1", "APPEND INBOX \"04-Mar-2024 05:06:07 +0130\" {80+}\r\n"+cacheTestSmall, "a1 OK")
+		c.ExpectTagged("a2", "APPEND INBOX {80+}\r\n"+cacheTestSmall, "a2 OK")
+		selectBox(t, c, "s", "INBOX")
+		got := c.ExpectTagged("a3", fetch, "a3 OK")
+		if n := cs.infoUIDs.Load(); cached && n != 0 {
+			t.Errorf("FETCH after APPEND loaded %d infos from the store, want 0", n)
+		}
+		if !strings.Contains(got[0], `INTERNALDATE "04-Mar-2024 05:06:07 +0130" RFC822.SIZE 80 `) {
+			t.Errorf("cached %v: %q", cached, got[0])
+		}
+		// The second message's date is the server's clock: the cached
+		// one must be the stored one.
+		ctx := context.Background()
+		u, err := env.Store.UserByName(ctx, env.User)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mb, err := env.Store.MailboxByName(ctx, u.ID, "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		infos, err := env.Store.MessageInfos(ctx, u.ID, mb.ID, []uint32{2})
+		if err != nil || len(infos) != 1 {
+			t.Fatalf("MessageInfos: %v, %v", infos, err)
+		}
+		if want := infos[0].InternalDate.Format(`"02-Jan-2006 15:04:05 -0700"`); !strings.Contains(got[1], "INTERNALDATE "+want) {
+			t.Errorf("cached %v: %q, want INTERNALDATE %s", cached, got[1], want)
+		}
+		answers[cached] = got[:len(got)-1]
+	}
+	// Both runs fall within the same second only by chance: compare all
+	// but the dates.
+	strip := func(lines []string) []string {
+		out := make([]string, len(lines))
+		for i, l := range lines {
+			if j := strings.Index(l, "INTERNALDATE "); j >= 0 {
+				l = l[:j] + l[j+len(`INTERNALDATE "04-Mar-2024 05:06:07 +0130"`):]
+			}
+			out[i] = l
+		}
+		return out
+	}
+	if a, b := strip(answers[true]), strip(answers[false]); !slices.Equal(a, b) {
+		t.Errorf("cache and store differ:\n%q\n%q", a, b)
+	}
+}
