@@ -4,11 +4,10 @@ package server
 // X-DRAFT-W07-RECONNECT): SID (§3), DELETESID (§3.4), LOGOUT (PRESERVE)
 // (§4, in cmd_any.go), the SELECTED, NEWSID and DELETEDSID responses (§5).
 // The registry (package session) keeps the sessions; this file moves a
-// connection's Session in and out of it as JSON.
+// connection's Session in and out of it (encodeSession, decodeSession).
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"strings"
@@ -25,7 +24,7 @@ const capReconnect = "X-DRAFT-W07-RECONNECT"
 // enabled extensions). The view is rebuilt like a fresh SELECT's.
 func (c *conn) sessionState() []byte {
 	c.syncRecent()
-	b, err := json.Marshal(&c.sess)
+	b, err := encodeSession(&c.sess)
 	if err != nil { // plain data: cannot happen
 		c.log.Error("serializing session", "err", err)
 		return nil
@@ -229,7 +228,7 @@ func (c *conn) newSession(ctx context.Context) *status {
 func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) *status {
 	var saved Session
 	if len(rec.State) > 0 {
-		if err := json.Unmarshal(rec.State, &saved); err != nil {
+		if err := decodeSession(rec.State, &saved); err != nil {
 			c.log.Warn("unreadable session state", "err", err)
 			saved = Session{}
 		}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -65,6 +66,47 @@ func sameSession(a, b *Session) bool {
 	x, y := a.Selected, b.Selected
 	return x.MailboxID == y.MailboxID && x.Name == y.Name && x.ReadOnly == y.ReadOnly &&
 		x.UIDValidity == y.UIDValidity && slices.Equal(x.Recent, y.Recent)
+}
+
+// encodeSession serializes s for the session registry: JSON for the
+// small fields, then a newline and the \Recent UIDs in wire syntax
+// ("1:5,7"). A session that claimed a mailbox with holes as \Recent
+// holds thousands of ranges; kept out of the JSON, a resume parses them
+// once instead of scanning them as JSON at each level of decoding.
+// json.Marshal never writes a raw newline, so the first one ends the
+// JSON.
+func encodeSession(s *Session) ([]byte, error) {
+	if s.Selected == nil || len(s.Selected.Recent) == 0 {
+		return json.Marshal(s)
+	}
+	plain := *s
+	sel := *s.Selected
+	sel.Recent = nil
+	plain.Selected = &sel
+	b, err := json.Marshal(&plain)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	return s.Selected.Recent.AppendTo(b), nil
+}
+
+// decodeSession reads what encodeSession wrote, and the plain JSON
+// (Recent inside) that states saved before were written as.
+func decodeSession(b []byte, s *Session) error {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return json.Unmarshal(b, s)
+	}
+	if err := json.Unmarshal(b[:i], s); err != nil {
+		return err
+	}
+	if s.Selected == nil {
+		return errors.New("session state: \\Recent UIDs without a selected mailbox")
+	}
+	set, err := parseUIDSet(string(b[i+1:]))
+	s.Selected.Recent = set
+	return err
 }
 
 // MarshalJSON writes Recent as a UID set in wire syntax ("1:5,7"), which a

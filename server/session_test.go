@@ -56,6 +56,49 @@ func TestSessionStateRecent(t *testing.T) {
 	}
 }
 
+// The registry's state holds the \Recent UIDs after the JSON, on a line
+// of their own; states that hold them inside the JSON (written before)
+// still load, and so does a session with nothing selected.
+func TestEncodeSession(t *testing.T) {
+	in := Session{
+		State:    imap.StateSelected,
+		UserID:   7,
+		UserName: "alice",
+		Selected: &Selected{MailboxID: 3, Name: "INBOX", UIDValidity: 42, Recent: imap.SeqSet{{Start: 1, Stop: 5}, {Start: 7, Stop: 7}}},
+		Enabled:  []string{"CONDSTORE"},
+	}
+	b, err := encodeSession(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"state":2,"user_id":7,"user":"alice","selected":{"mailbox_id":3,"name":"INBOX","uidvalidity":42},"enabled":["CONDSTORE"]}` + "\n1:5,7"; string(b) != want {
+		t.Errorf("state %q, want %q", b, want)
+	}
+	if in.Selected.Recent == nil {
+		t.Error("encodeSession cleared the session's own \\Recent")
+	}
+	var out Session
+	if err := decodeSession(b, &out); err != nil || !reflect.DeepEqual(out, in) {
+		t.Errorf("round trip: %+v, %v; want %+v", out.Selected, err, in.Selected)
+	}
+	inJSON, _ := json.Marshal(&in)
+	out = Session{}
+	if err := decodeSession(inJSON, &out); err != nil || !reflect.DeepEqual(out, in) {
+		t.Errorf("state with Recent in the JSON: %+v, %v", out.Selected, err)
+	}
+	auth := Session{State: imap.StateAuthenticated, UserID: 7, UserName: "alice"}
+	b, _ = encodeSession(&auth)
+	out = Session{}
+	if err := decodeSession(b, &out); err != nil || !reflect.DeepEqual(out, auth) || strings.Contains(string(b), "\n") {
+		t.Errorf("nothing selected: %q → %+v, %v", b, out, err)
+	}
+	for _, bad := range []string{`{"state":1}` + "\n1:5", `{"state":2,"selected":{"mailbox_id":1}}` + "\n1:x"} {
+		if err := decodeSession([]byte(bad), &out); err == nil {
+			t.Errorf("decodeSession(%q): no error", bad)
+		}
+	}
+}
+
 // sameSession compares every field of Session and Selected: changing any
 // one makes two sessions differ, and a field added to either type fails
 // here until sameSession looks at it.

@@ -137,6 +137,8 @@ func (v *View) addRecent(from, to uint32) {
 // ascending order and says whether each was the session's; more false
 // ends the walk (so that a caller can merge with sorted ranges).
 func (v *View) RestoreRecent(saved func(uid uint32) (recent, more bool)) {
+	// v.uids ascend: added to an empty set, the UIDs need no sorting.
+	merge := len(v.recent) > 0
 	for _, u := range v.uids {
 		recent, more := saved(u)
 		if !more {
@@ -146,8 +148,10 @@ func (v *View) RestoreRecent(saved func(uid uint32) (recent, more bool)) {
 			v.recent = append(v.recent, u)
 		}
 	}
-	slices.Sort(v.recent)
-	v.recent = slices.Compact(v.recent)
+	if merge {
+		slices.Sort(v.recent)
+		v.recent = slices.Compact(v.recent)
+	}
 }
 
 // Close releases the view. A nil View may be closed.
