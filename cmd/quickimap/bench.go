@@ -25,6 +25,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/quickimap/quickimap/client"
+	"github.com/quickimap/quickimap/internal/loadgen"
 )
 
 const benchUsage = `Usage:
@@ -987,7 +988,7 @@ func printBench(w io.Writer, rep *benchReport) {
 		if r.Ratio > 0 {
 			ratio = strconv.FormatFloat(r.Ratio, 'f', 2, 64)
 		}
-		rows = append(rows, []string{r.Strategy, used, groupDigits(r.BytesIn), groupDigits(r.BytesOut),
+		rows = append(rows, []string{r.Strategy, used, loadgen.GroupDigits(r.BytesIn), loadgen.GroupDigits(r.BytesOut),
 			strconv.Itoa(r.RoundTrips), formatMs(r.MeasuredMs), formatMs(r.ModelledMs), ratio, r.Check})
 	}
 	widths := make([]int, len(header))
@@ -1016,24 +1017,6 @@ func printBench(w io.Writer, rep *benchReport) {
 			fmt.Fprintf(w, "%s: %s\n", r.Strategy, r.Detail)
 		}
 	}
-}
-
-// groupDigits formats n with thousands separators.
-func groupDigits(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var out []byte
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	if neg {
-		return "-" + string(out)
-	}
-	return string(out)
 }
 
 // formatMs formats milliseconds for the table.
