@@ -121,15 +121,8 @@ func TestExpungeIssuedStore(t *testing.T) {
 	// Nothing was stored for UID 2: it stays expunged, the store holds
 	// the three others with the flags set above.
 	ctx := context.Background()
-	u, err := env.Store.UserByName(ctx, env.User)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, err := env.Store.MailboxByName(ctx, u.ID, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metas, _, err := env.Store.MessageIndex(ctx, u.ID, mb.ID)
+	userID, inboxID := rcInbox(t, env)
+	metas, _, err := env.Store.MessageIndex(ctx, userID, inboxID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -156,15 +156,8 @@ func TestAppendFillsMessageCache(t *testing.T) {
 		// The second message's date is the server's clock: the cached
 		// one must be the stored one.
 		ctx := context.Background()
-		u, err := env.Store.UserByName(ctx, env.User)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mb, err := env.Store.MailboxByName(ctx, u.ID, "INBOX")
-		if err != nil {
-			t.Fatal(err)
-		}
-		infos, err := env.Store.MessageInfos(ctx, u.ID, mb.ID, []uint32{2})
+		userID, inboxID := rcInbox(t, env)
+		infos, err := env.Store.MessageInfos(ctx, userID, inboxID, []uint32{2})
 		if err != nil || len(infos) != 1 {
 			t.Fatalf("MessageInfos: %v, %v", infos, err)
 		}
