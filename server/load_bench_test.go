@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -417,14 +416,6 @@ func (c *loadClient) mix() error {
 	panic("unreachable")
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // loadRun runs op b.N times spread over one client per account.
 func loadRun(b *testing.B, env *imaptest.Env, accs []loadAccount, op func(c *loadClient) error) {
 	cs := make([]*loadClient, len(accs))
@@ -438,7 +429,7 @@ func loadRun(b *testing.B, env *imaptest.Env, accs []loadAccount, op func(c *loa
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0, _ := processCPU()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(cs))
 	for i, c := range cs {
@@ -458,7 +449,8 @@ func loadRun(b *testing.B, env *imaptest.Env, accs []loadAccount, op func(c *loa
 		}()
 	}
 	wg.Wait()
-	cpu := cpuTime() - cpu0
+	cpu1, _ := processCPU()
+	cpu := cpu1 - cpu0
 	b.StopTimer()
 	close(errs)
 	for err := range errs {
