@@ -162,15 +162,7 @@ func (c *conn) interrupt() {
 // the greeting, then loop.
 func (c *conn) serve() {
 	ended := true
-	defer func() {
-		if r := recover(); r != nil {
-			// A bug must cost one connection, never the server.
-			c.log.Error("panic in connection", "panic", r, "stack", stack())
-		}
-		if ended {
-			c.end()
-		}
-	}()
+	defer c.exit(&ended)
 	if tc, ok := c.nc.Conn.(*tls.Conn); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PreAuthTimeout)
 		err := tc.HandshakeContext(ctx)
@@ -188,6 +180,19 @@ func (c *conn) serve() {
 		return
 	}
 	ended = c.loop()
+}
+
+// exit is deferred by each goroutine that runs the connection (serve,
+// run): a panic is logged and costs this connection only, never the
+// server; the connection ends unless *ended says the goroutine handed it
+// over.
+func (c *conn) exit(ended *bool) {
+	if r := recover(); r != nil {
+		c.log.Error("panic in connection", "panic", r, "stack", stack())
+	}
+	if *ended {
+		c.end()
+	}
 }
 
 // handoffDelay is how long a goroutine that has run a command waits for
@@ -245,15 +250,7 @@ func (c *conn) loop() (ended bool) {
 // stack in use, and halves a stack less than a quarter used.
 func (c *conn) run() {
 	ended := true
-	defer func() {
-		if r := recover(); r != nil {
-			// A bug must cost one connection, never the server.
-			c.log.Error("panic in connection", "panic", r, "stack", stack())
-		}
-		if ended {
-			c.end()
-		}
-	}()
+	defer c.exit(&ended)
 	if !c.beginWait(true) {
 		return
 	}
