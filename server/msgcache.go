@@ -61,15 +61,11 @@ func (d *msgData) cost() int64 {
 // msgCache keeps per-message data that FETCH needs (internal date, size,
 // stored structure, small bodies) by message, bounded in bytes, so that
 // repeated FETCHes of the same messages skip the store, as Dovecot's
-// index cache does. Two generations, each holding up to half the bound,
-// give LRU-like eviction without per-entry bookkeeping: when the current
-// one is full it becomes the previous one (the old previous one is
-// dropped), and a hit in the previous one moves the entry forward.
+// index cache does, evicting by generations (genCache), each holding up
+// to half the bound.
 type msgCache struct {
-	mu        sync.Mutex
-	limit     int64 // bytes of one generation
-	cur, prev map[msgKey]*msgData
-	curBytes  int64
+	mu      sync.Mutex
+	entries genCache[msgKey, *msgData]
 
 	hits, misses atomic.Uint64
 }
@@ -80,7 +76,7 @@ func newMsgCache(maxBytes int64) *msgCache {
 	if maxBytes <= 0 {
 		return nil
 	}
-	return &msgCache{limit: maxBytes / 2, cur: make(map[msgKey]*msgData)}
+	return &msgCache{entries: genCache[msgKey, *msgData]{limit: maxBytes / 2, cost: (*msgData).cost}}
 }
 
 // get returns the entry of k, or nil.
@@ -89,13 +85,7 @@ func (c *msgCache) get(k msgKey) *msgData {
 		return nil
 	}
 	c.mu.Lock()
-	d, ok := c.cur[k]
-	if !ok {
-		if d, ok = c.prev[k]; ok {
-			delete(c.prev, k)
-			c.putLocked(k, d)
-		}
-	}
+	d, ok := c.entries.get(k)
 	c.mu.Unlock()
 	if ok {
 		c.hits.Add(1)
@@ -108,34 +98,19 @@ func (c *msgCache) get(k msgKey) *msgData {
 // put remembers d under k; d must not be modified afterwards. An entry
 // larger than a generation is not kept.
 func (c *msgCache) put(k msgKey, d *msgData) {
-	if c == nil || d.cost() > c.limit {
+	if c == nil || d.cost() > c.entries.limit {
 		return
 	}
 	c.mu.Lock()
-	if _, ok := c.cur[k]; !ok {
-		c.putLocked(k, d)
-	}
+	c.entries.put(k, d)
 	c.mu.Unlock()
-}
-
-func (c *msgCache) putLocked(k msgKey, d *msgData) {
-	n := d.cost()
-	if c.curBytes+n > c.limit {
-		c.prev, c.cur, c.curBytes = c.cur, make(map[msgKey]*msgData, len(c.cur)), 0
-	}
-	c.cur[k] = d
-	c.curBytes += n
 }
 
 // bytes returns the bytes the cache holds (both generations), for tests.
 func (c *msgCache) bytes() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := c.curBytes
-	for _, d := range c.prev {
-		n += d.cost()
-	}
-	return n
+	return c.entries.total()
 }
 
 // cachedBody is a message body from the message cache (store.Body).

@@ -17,27 +17,23 @@ const partCacheGen = 2048
 // encoding instead of decoding it. The key is the encoding itself, so an
 // entry can never answer for another message's bytes. Cached trees are
 // shared between connections and must not be modified (nothing modifies a
-// decoded tree). Two generations give LRU-like eviction without per-entry
-// bookkeeping: when the current one is full it becomes the previous one,
-// and a hit in the previous one moves the entry forward.
+// decoded tree). Eviction is by generations (genCache).
 type partCache struct {
-	mu        sync.Mutex
-	cur, prev map[string]*message.Part
+	mu    sync.Mutex
+	trees genCache[string, *message.Part]
 }
 
 func newPartCache() *partCache {
-	return &partCache{cur: make(map[string]*message.Part)}
+	return &partCache{trees: genCache[string, *message.Part]{
+		limit: partCacheGen,
+		cost:  func(*message.Part) int64 { return 1 },
+	}}
 }
 
 // get returns the tree of the encoding enc, decoding it on a miss.
 func (c *partCache) get(enc []byte) (*message.Part, error) {
 	c.mu.Lock()
-	p, ok := c.cur[string(enc)]
-	if !ok {
-		if p, ok = c.prev[string(enc)]; ok {
-			c.putLocked(string(enc), p)
-		}
-	}
+	p, ok := c.trees.get(string(enc))
 	c.mu.Unlock()
 	if ok {
 		return p, nil
@@ -47,14 +43,7 @@ func (c *partCache) get(enc []byte) (*message.Part, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.putLocked(string(enc), p)
+	c.trees.put(string(enc), p)
 	c.mu.Unlock()
 	return p, nil
-}
-
-func (c *partCache) putLocked(key string, p *message.Part) {
-	if len(c.cur) >= partCacheGen {
-		c.prev, c.cur = c.cur, make(map[string]*message.Part, partCacheGen)
-	}
-	c.cur[key] = p
 }

@@ -40,7 +40,7 @@ func TestPartCache(t *testing.T) {
 	if _, err := c.get([]byte{0}); err == nil {
 		t.Error("corrupt encoding decoded")
 	}
-	if _, ok := c.cur["\x00"]; ok {
+	if _, ok := c.trees.cur["\x00"]; ok {
 		t.Error("corrupt encoding cached")
 	}
 
@@ -56,7 +56,7 @@ func TestPartCache(t *testing.T) {
 			}
 		}
 	}
-	if n := len(c.cur) + len(c.prev); n > 2*partCacheGen {
+	if n := len(c.trees.cur) + len(c.trees.prev); n > 2*partCacheGen {
 		t.Errorf("%d entries, want at most %d", n, 2*partCacheGen)
 	}
 	if p, _ := c.get(enc); p != p1 {
