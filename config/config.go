@@ -1,6 +1,7 @@
 // Package config holds every setting of a quickimap server, their
-// defaults, a parser for the configuration file and the conversion to
-// server.Options.
+// defaults and a parser for the configuration file. It is a leaf: it knows
+// no other package of quickimap, and "quickimap serve" turns a Config into
+// the options of the server, the store and the session registry.
 //
 // The file format is one "key = value" setting per line. Blank lines and
 // lines whose first non-blank character is '#' are ignored; so is the rest
@@ -15,17 +16,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/quickimap/quickimap/session"
 	"io"
 	"log/slog"
 	"strings"
 	"time"
-
-	"github.com/quickimap/quickimap/auth"
-	"github.com/quickimap/quickimap/server"
-	"github.com/quickimap/quickimap/store"
-	"github.com/quickimap/quickimap/store/sqlite"
-	"github.com/quickimap/quickimap/wire"
 )
 
 // Log formats.
@@ -75,7 +69,7 @@ type Config struct {
 	AuthCacheTTL      time.Duration
 	AuthCacheMaxUsers int
 	// MessageCacheSize bounds the bytes of the server-wide cache of
-	// per-message FETCH data (server.Options.MessageCacheBytes).
+	// per-message FETCH data .
 	MessageCacheSize int64
 	// IdleKeepalive is the interval of the untagged keepalive responses
 	// sent during IDLE, just under the 30 minutes after which NATs and
@@ -105,22 +99,6 @@ type Config struct {
 	NoInitialUser bool
 }
 
-// StoreOptions returns the embedded store's options.
-func (c *Config) StoreOptions() sqlite.Options {
-	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount}
-}
-
-// SessionOptions returns the resumable-session registry's options (its
-// clock is the real one).
-func (c *Config) SessionOptions() session.Options {
-	return session.Options{
-		Timeout:    c.SessionTimeout,
-		MaxPerUser: c.SessionMaxPerUser,
-		MaxPerIP:   c.SessionMaxPerIP,
-		MaxTotal:   c.SessionMaxTotal,
-	}
-}
-
 // Default returns the default configuration.
 func Default() Config {
 	return Config{
@@ -128,8 +106,8 @@ func Default() Config {
 		Listen:            "127.0.0.1:1143",
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         LogText,
-		MaxLine:           wire.DefaultLimits.MaxLine,
-		MaxLiteral:        wire.DefaultLimits.MaxLiteral,
+		MaxLine:           64 << 10,
+		MaxLiteral:        64 << 20,
 		MaxConnections:    20000,
 		MaxAuthFailures:   3,
 		AutoLogoutTimeout: 30 * time.Minute,
@@ -138,8 +116,8 @@ func Default() Config {
 		LiteralTimeout:    60 * time.Second,
 		FailedLoginDelay:  2 * time.Second,
 		AuthCacheTTL:      time.Hour,
-		AuthCacheMaxUsers: auth.DefaultCacheMaxUsers,
-		MessageCacheSize:  server.DefaultMessageCacheBytes,
+		AuthCacheMaxUsers: 100_000,
+		MessageCacheSize:  64 << 20,
 		IdleKeepalive:     29 * time.Minute,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
@@ -209,51 +187,6 @@ func (c *Config) NewLogger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, o))
 	}
 	return slog.New(slog.NewTextHandler(w, o))
-}
-
-// Limits returns the wire limits of the configuration.
-func (c *Config) Limits() wire.Limits {
-	l := wire.Limits{MaxLine: c.MaxLine, MaxLiteral: c.MaxLiteral}
-	// One command must be able to hold the largest literal and its line.
-	if need := c.MaxLiteral + int64(c.MaxLine); need > wire.DefaultLimits.MaxCommand {
-		l.MaxCommand = need
-	}
-	return l
-}
-
-// ServerOptions validates c, loads its TLS certificate, if any, and returns
-// the server options for the store st and the logger.
-func (c *Config) ServerOptions(st store.Store, logger *slog.Logger) (server.Options, error) {
-	if err := c.Validate(); err != nil {
-		return server.Options{}, err
-	}
-	tc, err := c.TLSConfig()
-	if err != nil {
-		return server.Options{}, err
-	}
-	cacheTTL := c.AuthCacheTTL
-	if cacheTTL == 0 {
-		cacheTTL = -1 // server.Options: negative turns the cache off
-	}
-	return server.Options{
-		AuthCacheTTL:       cacheTTL,
-		AuthCacheMaxUsers:  c.AuthCacheMaxUsers,
-		MessageCacheBytes:  c.MessageCacheSize,
-		Store:              st,
-		Logger:             logger,
-		TLSConfig:          tc,
-		AllowInsecureAuth:  c.AllowInsecureAuth,
-		Limits:             c.Limits(),
-		AutoLogoutTimeout:  c.AutoLogoutTimeout,
-		PreAuthTimeout:     c.PreAuthTimeout,
-		WriteTimeout:       c.WriteTimeout,
-		LiteralTimeout:     c.LiteralTimeout,
-		FailedLoginDelay:   c.FailedLoginDelay,
-		MaxConnections:     c.MaxConnections,
-		MaxAuthFailures:    c.MaxAuthFailures,
-		IdleKeepalive:      c.IdleKeepalive,
-		ReconnectPlainName: c.ReconnectPlainName,
-	}, nil
 }
 
 // String returns c in the file format, one line per key, which Parse

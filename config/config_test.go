@@ -108,19 +108,6 @@ func TestParseExample(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Error(err)
 	}
-	so := c.SessionOptions()
-	if so.Timeout != 12*time.Hour || so.MaxPerUser != 5 || so.MaxPerIP != 200 || so.MaxTotal != 50000 {
-		t.Errorf("SessionOptions: %+v", so)
-	}
-	noTLS := c
-	noTLS.TLSListen, noTLS.CertFile, noTLS.KeyFile = "", "", ""
-	if o, err := noTLS.ServerOptions(nil, nil); err != nil || !o.ReconnectPlainName {
-		t.Errorf("ServerOptions: ReconnectPlainName %v, err %v", o.ReconnectPlainName, err)
-	} else if o.AuthCacheTTL >= 0 || o.AuthCacheMaxUsers != 5000 {
-		// server.Options takes 0 for its default and a negative TTL
-		// for none.
-		t.Errorf("ServerOptions: auth-cache-ttl 0 gave AuthCacheTTL %v, max users %d", o.AuthCacheTTL, o.AuthCacheMaxUsers)
-	}
 }
 
 func TestParseKeepsUnsetDefaults(t *testing.T) {
@@ -306,50 +293,6 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
-func TestServerOptions(t *testing.T) {
-	dir := t.TempDir()
-	c := Default()
-	c.MaxLiteral = 200 << 20
-	c.AllowInsecureAuth = true
-	opts, err := c.ServerOptions(nil, slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if opts.TLSConfig != nil {
-		t.Error("TLS config without a certificate")
-	}
-	if !opts.AllowInsecureAuth || opts.MaxConnections != 20000 || opts.MaxAuthFailures != 3 ||
-		opts.AutoLogoutTimeout != 30*time.Minute || opts.PreAuthTimeout != time.Minute ||
-		opts.WriteTimeout != time.Minute || opts.LiteralTimeout != time.Minute ||
-		opts.FailedLoginDelay != 2*time.Second || opts.IdleKeepalive != 29*time.Minute || opts.Logger != slog.Default() ||
-		opts.AuthCacheTTL != time.Hour || opts.AuthCacheMaxUsers != 100000 {
-		t.Errorf("options %+v", opts)
-	}
-	l := opts.Limits.WithDefaults()
-	if l.MaxLiteral != 200<<20 || l.MaxNonSyncLiteral != 200<<20 || l.MaxLine != 64<<10 || l.MaxCommand < l.MaxLiteral+int64(l.MaxLine) {
-		t.Errorf("limits %+v", l)
-	}
-
-	c.CertFile, c.KeyFile = writeCert(t, dir)
-	c.TLSListen = "127.0.0.1:0"
-	opts, err = c.ServerOptions(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if opts.TLSConfig == nil || opts.TLSConfig.MinVersion != tls.VersionTLS12 || len(opts.TLSConfig.Certificates) != 1 {
-		t.Fatalf("TLS config %+v", opts.TLSConfig)
-	}
-
-	c.KeyFile = filepath.Join(dir, "missing.pem")
-	if _, err := c.ServerOptions(nil, nil); err == nil || !strings.Contains(err.Error(), "missing.pem") {
-		t.Errorf("missing key: %v", err)
-	}
-	c.KeyFile = ""
-	if _, err := c.ServerOptions(nil, nil); err == nil {
-		t.Error("cert without key accepted")
-	}
-}
-
 func TestNewLogger(t *testing.T) {
 	var b strings.Builder
 	c := Default()
@@ -360,5 +303,29 @@ func TestNewLogger(t *testing.T) {
 	lg.Warn("shown", "addr", "x")
 	if got := b.String(); strings.Contains(got, "hidden") || !strings.Contains(got, `"msg":"shown","addr":"x"`) {
 		t.Errorf("log output %q", got)
+	}
+}
+
+func TestTLSConfig(t *testing.T) {
+	dir := t.TempDir()
+	c := Default()
+	if tc, err := c.TLSConfig(); tc != nil || err != nil {
+		t.Fatalf("no certificate: %v, %v", tc, err)
+	}
+	c.CertFile, c.KeyFile = writeCert(t, dir)
+	tc, err := c.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc == nil || tc.MinVersion != tls.VersionTLS12 || len(tc.Certificates) != 1 {
+		t.Fatalf("TLS config %+v", tc)
+	}
+	c.KeyFile = filepath.Join(dir, "missing.pem")
+	if _, err := c.TLSConfig(); err == nil || !strings.Contains(err.Error(), "missing.pem") {
+		t.Errorf("missing key: %v", err)
+	}
+	c.KeyFile = ""
+	if _, err := c.TLSConfig(); err == nil {
+		t.Error("cert without key accepted")
 	}
 }

@@ -33,7 +33,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "quickimap check: %v\n", err)
 		return exitUsage
 	}
-	st, err := openStore(ctx, cfg.DataDir, false, cfg.StoreOptions())
+	st, err := openStore(ctx, cfg.DataDir, false, storeOptions(&cfg))
 	if err != nil {
 		fmt.Fprintf(stderr, "quickimap check: %v\n", err)
 		return exitFail

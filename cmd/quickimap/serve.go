@@ -130,11 +130,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 // serve runs the server of cfg until ctx ends or a signal comes.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) (err error) {
-	opts, err := cfg.ServerOptions(nil, logger)
+	opts, err := serverOptions(cfg, nil, logger)
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg.DataDir, true, cfg.StoreOptions())
+	st, err := openStore(ctx, cfg.DataDir, true, storeOptions(cfg))
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	// ones are swept every few minutes until shutdown. The same sweep
 	// applies the tombstone window (tombstone-max-age) to mailboxes that
 	// nobody writes to; writes purge the mailboxes they touch themselves.
-	reg := session.New(st, cfg.SessionOptions())
+	reg := session.New(st, sessionOptions(cfg))
 	opts.Sessions = reg
 	sweepDone := make(chan struct{})
 	sweepStopped := make(chan struct{})

@@ -83,7 +83,7 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 
-	st, err := openStore(ctx, cfg.DataDir, sub == "add", cfg.StoreOptions())
+	st, err := openStore(ctx, cfg.DataDir, sub == "add", storeOptions(&cfg))
 	if err != nil {
 		fmt.Fprintf(stderr, "quickimap user %s: %v\n", sub, err)
 		return exitFail

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/quickimap/quickimap/config"
+	"github.com/quickimap/quickimap/server"
+	"github.com/quickimap/quickimap/session"
+	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/store/sqlite"
+	"github.com/quickimap/quickimap/wire"
+)
+
+// The configuration package knows no other layer; this file turns a
+// config.Config into the options of each layer it configures.
+
+// storeOptions returns the embedded store's options.
+func storeOptions(c *config.Config) sqlite.Options {
+	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount}
+}
+
+// sessionOptions returns the resumable-session registry's options (its
+// clock is the real one).
+func sessionOptions(c *config.Config) session.Options {
+	return session.Options{
+		Timeout:    c.SessionTimeout,
+		MaxPerUser: c.SessionMaxPerUser,
+		MaxPerIP:   c.SessionMaxPerIP,
+		MaxTotal:   c.SessionMaxTotal,
+	}
+}
+
+// wireLimits returns the wire limits of the configuration.
+func wireLimits(c *config.Config) wire.Limits {
+	l := wire.Limits{MaxLine: c.MaxLine, MaxLiteral: c.MaxLiteral}
+	// One command must be able to hold the largest literal and its line.
+	if need := c.MaxLiteral + int64(c.MaxLine); need > wire.DefaultLimits.MaxCommand {
+		l.MaxCommand = need
+	}
+	return l
+}
+
+// serverOptions validates c, loads its TLS certificate, if any, and
+// returns the server options for the store st and the logger.
+func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (server.Options, error) {
+	if err := c.Validate(); err != nil {
+		return server.Options{}, err
+	}
+	tc, err := c.TLSConfig()
+	if err != nil {
+		return server.Options{}, err
+	}
+	cacheTTL := c.AuthCacheTTL
+	if cacheTTL == 0 {
+		cacheTTL = -1 // server.Options: negative turns the cache off
+	}
+	return server.Options{
+		AuthCacheTTL:       cacheTTL,
+		AuthCacheMaxUsers:  c.AuthCacheMaxUsers,
+		MessageCacheBytes:  c.MessageCacheSize,
+		Store:              st,
+		Logger:             logger,
+		TLSConfig:          tc,
+		AllowInsecureAuth:  c.AllowInsecureAuth,
+		Limits:             wireLimits(c),
+		AutoLogoutTimeout:  c.AutoLogoutTimeout,
+		PreAuthTimeout:     c.PreAuthTimeout,
+		WriteTimeout:       c.WriteTimeout,
+		LiteralTimeout:     c.LiteralTimeout,
+		FailedLoginDelay:   c.FailedLoginDelay,
+		MaxConnections:     c.MaxConnections,
+		MaxAuthFailures:    c.MaxAuthFailures,
+		IdleKeepalive:      c.IdleKeepalive,
+		ReconnectPlainName: c.ReconnectPlainName,
+	}, nil
+}

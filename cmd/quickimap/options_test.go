@@ -1,0 +1,86 @@
+package main
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/quickimap/quickimap/auth"
+	"github.com/quickimap/quickimap/config"
+	"github.com/quickimap/quickimap/server"
+	"github.com/quickimap/quickimap/wire"
+)
+
+// The configuration's defaults are written out in package config, which
+// knows no layer; they must stay those of the layers themselves.
+func TestConfigDefaultsMatchLayers(t *testing.T) {
+	c := config.Default()
+	if c.MaxLine != wire.DefaultLimits.MaxLine || c.MaxLiteral != wire.DefaultLimits.MaxLiteral {
+		t.Errorf("max-line %d, max-literal %d; wire defaults %+v", c.MaxLine, c.MaxLiteral, wire.DefaultLimits)
+	}
+	if c.AuthCacheMaxUsers != auth.DefaultCacheMaxUsers {
+		t.Errorf("auth-cache-max-users %d, auth default %d", c.AuthCacheMaxUsers, auth.DefaultCacheMaxUsers)
+	}
+	if c.MessageCacheSize != server.DefaultMessageCacheBytes {
+		t.Errorf("message-cache-size %d, server default %d", c.MessageCacheSize, server.DefaultMessageCacheBytes)
+	}
+}
+
+func TestServerOptions(t *testing.T) {
+	dir := t.TempDir()
+	c := config.Default()
+	c.MaxLiteral = 200 << 20
+	c.AllowInsecureAuth = true
+	opts, err := serverOptions(&c, nil, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.TLSConfig != nil {
+		t.Error("TLS config without a certificate")
+	}
+	if !opts.AllowInsecureAuth || opts.MaxConnections != 20000 || opts.MaxAuthFailures != 3 ||
+		opts.AutoLogoutTimeout != 30*time.Minute || opts.PreAuthTimeout != time.Minute ||
+		opts.WriteTimeout != time.Minute || opts.LiteralTimeout != time.Minute ||
+		opts.FailedLoginDelay != 2*time.Second || opts.IdleKeepalive != 29*time.Minute || opts.Logger != slog.Default() ||
+		opts.AuthCacheTTL != time.Hour || opts.AuthCacheMaxUsers != 100000 {
+		t.Errorf("options %+v", opts)
+	}
+	l := opts.Limits.WithDefaults()
+	if l.MaxLiteral != 200<<20 || l.MaxNonSyncLiteral != 200<<20 || l.MaxLine != 64<<10 || l.MaxCommand < l.MaxLiteral+int64(l.MaxLine) {
+		t.Errorf("limits %+v", l)
+	}
+
+	c.CertFile, c.KeyFile, _ = writeCert(t, dir)
+	c.TLSListen = "127.0.0.1:0"
+	if opts, err = serverOptions(&c, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if opts.TLSConfig == nil || len(opts.TLSConfig.Certificates) != 1 {
+		t.Fatalf("TLS config %+v", opts.TLSConfig)
+	}
+	c.KeyFile = ""
+	if _, err := serverOptions(&c, nil, nil); err == nil {
+		t.Error("cert without key accepted")
+	}
+
+	c = config.Default()
+	c.AuthCacheTTL = 0
+	c.AuthCacheMaxUsers = 5000
+	c.ReconnectPlainName = true
+	if o, err := serverOptions(&c, nil, nil); err != nil || !o.ReconnectPlainName {
+		t.Errorf("ReconnectPlainName %v, err %v", o.ReconnectPlainName, err)
+	} else if o.AuthCacheTTL >= 0 || o.AuthCacheMaxUsers != 5000 {
+		// server.Options takes 0 for its default and a negative TTL
+		// for none.
+		t.Errorf("auth-cache-ttl 0 gave AuthCacheTTL %v, max users %d", o.AuthCacheTTL, o.AuthCacheMaxUsers)
+	}
+}
+
+func TestSessionOptions(t *testing.T) {
+	c := config.Default()
+	c.SessionTimeout, c.SessionMaxPerUser, c.SessionMaxPerIP, c.SessionMaxTotal = 12*time.Hour, 5, 200, 50000
+	so := sessionOptions(&c)
+	if so.Timeout != 12*time.Hour || so.MaxPerUser != 5 || so.MaxPerIP != 200 || so.MaxTotal != 50000 {
+		t.Errorf("sessionOptions: %+v", so)
+	}
+}
