@@ -2,10 +2,7 @@ package server
 
 import (
 	"context"
-	"errors"
-	"net"
 	"sync/atomic"
-	"time"
 )
 
 // authGate bounds the bcrypt checks that run at once (see authSlots), so
@@ -91,44 +88,15 @@ func (c *conn) gated(check func() bool) (bool, error) {
 }
 
 // peerContext returns a context that ends when the client closes the
-// connection (or it fails) or the server shuts down, with the cause. It
-// watches the connection by peeking a byte from the read buffer on
-// another goroutine; stop ends that watch, and must be called before the
-// connection is read again. A byte that arrives (a pipelined command)
-// stays buffered for the next command and ends the watch: the client is
-// there.
+// connection (or it fails), the connection's context ends, or the server
+// begins to shut down, with the cause. The client is watched by the
+// command's peer watch (see commandContext), so it must be called only
+// once the command's input has been read; stop releases the context.
 func (c *conn) peerContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(c.s.ctx)
-	if c.br.Buffered() > 0 {
-		return ctx, func() { cancel(nil) }
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			_, err := c.br.Peek(1)
-			if err == nil || c.nc.halt.Load() {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && !c.closing.Load() {
-				// The read timeout set for the client's silence: the
-				// client is waiting for us, not silent.
-				continue
-			}
-			cancel(err)
-			return
-		}
-	}()
+	ctx, cancel := context.WithCancelCause(c.commandContext())
+	stop := context.AfterFunc(c.s.ctx, func() { cancel(context.Cause(c.s.ctx)) })
 	return ctx, func() {
-		// Wake the Peek with a past deadline; halt keeps a Read that
-		// starts after this from setting a fresh one (see
-		// deadlineConn.Read). bufio.Reader.Peek returns the timeout
-		// without keeping it, so the next read proceeds normally.
-		c.nc.halt.Store(true)
-		c.nc.Conn.SetReadDeadline(time.Now())
-		<-done
-		c.nc.halt.Store(false)
+		stop()
 		cancel(nil)
 	}
 }

@@ -36,7 +36,7 @@ func (c *conn) cmdStartTLS(tag string) (*status, error) {
 		c.log.Warn("discarding plaintext sent after STARTTLS", "bytes", n)
 	}
 	tc := tls.Server(c.nc.Conn, c.s.opts.TLSConfig)
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PreAuthTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.opts.PreAuthTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.log.Debug("STARTTLS handshake failed", "err", err)
@@ -176,7 +176,7 @@ func (c *conn) login(name, pass, cmd string) (*status, error) {
 // queue for a bcrypt slot, one bcrypt check, loginFailed's delay; so the
 // time of a failure does not tell which accounts exist.
 func (c *conn) checkCredentials(name, pass, cmd string) (store.User, *status, error) {
-	u, err := c.s.store.UserByName(context.Background(), strings.ToLower(name))
+	u, err := c.s.store.UserByName(c.ctx, strings.ToLower(name))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		c.log.Error("user lookup failed", "err", err)
 		return store.User{}, no("UNAVAILABLE", "Temporary failure, try again later"), nil

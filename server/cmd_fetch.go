@@ -145,7 +145,7 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 		st, metaGone, err = c.fetchMeta(req, refs)
 		lost = lost || metaGone
 	} else {
-		f := fetcher{c: c, req: req, need: need, ctx: context.Background(),
+		f := fetcher{c: c, req: req, need: need, ctx: c.commandContext(),
 			condstore: c.sess.IsEnabled(extCondstore), hasUID: hasUID, hasModSeq: hasModSeq}
 		for len(refs) > 0 && st == nil && err == nil {
 			n := min(len(refs), fetchChunk)

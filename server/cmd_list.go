@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"slices"
 	"sort"
 	"strings"
@@ -186,7 +185,7 @@ type listEntry struct {
 }
 
 func (c *conn) list(ref string, o *listOptions, verb string) (*status, error) {
-	ctx := context.Background()
+	ctx := c.commandContext()
 	mboxes, err := c.s.store.Mailboxes(ctx, c.sess.UserID)
 	if err != nil {
 		return c.storeFailure(err), nil
@@ -392,7 +391,7 @@ func (c *conn) cmdStatus(tag string) (*status, error) {
 	if slices.Contains(items, "HIGHESTMODSEQ") {
 		c.enableCondstore() // RFC 7162 §3.1
 	}
-	ctx := context.Background()
+	ctx := c.commandContext()
 	mb, err := c.s.store.MailboxByName(ctx, c.sess.UserID, name)
 	if err != nil {
 		return c.storeFailure(err), nil

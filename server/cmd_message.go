@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -106,7 +105,7 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 	if refused != nil {
 		return refused, nil
 	}
-	ctx := context.Background()
+	ctx := c.commandContext()
 	mb, err := c.s.store.MailboxByName(ctx, c.sess.UserID, name)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -454,7 +453,7 @@ func (c *conn) expungeDeleted(limit []uint32) ([]uint32, error) {
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	ctx := context.Background()
+	ctx := c.commandContext()
 	gone, err := c.s.store.Expunge(ctx, c.sess.UserID, id, uids)
 	if err != nil {
 		return nil, err
@@ -494,7 +493,7 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 	if st != nil {
 		return st, nil
 	}
-	ctx := context.Background()
+	ctx := c.commandContext()
 	dst, err := c.s.store.MailboxByName(ctx, c.sess.UserID, name)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {

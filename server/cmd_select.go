@@ -159,7 +159,7 @@ func (c *conn) selectMailbox(readOnly bool) (*status, error) {
 		c.enableCondstore() // nothing selected: no HIGHESTMODSEQ of its own
 	}
 
-	ctx := context.Background()
+	ctx := c.commandContext()
 	mb, err := c.s.store.MailboxByName(ctx, c.sess.UserID, name)
 	if err != nil {
 		return c.storeFailure(err), nil
@@ -318,7 +318,7 @@ func (c *conn) writeResumeFlags(keywords []string) {
 func (c *conn) qresyncReport(q *qresyncParam, ch *store.UIDChanges, expunged bool) error {
 	v := c.view
 	if ch == nil {
-		uc, err := c.s.store.UIDChangesSince(context.Background(), c.sess.UserID, v.MailboxID(), q.modseq, true)
+		uc, err := c.s.store.UIDChangesSince(c.ctx, c.sess.UserID, v.MailboxID(), q.modseq, true)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/quickimap/quickimap/imap"
 	"github.com/quickimap/quickimap/session"
@@ -62,8 +63,21 @@ func (c *conn) saveSessionChanged(saved *Session) {
 	}
 }
 
+// sessionContext is the context of the writes that keep a resumable
+// session's record: they are not cancelled with the connection (the
+// client going away is exactly when its session must be kept), only
+// bounded in time.
+func (c *conn) sessionContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(c.ctx), sessionWriteTimeout)
+}
+
+// sessionWriteTimeout bounds a write of a session record.
+const sessionWriteTimeout = 10 * time.Second
+
 func (c *conn) saveState(state []byte) {
-	err := c.s.opts.Sessions.Save(context.Background(), c, state)
+	ctx, cancel := c.sessionContext()
+	defer cancel()
+	err := c.s.opts.Sessions.Save(ctx, c, state)
 	if err != nil && !errors.Is(err, session.ErrNotOwner) {
 		c.log.Warn("saving session", "err", err)
 	}
@@ -76,7 +90,9 @@ func (c *conn) detachSession() {
 	if reg == nil || c.sid == "" {
 		return
 	}
-	if err := reg.Detach(context.Background(), c, c.sessionState()); err != nil && !errors.Is(err, session.ErrNotOwner) {
+	ctx, cancel := c.sessionContext()
+	defer cancel()
+	if err := reg.Detach(ctx, c, c.sessionState()); err != nil && !errors.Is(err, session.ErrNotOwner) {
 		c.log.Warn("detaching session", "err", err)
 	}
 	c.sid = ""
@@ -88,7 +104,9 @@ func (c *conn) deleteSession() {
 	if reg == nil || c.sid == "" {
 		return
 	}
-	if err := reg.Delete(context.Background(), c); err != nil && !errors.Is(err, session.ErrNotOwner) {
+	ctx, cancel := c.sessionContext()
+	defer cancel()
+	if err := reg.Delete(ctx, c); err != nil && !errors.Is(err, session.ErrNotOwner) {
 		c.log.Warn("deleting session", "err", err)
 	}
 	c.sid = ""
@@ -186,7 +204,7 @@ func (c *conn) cmdSID(tag string) (*status, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx := context.Background()
+	ctx := c.commandContext()
 	// The session this connection holds, if any, becomes inactive
 	// (§3.2): keep its state.
 	c.saveSession()
@@ -383,7 +401,7 @@ func (c *conn) cmdDeleteSID(tag string) (*status, error) {
 	if c.sid == "" {
 		return bad("No current session"), nil
 	}
-	err := reg.Delete(context.Background(), c)
+	err := reg.Delete(c.commandContext(), c)
 	c.sid = ""
 	if errors.Is(err, session.ErrNotOwner) {
 		return bad("No current session"), nil

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"sort"
 
 	"github.com/quickimap/quickimap/imap"
@@ -82,7 +81,7 @@ func (c *conn) vanished(q vanishedQuery) (imap.SeqSet, error) {
 	var tomb []uint32
 	complete := false
 	if q.useSince {
-		ch, err := c.s.store.UIDChangesSince(context.Background(), c.sess.UserID, c.view.MailboxID(), q.since, false)
+		ch, err := c.s.store.UIDChangesSince(c.ctx, c.sess.UserID, c.view.MailboxID(), q.since, false)
 		if err != nil {
 			return nil, err
 		}

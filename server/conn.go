@@ -39,6 +39,13 @@ type conn struct {
 	s   *Server
 	log *slog.Logger
 
+	// ctx is the context of the connection's work, derived from the
+	// Server's base context; cancel ends it (see peerwatch.go). watch
+	// watches for the client going away during a command.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	watch  peerWatch
+
 	nc *deadlineConn
 	// br is the read buffer, borrowed from s.readers while a command is
 	// read, nil while the connection waits (the Decoder has it too).
@@ -82,6 +89,7 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, remote: nc.RemoteAddr().String()}
+	c.ctx, c.cancel = context.WithCancelCause(s.base)
 	if tcp, ok := nc.RemoteAddr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() && !s.opts.DistrustLoopback {
 		c.loopback = true
 	}
@@ -164,7 +172,7 @@ func (c *conn) serve() {
 	ended := true
 	defer c.exit(&ended)
 	if tc, ok := c.nc.Conn.(*tls.Conn); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PreAuthTimeout)
+		ctx, cancel := context.WithTimeout(c.ctx, c.s.opts.PreAuthTimeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
@@ -236,7 +244,9 @@ func (c *conn) loop() (ended bool) {
 		} else {
 			more = c.readCommand()
 		}
-		if c.enc.Flush() != nil || !more {
+		if c.enc.Flush() != nil || !more || c.ctx.Err() != nil {
+			// A cancelled context: the client went away during the
+			// command, or Shutdown's deadline passed.
 			return true
 		}
 	}
@@ -343,6 +353,7 @@ func (c *conn) endWait(err error) waitNext {
 // end releases what the connection holds, on its last goroutine.
 func (c *conn) end() {
 	defer c.s.untrack(c)
+	defer c.cancel(errConnEnded)
 	defer c.nc.Close()
 	defer func() { c.closeView(c.view); c.view = nil }()
 	// A connection that ends (EOF, timeout, shutdown) with a session
@@ -409,6 +420,7 @@ func (c *conn) readCommand() bool {
 	}
 	c.sentModSeq, c.holdExpunge = false, false
 	st, err := cmd.fn(c, tag)
+	c.stopWatch()
 	if err != nil {
 		return c.commandError(tag, err)
 	}

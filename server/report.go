@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 
 	"github.com/quickimap/quickimap/imap"
 	"github.com/quickimap/quickimap/server/tracker"
@@ -87,7 +86,7 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 	if v == nil || c.sess.State == imap.StateLogout {
 		return
 	}
-	u := v.Updates(context.Background(), allowExpunge)
+	u := v.Updates(c.ctx, allowExpunge)
 	if u.Gone != 0 {
 		c.endGone(goneText(u.Gone))
 		return

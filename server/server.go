@@ -137,9 +137,16 @@ type Server struct {
 
 	hub *tracker.Hub
 
-	// ctx ends, with the cause errClosing, when Shutdown begins.
+	// ctx ends, with the cause errClosing, when Shutdown begins: waits
+	// that have not begun work (a login queued for a bcrypt slot) give up.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// base is the context every connection's derives from (see
+	// conn.ctx), as net/http's BaseContext: it ends, with the cause
+	// errShutdownDeadline, when Shutdown's own context ends, cancelling
+	// the store work and searches still running then.
+	base     context.Context
+	stopBase context.CancelCauseFunc
 
 	// authCache remembers verified passwords; gate bounds the bcrypt
 	// checks running at once (see authGate).
@@ -170,7 +177,10 @@ type Server struct {
 // New returns a Server.
 func New(opts Options) *Server {
 	opts = opts.withDefaults()
-	ctx, cancel := context.WithCancelCause(context.Background())
+	// The server's root: nothing above it can cancel a server; Shutdown
+	// does, through these.
+	base, stopBase := context.WithCancelCause(context.Background())
+	ctx, cancel := context.WithCancelCause(base)
 	return &Server{
 		opts:      opts,
 		log:       opts.Logger,
@@ -178,6 +188,8 @@ func New(opts Options) *Server {
 		hub:       tracker.NewHub(opts.Store, tracker.Options{}),
 		ctx:       ctx,
 		cancel:    cancel,
+		base:      base,
+		stopBase:  stopBase,
 		authCache: auth.NewCache(auth.CacheOptions{TTL: opts.AuthCacheTTL, MaxUsers: opts.AuthCacheMaxUsers}),
 		gate:      newAuthGate(authSlots(runtime.GOMAXPROCS(0))),
 		listeners: make(map[net.Listener]struct{}),
@@ -231,6 +243,10 @@ func (s *Server) dummyHash() string {
 
 // errClosing refuses new connections once Shutdown has begun.
 var errClosing = errors.New("server closing")
+
+// errShutdownDeadline cancels the work still running when Shutdown's
+// context ends.
+var errShutdownDeadline = errors.New("server shut down before the command finished")
 
 // Serve accepts plain connections (STARTTLS offered when TLSConfig is set)
 // on l until Shutdown. It returns nil after Shutdown.
@@ -335,8 +351,12 @@ func (s *Server) isClosing() bool {
 }
 
 // Shutdown stops accepting, sends "* BYE" to every open connection, closes
-// them and waits for their goroutines to end or ctx to be done. It does not
-// close the store; the caller does, after Shutdown returns.
+// them and waits for their goroutines to end or ctx to be done. A command
+// in progress is given until then to finish; when ctx ends first, the
+// context of every connection is cancelled (store work and searches in
+// progress stop), every connection is closed and Shutdown returns
+// ctx.Err() at once, without waiting for the cancelled work to unwind. It
+// does not close the store; the caller does, after Shutdown returns.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.closing {
@@ -356,7 +376,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	// Wake every connection blocked in a read; it sees the server closing,
 	// says BYE and ends. A connection in the middle of a command finishes
-	// it first, so no command is cut half-way.
+	// it first, so no command is cut half-way unless ctx ends.
 	for _, c := range conns {
 		c.interrupt()
 	}
@@ -369,13 +389,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		// Connections stuck writing to clients that do not read.
+		// Commands still running and connections stuck writing to
+		// clients that do not read: cancel the one, close the other.
+		s.stopBase(errShutdownDeadline)
 		s.mu.Lock()
 		for c := range s.conns {
 			c.nc.Close()
 		}
 		s.mu.Unlock()
-		<-done
 		return ctx.Err()
 	}
 }

@@ -144,7 +144,7 @@ func (c *conn) mailboxID() int64 { return c.view.MailboxID() }
 // failed the UNCHANGEDSINCE test. The caller reports the changed flags to
 // its own client (unless .SILENT).
 func (c *conn) updateFlags(uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64) (changed []store.MessageMeta, failed []uint32, err error) {
-	return c.view.UpdateFlags(context.Background(), uids, op, flags, unchangedSince)
+	return c.view.UpdateFlags(c.ctx, uids, op, flags, unchangedSince)
 }
 
 // seqOf returns the sequence number of uid in uids (ascending), or 0.
