@@ -75,6 +75,9 @@ type Config struct {
 	// sent during IDLE, just under the 30 minutes after which NATs and
 	// clients give up on a silent connection (RFC 2177).
 	IdleKeepalive time.Duration
+	// SearchTimeLimit bounds the time one SEARCH may take; past it the
+	// client is answered NO [LIMIT] (0: no limit).
+	SearchTimeLimit time.Duration
 
 	// TombstoneMaxAge and TombstoneMaxCount bound how long and how many
 	// expunged UIDs are remembered per mailbox for QRESYNC/VANISHED; a
@@ -119,6 +122,7 @@ func Default() Config {
 		AuthCacheMaxUsers: 100_000,
 		MessageCacheSize:  64 << 20,
 		IdleKeepalive:     29 * time.Minute,
+		SearchTimeLimit:   30 * time.Second,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
 		SessionTimeout:    24 * time.Hour,

@@ -93,6 +93,7 @@ func TestParseExample(t *testing.T) {
 		AuthCacheMaxUsers:  5000,
 		MessageCacheSize:   64 << 20,
 		IdleKeepalive:      10 * time.Minute,
+		SearchTimeLimit:    30 * time.Second,
 		TombstoneMaxAge:    30 * 24 * time.Hour,
 		TombstoneMaxCount:  100000,
 		SessionTimeout:     12 * time.Hour,
@@ -327,5 +328,22 @@ func TestTLSConfig(t *testing.T) {
 	c.KeyFile = ""
 	if _, err := c.TLSConfig(); err == nil {
 		t.Error("cert without key accepted")
+	}
+}
+
+func TestSearchTimeLimitKey(t *testing.T) {
+	c := Default()
+	if c.SearchTimeLimit != 30*time.Second {
+		t.Errorf("default search-time-limit %v", c.SearchTimeLimit)
+	}
+	if err := c.Parse(strings.NewReader("search-time-limit = 2m\n"), "f"); err != nil || c.SearchTimeLimit != 2*time.Minute {
+		t.Errorf("search-time-limit = 2m: %v, %v", c.SearchTimeLimit, err)
+	}
+	if err := c.Parse(strings.NewReader("search-time-limit = 0\n"), "f"); err != nil || c.SearchTimeLimit != 0 || c.Validate() != nil {
+		t.Errorf("search-time-limit = 0: %v, %v, %v", c.SearchTimeLimit, err, c.Validate())
+	}
+	c.SearchTimeLimit = -time.Second
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "search-time-limit") {
+		t.Errorf("negative search-time-limit: %v", err)
 	}
 }

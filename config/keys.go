@@ -206,6 +206,7 @@ var keys = []Key{
 		func(c *Config) int64 { return c.MessageCacheSize }, func(c *Config, n int64) { c.MessageCacheSize = n }),
 	intKey("auth-cache-max-users", "most accounts whose verified password is remembered; the oldest goes first", func(c *Config) *int { return &c.AuthCacheMaxUsers }),
 	durationKey("idle-keepalive", "interval of keepalive responses during IDLE", func(c *Config) *time.Duration { return &c.IdleKeepalive }),
+	offDurationKey("search-time-limit", "longest time one SEARCH may take before it is answered NO [LIMIT]; 0: no limit", func(c *Config) *time.Duration { return &c.SearchTimeLimit }),
 	durationKey("tombstone-max-age", "how long expunged UIDs are remembered for QRESYNC", func(c *Config) *time.Duration { return &c.TombstoneMaxAge }),
 	intKey("tombstone-max-count", "how many expunged UIDs are remembered per mailbox", func(c *Config) *int { return &c.TombstoneMaxCount }),
 	durationKey("session-timeout", "how long an inactive resumable session (SID) stays resumable", func(c *Config) *time.Duration { return &c.SessionTimeout }),

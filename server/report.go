@@ -1,7 +1,6 @@
 package server
 
 import (
-
 	"github.com/quickimap/quickimap/imap"
 	"github.com/quickimap/quickimap/server/tracker"
 )

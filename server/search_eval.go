@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net/mail"
 	"slices"
@@ -162,6 +161,9 @@ type searchMsg struct {
 	hdrDone  bool
 	body     []string // folded text parts
 	bodyDone bool
+
+	// budget is the search's, checked during the costly steps.
+	budget *searchBudget
 }
 
 // getPart returns the message's MIME structure: the cached one when the
@@ -235,62 +237,74 @@ func (m *searchMsg) headerValues(p *message.Part, name string) []string {
 }
 
 // headerText returns the folded text of the message's header and of the
-// headers of the messages it encapsulates: raw, and each field again
-// with its RFC 2047 words decoded.
-func (m *searchMsg) headerText(root *message.Part) string {
+// headers of the messages it encapsulates: raw, and then each field again
+// with its RFC 2047 words decoded, grouped by name (case-insensitive) in
+// the order the names first appear. Each header is scanned once and the
+// groups found through a map, so the cost is linear in the header's size
+// whatever the number of distinct names. It gives up, with partial text,
+// when the search must stop (b); the caller checks b.
+func (m *searchMsg) headerText(root *message.Part, b *searchBudget) string {
 	if m.hdrDone {
 		return m.hdrText
 	}
 	m.hdrDone = true
-	var b strings.Builder
+	var sb strings.Builder
+	type group struct {
+		name   string
+		values []string
+	}
+	var groups []group
+	index := make(map[string]int)
+	var key []byte
 	root.Walk(func(p *message.Part) bool {
+		if b.stopped() {
+			return false
+		}
 		if p != root && p.Envelope == nil {
 			return true // a MIME part: only message headers count
 		}
 		if p.Start < 0 || p.Start > p.BodyStart || p.BodyStart > len(m.raw) {
 			return true
 		}
-		hdr := m.raw[p.Start:p.BodyStart]
-		b.Write(hdr)
-		for _, name := range fieldNames(hdr) {
-			for _, v := range message.HeaderValues(m.raw, p, name) {
-				b.WriteString("\n")
-				b.WriteString(name)
-				b.WriteString(": ")
-				b.WriteString(v)
+		sb.Write(m.raw[p.Start:p.BodyStart])
+		groups = groups[:0]
+		clear(index)
+		message.HeaderFields(m.raw, p, func(name []byte, v string) bool {
+			name = bytes.TrimRight(name, " \t")
+			key = appendLowerASCII(key[:0], name)
+			i, ok := index[string(key)]
+			if !ok {
+				i = len(groups)
+				index[string(key)] = i
+				groups = append(groups, group{name: string(name)})
+			}
+			groups[i].values = append(groups[i].values, v)
+			return !b.tick()
+		})
+		for _, g := range groups {
+			for _, v := range g.values {
+				sb.WriteString("\n")
+				sb.WriteString(g.name)
+				sb.WriteString(": ")
+				sb.WriteString(v)
 			}
 		}
-		b.WriteString("\n")
+		sb.WriteString("\n")
 		return true
 	})
-	m.hdrText = foldString(b.String())
+	m.hdrText = foldString(sb.String())
 	return m.hdrText
 }
 
-// fieldNames returns the distinct field names of a raw header.
-func fieldNames(hdr []byte) []string {
-	var names []string
-	for len(hdr) > 0 {
-		line := hdr
-		if i := bytes.IndexByte(hdr, '\n'); i >= 0 {
-			line, hdr = hdr[:i], hdr[i+1:]
-		} else {
-			hdr = nil
+// appendLowerASCII appends b with ASCII letters in lower case.
+func appendLowerASCII(dst, b []byte) []byte {
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
 		}
-		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
-			continue
-		}
-		i := bytes.IndexByte(line, ':')
-		if i <= 0 {
-			continue
-		}
-		name := strings.TrimRight(string(line[:i]), " \t")
-		if name == "" || slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, name) }) {
-			continue
-		}
-		names = append(names, name)
+		dst = append(dst, c)
 	}
-	return names
+	return dst
 }
 
 // bodyTexts returns the folded decoded text parts.
@@ -307,6 +321,9 @@ func (m *searchMsg) bodyTexts(p *message.Part) []string {
 
 // matchKey evaluates k for m with what is loaded.
 func matchKey(k *searchKey, m *searchMsg) tri {
+	if m.budget.stopped() {
+		return tFalse // the search is abandoned: the caller checks
+	}
 	switch k.op {
 	case opAll:
 		return tTrue
@@ -392,7 +409,7 @@ func matchKey(k *searchKey, m *searchMsg) tri {
 		case opBody:
 			return triOf(k.value == "" || containsAny(m.bodyTexts(p), k.value))
 		default:
-			return triOf(k.value == "" || strings.Contains(m.headerText(p), k.value) || containsAny(m.bodyTexts(p), k.value))
+			return triOf(k.value == "" || strings.Contains(m.headerText(p, m.budget), k.value) || containsAny(m.bodyTexts(p), k.value))
 		}
 	}
 	return tFalse
@@ -480,6 +497,30 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 	if len(refs) == 0 {
 		return nil, nil
 	}
+	b, release := c.newSearchBudget()
+	defer release()
+	out, st := c.evalSearch(k, refs, b)
+	if st == nil && b.stopped() {
+		st = b.status(c)
+	}
+	if st != nil {
+		return nil, st
+	}
+	return out, nil
+}
+
+// evalSearch returns the messages of refs that match k, ascending, or the
+// status to answer when the store fails. It returns early when b says to
+// stop; the caller checks b.
+func (c *conn) evalSearch(k *searchKey, refs []msgRef, b *searchBudget) ([]msgRef, *status) {
+	// failure is the answer to a store error, unless the store failed
+	// because the search's context ended (b then says why).
+	failure := func(err error) *status {
+		if b.stopped() {
+			return nil
+		}
+		return c.storeFailure(err)
+	}
 	prepareSearch(k, uint32(len(refs)), refs[len(refs)-1].UID)
 	need := keyCost(k)
 	recent := usesRecent(k)
@@ -487,7 +528,10 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 	if need == costMem {
 		// Flags, sets and \Recent only: the in-memory index answers.
 		var m searchMsg
-		for _, r := range refs {
+		for i, r := range refs {
+			if i%searchTickEvery == 0 && b.stopped() {
+				return nil, nil
+			}
 			meta, ok := c.messageMeta(r.UID)
 			if !ok {
 				continue // expunged meanwhile
@@ -502,13 +546,16 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 		}
 		return out, nil
 	}
-	ctx := context.Background()
+	ctx := b.ctx
 	sel := c.sess.Selected
 	msgs := make([]searchMsg, 0, searchChunk)
 	pending := make([]uint32, 0, searchChunk)
 	var reqs []store.PrefixRequest // the header stage's
 	var idx []int
 	for start := 0; start < len(refs); start += searchChunk {
+		if b.stopped() {
+			return nil, nil
+		}
 		chunk := refs[start:min(start+searchChunk, len(refs))]
 		msgs, pending = msgs[:0], pending[:0]
 		for _, r := range chunk {
@@ -516,7 +563,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			if !ok {
 				continue
 			}
-			m := searchMsg{seq: r.Seq, uid: r.UID, meta: meta}
+			m := searchMsg{seq: r.Seq, uid: r.UID, meta: meta, budget: b}
 			if recent {
 				m.recent = c.isRecent(meta.UID)
 			}
@@ -548,7 +595,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			if len(reqs) > 0 {
 				var err error
 				if hdrs, err = c.s.store.MessagePrefixes(ctx, c.sess.UserID, sel.MailboxID, reqs); err != nil {
-					return nil, c.storeFailure(err)
+					return nil, failure(err)
 				}
 			}
 			for j, i := range idx {
@@ -569,7 +616,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 		if len(pending) > 0 {
 			infos, err := c.s.store.MessageInfos(ctx, c.sess.UserID, sel.MailboxID, pending)
 			if err != nil {
-				return nil, c.storeFailure(err)
+				return nil, failure(err)
 			}
 			j := 0
 			for i := range msgs {
@@ -609,7 +656,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			if len(reqs) > 0 {
 				hdrs, err := c.s.store.MessagePrefixes(ctx, c.sess.UserID, sel.MailboxID, reqs)
 				if err != nil {
-					return nil, c.storeFailure(err)
+					return nil, failure(err)
 				}
 				for j, i := range idx {
 					m := &msgs[i]
@@ -630,13 +677,16 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			if m.res != tUnknown {
 				continue
 			}
+			if b.stopped() {
+				return nil, nil
+			}
 			raw, err := c.s.store.MessageBody(ctx, c.sess.UserID, sel.MailboxID, m.uid)
 			if err != nil {
 				if errors.Is(err, store.ErrNotFound) {
 					m.res = tFalse
 					continue
 				}
-				return nil, c.storeFailure(err)
+				return nil, failure(err)
 			}
 			if raw == nil {
 				raw = []byte{}
@@ -647,6 +697,9 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 			}
 			// Let the body and what was derived from it go.
 			*m = searchMsg{seq: m.seq, uid: m.uid, res: m.res}
+			if b.stopped() {
+				return nil, nil
+			}
 		}
 		for i := range msgs {
 			if msgs[i].res == tTrue {

@@ -82,6 +82,11 @@ type Options struct {
 	// repeated reads. Default DefaultMessageCacheBytes; negative: no
 	// cache.
 	MessageCacheBytes int64
+	// SearchTimeLimit bounds the time one SEARCH (or UID SEARCH) may
+	// spend evaluating, store reads included; past it the command is
+	// answered NO [LIMIT]. Default DefaultSearchTimeLimit; negative: no
+	// limit.
+	SearchTimeLimit time.Duration
 	// Sessions, when not nil, enables resumable sessions
 	// (draft-ietf-lemonade-reconnect-07: SID, DELETESID, LOGOUT
 	// (PRESERVE)) and the X-DRAFT-W07-RECONNECT capability. The caller
@@ -125,6 +130,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MessageCacheBytes == 0 {
 		o.MessageCacheBytes = DefaultMessageCacheBytes
+	}
+	if o.SearchTimeLimit == 0 {
+		o.SearchTimeLimit = DefaultSearchTimeLimit
 	}
 	return o
 }

@@ -54,7 +54,12 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 	if cacheTTL == 0 {
 		cacheTTL = -1 // server.Options: negative turns the cache off
 	}
+	searchLimit := c.SearchTimeLimit
+	if searchLimit == 0 {
+		searchLimit = -1 // server.Options: negative is no limit
+	}
 	return server.Options{
+		SearchTimeLimit:    searchLimit,
 		AuthCacheTTL:       cacheTTL,
 		AuthCacheMaxUsers:  c.AuthCacheMaxUsers,
 		MessageCacheBytes:  c.MessageCacheSize,

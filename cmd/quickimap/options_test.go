@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,9 @@ func TestConfigDefaultsMatchLayers(t *testing.T) {
 	}
 	if c.AuthCacheMaxUsers != auth.DefaultCacheMaxUsers {
 		t.Errorf("auth-cache-max-users %d, auth default %d", c.AuthCacheMaxUsers, auth.DefaultCacheMaxUsers)
+	}
+	if c.SearchTimeLimit != server.DefaultSearchTimeLimit {
+		t.Errorf("search-time-limit %v, server default %v", c.SearchTimeLimit, server.DefaultSearchTimeLimit)
 	}
 	if c.MessageCacheSize != server.DefaultMessageCacheBytes {
 		t.Errorf("message-cache-size %d, server default %d", c.MessageCacheSize, server.DefaultMessageCacheBytes)
@@ -82,5 +86,28 @@ func TestSessionOptions(t *testing.T) {
 	so := sessionOptions(&c)
 	if so.Timeout != 12*time.Hour || so.MaxPerUser != 5 || so.MaxPerIP != 200 || so.MaxTotal != 50000 {
 		t.Errorf("sessionOptions: %+v", so)
+	}
+}
+
+func TestSearchTimeLimitOption(t *testing.T) {
+	for _, tc := range []struct {
+		conf string
+		want time.Duration
+	}{
+		{"", 30 * time.Second},
+		{"search-time-limit = 5s\n", 5 * time.Second},
+		{"search-time-limit = 0\n", -1}, // server.Options: negative is none
+	} {
+		c := config.Default()
+		if err := c.Parse(strings.NewReader(tc.conf), "f"); err != nil {
+			t.Fatal(err)
+		}
+		o, err := serverOptions(&c, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.SearchTimeLimit != tc.want {
+			t.Errorf("%q: SearchTimeLimit %v, want %v", tc.conf, o.SearchTimeLimit, tc.want)
+		}
 	}
 }
