@@ -502,7 +502,7 @@ func (s *Store) read(ctx context.Context, fn func(tx *dbtx) error) error {
 	err = fn(&dbtx{tx: tx, c: s.rcache})
 	tx.Rollback()
 	if s.rcache.pending() {
-		s.rcache.prepareWanted()
+		s.rcache.prepareWanted(ctx)
 	}
 	return err
 }

@@ -48,8 +48,10 @@ func (c *stmtCache) get(query string) *sql.Stmt {
 // prepareWanted prepares the queries that ran unprepared. It must be
 // called with no transaction of the caller's open on c.db. The mutex is
 // not held while preparing: preparing may wait for a pooled connection,
-// and the transactions holding them need the mutex to finish.
-func (c *stmtCache) prepareWanted() {
+// and the transactions holding them need the mutex to finish. It runs on
+// the caller's context: a caller that is gone prepares nothing (a query
+// not prepared runs unprepared and is wanted again).
+func (c *stmtCache) prepareWanted(ctx context.Context) {
 	c.mu.Lock()
 	var queries []string
 	for q := range c.wanted {
@@ -58,7 +60,7 @@ func (c *stmtCache) prepareWanted() {
 	}
 	c.mu.Unlock()
 	for _, q := range queries {
-		st, err := c.db.PrepareContext(context.Background(), q)
+		st, err := c.db.PrepareContext(ctx, q)
 		if err != nil {
 			continue
 		}
