@@ -267,6 +267,10 @@ func (h *Hub) Changed(ctx context.Context, mailboxID int64) {
 // changed is Changed for a write whose result is known: own, when not
 // nil, is what the write did (see refreshOnce).
 func (h *Hub) changed(ctx context.Context, mailboxID int64, own *store.Changes) {
+	// The write is done: the index must learn of it, and the other views
+	// be woken, even when the writer's context has ended since (its
+	// client went away, the server is shutting down).
+	ctx = context.WithoutCancel(ctx)
 	h.mu.Lock()
 	sm := h.boxes[mailboxID]
 	idle := sm != nil && sm.refs == 0

@@ -116,6 +116,9 @@ func (s *memStore) MessageIndex(ctx context.Context, userID, id int64) ([]store.
 
 func (s *memStore) ChangesSince(ctx context.Context, userID, id int64, modseq uint64) (store.Changes, error) {
 	s.changesCalls.Add(1)
+	if err := ctx.Err(); err != nil {
+		return store.Changes{}, err // as a database read does
+	}
 	s.read()
 	defer s.hook("ChangesSince")
 	s.mu.Lock()

@@ -273,3 +273,22 @@ func TestOwnFlagChangeWithoutStoreRead(t *testing.T) {
 		t.Fatalf("other view's update after the fallback: %+v", u.Flags)
 	}
 }
+
+// Changed is called after a write has committed: the index learns of it
+// and the other views are told even when the writer's context has ended
+// meanwhile (its client went away).
+func TestChangedWithEndedContext(t *testing.T) {
+	f := newFixture(t, 3, Options{})
+	f.open(false)
+	b := f.open(false)
+	uids, _, err := f.st.AppendMessages(context.Background(), testUser, testBox, make([]store.NewMessage, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f.hub.Changed(ctx, testBox)
+	if u := updates(b, true); !u.NewMessages || u.Count != 5 {
+		t.Errorf("after appending UIDs %v under an ended context, the view has %d messages (new: %v), want 5", uids, u.Count, u.NewMessages)
+	}
+}
