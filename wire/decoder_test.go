@@ -1257,8 +1257,8 @@ func TestAstringMax(t *testing.T) {
 	for _, size := range bufSizes {
 		for _, tc := range []struct {
 			in, want, err string
-			contCalls    int
-			rest         string // after the value, or after Discard
+			contCalls     int
+			rest          string // after the value, or after Discard
 		}{
 			{"abcd X", "abcd", "", 0, " X"},
 			{"\"ab d\" X", "ab d", "", 0, " X"},
