@@ -65,9 +65,9 @@ type Inflater struct {
 	// Decoded counts every byte decompressed, including those decoded
 	// again after a restart: the work done.
 	Decoded int64
-	skew int64 // f's count of input bytes read minus the true one (see checkpoint)
-	fed  bool  // input was fed since f died
-	err  error // sticky: corrupt stream, or the peer's final block
+	skew    int64 // f's count of input bytes read minus the true one (see checkpoint)
+	fed     bool  // input was fed since f died
+	err     error // sticky: corrupt stream, or the peer's final block
 }
 
 // Feed appends compressed bytes that arrived.
