@@ -310,6 +310,7 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 	in, out, rt := cn.cc.counts()
 	res.BytesIn, res.BytesOut, res.RoundTrips = in-in0, out-out0, rt-rt0
 	res.Duration = time.Since(start)
+	res.Compressed = cn.compressed
 	if err != nil {
 		c.closeConn()
 		if c.dirty {
