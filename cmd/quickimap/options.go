@@ -58,8 +58,14 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 	if searchLimit == 0 {
 		searchLimit = -1 // server.Options: negative is no limit
 	}
+	maxCompressed := c.MaxCompressed
+	if maxCompressed == 0 {
+		maxCompressed = -1 // server.Options: negative turns COMPRESS off
+	}
 	return server.Options{
 		SearchTimeLimit:    searchLimit,
+		CompressLevel:      c.CompressLevel,
+		MaxCompressed:      maxCompressed,
 		AuthCacheTTL:       cacheTTL,
 		AuthCacheMaxUsers:  c.AuthCacheMaxUsers,
 		MessageCacheBytes:  c.MessageCacheSize,
