@@ -165,28 +165,57 @@ func waitCause(t *testing.T, ss *stallingStore) error {
 // TestSearchCancelledOnDisconnect: a client that goes away during a
 // SEARCH cancels it. The first message read stalls until the connection's
 // context ends, which only the server noticing the disconnect does; the
-// search must then stop at once, so no other message is read.
+// search must then stop at once, so no other message is read. The same
+// over COMPRESS=DEFLATE, whose reads the watch goes through.
 func TestSearchCancelledOnDisconnect(t *testing.T) {
-	const n = 300
-	env, ss := startStalling(t, n, nil)
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) {
+			const n = 300
+			env, ss := startStalling(t, n, nil)
+			c := env.DialLogin(t)
+			if compress {
+				c.Compress("Z")
+			}
+			selectBox(t, c, "S1", "INBOX")
+			c.SendLine("T1 SEARCH TEXT nothing-matches")
+			<-ss.started
+			c.NC.Close()
+			cause := waitCause(t, ss)
+			if cause == nil || !strings.Contains(cause.Error(), "client went away") {
+				t.Fatalf("the search's context ended with %v, want the client going away", cause)
+			}
+			// Shutdown with time to spare returns once every
+			// connection has ended, the cancelled search's included.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := env.Server.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown: %v (the cancelled search did not end)", err)
+			}
+			if got := ss.bodies.Load(); got != 1 {
+				t.Errorf("the search read %d of %d messages after its client left, want it to stop after the first", got, n)
+			}
+		})
+	}
+}
+
+// TestSearchPipelinedDuringWatch: a command the client sends while a
+// long SEARCH runs is read by the watch for the client going away, which
+// must leave it for the next command, and not cancel the search.
+func TestSearchPipelinedDuringWatch(t *testing.T) {
+	env, ss := startStalling(t, 10, func(o *server.Options) { o.SearchTimeLimit = 300 * time.Millisecond })
 	c := env.DialLogin(t)
 	selectBox(t, c, "S1", "INBOX")
 	c.SendLine("T1 SEARCH TEXT nothing-matches")
 	<-ss.started
-	c.NC.Close()
-	cause := waitCause(t, ss)
-	if cause == nil || !strings.Contains(cause.Error(), "client went away") {
-		t.Fatalf("the search's context ended with %v, want the client going away", cause)
+	c.SendLine("T2 NOOP")
+	if got := c.ReadUntilTagged("T1"); len(got) != 1 || !strings.HasPrefix(got[0], "T1 NO [LIMIT] ") {
+		t.Fatalf("SEARCH: %q, want NO [LIMIT]", got)
 	}
-	// Shutdown with time to spare returns once every connection has
-	// ended, the cancelled search's included.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := env.Server.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v (the cancelled search did not end)", err)
+	if cause := waitCause(t, ss); cause == nil || !strings.Contains(cause.Error(), "time limit") {
+		t.Errorf("the search's context ended with %v, want its time limit", cause)
 	}
-	if got := ss.bodies.Load(); got != 1 {
-		t.Errorf("the search read %d of %d messages after its client left, want it to stop after the first", got, n)
+	if got := c.ReadUntilTagged("T2"); got[len(got)-1] != "T2 OK NOOP completed" {
+		t.Errorf("pipelined NOOP: %q", got)
 	}
 }
 
@@ -215,7 +244,7 @@ func TestSearchTimeLimit(t *testing.T) {
 		t.Errorf("the search read %d of %d messages, want it to stop after the first", got, n)
 	}
 	// The connection goes on; a search within the limit is answered.
-	got = c.Cmd("T2", "SEARCH SUBJECT m299")
+	got = c.Cmd("T2", "SEARCH UID 300")
 	if len(got) != 2 || got[0] != "* SEARCH 300" || !strings.HasPrefix(got[1], "T2 OK") {
 		t.Errorf("SEARCH after the limit: %q", got)
 	}
