@@ -145,9 +145,20 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 		st, metaGone, err = c.fetchMeta(req, refs)
 		lost = lost || metaGone
 	} else {
-		f := fetcher{c: c, req: req, need: need, ctx: c.commandContext(),
+		ctx := c.ctx
+		if len(refs) > 1 {
+			// May take a while: watch for the client leaving.
+			ctx = c.commandContext()
+		}
+		f := fetcher{c: c, req: req, need: need, ctx: ctx,
 			condstore: c.sess.IsEnabled(extCondstore), hasUID: hasUID, hasModSeq: hasModSeq}
 		for len(refs) > 0 && st == nil && err == nil {
+			if ctx.Err() != nil {
+				// The client went away or the server is shutting
+				// down: what is left would be written for nobody.
+				st = no("UNAVAILABLE", "FETCH cancelled")
+				break
+			}
 			n := min(len(refs), fetchChunk)
 			st, err = f.chunk(refs[:n])
 			refs = refs[n:]

@@ -185,7 +185,7 @@ type listEntry struct {
 }
 
 func (c *conn) list(ref string, o *listOptions, verb string) (*status, error) {
-	ctx := c.commandContext()
+	ctx := c.ctx
 	mboxes, err := c.s.store.Mailboxes(ctx, c.sess.UserID)
 	if err != nil {
 		return c.storeFailure(err), nil
@@ -391,7 +391,7 @@ func (c *conn) cmdStatus(tag string) (*status, error) {
 	if slices.Contains(items, "HIGHESTMODSEQ") {
 		c.enableCondstore() // RFC 7162 §3.1
 	}
-	ctx := c.commandContext()
+	ctx := c.ctx
 	mb, err := c.s.store.MailboxByName(ctx, c.sess.UserID, name)
 	if err != nil {
 		return c.storeFailure(err), nil

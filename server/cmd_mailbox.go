@@ -37,7 +37,7 @@ func (c *conn) cmdCreate(tag string) (*status, error) {
 	if why := validName(raw, name); why != "" {
 		return no("CANNOT", why), nil
 	}
-	ctx := c.commandContext()
+	ctx := c.ctx
 	all, err := c.s.store.Mailboxes(ctx, c.sess.UserID)
 	if err != nil {
 		return c.storeFailure(err), nil
@@ -59,7 +59,7 @@ func (c *conn) cmdDelete(tag string) (*status, error) {
 	if name == imap.Inbox {
 		return no("CANNOT", "INBOX cannot be deleted"), nil
 	}
-	ctx := c.commandContext()
+	ctx := c.ctx
 	mb, err := c.s.store.MailboxByName(ctx, c.sess.UserID, name)
 	if err != nil {
 		return c.storeFailure(err), nil
@@ -124,7 +124,7 @@ func (c *conn) cmdRename(tag string) (*status, error) {
 	if strings.HasPrefix(newName, oldName+string(imap.Delimiter)) && oldName != imap.Inbox {
 		return no("CANNOT", "Cannot move a mailbox into itself"), nil
 	}
-	ctx := c.commandContext()
+	ctx := c.ctx
 	if err := c.s.store.RenameMailbox(ctx, c.sess.UserID, oldName, newName); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return no("NONEXISTENT", "No such mailbox"), nil
@@ -160,7 +160,7 @@ func (c *conn) cmdSubscribe(tag string) (*status, error) {
 	if why := validName(raw, name); why != "" {
 		return no("CANNOT", why), nil
 	}
-	if err := c.s.store.Subscribe(c.commandContext(), c.sess.UserID, name); err != nil && !errors.Is(err, store.ErrExists) {
+	if err := c.s.store.Subscribe(c.ctx, c.sess.UserID, name); err != nil && !errors.Is(err, store.ErrExists) {
 		return c.storeFailure(err), nil
 	}
 	return ok("SUBSCRIBE completed"), nil
@@ -173,7 +173,7 @@ func (c *conn) cmdUnsubscribe(tag string) (*status, error) {
 	}
 	// RFC 9051 §6.3.8: unsubscribing a name that is not subscribed is
 	// not an error.
-	if err := c.s.store.Unsubscribe(c.commandContext(), c.sess.UserID, name); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := c.s.store.Unsubscribe(c.ctx, c.sess.UserID, name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return c.storeFailure(err), nil
 	}
 	return ok("UNSUBSCRIBE completed"), nil

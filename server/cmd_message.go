@@ -105,7 +105,7 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 	if refused != nil {
 		return refused, nil
 	}
-	ctx := c.commandContext()
+	ctx := c.ctx
 	mb, err := c.s.store.MailboxByName(ctx, c.sess.UserID, name)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -453,7 +453,7 @@ func (c *conn) expungeDeleted(limit []uint32) ([]uint32, error) {
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	ctx := c.commandContext()
+	ctx := c.ctx
 	gone, err := c.s.store.Expunge(ctx, c.sess.UserID, id, uids)
 	if err != nil {
 		return nil, err
@@ -493,7 +493,10 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 	if st != nil {
 		return st, nil
 	}
-	ctx := c.commandContext()
+	ctx := c.ctx
+	if len(refs) > 1 {
+		ctx = c.commandContext() // may take a while: watch for the client leaving
+	}
 	dst, err := c.s.store.MailboxByName(ctx, c.sess.UserID, name)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {

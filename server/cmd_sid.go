@@ -212,7 +212,7 @@ func (c *conn) cmdSID(tag string) (*status, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx := c.commandContext()
+	ctx := c.ctx
 	// The session this connection holds, if any, becomes inactive
 	// (§3.2): keep its state.
 	c.saveSession()
@@ -426,7 +426,7 @@ func (c *conn) cmdDeleteSID(tag string) (*status, error) {
 	if c.sid == "" {
 		return bad("No current session"), nil
 	}
-	err := reg.Delete(c.commandContext(), c)
+	err := reg.Delete(c.ctx, c)
 	c.sid = ""
 	if errors.Is(err, session.ErrNotOwner) {
 		return bad("No current session"), nil

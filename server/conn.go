@@ -41,10 +41,10 @@ type conn struct {
 
 	// ctx is the context of the connection's work, derived from the
 	// Server's base context; cancel ends it (see peerwatch.go). watch
-	// watches for the client going away during a command.
+	// watches for the client going away during a command, nil when none.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	watch  peerWatch
+	watch  *peerWatch
 
 	nc *deadlineConn
 	// br is the read buffer, borrowed from s.readers while a command is

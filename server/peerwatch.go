@@ -33,17 +33,17 @@ var errClientGone = errors.New("client went away during the command")
 // for a bcrypt slot) is cancelled within this much of the client leaving.
 const peerWatchDelay = 25 * time.Millisecond
 
-// peerWatch is the state of a connection's watch for its client going
-// away during the command in progress (see commandContext).
+// peerWatch is the watch for the client going away during one command
+// (see commandContext). It exists only while a command that asked for it
+// runs: an idle connection holds none.
 type peerWatch struct {
-	// armed: the command asked for the watch (connection goroutine only).
-	armed bool
-	timer *time.Timer // runs watchPeer after peerWatchDelay
+	c     *conn
+	timer *time.Timer // runs run after peerWatchDelay
 
 	mu sync.Mutex
-	// wanted: the watch may start (false once stopWatch began).
-	wanted bool
-	// running: watchPeer is reading; done is closed when it stops.
+	// stopped: the command returned (stopWatch began); run must not start.
+	stopped bool
+	// running: run is reading; done is closed when it stops.
 	running bool
 	done    chan struct{}
 }
@@ -51,42 +51,42 @@ type peerWatch struct {
 // commandContext returns the context for the work of the command being
 // run, c.ctx, and arms the watch for the client going away: past
 // peerWatchDelay, another goroutine peeks at the connection's read side
-// until the command ends. It must be called only once the command's
-// input has been read entirely: nothing may read the connection until
-// the command returns (readCommand stops the watch then).
+// until the command ends. Commands that may run long call it (a SEARCH
+// that reads messages, a FETCH or COPY of several, SELECT, a login
+// waiting for a bcrypt slot); the others use c.ctx, which the watch
+// would not make worth its cost (a timer per command). It must be called
+// only once the command's input has been read entirely: nothing may read
+// the connection until the command returns (readCommand stops the watch
+// then).
 func (c *conn) commandContext() context.Context {
-	w := &c.watch
-	if w.armed || c.br == nil {
+	if c.watch != nil || c.br == nil {
 		return c.ctx
 	}
-	w.armed = true
+	w := &peerWatch{c: c}
+	c.watch = w
+	// run takes the lock before anything else: so it sees the
+	// connection as this goroutine left it (c.br).
 	w.mu.Lock()
-	w.wanted = true
+	w.timer = time.AfterFunc(peerWatchDelay, w.run)
 	w.mu.Unlock()
-	if w.timer == nil {
-		w.timer = time.AfterFunc(peerWatchDelay, c.watchPeer)
-	} else {
-		w.timer.Reset(peerWatchDelay)
-	}
 	return c.ctx
 }
 
-// watchPeer peeks a byte from the read buffer until one arrives (a
-// pipelined command: the client is there, and the byte stays buffered
-// for the next command), the read fails (the client is gone: c.ctx is
-// cancelled), or stopWatch halts it.
-func (c *conn) watchPeer() {
-	w := &c.watch
+// run peeks a byte from the read buffer until one arrives (a pipelined
+// command: the client is there, and the byte stays buffered for the next
+// command), the read fails (the client is gone: the connection's context
+// is cancelled), or stopWatch halts it.
+func (w *peerWatch) run() {
+	c := w.c
 	w.mu.Lock()
-	if !w.wanted || w.running {
+	if w.stopped {
 		w.mu.Unlock()
 		return
 	}
 	w.running = true
-	done := make(chan struct{})
-	w.done = done
+	w.done = make(chan struct{})
+	defer close(w.done)
 	w.mu.Unlock()
-	defer close(done)
 	if c.br.Buffered() > 0 {
 		return
 	}
@@ -114,16 +114,15 @@ func (c *conn) watchPeer() {
 // stopWatch ends the watch of the command that has just returned, before
 // the connection is read again.
 func (c *conn) stopWatch() {
-	w := &c.watch
-	if !w.armed {
+	w := c.watch
+	if w == nil {
 		return
 	}
-	w.armed = false
+	c.watch = nil
 	w.timer.Stop()
 	w.mu.Lock()
-	w.wanted = false
+	w.stopped = true
 	running, done := w.running, w.done
-	w.running, w.done = false, nil
 	w.mu.Unlock()
 	if !running {
 		return

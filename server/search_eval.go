@@ -497,7 +497,8 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	b, release := c.newSearchBudget()
+	prepareSearch(k, uint32(len(refs)), refs[len(refs)-1].UID)
+	b, release := c.newSearchBudget(keyCost(k) > costMem)
 	defer release()
 	out, st := c.evalSearch(k, refs, b)
 	if st == nil && b.stopped() {
@@ -513,6 +514,7 @@ func (c *conn) searchMessages(k *searchKey) ([]msgRef, *status) {
 // status to answer when the store fails. It returns early when b says to
 // stop; the caller checks b.
 func (c *conn) evalSearch(k *searchKey, refs []msgRef, b *searchBudget) ([]msgRef, *status) {
+	// k is prepared (prepareSearch).
 	// failure is the answer to a store error, unless the store failed
 	// because the search's context ended (b then says why).
 	failure := func(err error) *status {
@@ -521,7 +523,6 @@ func (c *conn) evalSearch(k *searchKey, refs []msgRef, b *searchBudget) ([]msgRe
 		}
 		return c.storeFailure(err)
 	}
-	prepareSearch(k, uint32(len(refs)), refs[len(refs)-1].UID)
 	need := keyCost(k)
 	recent := usesRecent(k)
 	var out []msgRef

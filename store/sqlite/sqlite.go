@@ -495,7 +495,7 @@ func (s *Store) readers() pool { return pool{db: s.rdb, c: s.rcache} }
 
 // read runs fn in a read transaction, which sees one consistent snapshot.
 func (s *Store) read(ctx context.Context, fn func(tx *dbtx) error) error {
-	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.rdb.BeginTx(quiet(ctx), &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("sqlite store: begin read: %w", err)
 	}

@@ -136,6 +136,7 @@ func (t *dbtx) stmt(ctx context.Context, query string) *sql.Stmt {
 }
 
 func (t *dbtx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = quiet(ctx)
 	if t.w != nil {
 		return t.w.ExecContext(ctx, query, args...)
 	}
@@ -146,6 +147,7 @@ func (t *dbtx) ExecContext(ctx context.Context, query string, args ...any) (sql.
 }
 
 func (t *dbtx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = quiet(ctx)
 	if t.w != nil {
 		return t.w.QueryContext(ctx, query, args...)
 	}
@@ -156,6 +158,7 @@ func (t *dbtx) QueryContext(ctx context.Context, query string, args ...any) (*sq
 }
 
 func (t *dbtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = quiet(ctx)
 	if t.w != nil {
 		return t.w.QueryRowContext(ctx, query, args...)
 	}
@@ -173,14 +176,17 @@ type txStmt struct {
 }
 
 func (s *txStmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
+	ctx = quiet(ctx)
 	return s.st.ExecContext(ctx, args...)
 }
 
 func (s *txStmt) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
+	ctx = quiet(ctx)
 	return s.st.QueryContext(ctx, args...)
 }
 
 func (s *txStmt) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
+	ctx = quiet(ctx)
 	return s.st.QueryRowContext(ctx, args...)
 }
 
@@ -194,6 +200,7 @@ func (s *txStmt) Close() error {
 // PrepareContext returns the statement for query, prepared for the rest
 // of the transaction (from the cache when there is one).
 func (t *dbtx) PrepareContext(ctx context.Context, query string) (*txStmt, error) {
+	ctx = quiet(ctx)
 	if t.w != nil {
 		if st := t.w.stmt(ctx, query); st != nil {
 			return &txStmt{st: st}, nil
@@ -226,6 +233,7 @@ type pool struct {
 }
 
 func (p pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = quiet(ctx)
 	if st := p.c.prepared(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -233,6 +241,7 @@ func (p pool) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 }
 
 func (p pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = quiet(ctx)
 	if st := p.c.prepared(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -240,8 +249,25 @@ func (p pool) QueryContext(ctx context.Context, query string, args ...any) (*sql
 }
 
 func (p pool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = quiet(ctx)
 	if st := p.c.prepared(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return p.db.QueryRowContext(ctx, query, args...)
+}
+
+// quiet returns the context a statement runs under: ctx itself when it
+// has ended (database/sql then refuses the statement at once), else ctx
+// without its cancellation. For a context that can end, database/sql and
+// the driver start a goroutine per statement (and per read transaction
+// and result set) to interrupt it, which costs more than most statements
+// here (MessageInfos of one message: 13 µs, 21 µs with those goroutines).
+// So a caller whose context ends is refused its next statement, and the
+// one in progress runs to its end: the longest, a mailbox's whole index,
+// takes tens of milliseconds.
+func quiet(ctx context.Context) context.Context {
+	if ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
