@@ -82,6 +82,18 @@ type Options struct {
 	// repeated reads. Default DefaultMessageCacheBytes; negative: no
 	// cache.
 	MessageCacheBytes int64
+	// MemoryBudget bounds, in bytes, the memory the server spends at
+	// once on literals being received and on FETCH responses being
+	// written, over all connections (see membudget.go). Default
+	// DefaultMemoryBudget(), derived from the machine's memory.
+	MemoryBudget int64
+	// SpoolLiteral is the size above which an APPEND literal is written
+	// to a temporary file as it arrives instead of being held in memory
+	// (smaller ones too, when the budget is spent). Default 1 MiB.
+	SpoolLiteral int64
+	// SpoolDir is the directory of those temporary files. Default
+	// os.TempDir(); quickimap serve uses the data directory.
+	SpoolDir string
 	// Sessions, when not nil, enables resumable sessions
 	// (draft-ietf-lemonade-reconnect-07: SID, DELETESID, LOGOUT
 	// (PRESERVE)) and the X-DRAFT-W07-RECONNECT capability. The caller
@@ -122,6 +134,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxMailboxes <= 0 {
 		o.MaxMailboxes = 10000
+	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = DefaultMemoryBudget()
+	}
+	if o.SpoolLiteral <= 0 {
+		o.SpoolLiteral = defaultSpoolLiteral
 	}
 	if o.MessageCacheBytes == 0 {
 		o.MessageCacheBytes = DefaultMessageCacheBytes
@@ -165,6 +183,7 @@ type Server struct {
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
 	parts    *partCache
 	msgs     *msgCache // nil when disabled
+	mem      *memBudget
 }
 
 // New returns a Server.
@@ -186,6 +205,7 @@ func New(opts Options) *Server {
 		writers:   wire.NewWriterPool(writeBufSize),
 		parts:     newPartCache(),
 		msgs:      newMsgCache(opts.MessageCacheBytes),
+		mem:       newMemBudget(opts.MemoryBudget),
 	}
 }
 
