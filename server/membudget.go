@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quickimap/quickimap/wire"
 )
@@ -226,13 +227,18 @@ func (c *conn) tryTakeMemory(n int64) bool {
 // takeMemory takes n bytes for the current command, waiting for them up
 // to the literal timeout.
 func (c *conn) takeMemory(ctx context.Context, n int64) error {
-	ctx, cancel := context.WithTimeoutCause(ctx, c.s.opts.LiteralTimeout, errMemoryBusy())
-	defer cancel()
-	if err := c.s.mem.take(ctx, n); err != nil {
+	if err := c.s.mem.takeWithin(ctx, n, c.s.opts.LiteralTimeout); err != nil {
 		return err
 	}
 	c.cmem.taken += n
 	return nil
+}
+
+// takeWithin is take, giving up after d with errMemoryBusy.
+func (b *memBudget) takeWithin(ctx context.Context, n int64, d time.Duration) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, d, errMemoryBusy())
+	defer cancel()
+	return b.take(ctx, n)
 }
 
 // admitLiteral is the decoder's SetAdmit function: a string literal

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -251,6 +252,144 @@ func checkBody(t *testing.T, c *imaptest.Conn, seq int, want []byte) {
 	}
 }
 
+// appendLarge appends a message of size bytes (largeHeader and filler)
+// without holding it, and returns nothing: the content is what
+// sendFiller makes.
+func appendLarge(t *testing.T, nc net.Conn, r *bufio.Reader, size int64) {
+	t.Helper()
+	nc.SetDeadline(time.Now().Add(2 * time.Minute))
+	bw := bufio.NewWriterSize(nc, 64<<10)
+	fmt.Fprintf(bw, "ap APPEND INBOX {%d+}\r\n%s", size, largeHeader)
+	if err := sendFiller(bw, size-int64(len(largeHeader))); err != nil {
+		t.Fatal(err)
+	}
+	bw.WriteString("\r\n")
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ap OK [APPENDUID ") {
+		t.Fatalf("APPEND answered %q, %v", line, err)
+	}
+}
+
+// fetchBufSize is the server's buffer for a body sent in pieces
+// (bodyBufSize in cmd_fetch.go), which MemoryStats counts.
+const fetchBufSize = 128 << 10
+
+// TestMemoryBudgetStalledFetches: 12 clients FETCH a 58 MB message and
+// read nothing; the server holds a bounded buffer for each, counted in
+// the budget, and gives them back when the clients go.
+func TestMemoryBudgetStalledFetches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves hundreds of MB over loopback; skipped with -short")
+	}
+	const (
+		clients = 12
+		size    = 58 * mib
+		budget  = 64 * mib
+		margin  = 100 * mib
+	)
+	env := startBad(t, func(o *server.Options) {
+		o.MemoryBudget = budget
+		o.Limits.MaxLiteral = 64 * mib
+	})
+	nc, r := loginRaw(t, env)
+	appendLarge(t, nc, r, size)
+	for _, item := range []string{"BODY.PEEK[]", "BODY.PEEK[TEXT]", "RFC822", "BODY.PEEK[]<1000.50000000>", "BODY.PEEK[1]"} {
+		t.Run(item, func(t *testing.T) {
+			conns := make([]net.Conn, clients)
+			for i := range conns {
+				conns[i], _ = loginRaw(t, env)
+			}
+			peak := watchMemory()
+			for _, nc := range conns {
+				if _, err := io.WriteString(nc, "s SELECT INBOX\r\nf FETCH 1 "+item+"\r\n"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Every connection is sending the body: each holds its
+			// buffer, and blocks once the sockets are full.
+			waitState(t, 30*time.Second, "every FETCH to send its body", func() bool {
+				return env.Server.MemoryStats().InUse == clients*fetchBufSize
+			})
+			// A measurement window, not a wait for a state: the
+			// writers are blocked on full sockets by now, and stay so.
+			time.Sleep(500 * time.Millisecond)
+			goMem, rss := peak.end()
+			t.Logf("%d stalled FETCH %s of a %d MB message: peak growth Go runtime %d MB, RSS %d MB",
+				clients, item, size/mib, goMem/mib, rss/mib)
+			if bound := int64(budget + margin); goMem > bound || rss > bound {
+				t.Errorf("memory grew by %d MB (Go), %d MB (RSS); want under budget+100 MB = %d MB", goMem/mib, rss/mib, bound/mib)
+			}
+			for _, nc := range conns {
+				nc.Close()
+			}
+			waitState(t, 30*time.Second, "the buffers to be given back", func() bool {
+				return env.Server.MemoryStats().InUse == 0
+			})
+		})
+	}
+}
+
+// 12 clients FETCH HEADER.FIELDS of a message whose header is 32 MB: each
+// header is read whole, in turn, within the budget.
+func TestMemoryBudgetLargeHeaderFetches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reads hundreds of MB; skipped with -short")
+	}
+	const (
+		clients = 12
+		budget  = 64 * mib
+		margin  = 100 * mib
+	)
+	env := startBad(t, func(o *server.Options) {
+		o.MemoryBudget = budget
+		o.Limits.MaxLiteral = 64 * mib
+	})
+	var msg bytes.Buffer
+	msg.WriteString("Subject: wide\r\n")
+	pad := "X-Pad: " + strings.Repeat("p", 990) + "\r\n"
+	for msg.Len() < 32*mib {
+		msg.WriteString(pad)
+	}
+	msg.WriteString("\r\nbody\r\n")
+	c := env.DialLogin(t)
+	c.NC.SetDeadline(time.Now().Add(time.Minute))
+	fmt.Fprintf(c.NC, "ap APPEND INBOX {%d+}\r\n", msg.Len())
+	c.NC.Write(msg.Bytes())
+	c.NC.Write([]byte("\r\n"))
+	if l := c.ReadLine(); !strings.HasPrefix(l, "ap OK") {
+		t.Fatalf("APPEND: %q", l)
+	}
+	msg = bytes.Buffer{}
+
+	conns := make([]*imaptest.Conn, clients)
+	for i := range conns {
+		conns[i] = env.DialLogin(t)
+		conns[i].ExpectTagged("s", "SELECT INBOX", "s OK")
+	}
+	peak := watchMemory()
+	for _, c := range conns {
+		c.SendLine("f FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
+	}
+	for i, c := range conns {
+		c.NC.SetReadDeadline(time.Now().Add(time.Minute))
+		lines := c.ReadUntilTagged("f")
+		if want := []string{"* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {17}", "Subject: wide", "", ")", "f OK FETCH completed"}; !slices.Equal(lines, want) {
+			t.Fatalf("client %d: %q, want %q", i, lines, want)
+		}
+	}
+	goMem, rss := peak.end()
+	t.Logf("%d FETCH HEADER.FIELDS of a 32 MB header: peak growth Go runtime %d MB, RSS %d MB", clients, goMem/mib, rss/mib)
+	if bound := int64(budget + margin); goMem > bound || rss > bound {
+		t.Errorf("memory grew by %d MB (Go), %d MB (RSS); want under budget+100 MB = %d MB", goMem/mib, rss/mib, bound/mib)
+	}
+	if st := env.Server.MemoryStats(); st.InUse != 0 || st.Waiting != 0 {
+		t.Errorf("afterwards: %+v", st)
+	}
+}
+
 // waitState polls cond until it holds, failing the test after d.
 func waitState(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -337,6 +476,11 @@ func TestMemoryBudgetSpooledAppend(t *testing.T) {
 func TestMemoryBudgetSpent(t *testing.T) {
 	const budget = 200_000
 	env, _ := startSmallBudget(t, budget)
+	b := env.DialLogin(t)
+	first := filler(100_000)
+	b.ExpectTagged("ap", fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(first), first), "ap OK [APPENDUID ")
+	b.ExpectTagged("s", "SELECT INBOX", "s OK")
+
 	// A holds 150,000 bytes of the budget with a SEARCH string (an
 	// APPEND literal this large would be spooled), stalled one byte
 	// before its end.
@@ -351,10 +495,13 @@ func TestMemoryBudgetSpent(t *testing.T) {
 		return env.Server.MemoryStats().InUse == 150000
 	})
 
-	b := env.DialLogin(t)
-	b.ExpectTagged("s", "SELECT INBOX", "s OK")
 	b.ExpectTagged("y", "SEARCH TEXT {100000}", "y NO [LIMIT]")
 	expectUsable(t, b, "y2")
+	// FETCH does not wait: it sends a body through a small buffer.
+	checkBody(t, b, 1, []byte(first))
+	if st := env.Server.MemoryStats(); st.InUse != 150000 {
+		t.Errorf("after the FETCH: %d bytes in use, want A's 150000", st.InUse)
+	}
 
 	msg := filler(100_000)
 	b.Send(fmt.Sprintf("z APPEND INBOX {%d+}\r\n%s\r\n", len(msg), msg))
@@ -369,7 +516,7 @@ func TestMemoryBudgetSpent(t *testing.T) {
 	if !strings.HasPrefix(lines[len(lines)-1], "z OK [APPENDUID ") {
 		t.Fatalf("APPEND: %q", lines)
 	}
-	checkBody(t, b, 1, []byte(msg))
+	checkBody(t, b, 2, []byte(msg))
 	if st := env.Server.MemoryStats(); st.InUse != 0 || st.Waiting != 0 || st.SpoolFiles != 0 {
 		t.Errorf("afterwards: %+v, want nothing held", st)
 	}
