@@ -71,6 +71,15 @@ type Config struct {
 	// MessageCacheSize bounds the bytes of the server-wide cache of
 	// per-message FETCH data .
 	MessageCacheSize int64
+	// MemoryBudget bounds the memory all connections together spend on
+	// literals being received and FETCH responses being written; 0
+	// derives it from the machine's memory (an eighth of it, within
+	// 64 MiB and 1 GiB; see docs/security.md). SpoolLiteral is the size
+	// above which an APPEND literal is written to a temporary file in
+	// SpoolDir as it arrives ("" : spool/ in the data directory).
+	MemoryBudget int64
+	SpoolLiteral int64
+	SpoolDir     string
 	// IdleKeepalive is the interval of the untagged keepalive responses
 	// sent during IDLE, just under the 30 minutes after which NATs and
 	// clients give up on a silent connection (RFC 2177).
@@ -118,6 +127,7 @@ func Default() Config {
 		AuthCacheTTL:      time.Hour,
 		AuthCacheMaxUsers: 100_000,
 		MessageCacheSize:  64 << 20,
+		SpoolLiteral:      1 << 20,
 		IdleKeepalive:     29 * time.Minute,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,

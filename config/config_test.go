@@ -92,6 +92,7 @@ func TestParseExample(t *testing.T) {
 		AuthCacheTTL:       0,
 		AuthCacheMaxUsers:  5000,
 		MessageCacheSize:   64 << 20,
+		SpoolLiteral:       1 << 20,
 		IdleKeepalive:      10 * time.Minute,
 		TombstoneMaxAge:    30 * 24 * time.Hour,
 		TombstoneMaxCount:  100000,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -40,12 +41,14 @@ import (
 // memoryBudgetShare of the memory the process may use, within
 // [minMemoryBudget, maxMemoryBudget].
 const (
-	memoryBudgetShare   = 8 // an eighth
-	minMemoryBudget     = 64 << 20
-	maxMemoryBudget     = 1 << 30
-	fallbackBudget      = 256 << 20 // when the memory cannot be read
-	defaultSpoolLiteral = 1 << 20
+	memoryBudgetShare = 8 // an eighth
+	minMemoryBudget   = 64 << 20
+	maxMemoryBudget   = 1 << 30
+	fallbackBudget    = 256 << 20 // when the memory cannot be read
 )
+
+// DefaultSpoolLiteral is the default of Options.SpoolLiteral.
+const DefaultSpoolLiteral = 1 << 20
 
 // DefaultMemoryBudget returns the default of Options.MemoryBudget: an
 // eighth of the memory the process may use — the smaller of the
@@ -285,6 +288,11 @@ func newSpoolFile(b *memBudget, dir string) (*spoolFile, error) {
 		dir = os.TempDir()
 	}
 	f, err := os.CreateTemp(dir, "quickimap-literal-*")
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			f, err = os.CreateTemp(dir, "quickimap-literal-*")
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -89,10 +89,12 @@ type Options struct {
 	MemoryBudget int64
 	// SpoolLiteral is the size above which an APPEND literal is written
 	// to a temporary file as it arrives instead of being held in memory
-	// (smaller ones too, when the budget is spent). Default 1 MiB.
+	// (smaller ones too, when the budget is spent). Default
+	// DefaultSpoolLiteral.
 	SpoolLiteral int64
-	// SpoolDir is the directory of those temporary files. Default
-	// os.TempDir(); quickimap serve uses the data directory.
+	// SpoolDir is the directory of those temporary files, made (mode
+	// 0700) when missing. Default os.TempDir(); quickimap serve uses
+	// spool/ in the data directory.
 	SpoolDir string
 	// Sessions, when not nil, enables resumable sessions
 	// (draft-ietf-lemonade-reconnect-07: SID, DELETESID, LOGOUT
@@ -139,7 +141,7 @@ func (o Options) withDefaults() Options {
 		o.MemoryBudget = DefaultMemoryBudget()
 	}
 	if o.SpoolLiteral <= 0 {
-		o.SpoolLiteral = defaultSpoolLiteral
+		o.SpoolLiteral = DefaultSpoolLiteral
 	}
 	if o.MessageCacheBytes == 0 {
 		o.MessageCacheBytes = DefaultMessageCacheBytes

@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,6 +24,29 @@ func TestConfigDefaultsMatchLayers(t *testing.T) {
 	}
 	if c.MessageCacheSize != server.DefaultMessageCacheBytes {
 		t.Errorf("message-cache-size %d, server default %d", c.MessageCacheSize, server.DefaultMessageCacheBytes)
+	}
+	if c.SpoolLiteral != server.DefaultSpoolLiteral {
+		t.Errorf("spool-literal %d, server default %d", c.SpoolLiteral, server.DefaultSpoolLiteral)
+	}
+}
+
+func TestMemoryBudgetOptions(t *testing.T) {
+	c := config.Default()
+	c.DataDir = "/srv/mail"
+	o, err := serverOptions(&c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0: the server derives the budget from the machine's memory.
+	if o.MemoryBudget != 0 || o.SpoolLiteral != 1<<20 || o.SpoolDir != filepath.Join("/srv/mail", "spool") {
+		t.Errorf("defaults: budget %d, spool literal %d, spool dir %q", o.MemoryBudget, o.SpoolLiteral, o.SpoolDir)
+	}
+	c.MemoryBudget, c.SpoolLiteral, c.SpoolDir = 300<<20, 8<<20, "/var/tmp/q"
+	if o, err = serverOptions(&c, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if o.MemoryBudget != 300<<20 || o.SpoolLiteral != 8<<20 || o.SpoolDir != "/var/tmp/q" {
+		t.Errorf("set: budget %d, spool literal %d, spool dir %q", o.MemoryBudget, o.SpoolLiteral, o.SpoolDir)
 	}
 }
 
