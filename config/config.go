@@ -133,7 +133,7 @@ func Default() Config {
 		TombstoneMaxCount: 100000,
 		SessionTimeout:    24 * time.Hour,
 		SessionMaxPerUser: 20,
-		SessionMaxPerIP:   1000,
+		SessionMaxPerIP:   10000,
 		SessionMaxTotal:   1000000,
 	}
 }

@@ -450,7 +450,9 @@ func (c *conn) complete(tag string, allowExpunge bool, st *status) bool {
 				st.code = "HIGHESTMODSEQ " + strconv.FormatUint(c.view.HighestModSeq(), 10)
 			}
 		}
-		c.noteLostSession()
+		if c.noteLostSession() && st.lostText != "" {
+			st.text = st.lostText
+		}
 		c.writeStatus(tag, st)
 	}
 	if c.byeAfter != "" {
@@ -552,6 +554,10 @@ type status struct {
 	// the session's HIGHESTMODSEQ goes in the response code, computed
 	// after the update report.
 	highestModSeq bool
+	// lostText replaces text when the connection's session was resumed
+	// on another connection before this response (DELETEDSID precedes
+	// it).
+	lostText string
 }
 
 func ok(text string) *status           { return &status{typ: "OK", text: text} }

@@ -467,7 +467,7 @@ func (d *Decoder) Quoted() (string, error) {
 // Literal reads a literal ("{n}" CRLF or "{n+}" CRLF, then n bytes). Being
 // liberal, it also reads a literal8 ("~{n}" or "~{n+}", RFC 3516/RFC 4466).
 func (d *Decoder) Literal() ([]byte, error) {
-	n, err := d.literalStart(d.admitLarge)
+	n, err := d.literalStart(0, "", d.admitLarge)
 	if err != nil {
 		return nil, err
 	}
@@ -485,7 +485,7 @@ func (d *Decoder) Literal() ([]byte, error) {
 // is returned as it is (the literal is then only partly read).
 func (d *Decoder) LiteralTo(sink func(n int64) (io.Writer, error)) ([]byte, error) {
 	var w io.Writer
-	n, err := d.literalStart(func(n int64) error {
+	n, err := d.literalStart(0, "", func(n int64) error {
 		var err error
 		w, err = sink(n)
 		return err
@@ -524,7 +524,7 @@ func (d *Decoder) admitLarge(n int64) error {
 
 // literalString reads a literal, which must be next, as a string.
 func (d *Decoder) literalString() (string, error) {
-	n, err := d.literalStart(d.admitLarge)
+	n, err := d.literalStart(0, "", d.admitLarge)
 	if err != nil {
 		return "", err
 	}
@@ -540,8 +540,10 @@ func (d *Decoder) literalString() (string, error) {
 // literal, after asking admit (when not nil) whether the literal may be
 // read. It returns the size of the literal, whose bytes come next.
 // On failure the line end is left unconsumed and d.lit tells Discard what
-// the announcement was.
-func (d *Decoder) literalStart(admit func(n int64) error) (int64, error) {
+// the announcement was. A max above zero is a bound of the caller's,
+// checked with the limits (before the continuation); what names the value
+// in the error.
+func (d *Decoder) literalStart(max int64, what string, admit func(n int64) error) (int64, error) {
 	c, err := d.peekByte()
 	if err != nil {
 		return 0, err
@@ -585,6 +587,12 @@ func (d *Decoder) literalStart(admit func(n int64) error) (int64, error) {
 	if eol == 0 {
 		c, _ := d.peekByte()
 		return 0, unexpected(c, "CRLF after literal size")
+	}
+	if max > 0 && n > max && (!nonSync || n <= d.lim.MaxNonSyncLiteral && d.cmd+int64(eol)+n <= d.lim.MaxCommand) {
+		// Not fatal: a synchronizing literal is never sent, and a
+		// non-synchronizing one within the limits is skipped (beyond
+		// them, the checks below make it fatal).
+		return 0, &LimitError{Code: "LIMIT", Msg: what + " too long"}
 	}
 	if nonSync {
 		if n > d.lim.MaxNonSyncLiteral || d.cmd+int64(eol)+n > d.lim.MaxCommand {
@@ -695,6 +703,45 @@ func (d *Decoder) stringOr(t *charTable, what string) (string, error) {
 		return d.literalString()
 	}
 	return d.scan(t, "", what)
+}
+
+// AstringMax reads an astring of at most max bytes, for values with a
+// small bound of their own (what names it in errors): a longer literal is
+// refused before its continuation request, so its bytes are never read,
+// and a literal with NUL is a syntax error (CHAR8 excludes it, RFC 3501
+// §9; atoms and quoted strings cannot hold one either).
+func (d *Decoder) AstringMax(max int, what string) (string, error) {
+	c, err := d.peekByte()
+	if err != nil {
+		return "", err
+	}
+	var s string
+	switch c {
+	case '"':
+		s, err = d.Quoted()
+	case '{', '~':
+		var n int64
+		if n, err = d.literalStart(int64(max), what, nil); err != nil {
+			return "", err
+		}
+		var b []byte
+		if b, err = d.literalData(n, true); err != nil {
+			return "", err
+		}
+		if bytes.IndexByte(b, 0) >= 0 {
+			return "", syntaxError("NUL in " + what)
+		}
+		s = string(b)
+	default:
+		s, err = d.scan(astringChars, "", what)
+	}
+	if err != nil {
+		return "", err
+	}
+	if len(s) > max {
+		return "", syntaxError(what + " too long")
+	}
+	return s, nil
 }
 
 // NString reads a string or NIL; ok is false for NIL.

@@ -9,6 +9,7 @@ import (
 	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/config"
 	"github.com/quickimap/quickimap/server"
+	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/wire"
 )
 
@@ -21,6 +22,9 @@ func TestConfigDefaultsMatchLayers(t *testing.T) {
 	}
 	if c.AuthCacheMaxUsers != auth.DefaultCacheMaxUsers {
 		t.Errorf("auth-cache-max-users %d, auth default %d", c.AuthCacheMaxUsers, auth.DefaultCacheMaxUsers)
+	}
+	if c.SessionMaxPerIP != session.DefaultMaxPerIP {
+		t.Errorf("session-max-per-ip %d, registry default %d", c.SessionMaxPerIP, session.DefaultMaxPerIP)
 	}
 	if c.MessageCacheSize != server.DefaultMessageCacheBytes {
 		t.Errorf("message-cache-size %d, server default %d", c.MessageCacheSize, server.DefaultMessageCacheBytes)
