@@ -186,6 +186,11 @@ func (c *conn) loadSpooled(ctx context.Context, msgs []store.NewMessage, spooled
 	if total == 0 {
 		return nil
 	}
+	if c.cmem.taken > 0 && c.cmem.taken+total > c.s.mem.limit {
+		// A MULTIAPPEND larger than the whole budget: no wait would
+		// make it fit.
+		return no("LIMIT", "Messages too large together for the server's memory; append them one by one")
+	}
 	if err := c.takeMemory(ctx, total); err != nil {
 		c.log.Info("APPEND waited too long for memory", "bytes", total)
 		return no("LIMIT", "Server memory busy; try again later")

@@ -521,3 +521,27 @@ func TestMemoryBudgetSpent(t *testing.T) {
 		t.Errorf("afterwards: %+v, want nothing held", st)
 	}
 }
+
+// A MULTIAPPEND whose messages together exceed the budget is refused at
+// once, and its messages appended one by one are taken.
+func TestMemoryBudgetMultiAppendTooLarge(t *testing.T) {
+	env, spool := startSmallBudget(t, 100_000)
+	c := env.DialLogin(t)
+	small, big := filler(900), filler(99_500)
+	cmd := fmt.Sprintf("APPEND INBOX {%d+}\r\n%s {%d+}\r\n%s", len(small), small, len(big), big)
+	start := time.Now()
+	c.ExpectTagged("m", cmd, "m NO [LIMIT]")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("refused after %v, want at once", d)
+	}
+	for i, m := range []string{small, big} {
+		tag := fmt.Sprintf("a%d", i)
+		c.ExpectTagged(tag, fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(m), m), tag+" OK [APPENDUID ")
+	}
+	if st := env.Server.MemoryStats(); st.InUse != 0 || st.SpoolFiles != 0 {
+		t.Errorf("afterwards: %+v", st)
+	}
+	if names := dirEntries(t, spool); len(names) > 0 {
+		t.Errorf("spool directory holds %q", names)
+	}
+}
