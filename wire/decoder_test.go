@@ -1026,11 +1026,23 @@ func parseCommand(d *Decoder) (string, error) {
 				return "", err
 			}
 		}
-		lit, err := d.Literal()
+		// As the server reads a message: a small one into memory, a
+		// larger one to a writer, one of 13 bytes refused.
+		var spool bytes.Buffer
+		lit, err := d.LiteralTo(func(n int64) (io.Writer, error) {
+			switch {
+			case n == 13:
+				return nil, &LimitError{Code: "LIMIT", Msg: "refused", NO: true}
+			case n > 8:
+				return &spool, nil
+			}
+			return nil, nil
+		})
 		if err != nil {
 			return "", err
 		}
 		b.Write(lit)
+		b.Write(spool.Bytes())
 	case "SEARCH":
 		for !d.AtEOL() {
 			if err := sp(); err != nil {
