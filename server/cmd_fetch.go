@@ -148,12 +148,14 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 	} else {
 		f := fetcher{c: c, req: req, need: need, ctx: context.Background(),
 			condstore: c.sess.IsEnabled(extCondstore), hasUID: hasUID, hasModSeq: hasModSeq}
+		// Deferred: the buffer's share of the memory budget comes back
+		// even after a panic.
+		defer f.release()
 		for len(refs) > 0 && st == nil && err == nil {
 			n := min(len(refs), fetchChunk)
 			st, err = f.chunk(refs[:n])
 			refs = refs[n:]
 		}
-		f.release()
 		if st == nil && err == nil {
 			st = ok("FETCH completed")
 		}
