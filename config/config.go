@@ -80,6 +80,11 @@ type Config struct {
 	MemoryBudget int64
 	SpoolLiteral int64
 	SpoolDir     string
+	// CompressLevel is the DEFLATE level of COMPRESS=DEFLATE responses
+	// (RFC 4978), 1 fastest to 9 smallest; MaxCompressed caps the
+	// connections compressed at once (0: COMPRESS is not offered).
+	CompressLevel int
+	MaxCompressed int
 	// IdleKeepalive is the interval of the untagged keepalive responses
 	// sent during IDLE, just under the 30 minutes after which NATs and
 	// clients give up on a silent connection (RFC 2177).
@@ -128,6 +133,8 @@ func Default() Config {
 		AuthCacheMaxUsers: 100_000,
 		MessageCacheSize:  64 << 20,
 		SpoolLiteral:      1 << 20,
+		CompressLevel:     5,
+		MaxCompressed:     10000,
 		IdleKeepalive:     29 * time.Minute,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,

@@ -93,6 +93,8 @@ func TestParseExample(t *testing.T) {
 		AuthCacheMaxUsers:  5000,
 		MessageCacheSize:   64 << 20,
 		SpoolLiteral:       1 << 20,
+		CompressLevel:      5,
+		MaxCompressed:      10000,
 		IdleKeepalive:      10 * time.Minute,
 		TombstoneMaxAge:    30 * 24 * time.Hour,
 		TombstoneMaxCount:  100000,

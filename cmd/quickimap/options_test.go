@@ -26,6 +26,9 @@ func TestConfigDefaultsMatchLayers(t *testing.T) {
 	if c.SessionMaxPerIP != session.DefaultMaxPerIP {
 		t.Errorf("session-max-per-ip %d, registry default %d", c.SessionMaxPerIP, session.DefaultMaxPerIP)
 	}
+	if c.MaxCompressed != server.DefaultMaxCompressed {
+		t.Errorf("max-compressed %d, server default %d", c.MaxCompressed, server.DefaultMaxCompressed)
+	}
 	if c.MessageCacheSize != server.DefaultMessageCacheBytes {
 		t.Errorf("message-cache-size %d, server default %d", c.MessageCacheSize, server.DefaultMessageCacheBytes)
 	}
@@ -101,6 +104,22 @@ func TestServerOptions(t *testing.T) {
 		// server.Options takes 0 for its default and a negative TTL
 		// for none.
 		t.Errorf("auth-cache-ttl 0 gave AuthCacheTTL %v, max users %d", o.AuthCacheTTL, o.AuthCacheMaxUsers)
+	}
+}
+
+func TestCompressOptions(t *testing.T) {
+	c := config.Default()
+	o, err := serverOptions(&c, nil, nil)
+	if err != nil || o.CompressLevel != 5 || o.MaxCompressed != 10000 {
+		t.Fatalf("defaults: level %d, max %d, %v", o.CompressLevel, o.MaxCompressed, err)
+	}
+	c.MaxCompressed, c.CompressLevel = 0, 1
+	if o, err = serverOptions(&c, nil, nil); err != nil || o.MaxCompressed >= 0 || o.CompressLevel != 1 {
+		t.Fatalf("max-compressed 0: %d, %v", o.MaxCompressed, err)
+	}
+	c.CompressLevel = 10
+	if _, err := serverOptions(&c, nil, nil); err == nil {
+		t.Fatal("compress-level 10 accepted")
 	}
 }
 
