@@ -23,8 +23,8 @@ import (
 // each within its own limits, cannot together exhaust the machine's
 // memory:
 //
-//   - An APPEND literal larger than Options.SpoolLiteral, or any literal
-//     when the budget is spent, is written to a temporary file as it
+//   - An APPEND literal larger than Options.SpoolLiteral, or any APPEND
+//     literal when the budget is spent, is written to a temporary file as it
 //     arrives (spool); a smaller one is held in memory and counted.
 //     Once the command is read, each spooled message is loaded to be
 //     parsed and stored: the load waits for its share of the budget
@@ -217,7 +217,7 @@ type cmdMemory struct {
 	spools []*spoolFile
 }
 
-// takeMemory takes n bytes of the budget for the current command, if
+// tryTakeMemory takes n bytes of the budget for the current command, if
 // they fit.
 func (c *conn) tryTakeMemory(n int64) bool {
 	if !c.s.mem.tryTake(n) {
