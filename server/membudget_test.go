@@ -332,6 +332,56 @@ func TestMemoryBudgetStalledFetches(t *testing.T) {
 	}
 }
 
+// The same under COMPRESS=DEFLATE, with a message that compresses
+// poorly: the compressor blocks on the full socket, and each connection
+// still holds one counted buffer (and its compressor).
+func TestMemoryBudgetStalledCompressedFetches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves hundreds of MB over loopback; skipped with -short")
+	}
+	const (
+		clients = 12
+		size    = 58 * mib
+		budget  = 64 * mib
+		margin  = 100 * mib
+	)
+	env := startBad(t, func(o *server.Options) {
+		o.MemoryBudget = budget
+		o.Limits.MaxLiteral = 64 * mib
+	})
+	c := env.DialLogin(t)
+	msg := bigMessage(size, 7)
+	c.NC.SetDeadline(time.Now().Add(time.Minute))
+	c.ExpectTagged("ap", fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg), "ap OK [APPENDUID ")
+	msg = nil
+
+	conns := make([]*imaptest.Conn, clients)
+	for i := range conns {
+		conns[i] = env.DialLogin(t)
+		conns[i].Compress("z")
+	}
+	peak := watchMemory()
+	for _, c := range conns {
+		c.Send("s SELECT INBOX\r\nf FETCH 1 BODY.PEEK[]\r\n")
+	}
+	waitState(t, 30*time.Second, "every FETCH to send its body", func() bool {
+		return env.Server.MemoryStats().InUse == clients*fetchBufSize
+	})
+	time.Sleep(500 * time.Millisecond) // a measurement window, as above
+	goMem, rss := peak.end()
+	t.Logf("%d stalled compressed FETCH BODY.PEEK[] of a %d MB message: peak growth Go runtime %d MB, RSS %d MB",
+		clients, size/mib, goMem/mib, rss/mib)
+	if bound := int64(budget + margin); goMem > bound || rss > bound {
+		t.Errorf("memory grew by %d MB (Go), %d MB (RSS); want under budget+100 MB = %d MB", goMem/mib, rss/mib, bound/mib)
+	}
+	for _, c := range conns {
+		c.RawConn().Close()
+	}
+	waitState(t, 30*time.Second, "the buffers to be given back", func() bool {
+		return env.Server.MemoryStats().InUse == 0
+	})
+}
+
 // 12 clients FETCH HEADER.FIELDS of a message whose header is 32 MB: each
 // header is read whole, in turn, within the budget.
 func TestMemoryBudgetLargeHeaderFetches(t *testing.T) {
