@@ -213,6 +213,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	defer func() { close(sweepDone); <-sweepStopped }()
 
 	srv := server.New(opts)
+	// The budget in effect, derived from the machine's memory unless set.
+	logger.Info("memory budget", "bytes", srv.MemoryStats().Budget, "spool-literal", opts.SpoolLiteral, "spool-dir", opts.SpoolDir)
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		go func() {

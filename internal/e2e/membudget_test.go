@@ -53,6 +53,9 @@ func TestMemoryBudgetBinary(t *testing.T) {
 	setCheapHash(t, dir, user, pw)
 	p := startServerArgs(t, bin, dir, "--memory-budget", "64MiB", "--literal-timeout", "5m")
 	pid := p.cmd.Process.Pid
+	if l := p.log(); !strings.Contains(l, `msg="memory budget" bytes=67108864 spool-literal=1048576 spool-dir=`+filepath.Join(dir, "spool")) {
+		t.Errorf("no memory budget line in the log:\n%s", l)
+	}
 
 	conns := make([]*idleClient, clients)
 	for i := range conns {
