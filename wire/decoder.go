@@ -30,6 +30,9 @@ import (
 // without a continuation. A literal larger than Limits.MaxLiteral gives a
 // *LimitError with Code "TOOBIG" before any "+" is sent; for a synchronizing
 // literal the connection stays usable (the client has not sent the bytes).
+// At the same point the caller may refuse a large literal (SetAdmit), or
+// choose where a literal's bytes go instead of memory (LiteralTo), so
+// that what many connections hold together stays bounded.
 //
 // A method that fails never consumes the line end that follows the
 // offending token, so that Discard can find it. The Decoder never reads
