@@ -5,6 +5,7 @@
 //	quickimap user add|passwd|del|list manage accounts
 //	quickimap check                    verify the store
 //	quickimap import                   copy mbox files and Maildirs into an account
+//	quickimap backup                   copy the live store consistently
 //	quickimap bench reconnect          measure reconnection strategies
 //	quickimap bench load               load any IMAP server and measure it
 //	quickimap sync                     mirror a mailbox into a Maildir
@@ -45,6 +46,9 @@ Usage:
   quickimap import [--data DIR] --user NAME [--mailbox NAME] PATH...
       Copy mbox files and Maildir trees into an account, also while the
       server runs; messages already there are skipped.
+  quickimap backup [--data DIR] OUT         copy the store, while the server runs, to
+                                            the new directory OUT (check it with
+                                            "quickimap check --data OUT")
   quickimap bench reconnect --addr HOST:PORT --user NAME [flags]
       Measure the bytes, round trips and time of reconnecting to a mailbox
       with SID, QRESYNC, CONDSTORE and a full resync, against any server.
@@ -82,6 +86,8 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return runCheck(ctx, rest, stdout, stderr)
 	case "import":
 		return runImport(ctx, rest, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdin, stdout, stderr)
 	case "sync":
@@ -107,6 +113,8 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, checkUsage)
 	case "import":
 		fmt.Fprint(stdout, importUsage)
+	case "backup":
+		fmt.Fprint(stdout, backupUsage)
 	case "bench":
 		io.WriteString(stdout, benchUsage+"\n"+benchLoadUsage)
 	case "sync":
