@@ -21,6 +21,11 @@ type externalWatcher interface {
 // mail within that interval, and any session at its next command.
 func (s *Server) watchExternal(w externalWatcher) {
 	defer s.wg.Done()
+	// The first call records where the store stands: writes after it,
+	// even before the first tick, are reported.
+	if _, err := w.ExternalChanges(s.ctx); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("polling the store for other processes' writes failed", "err", err)
+	}
 	t := time.NewTicker(s.opts.ExternalPollInterval)
 	defer t.Stop()
 	for {
