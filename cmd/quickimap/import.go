@@ -32,9 +32,9 @@ the same import twice adds nothing. Bare LF line endings become CRLF
 unless --keep-line-endings. A progress line is shown when standard error
 is a terminal.
 
-A running server's sessions see the new messages at their next command
-(NOOP, or when IDLE is started) and, while idling, within
---external-poll-interval.
+A running server polls the store for other processes' writes every 2
+seconds: its sessions with a mailbox open, IDLE ones included, see the
+imported messages within that time.
 
 Flags:
   --data DIR             data directory (default ./quickimap-data)

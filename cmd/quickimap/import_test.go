@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/quickimap/quickimap/store/sqlite"
@@ -57,4 +62,93 @@ func TestImportAndBackupCommands(t *testing.T) {
 			t.Errorf("%s in the backup: %d messages, %v", name, s.Messages, err)
 		}
 	}
+}
+
+// TestImportBackupWhileServing runs the binary: a client idles on INBOX
+// of a running `quickimap serve` while `quickimap import`, another
+// process, adds an mbox to it; the client is told of the new messages.
+// Then `quickimap backup` copies the live store and `quickimap check`
+// passes on the copy.
+func TestImportBackupWhileServing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	s := startServer(t, bin, "--data", data, "--listen", "127.0.0.1:0")
+	var password string
+	for line := range s.stdout {
+		if v, ok := strings.CutPrefix(line, "Password: "); ok {
+			password = v
+			break
+		}
+	}
+	addr := s.waitListening()["addr"]
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	readLine(t, c, r)
+	cmd := func(tag, line string) []string {
+		t.Helper()
+		io.WriteString(c, tag+" "+line+"\r\n")
+		var lines []string
+		for {
+			l := readLine(t, c, r)
+			lines = append(lines, l)
+			if strings.HasPrefix(l, tag+" ") {
+				if !strings.HasPrefix(l, tag+" OK") {
+					t.Fatalf("%s: %q", line, lines)
+				}
+				return lines
+			}
+		}
+	}
+	cmd("a", "LOGIN user "+password)
+	cmd("b", "SELECT INBOX")
+	io.WriteString(c, "i IDLE\r\n")
+	if l := readLine(t, c, r); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("quickimap %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	mbox := filepath.Join("..", "..", "importer", "testdata", "mboxrd.mbox")
+	if out := run("import", "--data", data, "--user", "user", mbox); !strings.Contains(out, "3 imported") {
+		t.Fatalf("import: %s", out)
+	}
+	// The server polls every 2 s; readLine waits 5 s per line.
+	for {
+		l := readLine(t, c, r)
+		if l == "* 3 EXISTS" {
+			break
+		}
+		if !strings.HasPrefix(l, "* ") {
+			t.Fatalf("while idling: %q", l)
+		}
+	}
+	io.WriteString(c, "DONE\r\n")
+	for !strings.HasPrefix(readLine(t, c, r), "i OK") {
+	}
+	lines := cmd("f", "FETCH 3 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+	if !strings.Contains(strings.Join(lines, "\n"), "Subject: no date on the From_ line") {
+		t.Errorf("FETCH 3: %q", lines)
+	}
+
+	out := filepath.Join(dir, "backup")
+	run("backup", "--data", data, out)
+	if got := run("check", "--data", out); got != "ok\n" {
+		t.Errorf("check of the backup: %q", got)
+	}
+	cmd("z", "LOGOUT")
+	s.stop()
 }
