@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,11 @@ func TestImportAndBackupCommands(t *testing.T) {
 	quickimap(t, "", "backup", "--data", data, out).want(t, exitOK, "backed up", "")
 	quickimap(t, "", "backup", "--data", data, out).want(t, exitFail, "", "not empty")
 	quickimap(t, "", "check", "--data", out).want(t, exitOK, "ok", "")
+	for _, f := range []string{out, filepath.Join(out, sqlite.FileName)} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: %v, mode %v: readable by others", f, err, fi.Mode())
+		}
+	}
 
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, out, sqlite.Options{})

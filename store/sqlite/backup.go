@@ -270,6 +270,11 @@ func finishCopy(ctx context.Context, dbPath string, to files) error {
 	if err != nil {
 		return fmt.Errorf("sqlite store: finishing the copy: %w", err)
 	}
+	// SQLite creates the file with the umask's permissions; the copy
+	// holds what the data directory does (password hashes, mail).
+	if err := os.Chmod(dbPath, 0o600); err != nil {
+		return err
+	}
 	f, err := os.Open(dbPath)
 	if err != nil {
 		return err
