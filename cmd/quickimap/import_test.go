@@ -44,8 +44,12 @@ func TestImportAndBackupCommands(t *testing.T) {
 	quickimap(t, "", "backup", "--data", data, out).want(t, exitFail, "", "not empty")
 	quickimap(t, "", "check", "--data", out).want(t, exitOK, "ok", "")
 	for _, f := range []string{out, filepath.Join(out, sqlite.FileName)} {
-		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm()&0o077 != 0 {
-			t.Errorf("%s: %v, mode %v: readable by others", f, err, fi.Mode())
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: mode %v, open to others", f, fi.Mode())
 		}
 	}
 
