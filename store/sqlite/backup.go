@@ -43,7 +43,25 @@ import (
 // The copy's dead_files list is emptied: the files it names were removed
 // from the source and are not in the copy.
 func Backup(ctx context.Context, dir, out string) (BackupStats, error) {
+	return backup(ctx, dir, out, nil)
+}
+
+// Steps of a backup round, for the test hook of backup.
+const (
+	afterFileCopy = iota + 1 // step 1 done
+	afterDatabase            // step 2 done
+)
+
+// backup is Backup; step, when not nil, is called after the steps above
+// with the round's number (from 0), so that a test can write to the
+// store in between.
+func backup(ctx context.Context, dir, out string, step func(step, round int)) (BackupStats, error) {
 	var stats BackupStats
+	hook := func(s, round int) {
+		if step != nil {
+			step(s, round)
+		}
+	}
 	src, err := filepath.Abs(filepath.Join(dir, FileName))
 	if err != nil {
 		return stats, err
@@ -77,11 +95,13 @@ func Backup(ctx context.Context, dir, out string) (BackupStats, error) {
 		if err := copyAllFiles(ctx, from, to, copied, &stats); err != nil {
 			return stats, err
 		}
+		hook(afterFileCopy, try)
 		// 2. The database.
 		os.Remove(dbPath)
 		if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dbPath); err != nil {
 			return stats, fmt.Errorf("sqlite store: copying the database: %w", err)
 		}
+		hook(afterDatabase, try)
 		// 3. Files written since step 1, and those step 1 copied while
 		// they were being written (before the commit that named them).
 		names, err := referencedFiles(ctx, dbPath)
