@@ -19,6 +19,12 @@ type externalWatcher interface {
 // ExternalPollInterval until Shutdown begins, and on one refreshes every
 // mailbox a session has open, so that IDLE clients are told of imported
 // mail within that interval, and any session at its next command.
+//
+// Cost: one PRAGMA per interval; in an interval in which another process
+// wrote, one ChangesSince per mailbox some session holds (~50 µs each on
+// SQLite), whether or not that process wrote to it: the store says that
+// something changed, not where. A long import thus costs a server with
+// 10,000 selected mailboxes about half a CPU-second per interval.
 func (s *Server) watchExternal(w externalWatcher) {
 	defer s.wg.Done()
 	// The first call records where the store stands: writes after it,
