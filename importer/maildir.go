@@ -31,7 +31,8 @@ import (
 // is where Dovecot keeps a Maildir message's received date, and what
 // mirroring tools (offlineimap, mbsync, quickimap sync) set from the
 // IMAP INTERNALDATE. The Date header says when the sender wrote it,
-// which is not the same.
+// which is not the same. A file time has no zone: the date is stored in
+// the importing machine's local zone (the same instant).
 
 // maildirFolder is one Maildir folder of a tree.
 type maildirFolder struct {

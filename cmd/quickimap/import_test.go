@@ -3,14 +3,18 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/quickimap/quickimap/internal/imaptest"
+	"github.com/quickimap/quickimap/store"
 	"github.com/quickimap/quickimap/store/sqlite"
 )
 
@@ -161,4 +165,73 @@ func TestImportBackupWhileServing(t *testing.T) {
 	}
 	cmd("z", "LOGOUT")
 	s.stop()
+}
+
+// TestSyncThenImport mirrors a mailbox with `quickimap sync` into a
+// Maildir and imports that Maildir into another account: the messages,
+// their flags (those Maildir has letters for) and internal dates
+// survive the trip (sync sets each file's time to the INTERNALDATE).
+func TestSyncThenImport(t *testing.T) {
+	env := imaptest.Start(t, nil)
+	c := env.DialLogin(t)
+	msgs := []struct{ flags, date, body string }{
+		{`\Seen`, "01-Jan-2024 10:00:00 +0100", "Subject: one\r\n\r\nfirst\r\n"},
+		{`\Flagged \Answered`, "15-Jun-2022 23:59:59 -0700", "Subject: two\r\n\r\nsecond\r\n"},
+		{``, "29-Feb-2020 00:00:01 +0000", "Subject: three\r\n\r\nthird, unread\r\n"},
+	}
+	for i, m := range msgs {
+		c.SendLine(fmt.Sprintf(`a%d APPEND INBOX (%s) "%s" {%d}`, i, m.flags, m.date, len(m.body)))
+		if l := c.ReadLine(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("APPEND: %q", l)
+		}
+		c.Send(m.body + "\r\n")
+		if l := c.ReadUntilTagged(fmt.Sprintf("a%d", i)); !strings.Contains(l[len(l)-1], "OK") {
+			t.Fatalf("APPEND: %q", l)
+		}
+	}
+	md := filepath.Join(t.TempDir(), "Maildir")
+	quickimap(t, env.Password+"\n", "sync", "--addr", env.Addr, "--user", env.User, "--maildir", md).want(t, exitOK, "", "")
+
+	ctx := context.Background()
+	if _, err := env.Store.CreateUser(ctx, "bob", "x", store.DefaultMailboxes()); err != nil {
+		t.Fatal(err)
+	}
+	quickimap(t, "", "import", "--data", env.Dir, "--user", "bob", md).want(t, exitOK, "3 imported", "")
+
+	read := func(name string) []store.MessageInfo {
+		u, err := env.Store.UserByName(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mb, err := env.Store.MailboxByName(ctx, u.ID, "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		infos, err := env.Store.MessageInfos(ctx, u.ID, mb.ID, []uint32{1, 2, 3})
+		if err != nil || len(infos) != 3 {
+			t.Fatalf("%s: %d messages, %v", name, len(infos), err)
+		}
+		for i := range infos {
+			b, err := env.Store.MessageBody(ctx, u.ID, mb.ID, infos[i].UID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			infos[i].Structure = b // the body, for the comparison
+		}
+		return infos
+	}
+	// Sync writes in UID order at one mtime per message; import orders
+	// by mtime, which is the INTERNALDATE: order by date to compare.
+	byDate := func(in []store.MessageInfo) []store.MessageInfo {
+		slices.SortFunc(in, func(a, b store.MessageInfo) int { return a.InternalDate.Compare(b.InternalDate) })
+		return in
+	}
+	a, b := byDate(read(env.User)), byDate(read("bob"))
+	for i := range a {
+		if string(a[i].Structure) != string(b[i].Structure) || !a[i].InternalDate.Equal(b[i].InternalDate) ||
+			!slices.Equal(a[i].Flags, b[i].Flags) {
+			t.Errorf("message %d: %q %v %q, imported as %q %v %q", i,
+				a[i].Structure, a[i].InternalDate, a[i].Flags, b[i].Structure, b[i].InternalDate, b[i].Flags)
+		}
+	}
 }

@@ -46,9 +46,9 @@ Usage:
   quickimap import [--data DIR] --user NAME [--mailbox NAME] PATH...
       Copy mbox files and Maildir trees into an account, also while the
       server runs; messages already there are skipped.
-  quickimap backup [--data DIR] OUT         copy the store, while the server runs, to
-                                            the new directory OUT (check it with
-                                            "quickimap check --data OUT")
+  quickimap backup [--data DIR] OUT
+      Copy the store, while the server runs, to the new directory OUT;
+      "quickimap check --data OUT" verifies the copy.
   quickimap bench reconnect --addr HOST:PORT --user NAME [flags]
       Measure the bytes, round trips and time of reconnecting to a mailbox
       with SID, QRESYNC, CONDSTORE and a full resync, against any server.
