@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quickimap/quickimap/importer"
 	"github.com/quickimap/quickimap/internal/imaptest"
 	"github.com/quickimap/quickimap/store"
 	"github.com/quickimap/quickimap/store/sqlite"
@@ -33,8 +34,11 @@ func TestImportAndBackupCommands(t *testing.T) {
 
 	quickimap(t, "pw\n", "user", "add", "--data", data, "alice").want(t, exitOK, "Created user alice", "")
 	quickimap(t, "", "import", "--data", data, "--user", "nobody", mbox).want(t, exitFail, "", "no user nobody")
-	quickimap(t, "", "import", "--data", data, "--user", "Alice", mbox).
-		want(t, exitOK, "3 message(s) read: 3 imported, 0 already present, 0 refused", "")
+	r := quickimap(t, "", "import", "--data", data, "--user", "Alice", mbox)
+	r.want(t, exitOK, "3 message(s) read: 3 imported, 0 already present, 0 refused", "")
+	if r.stderr != "" {
+		t.Errorf("stderr is not a terminal, yet: %q", r.stderr)
+	}
 	quickimap(t, "", "import", "--data", data, "--user", "alice", mbox, "--mailbox", "Archive/2025").
 		want(t, exitOK, "3 imported", "")
 	quickimap(t, "", "import", "--data", data, "--user", "alice", mbox).
@@ -233,5 +237,20 @@ func TestSyncThenImport(t *testing.T) {
 			t.Errorf("message %d: %q %v %q, imported as %q %v %q", i,
 				a[i].Structure, a[i].InternalDate, a[i].Flags, b[i].Structure, b[i].InternalDate, b[i].Flags)
 		}
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	if newProgressLine(&strings.Builder{}) != nil {
+		t.Error("a progress line on a writer that is not a terminal")
+	}
+	var b strings.Builder
+	p := &progressLine{w: &b}
+	p.show(importer.Stats{Read: 5, Added: 3, Skipped: 1, Refused: 1, Bytes: 2_500_000})
+	p.show(importer.Stats{Read: 6}) // within 100 ms: not drawn
+	p.clear()
+	want := "\r\x1b[Kimporting: 5 read, 3 imported, 1 present, 1 refused, 2.5 MB"
+	if got := b.String(); !strings.HasPrefix(got, want) || !strings.HasSuffix(got, " msg/s\r\x1b[K") || strings.Count(got, "importing") != 1 {
+		t.Errorf("progress output %q", got)
 	}
 }
