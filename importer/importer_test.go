@@ -372,3 +372,29 @@ func TestToCRLF(t *testing.T) {
 		}
 	}
 }
+
+// An mbox written with CRLF line endings splits the same way and keeps
+// them.
+func TestImportMboxCRLF(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "mboxrd.mbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "crlf.mbox")
+	if err := os.WriteFile(path, []byte(crlf(string(raw))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, u := testStore(t)
+	s := importPaths(t, st, u.ID, Options{KeepLineEndings: true, Location: time.UTC}, path)
+	if s.Added != 3 {
+		t.Fatalf("stats %+v", s)
+	}
+	for i, m := range mailbox(t, st, u.ID, "INBOX") {
+		if m.body != crlf(mboxOriginals[i]) {
+			t.Errorf("message %d:\n got %q\nwant %q", i+1, m.body, crlf(mboxOriginals[i]))
+		}
+		if i == 0 && !m.date.Equal(time.Date(2025, 1, 6, 10, 0, 0, 0, time.UTC)) {
+			t.Errorf("date %v", m.date)
+		}
+	}
+}
