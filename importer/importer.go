@@ -419,8 +419,15 @@ func toCRLF(b []byte) []byte {
 // headerEnd returns the length of the header of raw, up to and with the
 // empty line that ends it (all of raw when there is none).
 func headerEnd(raw []byte) int {
-	if n, ok := message.HeaderLen(raw); ok {
-		return n
+	for i := 0; i < len(raw); {
+		j := bytes.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			break
+		}
+		if line := raw[i : i+j]; len(line) == 0 || len(line) == 1 && line[0] == '\r' {
+			return i + j + 1
+		}
+		i += j + 1
 	}
 	return len(raw)
 }

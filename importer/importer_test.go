@@ -398,3 +398,44 @@ func TestImportMboxCRLF(t *testing.T) {
 		}
 	}
 }
+
+// Status, X-Status and Date count in the header only, not in the body.
+func TestHeaderFieldsOnlyInHeader(t *testing.T) {
+	st, u := testStore(t)
+	mbox := "From MAILER-DAEMON\nSubject: quoted\n\nStatus: RO\nX-Status: F\nDate: Tue, 1 Jul 2025 12:00:00 +0200\n\n" +
+		"From MAILER-DAEMON\nSubject: real\nStatus: RO\r\nDate: Tue, 1 Jul 2025 12:00:00 +0200\n\nbody\n"
+	path := filepath.Join(t.TempDir(), "x.mbox")
+	if err := os.WriteFile(path, []byte(mbox), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	importPaths(t, st, u.ID, Options{}, path)
+	got := mailbox(t, st, u.ID, "INBOX")
+	if len(got) != 2 {
+		t.Fatalf("%d messages", len(got))
+	}
+	if len(got[0].flags) != 0 || !got[0].date.Equal(mtime) {
+		t.Errorf("fields in the body taken: flags %q, date %v", got[0].flags, got[0].date)
+	}
+	if !slices.Equal(got[1].flags, []string{`\Seen`}) || !got[1].date.Equal(time.Date(2025, 7, 1, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("header fields missed: flags %q, date %v", got[1].flags, got[1].date)
+	}
+}
+
+func TestHeaderEnd(t *testing.T) {
+	for raw, want := range map[string]int{
+		"A: b\n\nbody":         6,
+		"A: b\r\n\r\nbody":     8,
+		"\nbody":               1,
+		"A: b\nC: d":           9,
+		"A: b\n \n\nx":         8,
+		"A: b\r\nC: d\r\n\r\n": 14,
+	} {
+		if got := headerEnd([]byte(raw)); got != want {
+			t.Errorf("%q: %d, want %d", raw, got, want)
+		}
+	}
+}
