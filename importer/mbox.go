@@ -89,7 +89,7 @@ func newMboxReader(r io.Reader, format MboxFormat) (*mboxReader, error) {
 		if !bytes.HasPrefix(line, []byte("From ")) {
 			return nil, errNotMbox
 		}
-		m.line = line
+		m.line = append([]byte(nil), line...) // line is in the reader's buffer
 		return m, nil
 	}
 }
