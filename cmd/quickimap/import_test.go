@@ -254,3 +254,13 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("progress output %q", got)
 	}
 }
+
+// A directory without a store is no store to check (an interrupted
+// backup): check fails instead of creating an empty store.
+func TestCheckWithoutStore(t *testing.T) {
+	dir := t.TempDir()
+	quickimap(t, "", "check", "--data", dir).want(t, exitFail, "", "no store in")
+	if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); !os.IsNotExist(err) {
+		t.Errorf("check created a store: %v", err)
+	}
+}

@@ -55,8 +55,7 @@ const (
 // backup is Backup; step, when not nil, is called after the steps above
 // with the round's number (from 0), so that a test can write to the
 // store in between.
-func backup(ctx context.Context, dir, out string, step func(step, round int)) (BackupStats, error) {
-	var stats BackupStats
+func backup(ctx context.Context, dir, out string, step func(step, round int)) (stats BackupStats, err error) {
 	hook := func(s, round int) {
 		if step != nil {
 			step(s, round)
@@ -69,9 +68,28 @@ func backup(ctx context.Context, dir, out string, step func(step, round int)) (B
 	if _, err := os.Stat(src); err != nil {
 		return stats, fmt.Errorf("sqlite store: no store in %s: %w", dir, err)
 	}
-	if err := makeEmptyDir(out); err != nil {
+	created, err := makeEmptyDir(out)
+	if err != nil {
 		return stats, err
 	}
+	// The database is copied under a temporary name and renamed last, so
+	// that an interrupted backup leaves no quickimap.db for Open to take
+	// for a store. A failed one leaves nothing.
+	dbPath := filepath.Join(out, FileName)
+	partial := dbPath + ".partial"
+	defer func() {
+		if err == nil {
+			return
+		}
+		if created {
+			os.RemoveAll(out)
+			return
+		}
+		os.RemoveAll(filepath.Join(out, bodyDir))
+		for _, f := range []string{partial, partial + "-journal", dbPath} {
+			os.Remove(f)
+		}
+	}()
 	// Not query_only: SQLite refuses VACUUM INTO on such a connection,
 	// although it only reads the source.
 	db, err := sql.Open("sqlite", fileURI(src)+"?_busy_timeout=10000")
@@ -87,7 +105,6 @@ func backup(ctx context.Context, dir, out string, step func(step, round int)) (B
 		return stats, err
 	}
 	copied := map[string]bool{}
-	dbPath := filepath.Join(out, FileName)
 	const attempts = 5
 	var missing []string
 	for try := 0; try < attempts; try++ {
@@ -97,14 +114,14 @@ func backup(ctx context.Context, dir, out string, step func(step, round int)) (B
 		}
 		hook(afterFileCopy, try)
 		// 2. The database.
-		os.Remove(dbPath)
-		if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dbPath); err != nil {
+		os.Remove(partial)
+		if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, partial); err != nil {
 			return stats, fmt.Errorf("sqlite store: copying the database: %w", err)
 		}
 		hook(afterDatabase, try)
 		// 3. Files written since step 1, and those step 1 copied while
 		// they were being written (before the commit that named them).
-		names, err := referencedFiles(ctx, dbPath)
+		names, err := referencedFiles(ctx, partial)
 		if err != nil {
 			return stats, err
 		}
@@ -145,7 +162,13 @@ func backup(ctx context.Context, dir, out string, step func(step, round int)) (B
 				stats.Files--
 			}
 		}
-		if err := finishCopy(ctx, dbPath, to); err != nil {
+		if err := finishCopy(ctx, partial, to); err != nil {
+			return stats, err
+		}
+		if err := os.Rename(partial, dbPath); err != nil {
+			return stats, err
+		}
+		if err := syncDir(out); err != nil {
 			return stats, err
 		}
 		fi, err := os.Stat(dbPath)
@@ -165,20 +188,21 @@ type BackupStats struct {
 	Retries       int   // rounds started over because a file vanished
 }
 
-// makeEmptyDir creates dir, or accepts it when it exists and is empty.
-func makeEmptyDir(dir string) error {
+// makeEmptyDir creates dir, or accepts it when it exists and is empty;
+// it reports whether it created it.
+func makeEmptyDir(dir string) (bool, error) {
 	err := os.Mkdir(dir, 0o700)
 	if errors.Is(err, fs.ErrExist) {
 		entries, rerr := os.ReadDir(dir)
 		if rerr != nil {
-			return rerr
+			return false, rerr
 		}
 		if len(entries) > 0 {
-			return fmt.Errorf("%s exists and is not empty", dir)
+			return false, fmt.Errorf("%s exists and is not empty", dir)
 		}
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 // copyAllFiles copies the files of from that are not in copied yet.
@@ -283,7 +307,10 @@ func finishCopy(ctx context.Context, dbPath string, to files) error {
 	if err != nil {
 		return err
 	}
-	_, err = db.ExecContext(ctx, `DELETE FROM dead_files`)
+	// A rollback journal, not the WAL the source may have set: the file
+	// is renamed after this, and must be whole without a -wal beside it.
+	// Open sets WAL mode again.
+	_, err = db.ExecContext(ctx, `PRAGMA journal_mode = DELETE; DELETE FROM dead_files`)
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}

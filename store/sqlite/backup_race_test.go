@@ -90,3 +90,40 @@ func TestBackupRaces(t *testing.T) {
 		t.Errorf("message in the copy: %d bytes, %v", len(got), err)
 	}
 }
+
+// A backup leaves the database and bodies/ only; a failed one leaves
+// nothing, not even the directory it created.
+func TestBackupFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := Open(ctx, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	out := filepath.Join(t.TempDir(), "copy")
+	if _, err := Backup(ctx, dir, out); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 2 || names[0] != bodyDir || names[1] != FileName {
+		t.Errorf("backup holds %q", names)
+	}
+
+	failed := filepath.Join(t.TempDir(), "failed")
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := Backup(cctx, dir, failed); err == nil {
+		t.Fatal("backup with a cancelled context succeeded")
+	}
+	if _, err := os.Stat(failed); !os.IsNotExist(err) {
+		t.Errorf("a failed backup left %s: %v", failed, err)
+	}
+}
