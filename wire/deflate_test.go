@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -144,7 +145,7 @@ func TestInflaterSyncFlush(t *testing.T) {
 // zlibBursts runs Python's zlib (raw deflate, wbits=-15) over the bursts
 // with the given flush mode after each; it skips the test without
 // python3.
-func zlibBursts(t *testing.T, plain [][]byte, mode string) [][]byte {
+func zlibBursts(t *testing.T, plain [][]byte, mode string, level int) [][]byte {
 	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
@@ -158,7 +159,7 @@ func zlibBursts(t *testing.T, plain [][]byte, mode string) [][]byte {
 	script := `
 import sys, zlib, struct
 mode = getattr(zlib, sys.argv[1])
-c = zlib.compressobj(6, zlib.DEFLATED, -15)
+c = zlib.compressobj(int(sys.argv[2]), zlib.DEFLATED, -15)
 data = sys.stdin.buffer.read()
 out = sys.stdout.buffer
 i = 0
@@ -173,7 +174,7 @@ while i < len(data):
 		in.Write([]byte{byte(len(p) >> 24), byte(len(p) >> 16), byte(len(p) >> 8), byte(len(p))})
 		in.Write(p)
 	}
-	cmd := exec.Command(py, "-c", script, mode)
+	cmd := exec.Command(py, "-c", script, mode, strconv.Itoa(level))
 	cmd.Stdin = &in
 	out, err := cmd.Output()
 	if err != nil {
@@ -193,9 +194,13 @@ while i < len(data):
 // Mail::IMAPClient: the block end is not byte-aligned), Z_FULL_FLUSH.
 func TestInflaterZlibFlushModes(t *testing.T) {
 	plain := segments(12, 3)
-	for _, mode := range []string{"Z_SYNC_FLUSH", "Z_PARTIAL_FLUSH", "Z_FULL_FLUSH"} {
+	for _, mode := range []string{"Z_SYNC_FLUSH", "Z_PARTIAL_FLUSH", "Z_FULL_FLUSH", "Z_PARTIAL_FLUSH 1", "Z_SYNC_FLUSH 9"} {
 		t.Run(mode, func(t *testing.T) {
-			bursts := zlibBursts(t, plain, mode)
+			level := 6
+			if m, l, ok := strings.Cut(mode, " "); ok {
+				mode, level = m, int(l[0]-'0')
+			}
+			bursts := zlibBursts(t, plain, mode, level)
 			r := rand.New(rand.NewPCG(4, 4))
 			checkStream(t, bursts, plain, func() int { return 1 << 30 }, 4096)
 			checkStream(t, bursts, plain, func() int { return 1 + r.IntN(500) }, 100)
