@@ -85,6 +85,10 @@ type Options struct {
 	// the database (files.go). Default 64 KiB; negative: every body in
 	// the database. Bodies already stored stay where they are.
 	LargeBody int
+	// ReserveBytes is the size of the reserve file that lets deletes
+	// commit on a full disk (full.go). Default DefaultReserveBytes;
+	// negative: no reserve.
+	ReserveBytes int64
 	// Now is the store's clock: the expunge time of tombstones and the
 	// default INTERNALDATE of appended messages. Default time.Now. Tests
 	// inject a fake clock to expire tombstones.
@@ -114,6 +118,7 @@ type Store struct {
 
 	spellings keywordSpellings // each mailbox's spelling of its keywords (flags.go)
 
+	reserve  reserve   // room for deletes on a full disk (full.go)
 	files    files     // large bodies (files.go)
 	swept    []string  // removed files still in dead_files (guarded by wsem)
 	bodyBufs sync.Pool // *[]byte for bodies read from the database (OpenBody)
@@ -155,6 +160,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.LargeBody == 0 {
 		opts.LargeBody = 64 << 10
 	}
+	if opts.ReserveBytes == 0 {
+		opts.ReserveBytes = DefaultReserveBytes
+	}
 
 	common := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=1", opts.BusyTimeout.Milliseconds())
 	wdb, err := sql.Open("sqlite", fileURI(abs)+"?"+common+
@@ -191,6 +199,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := s.files.prepare(); err != nil {
 		closeW()
 		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	if opts.ReserveBytes > 0 {
+		s.reserve = reserve{path: filepath.Join(filepath.Dir(abs), ReserveName), size: opts.ReserveBytes}
+	}
+	if err := s.reserve.prepare(); err != nil {
+		closeW()
+		return nil, err
 	}
 	// Files of bodies deleted just before a crash.
 	s.sweepFiles(ctx)
@@ -277,7 +292,7 @@ func (r *writeReq) finished() bool {
 // commit or roll back; it may be called more than once (see Group commit
 // in the package documentation) and must set its results afresh each time.
 func (s *Store) write(ctx context.Context, fn func(tx *dbtx) error) error {
-	return s.enqueue(ctx, fn, false)
+	return s.noteFull(s.enqueue(ctx, fn, false))
 }
 
 // writeLazy is write for a change that may be lost in a crash: when every
@@ -288,7 +303,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *dbtx) error) error {
 // whole) or the next checkpoint (SQLite syncs the WAL before it). A lazy
 // mutation batched with a durable one is fsynced with it.
 func (s *Store) writeLazy(ctx context.Context, fn func(tx *dbtx) error) error {
-	return s.enqueue(ctx, fn, true)
+	return s.noteFull(s.enqueue(ctx, fn, true))
 }
 
 func (s *Store) enqueue(ctx context.Context, fn func(tx *dbtx) error, lazy bool) error {
