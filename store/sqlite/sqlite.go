@@ -50,6 +50,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -142,6 +143,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
+	if err := privateFiles(dir, abs); err != nil {
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 10 * time.Second
 	}
@@ -192,10 +196,6 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		closeW()
 		return nil, err
 	}
-	if err := os.Chmod(abs, 0o600); err != nil {
-		closeW()
-		return nil, fmt.Errorf("sqlite store: %w", err)
-	}
 	if err := s.files.prepare(); err != nil {
 		closeW()
 		return nil, fmt.Errorf("sqlite store: %w", err)
@@ -232,6 +232,44 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.rdb = rdb
 	s.rcache = newStmtCache(rdb)
 	return s, nil
+}
+
+// privateFiles keeps the store to its owner: the data directory 0700, the
+// database and its -wal and -shm files (which hold the password hashes
+// too) 0600. The database file is created here, empty, with that mode
+// when it is missing, because SQLite gives its -wal and -shm files the
+// mode of the database file, whatever the umask; files of an older
+// store are changed.
+func privateFiles(dir, db string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, perm&0o700); err != nil {
+			return fmt.Errorf("data directory %s is open to others (mode %v): %w", dir, perm, err)
+		}
+	}
+	f, err := os.OpenFile(db, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, name := range []string{db, db + "-wal", db + "-shm"} {
+		fi, err := os.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(name, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // fileURI turns an absolute path into an SQLite URI filename, escaping the
