@@ -75,6 +75,14 @@ type Config struct {
 	// sent during IDLE, just under the 30 minutes after which NATs and
 	// clients give up on a silent connection (RFC 2177).
 	IdleKeepalive time.Duration
+	// TCPKeepalive is the silence after which the kernel probes a
+	// client's connection with TCP keepalives (0: never). The default,
+	// an hour, is longer than IdleKeepalive and AutoLogoutTimeout, so a
+	// live client is never probed: an IDLE connection hears from the
+	// server every IdleKeepalive, any other is closed after
+	// AutoLogoutTimeout of silence. Go's default (15 s) would wake a
+	// sleeping phone's radio four times a minute during IDLE.
+	TCPKeepalive time.Duration
 
 	// TombstoneMaxAge and TombstoneMaxCount bound how long and how many
 	// expunged UIDs are remembered per mailbox for QRESYNC/VANISHED; a
@@ -119,6 +127,7 @@ func Default() Config {
 		AuthCacheMaxUsers: 100_000,
 		MessageCacheSize:  64 << 20,
 		IdleKeepalive:     29 * time.Minute,
+		TCPKeepalive:      time.Hour,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
 		SessionTimeout:    24 * time.Hour,

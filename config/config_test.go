@@ -59,6 +59,7 @@ failed-login-delay = 500ms
 auth-cache-ttl = 0
 auth-cache-max-users = 5000
 idle-keepalive = 10m
+tcp-keepalive = 20m
 session-timeout = 12h
 session-max-per-user = 5
 session-max-per-ip = 200
@@ -93,6 +94,7 @@ func TestParseExample(t *testing.T) {
 		AuthCacheMaxUsers:  5000,
 		MessageCacheSize:   64 << 20,
 		IdleKeepalive:      10 * time.Minute,
+		TCPKeepalive:       20 * time.Minute,
 		TombstoneMaxAge:    30 * 24 * time.Hour,
 		TombstoneMaxCount:  100000,
 		SessionTimeout:     12 * time.Hour,

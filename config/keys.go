@@ -206,6 +206,7 @@ var keys = []Key{
 		func(c *Config) int64 { return c.MessageCacheSize }, func(c *Config, n int64) { c.MessageCacheSize = n }),
 	intKey("auth-cache-max-users", "most accounts whose verified password is remembered; the oldest goes first", func(c *Config) *int { return &c.AuthCacheMaxUsers }),
 	durationKey("idle-keepalive", "interval of keepalive responses during IDLE", func(c *Config) *time.Duration { return &c.IdleKeepalive }),
+	offDurationKey("tcp-keepalive", "silence after which TCP keepalive probes check a client connection; 0: none (longer than idle-keepalive and autologout-timeout, a live client is never probed)", func(c *Config) *time.Duration { return &c.TCPKeepalive }),
 	durationKey("tombstone-max-age", "how long expunged UIDs are remembered for QRESYNC", func(c *Config) *time.Duration { return &c.TombstoneMaxAge }),
 	intKey("tombstone-max-count", "how many expunged UIDs are remembered per mailbox", func(c *Config) *int { return &c.TombstoneMaxCount }),
 	durationKey("session-timeout", "how long an inactive resumable session (SID) stays resumable", func(c *Config) *time.Duration { return &c.SessionTimeout }),
