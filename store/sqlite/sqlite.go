@@ -415,7 +415,7 @@ retry:
 		}
 		if err != nil {
 			for _, r := range pending {
-				r.finish(fmt.Errorf("sqlite store: begin: %w", err))
+				s.finish(r, fmt.Errorf("sqlite store: begin: %w", err))
 			}
 			return
 		}
@@ -428,14 +428,14 @@ retry:
 		var ok []*writeReq
 		for i, r := range pending {
 			if err := r.ctx.Err(); err != nil {
-				r.finish(err)
+				s.finish(r, err)
 				continue
 			}
 			if single {
 				// No savepoint needed: the transaction is the request's own.
 				if err := r.fn(wtx); err != nil {
 					s.rollback(bg)
-					r.finish(err)
+					s.finish(r, err)
 					return
 				}
 				ok = append(ok, r)
@@ -444,7 +444,7 @@ retry:
 			if _, err := s.w.ExecContext(bg, `SAVEPOINT w`); err != nil {
 				s.rollback(bg)
 				for _, r := range pending[i:] {
-					r.finish(fmt.Errorf("sqlite store: savepoint: %w", err))
+					s.finish(r, fmt.Errorf("sqlite store: savepoint: %w", err))
 				}
 				pending = ok
 				continue retry
@@ -460,12 +460,12 @@ retry:
 				// The shared transaction is gone (SQLite rolled it back):
 				// this request fails, the ones before it run again.
 				s.rollback(bg)
-				r.finish(cmpErr(ferr, fmt.Errorf("sqlite store: transaction aborted: %w", serr)))
+				s.finish(r, cmpErr(ferr, fmt.Errorf("sqlite store: transaction aborted: %w", serr)))
 				pending = append(ok, pending[i+1:]...)
 				continue retry
 			}
 			if ferr != nil {
-				r.finish(ferr)
+				s.finish(r, ferr)
 				continue
 			}
 			ok = append(ok, r)
@@ -487,10 +487,20 @@ retry:
 			}
 		}
 		for _, r := range ok {
-			r.finish(err)
+			s.finish(r, err)
 		}
 		return
 	}
+}
+
+// finish ends a request of a batch. A failure for lack of space releases
+// the reserve at once (full.go), so that the requests of the batch that
+// run again, and the next ones, have its room.
+func (s *Store) finish(r *writeReq, err error) {
+	if err != nil && isFull(err) {
+		s.reserve.release()
+	}
+	r.finish(err)
 }
 
 var errStoreClosed = errors.New("store is closed")
