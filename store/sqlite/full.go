@@ -19,7 +19,7 @@ import (
 // too, first appends its pages to the WAL, and a checkpoint may extend
 // the database file; on a disk with no free block, the statements that
 // would free space fail like the ones that would use it. So the store
-// keeps a reserve: a file of Options.ReserveBytes zeros in the data
+// keeps a reserve: a file of Options.ReserveBytes allocated bytes in the data
 // directory (ReserveName). The first write that fails for lack of space
 // (SQLITE_FULL, or ENOSPC/EDQUOT writing a body file) removes it, and the
 // store enters the full state:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,4 +161,71 @@ func TestFullDisk(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The full state without a full file system (and without root): SQLite's
+// max_page_count makes the database "full" with SQLITE_FULL, as a full
+// disk does.
+func TestFullState(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(ctx, dir, Options{LargeBody: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, err := s.CreateUser(ctx, "alice", "x", store.DefaultMailboxes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := s.MailboxByName(ctx, u.ID, "INBOX")
+	var pages int64
+	if err := s.readers().QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.wdbT().ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, pages+30)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := fill(t, s, u.ID, inbox.ID, 2<<10)
+	if !errors.Is(err, store.ErrFull) || n == 0 {
+		t.Fatalf("append %d: %v, want ErrFull", n, err)
+	}
+	if !s.Full() {
+		t.Error("not in the full state")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ReserveName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("reserve not released: %v", err)
+	}
+	if _, _, err := s.AppendMessages(ctx, u.ID, inbox.ID, []store.NewMessage{{Body: []byte("x")}}); !errors.Is(err, store.ErrFull) || !strings.Contains(err.Error(), "no room for new messages") {
+		t.Errorf("append while full: %v, want the refusal without a write", err)
+	}
+	// Deletes go on.
+	idx, _, err := s.MessageIndex(ctx, u.ID, inbox.ID)
+	if err != nil || len(idx) != n {
+		t.Fatalf("index: %d messages, %v; want %d", len(idx), err, n)
+	}
+	var uids []uint32
+	for _, m := range idx {
+		uids = append(uids, m.UID)
+	}
+	if _, err := s.Expunge(ctx, u.ID, inbox.ID, uids); err != nil {
+		t.Errorf("expunge while full: %v", err)
+	}
+	// The file system has room: the next append after a second writes
+	// the reserve back and goes through.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, _, err := s.AppendMessages(ctx, u.ID, inbox.ID, []store.NewMessage{{Body: []byte("Subject: x\r\n\r\nx\r\n")}})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrFull) || time.Now().After(deadline) {
+			t.Fatalf("append after the expunge: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the re-arm
+	}
+	if fi, err := os.Stat(filepath.Join(dir, ReserveName)); err != nil || fi.Size() != DefaultReserveBytes || s.Full() {
+		t.Errorf("reserve %v, %v; full %v", fi, err, s.Full())
+	}
+
 }
