@@ -86,9 +86,12 @@ func TestFullDiskOverTCP(t *testing.T) {
 	if !strings.Contains(logs.String(), `level=ERROR msg="mail store is full"`) {
 		t.Errorf("no error line for the operator; log:\n%s", logs.String())
 	}
-	// Refused again at once.
+	// Refused again at once, and not logged again so soon.
 	if got := appendMsg("b", "INBOX", 0); !strings.HasPrefix(got, "b NO [OVERQUOTA]") {
 		t.Errorf("second APPEND: %q", got)
+	}
+	if n := strings.Count(logs.String(), `msg="mail store is full"`); n != 1 {
+		t.Errorf("%d lines for two refusals within a few seconds; log:\n%s", n, logs.String())
 	}
 
 	// A second session appended nothing it could claim, but the first

@@ -93,7 +93,7 @@ func (c *conn) storeFailure(err error) *status {
 		// RFC 5530 has no code for a full disk; OVERQUOTA is the one a
 		// client shows as "delete something", which is what helps
 		// (deletes keep working, see store/sqlite/full.go).
-		c.log.Error("mail store is full", "err", err)
+		c.s.full.log(c.log, err)
 		return no("OVERQUOTA", "Mail store is full; delete messages to make room")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return no("UNAVAILABLE", "Operation cancelled")

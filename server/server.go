@@ -165,6 +165,7 @@ type Server struct {
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
 	parts    *partCache
 	msgs     *msgCache // nil when disabled
+	full     fullLog   // the "mail store is full" line (full.go)
 }
 
 // New returns a Server.

@@ -19,7 +19,7 @@ func (c *conn) openView(ctx context.Context, mb store.Mailbox, readOnly bool) (*
 	v, err := c.s.hub.Open(ctx, c.sess.UserID, mb.ID, readOnly)
 	if err == nil && v.OpenClaimErr() != nil {
 		if cerr := v.OpenClaimErr(); errors.Is(cerr, store.ErrFull) {
-			c.log.Error("mail store is full", "err", cerr)
+			c.s.full.log(c.log, cerr)
 		} else {
 			c.log.Warn("claiming recent messages", "err", cerr)
 		}
