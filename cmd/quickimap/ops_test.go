@@ -200,7 +200,7 @@ func TestServeBindFailureKeepsPassword(t *testing.T) {
 
 	// File modes, with the server running (the WAL is open).
 	for name, want := range map[string]os.FileMode{
-		data:                                   0o700,
+		data:                                    0o700,
 		filepath.Join(data, "quickimap.db"):     0o600,
 		filepath.Join(data, "quickimap.db-wal"): 0o600,
 		filepath.Join(data, "quickimap.db-shm"): 0o600,
