@@ -53,9 +53,11 @@ func TestFullDiskOverTCP(t *testing.T) {
 	c := env.DialLogin(t)
 
 	c.ExpectTagged("c1", "CREATE Other", "c1 OK")
-	// Small messages: they fill the database, whose deletes need room
-	// in the WAL (bodies in files fail on the file's write first).
-	body := strings.Repeat(strings.Repeat("x", 78)+"\r\n", 25)
+	// Messages of 16 KiB, kept in the database (under LargeBody): they
+	// fill it, and its deletes need room in the WAL (bodies in files
+	// fail on the file's write first). Without the store's reserve,
+	// STORE, MOVE and DELETE below fail with OVERQUOTA.
+	body := strings.Repeat(strings.Repeat("x", 78)+"\r\n", 200)
 	appendMsg := func(tag, mbox string, i int) string {
 		msg := fmt.Sprintf("Subject: filler %d\r\n\r\n%s", i, body)
 		c.SendLine(fmt.Sprintf("%s APPEND %s {%d+}", tag, mbox, len(msg)))
