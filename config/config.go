@@ -94,6 +94,10 @@ type Config struct {
 	// client whose last sync is older gets a full answer instead.
 	TombstoneMaxAge   time.Duration
 	TombstoneMaxCount int
+	// DiskReserve is the size of the file the store keeps in the data
+	// directory and gives back when the disk fills, so that deletes can
+	// still commit (0: none).
+	DiskReserve int64
 
 	// Resumable sessions (draft-ietf-lemonade-reconnect-07): how long an
 	// inactive session stays resumable, and the caps on a user's
@@ -137,6 +141,7 @@ func Default() Config {
 		TCPKeepalive:      time.Hour,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
+		DiskReserve:       8 << 20,
 		SessionTimeout:    24 * time.Hour,
 		SessionMaxPerUser: 20,
 		SessionMaxPerIP:   10000,
