@@ -79,13 +79,19 @@ func isFull(err error) bool {
 const sqliteFull = 13
 
 // prepare creates the reserve file when it is missing or short. A disk
-// too full for it leaves the store in the full state; other errors are
-// returned.
+// without room for it twice over (as room requires) leaves the store in
+// the full state; other errors are returned.
 func (r *reserve) prepare() error {
 	if r.path == "" {
 		return nil
 	}
 	if fi, err := os.Stat(r.path); err == nil && fi.Size() >= r.size {
+		return nil
+	}
+	// The rule of room: another process (a running server in the full
+	// state, which removed the reserve) must not find its room taken.
+	if free, ok := freeSpace(filepath.Dir(r.path)); ok && free < uint64(2*r.size) {
+		r.full.Store(true)
 		return nil
 	}
 	err := r.create()

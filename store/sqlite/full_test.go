@@ -93,6 +93,19 @@ func TestFullDisk(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(dir, ReserveName)); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("reserve file still there: %v", err)
 			}
+			// Another process opening the store (quickimap user, check)
+			// does not take the room back for a reserve of its own.
+			s2, err := Open(ctx, dir, Options{})
+			if err != nil {
+				t.Fatalf("opening the full store again: %v", err)
+			}
+			if !s2.Full() {
+				t.Error("a store opened on the full disk is not in the full state")
+			}
+			s2.Close()
+			if _, err := os.Stat(filepath.Join(dir, ReserveName)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("reserve file written back by a second open: %v", err)
+			}
 			// Refused at once, even a small one.
 			if _, _, err := s.AppendMessages(ctx, u.ID, inbox.ID, []store.NewMessage{{Body: []byte("Subject: x\r\n\r\nx\r\n")}}); !errors.Is(err, store.ErrFull) {
 				t.Errorf("small append while full: %v, want ErrFull", err)
