@@ -166,10 +166,13 @@ func (z *Inflater) Read(p []byte) (int, error) {
 // Deferred reports whether input was fed that Read does not decode yet.
 // Input that runs out inside a block is decoded again from the block's
 // start once more comes: to keep that work within a few times the input
-// when a large block trickles in, a restart waits until the bytes fed
-// since the last attempt are an eighth of those held since the block
-// began. The caller forces it (Force) when the peer pauses, since the
-// peer may be waiting for an answer to what it sent.
+// when a large block arrives in pieces, a restart waits until the bytes
+// fed since the last attempt are half of those held since the block
+// began, unless they end with a sync or full flush's empty stored block
+// (00 00 ff ff: the peer has sent all it means to for now). The caller
+// forces it (Force) when the peer pauses, since after a partial flush
+// nothing marks the end of a burst and the peer may be waiting for an
+// answer.
 func (z *Inflater) Deferred() bool {
 	if !z.dead || !z.fed {
 		return false
@@ -178,7 +181,10 @@ func (z *Inflater) Deferred() bool {
 	if z.hasCP {
 		from = z.cp.CompressedOffset
 	}
-	return z.since*8 < z.src.end()-from
+	if b := z.src.buf; len(b) >= 4 && string(b[len(b)-4:]) == "\x00\x00\xff\xff" {
+		return false
+	}
+	return z.since*2 < z.src.end()-from
 }
 
 // Force makes the next Read decode what was fed even if Deferred.
