@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/quickimap/quickimap/imap"
@@ -201,6 +203,11 @@ func (c *conn) loadSpooled(ctx context.Context, msgs []store.NewMessage, spooled
 		}
 		b, err := sp.load()
 		sp.close()
+		if errors.Is(err, syscall.ENOSPC) {
+			// The spool shares the store's disk (by default): the
+			// operator's "mail store is full" line and OVERQUOTA.
+			return c.storeFailure(fmt.Errorf("%w: spooling a literal: %w", store.ErrFull, err))
+		}
 		if err != nil {
 			c.log.Warn("cannot read back a spooled literal", "err", err)
 			return no("UNAVAILABLE", "Cannot store the message now; try again later")

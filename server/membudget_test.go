@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"runtime"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/quickimap/quickimap/internal/imaptest"
+	"github.com/quickimap/quickimap/internal/tmpfs"
 	"github.com/quickimap/quickimap/server"
 )
 
@@ -593,5 +595,32 @@ func TestMemoryBudgetMultiAppendTooLarge(t *testing.T) {
 	}
 	if names := dirEntries(t, spool); len(names) > 0 {
 		t.Errorf("spool directory holds %q", names)
+	}
+}
+
+// A literal spooled to a full disk: the APPEND gets NO [OVERQUOTA] and
+// the operator the "mail store is full" line, the connection goes on,
+// and the space comes back with the command's end.
+func TestMemoryBudgetSpoolDiskFull(t *testing.T) {
+	spool := tmpfs.Mount(t, 1<<20)
+	var logs imaptest.SyncBuffer
+	env := imaptest.Start(t, func(o *server.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		o.SpoolLiteral = 1 << 10
+		o.SpoolDir = spool
+	})
+	c := env.DialLogin(t)
+	big := filler(3 << 20)
+	c.ExpectTagged("a", fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(big), big), "a NO [OVERQUOTA]")
+	if !strings.Contains(logs.String(), "mail store is full") {
+		t.Errorf("no \"mail store is full\" line in the log:\n%s", logs.String())
+	}
+	// Twice over: the first file's space was given back.
+	for _, tag := range []string{"b", "c"} {
+		small := filler(700 << 10)
+		c.ExpectTagged(tag, fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(small), small), tag+" OK [APPENDUID ")
+	}
+	if st := env.Server.MemoryStats(); st.InUse != 0 || st.SpoolFiles != 0 {
+		t.Errorf("afterwards: %+v", st)
 	}
 }
