@@ -302,16 +302,23 @@ func decodeSingleByte(b []byte, t *highTable) string {
 }
 
 // decodeHeader decodes the RFC 2047 encoded words of an unfolded header
-// value; the value is returned as valid UTF-8 (raw 8-bit bytes taken as
-// UTF-8 or else windows-1252) when decoding fails.
-func decodeHeader(v string) string {
+// value. Raw 8-bit bytes (which RFC 5322 does not allow, but mail in
+// single-byte and CJK charsets often has) that are not UTF-8 are read in
+// fallback, the charset of the entity's own text when it has one, else
+// windows-1252; the result is always valid UTF-8.
+func decodeHeader(v, fallback string) string {
 	if strings.Contains(v, "=?") {
-		v = decodeWords(v)
+		return decodeWords(v, fallback)
 	}
-	if !utf8.ValidString(v) {
-		v = toUTF8("", []byte(v))
+	return rawText(v, fallback)
+}
+
+// rawText returns s when it is valid UTF-8, else s read in charset.
+func rawText(s, charset string) string {
+	if utf8.ValidString(s) {
+		return s
 	}
-	return v
+	return toUTF8(charset, []byte(s))
 }
 
 // decodeWords decodes the encoded words (RFC 2047) of v. White space
@@ -320,8 +327,9 @@ func decodeHeader(v string) string {
 // to hold whole characters, but mailers split multi-byte characters and
 // ISO-2022-JP shift states across words. Like most readers, this one
 // also decodes words not delimited by white space; a malformed word is
-// kept as text. The work is linear in len(v), whatever the input.
-func decodeWords(v string) string {
+// kept as text. Text outside words is read as decodeHeader says. The
+// work is linear in len(v), whatever the input.
+func decodeWords(v, fallback string) string {
 	var out strings.Builder
 	out.Grow(len(v))
 	var pending []byte // octets of the preceding words in pendCharset
@@ -355,7 +363,7 @@ func decodeWords(v string) string {
 		if pendCharset == "" || i > pos {
 			flush()
 			out.WriteString(gap)
-			out.WriteString(v[pos:i])
+			out.WriteString(rawText(v[pos:i], fallback))
 		}
 		gap = ""
 		if pendCharset != "" && !strings.EqualFold(pendCharset, charset) {
@@ -372,7 +380,7 @@ func decodeWords(v string) string {
 	}
 	flush()
 	out.WriteString(gap)
-	out.WriteString(v[pos:])
+	out.WriteString(rawText(v[pos:], fallback))
 	return out.String()
 }
 

@@ -89,7 +89,7 @@ func TestDecodeWords(t *testing.T) {
 		// An unknown charset: valid UTF-8 octets kept.
 		{"=?x-unknown?Q?caf=C3=A9?=", "café"},
 	} {
-		if got := decodeHeader(c.in); got != c.want {
+		if got := decodeHeader(c.in, ""); got != c.want {
 			t.Errorf("decodeHeader(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
@@ -130,12 +130,29 @@ func TestDecodeWordsLinear(t *testing.T) {
 		strings.Repeat("=?utf-8?Q?x?==?a?Q?", 35000),
 	} {
 		start := time.Now()
-		got := decodeHeader(v)
+		got := decodeHeader(v, "")
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("%q...: %v", v[:20], d)
 		}
 		if len(got) == 0 {
 			t.Errorf("%q...: empty result", v[:20])
+		}
+	}
+}
+
+// A raw 8-bit header in the charset of the message's text (no encoded
+// word) is read in that charset; otherwise as UTF-8 or windows-1252.
+func TestRawHeaderCharset(t *testing.T) {
+	for _, c := range []struct{ msg, want string }{
+		{"Subject: \xf0\xd2\xc9\xd7\xc5\xd4\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\nx\r\n", "Привет"},
+		{"Subject: \x93\xfa\x96\x7b =?utf-8?Q?=C3=A4?=\r\nContent-Type: text/plain; charset=Shift_JIS\r\n\r\nx\r\n", "日本 ä"},
+		{"Subject: caf\xc3\xa9\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\nx\r\n", "café"},
+		{"Subject: caf\xe9\r\n\r\nx\r\n", "café"},
+		{"Subject: caf\xe9\r\nContent-Type: multipart/mixed; boundary=b; charset=koi8-r\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n", "café"},
+	} {
+		raw := []byte(c.msg)
+		if got := HeaderValues(raw, mustParse(t, raw), "Subject"); len(got) != 1 || got[0] != c.want {
+			t.Errorf("%q: %q, want %q", c.msg, got, c.want)
 		}
 	}
 }

@@ -102,6 +102,12 @@ func TestSearchCharsetFixtures(t *testing.T) {
 			}
 		}
 	}
+	// A raw KOI8-R Subject (no encoded word) is read in the charset of
+	// the message's text.
+	n := len(charsetCases) + 1
+	appendMsg(t, c, "a", "INBOX", "", "Subject: \xf0\xd2\xc9\xd7\xc5\xd4 \xcb\xcf\xd4\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\n\xcd\xc5\xd4\xd2\xcf\r\n")
+	c.Expect("r1", "SEARCH SUBJECT {6+}\r\nкот", fmt.Sprintf("* SEARCH %d", n), "r1 OK SEARCH completed")
+	c.Expect("r2", "SEARCH TEXT {10+}\r\nМЕТРО", fmt.Sprintf("* SEARCH %d", n), "r2 OK SEARCH completed")
 	// A string that is not text in the charset given is BAD, as for UTF-8.
 	c.Expect("b1", "SEARCH CHARSET Shift_JIS SUBJECT {1+}\r\n\x82",
 		"b1 BAD Search string is not text in Shift_JIS, the charset given")
