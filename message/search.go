@@ -1,25 +1,47 @@
 package message
 
+import "unicode/utf8"
+
 // HeaderValues returns the values of the header fields called name (case-
 // insensitive) of the message or part p, in order: unfolded, trimmed, with
-// RFC 2047 encoded words decoded, as UTF-8 (raw 8-bit text read in the
-// part's charset when it is a text part, see decodeHeader). It is meant for SEARCH HEADER,
-// FROM, SUBJECT and the like.
+// RFC 2047 encoded words decoded, as UTF-8 (raw 8-bit text is read in the
+// charset of p's text, see decodeHeader). It is meant for SEARCH HEADER,
+// FROM, SUBJECT and the like. p may be a bare header (a Part with only
+// Start and BodyStart set): its Content-Type is then read from raw.
 func HeaderValues(raw []byte, p *Part, name string) []string {
 	if !p.fits(len(raw)) {
 		return nil
 	}
 	var vs []string
-	fallback := ""
-	if p.Type == "TEXT" {
-		fallback, _ = p.Param("CHARSET")
-	}
+	fallback, known := "", false
 	scanHeader(raw, p.Start, p.BodyStart, func(n, v []byte, _, _ int) {
-		if n != nil && equalFoldBytes(n, name) {
-			vs = append(vs, decodeHeader(unfold(v), fallback))
+		if n == nil || !equalFoldBytes(n, name) {
+			return
 		}
+		if !known && !utf8.Valid(v) {
+			fallback, known = textCharset(raw, p), true
+		}
+		vs = append(vs, decodeHeader(unfold(v), fallback))
 	})
 	return vs
+}
+
+// textCharset returns the charset of p when it is a text part, "" when it
+// is not or has none.
+func textCharset(raw []byte, p *Part) string {
+	typ, params := p.Type, p.Params
+	if typ == "" {
+		scanHeader(raw, p.Start, p.BodyStart, func(n, v []byte, _, _ int) {
+			if n != nil && typ == "" && equalFoldBytes(n, "Content-Type") {
+				typ, _, params = parseContentType(unfold(v))
+			}
+		})
+	}
+	if typ != "TEXT" {
+		return ""
+	}
+	cs, _ := lookupParam(params, "CHARSET")
+	return cs
 }
 
 // TextContent returns the decoded text of the TEXT/* parts of the message
