@@ -87,6 +87,10 @@ type Options struct {
 	// (PRESERVE)) and the X-DRAFT-W07-RECONNECT capability. The caller
 	// runs its Expire periodically.
 	Sessions *session.Registry
+	// OnPanic, when not nil, is called with the value a connection
+	// recovered from a panic, after the panic is logged and before the
+	// connection ends: for a metric, and for tests, which fail on it.
+	OnPanic func(recovered any)
 }
 
 func (o Options) withDefaults() Options {
