@@ -2,9 +2,11 @@ package message
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -148,10 +150,25 @@ var fixtureWant = []struct {
 	},
 }
 
+// TestFixtures checks every message of testdata/messages against its
+// entry in fixtureWant. A fixture without an entry, or whose output
+// differs, is reported with the entry its current output gives, as Go
+// source to review and paste.
 func TestFixtures(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("..", "testdata", "messages", "*.eml"))
-	if len(files) != len(fixtureWant) {
-		t.Errorf("%d fixtures, %d expectations", len(files), len(fixtureWant))
+	if len(files) == 0 {
+		t.Fatal("no fixtures found")
+	}
+	want := map[string]int{}
+	for i, w := range fixtureWant {
+		want[w.file] = i
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		if _, ok := want[name]; !ok {
+			p := mustParse(t, readFixture(t, name))
+			t.Errorf("%s has no entry in fixtureWant; its output:\n%s", name, fixtureEntry(name, p))
+		}
 	}
 	for _, w := range fixtureWant {
 		t.Run(w.file, func(t *testing.T) {
@@ -168,8 +185,25 @@ func TestFixtures(t *testing.T) {
 					t.Errorf("BODYSTRUCTURE\n got %q\nwant %q", got, w.bodystructure)
 				}
 			}
+			if t.Failed() {
+				t.Logf("entry for the current output (review before pasting):\n%s", fixtureEntry(w.file, p))
+			}
 		})
 	}
+}
+
+// fixtureEntry is the fixtureWant entry that p's output gives.
+func fixtureEntry(file string, p *Part) string {
+	return fmt.Sprintf("{\n\tfile: %q,\n\tenvelope: %s,\n\tbody: %s,\n\tbodystructure: %s,\n},",
+		file, goLiteral(envelopeString(p)), goLiteral(bodyString(p, false)), goLiteral(bodyString(p, true)))
+}
+
+// goLiteral quotes s as Go source, with backquotes when it can.
+func goLiteral(s string) string {
+	if strconv.CanBackquote(s) {
+		return "`" + s + "`"
+	}
+	return strconv.Quote(s)
 }
 
 func roundTrip(t testing.TB, p *Part) *Part {
