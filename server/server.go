@@ -94,6 +94,11 @@ type Options struct {
 	// (PRESERVE)) and the X-DRAFT-W07-RECONNECT capability. The caller
 	// runs its Expire periodically.
 	Sessions *session.Registry
+	// ExternalPollInterval is how often the store is asked whether
+	// another process (quickimap import) wrote to it, when it can tell
+	// (external.go); sessions with a mailbox open then learn of the
+	// changes. Default 2 seconds; negative: never.
+	ExternalPollInterval time.Duration
 	// OnPanic, when not nil, is called with the value a connection
 	// recovered from a panic, after the panic is logged and before the
 	// connection ends: for a metric, and for tests, which fail on it.
@@ -131,6 +136,9 @@ func (o Options) withDefaults() Options {
 		o.MaxCompressed = DefaultMaxCompressed
 	}
 	def(&o.IdleKeepalive, 29*time.Minute)
+	if o.ExternalPollInterval == 0 {
+		o.ExternalPollInterval = 2 * time.Second
+	}
 	if o.MaxAppendMessages <= 0 {
 		o.MaxAppendMessages = 1000
 	}
@@ -169,6 +177,8 @@ type Server struct {
 
 	dummyOnce sync.Once
 	dummy     string
+
+	watchOnce sync.Once // starts watchExternal
 
 	// readers and writers lend connections their buffers (see
 	// conn.loop): *bufio.Reader of readBufSize bytes, and write buffers
@@ -272,6 +282,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
+	s.startWatch()
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, l)
