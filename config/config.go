@@ -80,12 +80,24 @@ type Config struct {
 	// sent during IDLE, just under the 30 minutes after which NATs and
 	// clients give up on a silent connection (RFC 2177).
 	IdleKeepalive time.Duration
+	// TCPKeepalive is the silence after which the kernel probes a
+	// client's connection with TCP keepalives (0: never). The default,
+	// an hour, is longer than IdleKeepalive and AutoLogoutTimeout, so a
+	// live client is never probed: an IDLE connection hears from the
+	// server every IdleKeepalive, any other is closed after
+	// AutoLogoutTimeout of silence. Go's default (15 s) would wake a
+	// sleeping phone's radio four times a minute during IDLE.
+	TCPKeepalive time.Duration
 
 	// TombstoneMaxAge and TombstoneMaxCount bound how long and how many
 	// expunged UIDs are remembered per mailbox for QRESYNC/VANISHED; a
 	// client whose last sync is older gets a full answer instead.
 	TombstoneMaxAge   time.Duration
 	TombstoneMaxCount int
+	// DiskReserve is the size of the file the store keeps in the data
+	// directory and gives back when the disk fills, so that deletes can
+	// still commit (0: none).
+	DiskReserve int64
 
 	// Resumable sessions (draft-ietf-lemonade-reconnect-07): how long an
 	// inactive session stays resumable, and the caps on a user's
@@ -126,8 +138,10 @@ func Default() Config {
 		CompressLevel:     5,
 		MaxCompressed:     10000,
 		IdleKeepalive:     29 * time.Minute,
+		TCPKeepalive:      time.Hour,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
+		DiskReserve:       8 << 20,
 		SessionTimeout:    24 * time.Hour,
 		SessionMaxPerUser: 20,
 		SessionMaxPerIP:   10000,

@@ -190,6 +190,7 @@ type Server struct {
 	parts    *partCache
 	msgs     *msgCache      // nil when disabled
 	compress *compressState // nil when COMPRESS is not offered
+	full     fullLog        // the "mail store is full" line (full.go)
 }
 
 // DefaultMaxCompressed is the default of Options.MaxCompressed.

@@ -16,7 +16,11 @@ import (
 
 // storeOptions returns the embedded store's options.
 func storeOptions(c *config.Config) sqlite.Options {
-	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount}
+	reserve := c.DiskReserve
+	if reserve == 0 {
+		reserve = -1 // sqlite.Options: 0 is the default, negative none
+	}
+	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount, ReserveBytes: reserve}
 }
 
 // sessionOptions returns the resumable-session registry's options (its
