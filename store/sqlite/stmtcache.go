@@ -136,7 +136,9 @@ func (t *dbtx) stmt(ctx context.Context, query string) *sql.Stmt {
 }
 
 func (t *dbtx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	ctx = quiet(ctx)
+	if t.w == nil {
+		ctx = quiet(ctx)
+	}
 	if t.w != nil {
 		return t.w.ExecContext(ctx, query, args...)
 	}
@@ -147,7 +149,9 @@ func (t *dbtx) ExecContext(ctx context.Context, query string, args ...any) (sql.
 }
 
 func (t *dbtx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	ctx = quiet(ctx)
+	if t.w == nil {
+		ctx = quiet(ctx)
+	}
 	if t.w != nil {
 		return t.w.QueryContext(ctx, query, args...)
 	}
@@ -158,7 +162,9 @@ func (t *dbtx) QueryContext(ctx context.Context, query string, args ...any) (*sq
 }
 
 func (t *dbtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	ctx = quiet(ctx)
+	if t.w == nil {
+		ctx = quiet(ctx)
+	}
 	if t.w != nil {
 		return t.w.QueryRowContext(ctx, query, args...)
 	}
@@ -173,20 +179,27 @@ func (t *dbtx) QueryRowContext(ctx context.Context, query string, args ...any) *
 type txStmt struct {
 	st    *sql.Stmt
 	owned bool // not cached: Close closes it
+	read  bool // of a read transaction: its statements run quiet
 }
 
 func (s *txStmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
-	ctx = quiet(ctx)
+	if s.read {
+		ctx = quiet(ctx)
+	}
 	return s.st.ExecContext(ctx, args...)
 }
 
 func (s *txStmt) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
-	ctx = quiet(ctx)
+	if s.read {
+		ctx = quiet(ctx)
+	}
 	return s.st.QueryContext(ctx, args...)
 }
 
 func (s *txStmt) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
-	ctx = quiet(ctx)
+	if s.read {
+		ctx = quiet(ctx)
+	}
 	return s.st.QueryRowContext(ctx, args...)
 }
 
@@ -200,7 +213,6 @@ func (s *txStmt) Close() error {
 // PrepareContext returns the statement for query, prepared for the rest
 // of the transaction (from the cache when there is one).
 func (t *dbtx) PrepareContext(ctx context.Context, query string) (*txStmt, error) {
-	ctx = quiet(ctx)
 	if t.w != nil {
 		if st := t.w.stmt(ctx, query); st != nil {
 			return &txStmt{st: st}, nil
@@ -214,14 +226,15 @@ func (t *dbtx) PrepareContext(ctx context.Context, query string) (*txStmt, error
 		}
 		return &txStmt{st: st, owned: true}, nil
 	}
+	ctx = quiet(ctx)
 	if st := t.stmt(ctx, query); st != nil {
-		return &txStmt{st: st}, nil
+		return &txStmt{st: st, read: true}, nil
 	}
 	st, err := t.tx.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	return &txStmt{st: st, owned: true}, nil
+	return &txStmt{st: st, owned: true, read: true}, nil
 }
 
 // pool runs single statements on a connection pool outside any
@@ -256,7 +269,7 @@ func (p pool) QueryRowContext(ctx context.Context, query string, args ...any) *s
 	return p.db.QueryRowContext(ctx, query, args...)
 }
 
-// quiet returns the context a statement runs under: ctx itself when it
+// quiet returns the context a read statement runs under: ctx itself when it
 // has ended (database/sql then refuses the statement at once), else ctx
 // without its cancellation. For a context that can end, database/sql and
 // the driver start a goroutine per statement (and per read transaction
@@ -264,7 +277,9 @@ func (p pool) QueryRowContext(ctx context.Context, query string, args ...any) *s
 // here (MessageInfos of one message: 13 µs, 21 µs with those goroutines).
 // So a caller whose context ends is refused its next statement, and the
 // one in progress runs to its end: the longest, a mailbox's whole index,
-// takes tens of milliseconds.
+// takes tens of milliseconds. Statements of the write transaction keep
+// the cancellation: a write costs an fsync, and a caller cancelled during
+// its statement fails alone (see runBatch).
 func quiet(ctx context.Context) context.Context {
 	if ctx.Err() != nil {
 		return ctx
