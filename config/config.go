@@ -57,6 +57,17 @@ type Config struct {
 	MaxConnections int
 	// MaxAuthFailures closes a connection after that many failed logins.
 	MaxAuthFailures int
+	// MaxConnectionsPerIP bounds the open connections of one client
+	// address (IPv4 address, IPv6 /64); loopback clients are exempt
+	// unless LimitLoopback.
+	MaxConnectionsPerIP int
+	// LimitLoopback applies the per-address limits to loopback clients.
+	LimitLoopback bool
+	// MinRate is the average rate in bytes per second at which a
+	// command's bytes must arrive (0: no minimum); MinRateWindow is the
+	// grace and the longest pause it allows.
+	MinRate       int64
+	MinRateWindow time.Duration
 
 	AutoLogoutTimeout time.Duration
 	PreAuthTimeout    time.Duration
@@ -125,6 +136,11 @@ func Default() Config {
 		SessionMaxPerUser: 20,
 		SessionMaxPerIP:   1000,
 		SessionMaxTotal:   1000000,
+
+		// Limits on hostile clients (docs/security.md).
+		MaxConnectionsPerIP: 100,
+		MinRate:             256,
+		MinRateWindow:       60 * time.Second,
 	}
 }
 

@@ -101,6 +101,11 @@ func TestParseExample(t *testing.T) {
 		SessionMaxTotal:    50000,
 		ReconnectPlainName: true,
 		NoInitialUser:      true,
+
+		// Not in the example: the defaults.
+		MaxConnectionsPerIP: 100,
+		MinRate:             256,
+		MinRateWindow:       time.Minute,
 	}
 	if c != want {
 		t.Errorf("got\n%+v\nwant\n%+v", c, want)

@@ -36,7 +36,7 @@ func (c *conn) cmdStartTLS(tag string) (*status, error) {
 		c.log.Warn("discarding plaintext sent after STARTTLS", "bytes", n)
 	}
 	tc := tls.Server(c.nc.Conn, c.s.opts.TLSConfig)
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PreAuthTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), c.loginBy)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.log.Debug("STARTTLS handshake failed", "err", err)
@@ -214,6 +214,7 @@ func (c *conn) loggedIn(u store.User, cmd string) *status {
 	c.sess.UserName = u.Name
 	c.log = c.log.With("user", u.Name)
 	c.dec.SetLimits(c.s.opts.Limits)
+	c.nc.loginBy.Store(0) // logged in within PreAuthTimeout
 	c.log.Info("login", "method", cmd, "tls", c.isTLS)
 	return okCode(c.capabilityCode(), "Logged in")
 }

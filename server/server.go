@@ -42,12 +42,22 @@ type Options struct {
 	// §5.4: at least 30 minutes). Default 30 minutes.
 	AutoLogoutTimeout time.Duration
 	// PreAuthTimeout ends a connection that has not authenticated within
-	// this long of silence. Default 60 seconds.
+	// this long of its acceptance, however it spreads its bytes (the TLS
+	// handshake included). Default 60 seconds.
 	PreAuthTimeout time.Duration
 	// WriteTimeout bounds every write to a client. Default 60 seconds.
 	WriteTimeout time.Duration
 	// LiteralTimeout bounds the wait for a literal's bytes. Default 60 s.
 	LiteralTimeout time.Duration
+	// MinRate is the average rate, in bytes per second, at which the
+	// bytes of a command (lines and literals) must arrive, measured on
+	// the time the server waits for them; a client that falls behind
+	// by more than MinRateWindow is told BYE and disconnected (see
+	// rateClock). Default DefaultMinRate; negative: no minimum.
+	MinRate int64
+	// MinRateWindow is the grace and the longest pause MinRate allows.
+	// Default 60 seconds.
+	MinRateWindow time.Duration
 	// FailedLoginDelay is the pause before answering a failed login.
 	// Default 2 seconds.
 	FailedLoginDelay time.Duration
@@ -61,6 +71,16 @@ type Options struct {
 	// MaxConnections bounds open connections (default 20000); more are
 	// greeted with BYE and closed.
 	MaxConnections int
+	// MaxConnectionsPerIP bounds the open connections of one client
+	// address (an IPv4 address, an IPv6 /64); more are greeted with BYE
+	// and closed. Default DefaultMaxConnectionsPerIP; negative: no
+	// bound. Loopback clients are exempt unless LimitLoopback.
+	MaxConnectionsPerIP int
+	// LimitLoopback applies the per-address limits (MaxConnectionsPerIP
+	// and login throttling) to loopback clients too. Off by default: a
+	// proxy or webmail on the same host brings every user from one
+	// loopback address.
+	LimitLoopback bool
 	// MaxAuthFailures closes a connection after this many failed logins
 	// (default 3).
 	MaxAuthFailures int
@@ -89,6 +109,17 @@ type Options struct {
 	Sessions *session.Registry
 }
 
+// DefaultMinRate is the default of Options.MinRate, in bytes per second:
+// far below what a phone on a 2G (GPRS) network sends, some kilobytes
+// per second, and far above a slowloris trickle of a byte every few
+// seconds.
+const DefaultMinRate = 256
+
+// DefaultMaxConnectionsPerIP is the default of Options.MaxConnectionsPerIP:
+// a household or small office behind one NAT address, each device with a
+// few connections (one per watched mailbox), stays far below it.
+const DefaultMaxConnectionsPerIP = 100
+
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -103,6 +134,10 @@ func (o Options) withDefaults() Options {
 	def(&o.PreAuthTimeout, 60*time.Second)
 	def(&o.WriteTimeout, 60*time.Second)
 	def(&o.LiteralTimeout, 60*time.Second)
+	if o.MinRate == 0 {
+		o.MinRate = DefaultMinRate
+	}
+	def(&o.MinRateWindow, 60*time.Second)
 	def(&o.FailedLoginDelay, 2*time.Second)
 	if o.AuthCacheTTL == 0 {
 		o.AuthCacheTTL = time.Hour
@@ -112,6 +147,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = 20000
+	}
+	if o.MaxConnectionsPerIP == 0 {
+		o.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
 	}
 	if o.MaxAuthFailures <= 0 {
 		o.MaxAuthFailures = 3
@@ -149,6 +187,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	perAddr   map[string]int // open connections by clientAddr.key, not exempt ones
 	closing   bool
 	done      chan struct{} // closed when Shutdown begins
 	wg        sync.WaitGroup
@@ -182,6 +221,7 @@ func New(opts Options) *Server {
 		gate:      newAuthGate(authSlots(runtime.GOMAXPROCS(0))),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		perAddr:   make(map[string]int),
 		done:      make(chan struct{}),
 		writers:   wire.NewWriterPool(writeBufSize),
 		parts:     newPartCache(),
@@ -288,12 +328,12 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		if implicitTLS {
 			nc = tls.Server(nc, s.opts.TLSConfig)
 		}
-		c, err := s.track(nc)
-		if err != nil {
-			// Over the connection limit or shutting down: a BYE, best
+		c, bye := s.track(nc)
+		if c == nil {
+			// Over a connection limit or shutting down: a BYE, best
 			// effort and bounded by a short deadline.
 			nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-			nc.Write([]byte("* BYE Too many connections, try again later\r\n"))
+			nc.Write([]byte("* BYE " + bye + "\r\n"))
 			nc.Close()
 			continue
 		}
@@ -306,24 +346,41 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-func (s *Server) track(nc net.Conn) (*conn, error) {
+// track registers a new connection, or returns the text of the BYE that
+// refuses it.
+func (s *Server) track(nc net.Conn) (*conn, string) {
+	ca := newClientAddr(nc.RemoteAddr(), s.opts.LimitLoopback)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return nil, errClosing
+		return nil, "Server shutting down"
 	}
 	if len(s.conns) >= s.opts.MaxConnections {
-		return nil, errors.New("too many connections")
+		s.log.Warn("connection refused", "reason", "max-connections", "addr", ca.ip, "limit", s.opts.MaxConnections)
+		return nil, "Too many connections, try again later"
 	}
-	c := newConn(s, nc)
+	if !ca.exempt && s.opts.MaxConnectionsPerIP > 0 && s.perAddr[ca.key] >= s.opts.MaxConnectionsPerIP {
+		// A stable line for operators (docs/security.md).
+		s.log.Warn("connection refused", "reason", "max-connections-per-ip", "addr", ca.ip, "limit", s.opts.MaxConnectionsPerIP)
+		return nil, "Too many connections from your address, try again later"
+	}
+	c := newConn(s, nc, ca)
 	s.conns[c] = struct{}{}
+	if !ca.exempt {
+		s.perAddr[ca.key]++
+	}
 	s.wg.Add(1)
-	return c, nil
+	return c, ""
 }
 
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if !c.ca.exempt {
+		if s.perAddr[c.ca.key]--; s.perAddr[c.ca.key] <= 0 {
+			delete(s.perAddr, c.ca.key)
+		}
+	}
 	s.mu.Unlock()
 	s.wg.Done()
 }

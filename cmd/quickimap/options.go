@@ -54,6 +54,10 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 	if cacheTTL == 0 {
 		cacheTTL = -1 // server.Options: negative turns the cache off
 	}
+	minRate := c.MinRate
+	if minRate == 0 {
+		minRate = -1 // server.Options: negative turns it off
+	}
 	return server.Options{
 		AuthCacheTTL:       cacheTTL,
 		AuthCacheMaxUsers:  c.AuthCacheMaxUsers,
@@ -72,5 +76,10 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 		MaxAuthFailures:    c.MaxAuthFailures,
 		IdleKeepalive:      c.IdleKeepalive,
 		ReconnectPlainName: c.ReconnectPlainName,
+
+		MinRate:             minRate,
+		MinRateWindow:       c.MinRateWindow,
+		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
+		LimitLoopback:       c.LimitLoopback,
 	}, nil
 }

@@ -76,6 +76,29 @@ func TestServerOptions(t *testing.T) {
 	}
 }
 
+func TestServerOptionsClientLimits(t *testing.T) {
+	c := config.Default()
+	o, err := serverOptions(&c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxConnectionsPerIP != 100 || o.LimitLoopback || o.MinRate != 256 || o.MinRateWindow != time.Minute {
+		t.Errorf("defaults: %+v", o)
+	}
+	if c.MaxConnectionsPerIP != server.DefaultMaxConnectionsPerIP || c.MinRate != server.DefaultMinRate {
+		t.Errorf("config defaults %d, %d; server defaults %d, %d", c.MaxConnectionsPerIP, c.MinRate,
+			server.DefaultMaxConnectionsPerIP, server.DefaultMinRate)
+	}
+	c.MaxConnectionsPerIP, c.LimitLoopback, c.MinRate, c.MinRateWindow = 7, true, 0, 5*time.Second
+	if o, err = serverOptions(&c, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// min-rate 0 is "no minimum", which server.Options spells negative.
+	if o.MaxConnectionsPerIP != 7 || !o.LimitLoopback || o.MinRate >= 0 || o.MinRateWindow != 5*time.Second {
+		t.Errorf("set: %+v", o)
+	}
+}
+
 func TestSessionOptions(t *testing.T) {
 	c := config.Default()
 	c.SessionTimeout, c.SessionMaxPerUser, c.SessionMaxPerIP, c.SessionMaxTotal = 12*time.Hour, 5, 200, 50000
