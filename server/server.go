@@ -201,6 +201,8 @@ type Server struct {
 	readers sync.Pool
 	writers *wire.WriterPool
 
+	spare spareFD // see spareFD
+
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
 	parts    *partCache
 	msgs     *msgCache // nil when disabled
@@ -299,6 +301,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		s.mu.Unlock()
 	}()
 
+	s.spare.reserve()
 	var tempDelay time.Duration
 	for {
 		nc, err := l.Accept()
@@ -308,6 +311,18 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			s.mu.Unlock()
 			if closing {
 				return nil
+			}
+			if outOfFDs(err) {
+				bye := "* BYE Server out of resources, try again later\r\n"
+				if implicitTLS {
+					bye = ""
+				}
+				if s.spare.shed(l, bye) {
+					// A stable line for operators (docs/security.md).
+					s.log.Warn("connection refused", "reason", "out-of-file-descriptors", "err", err)
+					tempDelay = 0
+					continue
+				}
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
@@ -405,6 +420,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for l := range s.listeners {
 		l.Close()
 	}
+	s.spare.close()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)

@@ -212,6 +212,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	}()
 	defer func() { close(sweepDone); <-sweepStopped }()
 
+	opts.MaxConnections = checkFDLimit(cfg.MaxConnections, logger)
 	srv := server.New(opts)
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
