@@ -68,6 +68,14 @@ type Config struct {
 	// grace and the longest pause it allows.
 	MinRate       int64
 	MinRateWindow time.Duration
+	// After LoginThrottleFailures failed logins from one client address
+	// (0: never), its further attempts wait LoginThrottleDelay, doubling
+	// with each failure up to LoginThrottleMaxDelay; the count is
+	// forgotten after LoginThrottleWindow without a failure.
+	LoginThrottleFailures int
+	LoginThrottleWindow   time.Duration
+	LoginThrottleDelay    time.Duration
+	LoginThrottleMaxDelay time.Duration
 
 	AutoLogoutTimeout time.Duration
 	PreAuthTimeout    time.Duration
@@ -138,9 +146,13 @@ func Default() Config {
 		SessionMaxTotal:   1000000,
 
 		// Limits on hostile clients (docs/security.md).
-		MaxConnectionsPerIP: 100,
-		MinRate:             256,
-		MinRateWindow:       60 * time.Second,
+		MaxConnectionsPerIP:   100,
+		MinRate:               256,
+		MinRateWindow:         60 * time.Second,
+		LoginThrottleFailures: 5,
+		LoginThrottleWindow:   15 * time.Minute,
+		LoginThrottleDelay:    time.Second,
+		LoginThrottleMaxDelay: 30 * time.Second,
 	}
 }
 

@@ -218,6 +218,26 @@ var keys = []Key{
 		},
 	},
 	durationKey("min-rate-window", "grace of min-rate: a command may fall this far behind it, or pause this long", func(c *Config) *time.Duration { return &c.MinRateWindow }),
+	{Name: "login-throttle-failures", Kind: KindInt, Help: "failed logins from one client address after which its further attempts are delayed; 0: never",
+		get: func(c *Config) string { return strconv.Itoa(c.LoginThrottleFailures) },
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", v)
+			}
+			c.LoginThrottleFailures = n
+			return nil
+		},
+		check: func(c *Config) error {
+			if c.LoginThrottleFailures < 0 {
+				return errors.New("must not be negative (0 turns it off)")
+			}
+			return nil
+		},
+	},
+	durationKey("login-throttle-window", "time without a failed login after which an address's failures are forgotten", func(c *Config) *time.Duration { return &c.LoginThrottleWindow }),
+	durationKey("login-throttle-delay", "delay of the first throttled login attempt; it doubles with each further failure", func(c *Config) *time.Duration { return &c.LoginThrottleDelay }),
+	durationKey("login-throttle-max-delay", "longest delay of a throttled login attempt", func(c *Config) *time.Duration { return &c.LoginThrottleMaxDelay }),
 	durationKey("write-timeout", "limit of every write to a client", func(c *Config) *time.Duration { return &c.WriteTimeout }),
 	durationKey("literal-timeout", "limit of the wait for a literal's bytes", func(c *Config) *time.Duration { return &c.LiteralTimeout }),
 	durationKey("failed-login-delay", "pause before answering a failed login", func(c *Config) *time.Duration { return &c.FailedLoginDelay }),

@@ -176,6 +176,12 @@ func (c *conn) login(name, pass, cmd string) (*status, error) {
 // queue for a bcrypt slot, one bcrypt check, loginFailed's delay; so the
 // time of a failure does not tell which accounts exist.
 func (c *conn) checkCredentials(name, pass, cmd string) (store.User, *status, error) {
+	if err := c.throttleLogin(cmd); err != nil {
+		if c.s.isClosing() {
+			return store.User{}, no("UNAVAILABLE", "Server shutting down, try again later"), nil
+		}
+		return store.User{}, nil, err
+	}
 	u, err := c.s.store.UserByName(context.Background(), strings.ToLower(name))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		c.log.Error("user lookup failed", "err", err)
@@ -224,6 +230,9 @@ func (c *conn) loggedIn(u store.User, cmd string) *status {
 // the user name the client gave, "" when it is not known.
 func (c *conn) loginFailed(name, cmd, code, text string, attrs ...any) (*status, error) {
 	c.authFailures++
+	if !c.ca.exempt {
+		c.s.throttle.fail(c.ca.key, time.Now())
+	}
 	c.log.Warn("login failed", append([]any{"method", cmd, "user", printable(name), "failures", c.authFailures}, attrs...)...)
 	t := time.NewTimer(c.s.opts.FailedLoginDelay)
 	select {
@@ -235,4 +244,37 @@ func (c *conn) loginFailed(name, cmd, code, text string, attrs ...any) (*status,
 		c.byeAfter = "Too many authentication failures"
 	}
 	return no(code, text), nil
+}
+
+// throttleLogin delays a login attempt from an address that has failed
+// too often (see loginThrottle), and logs it. The wait ends early when the
+// server shuts down (errClosing) or the time to log in runs out (a
+// limitError: the connection is closed).
+func (c *conn) throttleLogin(cmd string) error {
+	if c.ca.exempt {
+		return nil
+	}
+	now := time.Now()
+	d, failures := c.s.throttle.admit(c.ca.key, now)
+	if d <= 0 {
+		return nil
+	}
+	// A stable line for operators and fail2ban (docs/security.md).
+	c.log.Warn("login throttled", "addr", c.ca.ip, "method", cmd, "failures", failures, "delay", d.Round(time.Millisecond))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var expired <-chan time.Time
+	if c.sess.State == imap.StateNotAuthenticated && now.Add(d).After(c.loginBy) {
+		lt := time.NewTimer(c.loginBy.Sub(now))
+		defer lt.Stop()
+		expired = lt.C
+	}
+	select {
+	case <-t.C:
+		return nil
+	case <-c.s.closingCh():
+		return errClosing
+	case <-expired:
+		return errPreAuthExpired()
+	}
 }

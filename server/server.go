@@ -84,6 +84,21 @@ type Options struct {
 	// MaxAuthFailures closes a connection after this many failed logins
 	// (default 3).
 	MaxAuthFailures int
+	// LoginThrottleFailures is the number of failed logins from one
+	// client address (see MaxConnectionsPerIP) after which its further
+	// LOGIN and AUTHENTICATE attempts are delayed, LoginThrottleDelay
+	// for the first, twice as long for each further failure, up to
+	// LoginThrottleMaxDelay, and spaced by that delay (see
+	// loginThrottle). The count is forgotten after LoginThrottleWindow
+	// without a failure. Defaults: 5 failures, 15 minutes, 1 s, 30 s;
+	// LoginThrottleFailures negative: no throttling. Loopback clients
+	// are exempt unless LimitLoopback.
+	LoginThrottleFailures int
+	LoginThrottleWindow   time.Duration
+	LoginThrottleDelay    time.Duration
+	LoginThrottleMaxDelay time.Duration
+	// loginThrottleMaxAddrs bounds the addresses the throttle remembers.
+	loginThrottleMaxAddrs int
 	// MaxMailboxes bounds the mailboxes of one account (default 10000).
 	MaxMailboxes int
 	// IdleKeepalive is the interval of "* OK" keepalives during IDLE.
@@ -154,6 +169,15 @@ func (o Options) withDefaults() Options {
 	if o.MaxAuthFailures <= 0 {
 		o.MaxAuthFailures = 3
 	}
+	if o.LoginThrottleFailures == 0 {
+		o.LoginThrottleFailures = 5
+	}
+	def(&o.LoginThrottleWindow, 15*time.Minute)
+	def(&o.LoginThrottleDelay, time.Second)
+	def(&o.LoginThrottleMaxDelay, 30*time.Second)
+	if o.loginThrottleMaxAddrs <= 0 {
+		o.loginThrottleMaxAddrs = 10000
+	}
 	def(&o.IdleKeepalive, 29*time.Minute)
 	if o.MaxAppendMessages <= 0 {
 		o.MaxAppendMessages = 1000
@@ -201,7 +225,8 @@ type Server struct {
 	readers sync.Pool
 	writers *wire.WriterPool
 
-	spare spareFD // see spareFD
+	spare    spareFD        // see spareFD
+	throttle *loginThrottle // nil: no login throttling
 
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
 	parts    *partCache
@@ -212,7 +237,12 @@ type Server struct {
 func New(opts Options) *Server {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
+	var throttle *loginThrottle
+	if opts.LoginThrottleFailures > 0 {
+		throttle = newLoginThrottle(opts)
+	}
 	return &Server{
+		throttle:  throttle,
 		opts:      opts,
 		log:       opts.Logger,
 		store:     opts.Store,

@@ -82,15 +82,18 @@ type limitError struct {
 
 func (e *limitError) Error() string { return "connection too slow: " + e.reason }
 
+// errPreAuthExpired ends a connection that did not log in within
+// PreAuthTimeout.
+func errPreAuthExpired() error {
+	return &limitError{reason: reasonPreAuth, bye: "Not logged in in time; closing"}
+}
+
 // limitErr returns the limitError for a read that timed out, or err when
 // the timeout was only the read timeout's (silence).
 func (d *deadlineConn) limitErr(err error) error {
 	now := time.Now()
 	if by := d.loginBy.Load(); by != 0 && now.UnixNano() >= by {
-		return &limitError{
-			reason: reasonPreAuth,
-			bye:    "Not logged in in time; closing",
-		}
+		return errPreAuthExpired()
 	}
 	if d.rate.exhausted() {
 		return &limitError{

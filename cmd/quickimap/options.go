@@ -58,6 +58,10 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 	if minRate == 0 {
 		minRate = -1 // server.Options: negative turns it off
 	}
+	throttleFailures := c.LoginThrottleFailures
+	if throttleFailures == 0 {
+		throttleFailures = -1 // likewise
+	}
 	return server.Options{
 		AuthCacheTTL:       cacheTTL,
 		AuthCacheMaxUsers:  c.AuthCacheMaxUsers,
@@ -81,5 +85,10 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 		MinRateWindow:       c.MinRateWindow,
 		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
 		LimitLoopback:       c.LimitLoopback,
+
+		LoginThrottleFailures: throttleFailures,
+		LoginThrottleWindow:   c.LoginThrottleWindow,
+		LoginThrottleDelay:    c.LoginThrottleDelay,
+		LoginThrottleMaxDelay: c.LoginThrottleMaxDelay,
 	}, nil
 }
