@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"log/slog"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -116,5 +118,53 @@ func TestLoginThrottle(t *testing.T) {
 	}
 	if throttledLine.MatchString(logs2.String()) {
 		t.Errorf("loopback client throttled without LimitLoopback")
+	}
+}
+
+// The fail2ban filter of docs/security.md finds the address in the
+// server's throttled line, in both log formats.
+func TestLoginThrottleFail2banFilter(t *testing.T) {
+	doc, err := os.ReadFile("../docs/security.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)failregex = (.*?)\n` + "```").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("no failregex in docs/security.md")
+	}
+	var filters []*regexp.Regexp
+	for _, l := range strings.Split(string(m[1]), "\n") {
+		// fail2ban's <HOST> matches an IPv4 or IPv6 address.
+		re := strings.ReplaceAll(strings.TrimSpace(l), "<HOST>", `([0-9a-fA-F:.]+)`)
+		filters = append(filters, regexp.MustCompile(re))
+	}
+	if len(filters) != 2 {
+		t.Fatalf("%d failregex lines, want 2 (text and JSON)", len(filters))
+	}
+
+	var text, js imaptest.SyncBuffer
+	env := startBad(t, func(o *server.Options) {
+		o.Logger = slog.New(teeHandler{o.Logger.Handler(), teeHandler{
+			slog.NewTextHandler(&text, nil), slog.NewJSONHandler(&js, nil)}})
+		o.LimitLoopback = true
+		o.LoginThrottleFailures = 1
+		o.LoginThrottleDelay = time.Millisecond
+		o.MaxAuthFailures = 100
+	})
+	c := env.DialFrom(t, "127.0.0.2")
+	c.ExpectTagged("a", "LOGIN alice wrong", "a NO")
+	c.ExpectTagged("b", "LOGIN alice wrong", "b NO")
+	for i, log := range []string{text.String(), js.String()} {
+		var hosts []string
+		for _, l := range strings.Split(log, "\n") {
+			for _, f := range filters {
+				if m := f.FindStringSubmatch(l); m != nil {
+					hosts = append(hosts, m[1])
+				}
+			}
+		}
+		if len(hosts) != 1 || hosts[0] != "127.0.0.2" {
+			t.Errorf("format %d: the filter found %q in\n%s", i, hosts, log)
+		}
 	}
 }
