@@ -114,9 +114,11 @@ func TestAcceptOutOfFDs(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second) // the window measured
-	if used := cpu() - c0; used > 300*time.Millisecond {
+	used := cpu() - c0
+	if used > 300*time.Millisecond {
 		t.Errorf("the server used %v of CPU in 1 s at the limit on open files", used)
 	}
+	t.Logf("server CPU in 1 s at the limit with 20 more clients: %v", used)
 }
 
 // fdChild serves with the limit on open files lowered to 64 and answers

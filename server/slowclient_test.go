@@ -158,33 +158,44 @@ func served(t *testing.T, env *imaptest.Env) time.Duration {
 	return time.Since(t0)
 }
 
-// A slowloris before login: connections that trickle a byte every 50 ms,
-// so that they are never silent for long, into a command line (or a
-// LOGIN's literal) are closed at PreAuthTimeout after they were accepted,
-// however they spread their bytes; a legitimate client meanwhile is
-// served at once.
+// A slowloris before login: 300 connections (30 with -short) that trickle
+// a byte every 100 ms, so that they are never silent for long, into a
+// command line (or a LOGIN's literal) are closed at PreAuthTimeout after
+// they were accepted, however they spread their bytes; a legitimate
+// client meanwhile is served at once.
 func TestSlowlorisBeforeLogin(t *testing.T) {
-	const preauth = 600 * time.Millisecond
+	const preauth = time.Second
 	env, logs := startWithLog(t, func(o *server.Options) {
 		o.PreAuthTimeout = preauth
 		o.MinRate = -1 // only the total time to log in is under test
 	})
+	// As many as took a server's slots for minutes before deadlines
+	// measured total time.
+	n := 300
+	if testing.Short() {
+		n = 30
+	}
+	if err := raiseFDLimit(uint64(2*n + 200)); err != nil {
+		t.Skipf("cannot open %d sockets: %v", 2*n, err)
+	}
 	var ts []*trickler
-	for i := range 20 {
+	for i := range n {
 		switch i % 3 {
 		case 0: // a command line that never ends
-			ts = append(ts, startTrickle(t, env.Addr, "", "", "a NOOP xxxxxxxxxxxxxxxxxxxxxx", 50*time.Millisecond))
+			ts = append(ts, startTrickle(t, env.Addr, "", "", "a NOOP xxxxxxxxxxxxxxxxxxxxxx", 100*time.Millisecond))
 		case 1: // complete commands, one byte at a time
-			ts = append(ts, startTrickle(t, env.Addr, "", "", "n NOOP\r\n", 50*time.Millisecond))
+			ts = append(ts, startTrickle(t, env.Addr, "", "", "n NOOP\r\n", 100*time.Millisecond))
 		case 2: // inside a literal of LOGIN
-			ts = append(ts, startTrickle(t, env.Addr, "l LOGIN {1000}\r\n", "+", "x", 50*time.Millisecond))
+			ts = append(ts, startTrickle(t, env.Addr, "l LOGIN {1000}\r\n", "+", "x", 100*time.Millisecond))
 		}
 	}
 	// Legitimate clients, while the trickle goes on.
 	for i := range 3 {
-		if d := served(t, env); d > time.Second {
+		d := served(t, env)
+		if d > time.Second {
 			t.Errorf("legitimate client %d served in %v during the trickle", i, d)
 		}
+		t.Logf("legitimate client %d: connect, LOGIN, SELECT, LOGOUT in %v", i, d)
 	}
 	expectClosed(t, ts, "* BYE Not logged in in time; closing", preauth+500*time.Millisecond)
 	for _, tr := range ts {
@@ -208,9 +219,9 @@ func TestSlowlorisBeforeLogin(t *testing.T) {
 	}
 }
 
-// A slowloris inside a literal after login: APPENDs whose literal comes
-// a byte every 20 ms (50 bytes/s, under the configured minimum of 1000)
-// are closed once they fall MinRateWindow behind, while an APPEND at full
+// A slowloris inside a literal after login: 20 APPENDs of 10 MB whose
+// literal comes a byte every 20 ms (50 bytes/s, under the configured
+// minimum of 1000) are closed once they fall MinRateWindow behind, while an APPEND at full
 // speed is served at once and one at a slow but steady rate (5,000
 // bytes/s, with pauses shorter than the window) completes.
 func TestSlowlorisInLiteral(t *testing.T) {
@@ -220,9 +231,7 @@ func TestSlowlorisInLiteral(t *testing.T) {
 		o.MinRateWindow = window
 	})
 	var ts []*trickler
-	for range 10 {
-		nc := env.DialLogin(t)
-		nc.NC.Close()
+	for range 20 {
 		ts = append(ts, startTrickle(t, env.Addr, "L0 LOGIN alice secret\r\na APPEND INBOX {10000000}\r\n", "+", "x", 20*time.Millisecond))
 	}
 	// A honest client at full speed.
@@ -239,6 +248,8 @@ func TestSlowlorisInLiteral(t *testing.T) {
 	}
 	if d := time.Since(t0); d > time.Second {
 		t.Errorf("legitimate APPEND of %d bytes served in %v during the trickle", len(msg), d)
+	} else {
+		t.Logf("legitimate client: connect, LOGIN, APPEND of %d bytes in %v", len(msg), d)
 	}
 
 	// A slow, honest one: 500 bytes every 100 ms, and one pause of half
