@@ -222,7 +222,7 @@ func (c *conn) loggedIn(u store.User, cmd string) *status {
 	c.dec.SetLimits(c.s.opts.Limits)
 	c.nc.loginBy.Store(0) // logged in within PreAuthTimeout
 	c.log.Info("login", "method", cmd, "tls", c.isTLS)
-	return okCode(c.capabilityCode(), "Logged in")
+	return okCode(c.capabilityCode(), "Ok")
 }
 
 // loginFailed delays, logs (with attrs, never a password) and answers a

@@ -122,7 +122,7 @@ func (c *conn) setTransport(nc net.Conn) {
 
 // buffered reports whether the client's next bytes are already read.
 func (c *conn) buffered() bool {
-	return c.br != nil && c.br.Buffered() > 0 || c.nc.npending > 0
+	return c.br != nil && c.br.Buffered() > 0 || c.nc.npending > 0 || c.nc.z != nil && c.nc.z.ready()
 }
 
 // borrowReader gives the decoder a read buffer.
@@ -183,7 +183,7 @@ func (c *conn) serve() {
 	c.log.Debug("connection opened", "tls", c.isTLS)
 	c.enc.Star().Atom("OK").SP()
 	c.writeCapabilityCode()
-	c.enc.Text("quickimap ready").CRLF()
+	c.enc.Text("ready").CRLF()
 	if c.enc.Flush() != nil {
 		return
 	}
@@ -231,6 +231,7 @@ func (c *conn) loop() (ended bool) {
 			case waitAgain:
 				continue
 			case waitHandoff:
+				c.compressRelease()
 				go c.run()
 				return false
 			case waitEnd:
@@ -238,6 +239,7 @@ func (c *conn) loop() (ended bool) {
 			}
 		}
 		c.borrowReader()
+		c.resetInflateBudget()
 		var more bool
 		// The command's bytes must arrive at MinRate (slowclient.go).
 		c.nc.rate.begin()
@@ -295,6 +297,8 @@ func (c *conn) beginWait(fresh bool) bool {
 	now := time.Now()
 	switch {
 	case c.idle != nil:
+		// IDLE may last for hours: hold no compressor meanwhile.
+		c.compressRelease()
 		c.wait.end = earliest(c.idle.end, c.idle.keepalive)
 		c.wait.waker = &c.waker
 	case !fresh:
@@ -363,6 +367,7 @@ func (c *conn) end() {
 	// leaves it resumable (draft-ietf-lemonade-reconnect-07 §1). Runs
 	// before the view closes: the state is plain data.
 	defer c.detachSession()
+	defer c.compressEnd()
 	// The buffers are not given back: after a panic they may hold half
 	// a response, and a connection ends rarely enough.
 	c.endIdle()
@@ -456,7 +461,9 @@ func (c *conn) complete(tag string, allowExpunge bool, st *status) bool {
 				st.code = "HIGHESTMODSEQ " + strconv.FormatUint(c.view.HighestModSeq(), 10)
 			}
 		}
-		c.noteLostSession()
+		if c.noteLostSession() && st.lostText != "" {
+			st.text = st.lostText
+		}
 		c.writeStatus(tag, st)
 	}
 	if c.byeAfter != "" {
@@ -575,6 +582,10 @@ type status struct {
 	// the session's HIGHESTMODSEQ goes in the response code, computed
 	// after the update report.
 	highestModSeq bool
+	// lostText replaces text when the connection's session was resumed
+	// on another connection before this response (DELETEDSID precedes
+	// it).
+	lostText string
 }
 
 func ok(text string) *status           { return &status{typ: "OK", text: text} }
@@ -635,9 +646,16 @@ type deadlineConn struct {
 	pending  [64]byte
 	poff     uint8
 	npending uint8
+
+	// z is the compression layer after COMPRESS (compress.go), nil
+	// before.
+	z *zlayer
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
+	if d.z != nil {
+		return d.zread(p)
+	}
 	if d.npending > 0 {
 		n := copy(p, d.pending[d.poff:d.poff+d.npending])
 		d.poff += uint8(n)
@@ -668,6 +686,9 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 // bytes for Read. It fails with a timeout at until, and with errKicked
 // when w is set and kicked.
 func (d *deadlineConn) await(until time.Time, w *waker) error {
+	if d.z != nil {
+		return d.zawait(until, w)
+	}
 	if w == nil {
 		d.Conn.SetReadDeadline(until)
 	} else if !w.arm(d.Conn, until) {
@@ -754,6 +775,9 @@ func isTimeout(err error) bool {
 }
 
 func (d *deadlineConn) Write(p []byte) (int, error) {
+	if d.z != nil {
+		return d.z.out.Write(p)
+	}
 	d.Conn.SetWriteDeadline(time.Now().Add(d.writeTimeout))
 	return d.Conn.Write(p)
 }

@@ -117,6 +117,13 @@ type Options struct {
 	// repeated reads. Default DefaultMessageCacheBytes; negative: no
 	// cache.
 	MessageCacheBytes int64
+	// CompressLevel is the DEFLATE level of COMPRESS=DEFLATE (RFC 4978)
+	// responses, 1 (fastest) to 9 (smallest); default 5.
+	CompressLevel int
+	// MaxCompressed caps the connections compressed at once; beyond it
+	// COMPRESS answers NO [LIMIT]. Default DefaultMaxCompressed; negative:
+	// COMPRESS is not offered.
+	MaxCompressed int
 	// Sessions, when not nil, enables resumable sessions
 	// (draft-ietf-lemonade-reconnect-07: SID, DELETESID, LOGOUT
 	// (PRESERVE)) and the X-DRAFT-W07-RECONNECT capability. The caller
@@ -178,6 +185,9 @@ func (o Options) withDefaults() Options {
 	if o.loginThrottleMaxAddrs <= 0 {
 		o.loginThrottleMaxAddrs = 10000
 	}
+	if o.MaxCompressed == 0 {
+		o.MaxCompressed = DefaultMaxCompressed
+	}
 	def(&o.IdleKeepalive, 29*time.Minute)
 	if o.MaxAppendMessages <= 0 {
 		o.MaxAppendMessages = 1000
@@ -230,8 +240,12 @@ type Server struct {
 
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
 	parts    *partCache
-	msgs     *msgCache // nil when disabled
+	msgs     *msgCache      // nil when disabled
+	compress *compressState // nil when COMPRESS is not offered
 }
+
+// DefaultMaxCompressed is the default of Options.MaxCompressed.
+const DefaultMaxCompressed = 10000
 
 // New returns a Server.
 func New(opts Options) *Server {
@@ -258,6 +272,7 @@ func New(opts Options) *Server {
 		writers:   wire.NewWriterPool(writeBufSize),
 		parts:     newPartCache(),
 		msgs:      newMsgCache(opts.MessageCacheBytes),
+		compress:  newCompressState(opts),
 	}
 }
 

@@ -288,3 +288,49 @@ func TestSlowlorisInLiteral(t *testing.T) {
 	// The trickled APPENDs stored nothing; the two honest ones are there.
 	c.Expect("x", "STATUS INBOX (MESSAGES)", "* STATUS INBOX (MESSAGES 2)", "x OK STATUS completed")
 }
+
+// The minimum rate holds under COMPRESS=DEFLATE too (RFC 4978): a literal
+// trickled through the compressor is cut off, with the BYE compressed.
+func TestSlowlorisInCompressedLiteral(t *testing.T) {
+	const window = 500 * time.Millisecond
+	env, _ := startWithLog(t, func(o *server.Options) {
+		o.MinRate = 1000
+		o.MinRateWindow = window
+	})
+	c := env.DialLogin(t)
+	c.Compress("z")
+	c.SendLine("a APPEND INBOX {10000000}")
+	if l := c.ReadLine(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("APPEND: %q", l)
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	var lines []string
+	go func() {
+		defer close(done)
+		for {
+			c.NC.SetReadDeadline(time.Now().Add(5 * time.Second))
+			l, err := c.R.ReadString('\n')
+			if err != nil {
+				return
+			}
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}()
+	tk := time.NewTicker(20 * time.Millisecond)
+	defer tk.Stop()
+	for open := true; open; {
+		select {
+		case <-done:
+			open = false
+		case <-tk.C:
+			c.NC.Write([]byte("x")) // one sync-flushed burst each
+		}
+	}
+	if el := time.Since(start); el < window || el > window+time.Second {
+		t.Errorf("closed %v after the continuation, want about %v", el, window)
+	}
+	if len(lines) != 1 || lines[0] != "* BYE Command arriving too slowly; closing" {
+		t.Errorf("got %q, want the min-rate BYE only", lines)
+	}
+}

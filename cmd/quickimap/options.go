@@ -62,7 +62,13 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 	if throttleFailures == 0 {
 		throttleFailures = -1 // likewise
 	}
+	maxCompressed := c.MaxCompressed
+	if maxCompressed == 0 {
+		maxCompressed = -1 // server.Options: negative turns COMPRESS off
+	}
 	return server.Options{
+		CompressLevel:      c.CompressLevel,
+		MaxCompressed:      maxCompressed,
 		AuthCacheTTL:       cacheTTL,
 		AuthCacheMaxUsers:  c.AuthCacheMaxUsers,
 		MessageCacheBytes:  c.MessageCacheSize,
