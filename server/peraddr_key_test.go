@@ -63,3 +63,19 @@ func TestRateClock(t *testing.T) {
 		t.Error("a clock without a minimum started")
 	}
 }
+
+func TestFloodLog(t *testing.T) {
+	var f floodLog
+	now := time.Unix(1000, 0)
+	if ok, n := f.allow(now); !ok || n != 0 {
+		t.Fatalf("first line: %v, %d", ok, n)
+	}
+	for i := range 5 {
+		if ok, _ := f.allow(now.Add(time.Duration(i) * 100 * time.Millisecond)); ok {
+			t.Fatalf("line %d within the second logged", i)
+		}
+	}
+	if ok, n := f.allow(now.Add(time.Second)); !ok || n != 5 {
+		t.Errorf("after a second: %v, %d left out; want true, 5", ok, n)
+	}
+}

@@ -236,6 +236,8 @@ type Server struct {
 	writers *wire.WriterPool
 
 	spare    spareFD        // see spareFD
+	fullLog  floodLog       // "connection refused" at max-connections
+	fdLog    floodLog       // "connection refused" out of descriptors
 	throttle *loginThrottle // nil: no login throttling
 
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
@@ -364,7 +366,9 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 				}
 				if s.spare.shed(l, bye) {
 					// A stable line for operators (docs/security.md).
-					s.log.Warn("connection refused", "reason", "out-of-file-descriptors", "err", err)
+					if ok, skipped := s.fdLog.allow(time.Now()); ok {
+						s.log.Warn("connection refused", "reason", "out-of-file-descriptors", "err", err, "not_logged", skipped)
+					}
 					tempDelay = 0
 					continue
 				}
@@ -416,7 +420,9 @@ func (s *Server) track(nc net.Conn) (*conn, string) {
 		return nil, "Server shutting down"
 	}
 	if len(s.conns) >= s.opts.MaxConnections {
-		s.log.Warn("connection refused", "reason", "max-connections", "addr", ca.ip, "limit", s.opts.MaxConnections)
+		if ok, skipped := s.fullLog.allow(time.Now()); ok {
+			s.log.Warn("connection refused", "reason", "max-connections", "addr", ca.ip, "limit", s.opts.MaxConnections, "not_logged", skipped)
+		}
 		return nil, "Too many connections, try again later"
 	}
 	if !ca.exempt && s.opts.MaxConnectionsPerIP > 0 && s.perAddr[ca.key] >= s.opts.MaxConnectionsPerIP {

@@ -71,3 +71,26 @@ func (s *spareFD) shed(l net.Listener, bye string) bool {
 	nc.Close()
 	return true
 }
+
+// floodLog keeps a log line that a flood of connections would repeat (one
+// per refused connection) to one per second, with the count of those it
+// left out, so that the flood does not fill the disk through the log.
+type floodLog struct {
+	mu      sync.Mutex
+	next    time.Time
+	skipped int
+}
+
+// allow reports whether the line may be logged at now, and how many were
+// left out since the last one.
+func (f *floodLog) allow(now time.Time) (bool, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if now.Before(f.next) {
+		f.skipped++
+		return false, 0
+	}
+	n := f.skipped
+	f.next, f.skipped = now.Add(time.Second), 0
+	return true, n
+}
