@@ -180,6 +180,10 @@ func (c *conn) checkCredentials(name, pass, cmd string) (store.User, *status, er
 		if c.s.isClosing() {
 			return store.User{}, no("UNAVAILABLE", "Server shutting down, try again later"), nil
 		}
+		if errors.Is(err, errThrottled) {
+			c.byeAfter = "Too many failed logins from your address, try again later"
+			return store.User{}, no("UNAVAILABLE", "Too many failed logins from your address"), nil
+		}
 		return store.User{}, nil, err
 	}
 	u, err := c.s.store.UserByName(context.Background(), strings.ToLower(name))
@@ -246,35 +250,34 @@ func (c *conn) loginFailed(name, cmd, code, text string, attrs ...any) (*status,
 	return no(code, text), nil
 }
 
+// errThrottled refuses a login attempt whose turn (see loginThrottle)
+// would come after its connection's time to log in.
+var errThrottled = errors.New("login throttled")
+
 // throttleLogin delays a login attempt from an address that has failed
-// too often (see loginThrottle), and logs it. The wait ends early when the
-// server shuts down (errClosing) or the time to log in runs out (a
-// limitError: the connection is closed).
+// too often (see loginThrottle), and logs it. It returns errThrottled
+// when the attempt's turn would come too late, errClosing when the server
+// shuts down during the wait.
 func (c *conn) throttleLogin(cmd string) error {
 	if c.ca.exempt {
 		return nil
 	}
 	now := time.Now()
-	d, failures := c.s.throttle.admit(c.ca.key, now)
+	d, failures, ok := c.s.throttle.admit(c.ca.key, now, c.loginBy)
 	if d <= 0 {
 		return nil
 	}
 	// A stable line for operators and fail2ban (docs/security.md).
-	c.log.Warn("login throttled", "addr", c.ca.ip, "method", cmd, "failures", failures, "delay", d.Round(time.Millisecond))
+	c.log.Warn("login throttled", "addr", c.ca.ip, "method", cmd, "failures", failures, "delay", d.Round(time.Millisecond), "refused", !ok)
+	if !ok {
+		return errThrottled
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	var expired <-chan time.Time
-	if c.sess.State == imap.StateNotAuthenticated && now.Add(d).After(c.loginBy) {
-		lt := time.NewTimer(c.loginBy.Sub(now))
-		defer lt.Stop()
-		expired = lt.C
-	}
 	select {
 	case <-t.C:
 		return nil
 	case <-c.s.closingCh():
 		return errClosing
-	case <-expired:
-		return errPreAuthExpired()
 	}
 }

@@ -65,16 +65,20 @@ func (t *loginThrottle) entry(key string, now time.Time) *throttled {
 
 // admit returns how long an attempt from key that begins at now must
 // wait before it is checked (0: not throttled), and the failures the
-// address has to its name.
-func (t *loginThrottle) admit(key string, now time.Time) (time.Duration, int) {
+// address has to its name. An attempt that could not be answered by
+// (its connection's time to log in) is refused (ok false) and reserves
+// nothing: otherwise attempts that are cut off before their turn, in any
+// number, would push the address's next turn ever further away, locking
+// out everyone behind that address for as long as an attacker likes.
+func (t *loginThrottle) admit(key string, now, by time.Time) (wait time.Duration, failures int, ok bool) {
 	if t == nil {
-		return 0, 0
+		return 0, 0, true
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.entry(key, now)
 	if e == nil || e.failures < t.failures {
-		return 0, 0
+		return 0, 0, true
 	}
 	d := t.delay << min(e.failures-t.failures, 30)
 	if d > t.maxDelay || d <= 0 {
@@ -84,8 +88,11 @@ func (t *loginThrottle) admit(key string, now time.Time) (time.Duration, int) {
 	if e.next.After(start) {
 		start = e.next
 	}
+	if start.Add(d).After(by) {
+		return start.Add(d).Sub(now), e.failures, false
+	}
 	e.next = start.Add(d)
-	return e.next.Sub(now), e.failures
+	return e.next.Sub(now), e.failures, true
 }
 
 // fail records a failed login from key at now.

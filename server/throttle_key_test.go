@@ -15,8 +15,9 @@ func TestLoginThrottleTable(t *testing.T) {
 		loginThrottleMaxAddrs: 100,
 	})
 	now := time.Unix(1_000_000, 0)
+	far := now.Add(time.Hour) // the connections' time to log in
 	for range 3 {
-		if d, _ := th.admit("a", now); d != 0 {
+		if d, _, _ := th.admit("a", now, far); d != 0 {
 			t.Fatalf("delay %v before the third failure", d)
 		}
 		th.fail("a", now)
@@ -25,7 +26,7 @@ func TestLoginThrottleTable(t *testing.T) {
 	// (a failure in between), then capped at 5 s.
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
 	for i, w := range want {
-		d, n := th.admit("a", now)
+		d, n, _ := th.admit("a", now, far)
 		if d != w || n != 3+i {
 			t.Errorf("attempt %d: delay %v with %d failures, want %v with %d", i, d, n, w, 3+i)
 		}
@@ -34,19 +35,30 @@ func TestLoginThrottleTable(t *testing.T) {
 	}
 	// Two attempts at once from a throttled address: the second waits
 	// for the first.
-	d1, _ := th.admit("a", now)
-	d2, _ := th.admit("a", now)
+	d1, _, _ := th.admit("a", now, far)
+	d2, _, _ := th.admit("a", now, far)
 	if d1 != 5*time.Second || d2 != 10*time.Second {
 		t.Errorf("parallel attempts: %v and %v, want 5s and 10s", d1, d2)
 	}
+	// An attempt whose turn would come after its connection's time to
+	// log in is refused and reserves nothing: attempts cut off before
+	// their turn cannot push the address's next turn away.
+	for range 100 {
+		if d, _, ok := th.admit("a", now, now.Add(12*time.Second)); ok || d != 15*time.Second {
+			t.Fatalf("attempt past its deadline: %v, ok %v", d, ok)
+		}
+	}
+	if d, _, ok := th.admit("a", now, far); !ok || d != 15*time.Second {
+		t.Errorf("after refusals: delay %v, ok %v; want 15s", d, ok)
+	}
 	// Another address is not slowed.
-	if d, _ := th.admit("b", now); d != 0 {
+	if d, _, _ := th.admit("b", now, far); d != 0 {
 		t.Errorf("another address delayed %v", d)
 	}
 	// After the window without failures (and the last reserved answer),
 	// the count is forgotten.
 	now = now.Add(10*time.Second + time.Minute + time.Second)
-	if d, _ := th.admit("a", now); d != 0 {
+	if d, _, _ := th.admit("a", now, far); d != 0 {
 		t.Errorf("delay %v after the window", d)
 	}
 	if th.size() != 0 {

@@ -168,3 +168,49 @@ func TestLoginThrottleFail2banFilter(t *testing.T) {
 		}
 	}
 }
+
+// An attempt whose turn would come after its connection's time to log in
+// is refused at once, with a BYE, and does not push the turns of later
+// attempts away.
+func TestLoginThrottleRefusal(t *testing.T) {
+	const delay = 600 * time.Millisecond
+	env, logs := startWithLog(t, func(o *server.Options) {
+		o.LimitLoopback = true
+		o.PreAuthTimeout = time.Second
+		o.LoginThrottleFailures = 1
+		o.LoginThrottleDelay = delay
+		o.LoginThrottleMaxDelay = delay
+		o.MaxAuthFailures = 100
+		o.FailedLoginDelay = time.Millisecond
+	})
+	a := env.DialFrom(t, "127.0.0.2")
+	b := env.DialFrom(t, "127.0.0.2")
+	a.ExpectTagged("f", "LOGIN alice wrong", "f NO [AUTHENTICATIONFAILED]")
+	// a's attempt takes the next turn, 600 ms away; b's would come at
+	// 1.2 s, after its second to log in.
+	a.SendLine("g LOGIN alice wrong")
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(logs.String(), "refused=false") }) {
+		t.Fatalf("a's attempt not throttled:\n%s", logs)
+	}
+	t0 := time.Now()
+	b.Expect("h", "LOGIN alice secret", "h NO [UNAVAILABLE] Too many failed logins from your address")
+	if l := b.ReadLine(); l != "* BYE Too many failed logins from your address, try again later" {
+		t.Errorf("after the refusal: %q", l)
+	}
+	if d := time.Since(t0); d > 200*time.Millisecond {
+		t.Errorf("refusal took %v, want at once", d)
+	}
+	b.ExpectEOF(time.Second)
+	if !throttledLine.MatchString(logs.String()) || !strings.Contains(logs.String(), "refused=true") {
+		t.Errorf("no throttled line for the refusal:\n%s", logs)
+	}
+	if l := a.ReadUntilTagged("g"); !strings.HasPrefix(l[len(l)-1], "g NO [AUTHENTICATIONFAILED]") {
+		t.Errorf("throttled attempt: %q", l)
+	}
+	// The refusal reserved nothing: a new connection's attempt waits one
+	// delay after a's, not two.
+	c := env.DialFrom(t, "127.0.0.2")
+	if l, d := timedCmd(c, "i", "LOGIN alice secret"); !strings.HasPrefix(l, "i OK") || d > delay+300*time.Millisecond {
+		t.Errorf("next attempt: %q after %v, want OK after about %v", l, d, delay)
+	}
+}
