@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quickimap/quickimap/internal/imaptest"
 	"github.com/quickimap/quickimap/server"
 )
 
@@ -77,7 +78,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	}
 
 	// Without LimitLoopback, loopback clients are exempt.
-	env2 := startBad(t, func(o *server.Options) { o.MaxConnectionsPerIP = 3 })
+	env2 := imaptest.Start(t, func(o *server.Options) { o.MaxConnectionsPerIP = 3 })
 	for i := range 6 {
 		if g, _ := greetingFrom(t, env2.Addr, "127.0.0.1"); !strings.HasPrefix(g, "* OK") {
 			t.Fatalf("exempt loopback connection %d: %q", i, g)

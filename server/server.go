@@ -117,6 +117,20 @@ type Options struct {
 	// repeated reads. Default DefaultMessageCacheBytes; negative: no
 	// cache.
 	MessageCacheBytes int64
+	// MemoryBudget bounds, in bytes, the memory the server spends at
+	// once on literals being received and on FETCH responses being
+	// written, over all connections (see membudget.go). Default
+	// DefaultMemoryBudget(), derived from the machine's memory.
+	MemoryBudget int64
+	// SpoolLiteral is the size above which an APPEND literal is written
+	// to a temporary file as it arrives instead of being held in memory
+	// (smaller ones too, when the budget is spent). Default
+	// DefaultSpoolLiteral.
+	SpoolLiteral int64
+	// SpoolDir is the directory of those temporary files, made (mode
+	// 0700) when missing. Default os.TempDir(); quickimap serve uses
+	// spool/ in the data directory.
+	SpoolDir string
 	// CompressLevel is the DEFLATE level of COMPRESS=DEFLATE (RFC 4978)
 	// responses, 1 (fastest) to 9 (smallest); default 5.
 	CompressLevel int
@@ -129,6 +143,15 @@ type Options struct {
 	// (PRESERVE)) and the X-DRAFT-W07-RECONNECT capability. The caller
 	// runs its Expire periodically.
 	Sessions *session.Registry
+	// ExternalPollInterval is how often the store is asked whether
+	// another process (quickimap import) wrote to it, when it can tell
+	// (external.go); sessions with a mailbox open then learn of the
+	// changes. Default 2 seconds; negative: never.
+	ExternalPollInterval time.Duration
+	// OnPanic, when not nil, is called with the value a connection
+	// recovered from a panic, after the panic is logged and before the
+	// connection ends: for a metric, and for tests, which fail on it.
+	OnPanic func(recovered any)
 }
 
 // DefaultMinRate is the default of Options.MinRate, in bytes per second:
@@ -189,11 +212,20 @@ func (o Options) withDefaults() Options {
 		o.MaxCompressed = DefaultMaxCompressed
 	}
 	def(&o.IdleKeepalive, 29*time.Minute)
+	if o.ExternalPollInterval == 0 {
+		o.ExternalPollInterval = 2 * time.Second
+	}
 	if o.MaxAppendMessages <= 0 {
 		o.MaxAppendMessages = 1000
 	}
 	if o.MaxMailboxes <= 0 {
 		o.MaxMailboxes = 10000
+	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = DefaultMemoryBudget()
+	}
+	if o.SpoolLiteral <= 0 {
+		o.SpoolLiteral = DefaultSpoolLiteral
 	}
 	if o.MessageCacheBytes == 0 {
 		o.MessageCacheBytes = DefaultMessageCacheBytes
@@ -229,6 +261,8 @@ type Server struct {
 	dummyOnce sync.Once
 	dummy     string
 
+	watchOnce sync.Once // starts watchExternal
+
 	// readers and writers lend connections their buffers (see
 	// conn.loop): *bufio.Reader of readBufSize bytes, and write buffers
 	// of writeBufSize.
@@ -244,6 +278,8 @@ type Server struct {
 	parts    *partCache
 	msgs     *msgCache      // nil when disabled
 	compress *compressState // nil when COMPRESS is not offered
+	mem      *memBudget
+	full     fullLog // the "mail store is full" line (full.go)
 }
 
 // DefaultMaxCompressed is the default of Options.MaxCompressed.
@@ -274,6 +310,7 @@ func New(opts Options) *Server {
 		writers:   wire.NewWriterPool(writeBufSize),
 		parts:     newPartCache(),
 		msgs:      newMsgCache(opts.MessageCacheBytes),
+		mem:       newMemBudget(opts.MemoryBudget),
 		compress:  newCompressState(opts),
 	}
 }
@@ -342,6 +379,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
+	s.startWatch()
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, l)

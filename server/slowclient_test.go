@@ -15,8 +15,7 @@ import (
 	"github.com/quickimap/quickimap/server"
 )
 
-// teeHandler sends every record to both handlers: the panic check of
-// startBad and a text log the test reads.
+// teeHandler sends every record to both handlers.
 type teeHandler struct{ a, b slog.Handler }
 
 func (h teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -36,14 +35,13 @@ func (h teeHandler) WithGroup(n string) slog.Handler {
 	return teeHandler{h.a.WithGroup(n), h.b.WithGroup(n)}
 }
 
-// startWithLog is startBad with the server's log, at the debug level, kept
-// in the returned buffer.
+// startWithLog is imaptest.Start with the server's log, at the debug
+// level, kept in the returned buffer.
 func startWithLog(t *testing.T, mod func(*server.Options)) (*imaptest.Env, *imaptest.SyncBuffer) {
 	t.Helper()
 	buf := &imaptest.SyncBuffer{}
-	env := startBad(t, func(o *server.Options) {
-		text := slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})
-		o.Logger = slog.New(teeHandler{o.Logger.Handler(), text})
+	env := imaptest.Start(t, func(o *server.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		if mod != nil {
 			mod(o)
 		}

@@ -143,9 +143,8 @@ func TestLoginThrottleFail2banFilter(t *testing.T) {
 	}
 
 	var text, js imaptest.SyncBuffer
-	env := startBad(t, func(o *server.Options) {
-		o.Logger = slog.New(teeHandler{o.Logger.Handler(), teeHandler{
-			slog.NewTextHandler(&text, nil), slog.NewJSONHandler(&js, nil)}})
+	env := imaptest.Start(t, func(o *server.Options) {
+		o.Logger = slog.New(teeHandler{slog.NewTextHandler(&text, nil), slog.NewJSONHandler(&js, nil)})
 		o.LimitLoopback = true
 		o.LoginThrottleFailures = 1
 		o.LoginThrottleDelay = time.Millisecond
