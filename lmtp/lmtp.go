@@ -131,13 +131,13 @@ func (o Options) withDefaults() Options {
 type Outcome string
 
 const (
-	Delivered      Outcome = "delivered"        // 250
-	UnknownUser    Outcome = "unknown_user"     // 550 5.1.1
-	UnknownDomain  Outcome = "unknown_domain"   // 550 5.1.2
-	TooLarge       Outcome = "too_large"        // 552 5.3.4
-	StorageFull    Outcome = "storage_full"     // 452 4.3.1
-	MailboxFull    Outcome = "mailbox_full"     // 452 4.2.2
-	Refused        Outcome = "refused"          // 554 5.6.1: NUL bytes
+	Delivered      Outcome = "delivered"         // 250
+	UnknownUser    Outcome = "unknown_user"      // 550 5.1.1
+	UnknownDomain  Outcome = "unknown_domain"    // 550 5.1.2
+	TooLarge       Outcome = "too_large"         // 552 5.3.4
+	StorageFull    Outcome = "storage_full"      // 452 4.3.1
+	MailboxFull    Outcome = "mailbox_full"      // 452 4.2.2
+	Refused        Outcome = "refused"           // 554 5.6.1: NUL bytes
 	TemporaryError Outcome = "temporary_failure" // 451 4.3.0 and the like
 )
 
