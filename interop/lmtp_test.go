@@ -23,12 +23,16 @@ import (
 // example.org with "+" as recipient delimiter.
 type lmtpEnv struct {
 	*imaptest.Env
+	LMTP     *lmtp.Server
 	LMTPAddr string
 	MaxSize  int64
 }
 
-func startLMTP(t *testing.T, maxSize int64) *lmtpEnv {
+func startLMTP(t *testing.T, maxSize int64, domains ...string) *lmtpEnv {
 	t.Helper()
+	if len(domains) == 0 {
+		domains = []string{"example.org"}
+	}
 	e := &lmtpEnv{Env: imaptest.Start(t, nil), MaxSize: maxSize}
 	ctx := context.Background()
 	alice, err := e.Store.UserByName(ctx, e.User)
@@ -49,7 +53,7 @@ func startLMTP(t *testing.T, maxSize int64) *lmtpEnv {
 		Store:              e.Store,
 		Deliverer:          e.Server,
 		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Domains:            []string{"example.org"},
+		Domains:            domains,
 		RecipientDelimiter: "+",
 		MaxMessageBytes:    maxSize,
 	})
@@ -57,6 +61,7 @@ func startLMTP(t *testing.T, maxSize int64) *lmtpEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.LMTP = srv
 	e.LMTPAddr = l.Addr().String()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
