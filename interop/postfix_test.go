@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"os/user"
@@ -30,10 +32,10 @@ type postfixInstance struct {
 
 // startPostfix configures and starts a Postfix instance whose only job is
 // to hand mail for the given domains to LMTP: mainCF is appended to the
-// common settings. The instance is stopped at the end of the test. It
+// common settings and masterCF to master.cf. The instance is stopped at the end of the test. It
 // needs root (Postfix's master starts as root and its daemons switch to
 // the postfix user) and skips without Postfix, unless INTEROP_REQUIRE=1.
-func startPostfix(t *testing.T, mainCF string) *postfixInstance {
+func startPostfix(t *testing.T, mainCF, masterCF string) *postfixInstance {
 	t.Helper()
 	postfix := lookTool(t, "postfix", "postfix")
 	postconf := lookTool(t, "postconf", "postfix")
@@ -88,8 +90,8 @@ alias_database =
 # The test sends nothing to another host; a bounce to one stays queued.
 default_transport = error:no mail leaves this test instance
 `, dir) + mainCF
-	// No network listener at all: mail comes in through sendmail
-	// (postdrop and pickup) only.
+	// No network listener unless masterCF adds one: mail comes in
+	// through sendmail (postdrop and pickup).
 	const master = `pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -111,7 +113,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 	if err := os.WriteFile(filepath.Join(dir, "etc", "main.cf"), []byte(main), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "etc", "master.cf"), []byte(master), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "etc", "master.cf"), []byte(master+masterCF), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := &postfixInstance{t: t, dir: dir, postfix: postfix, sendmail: sendmail}
@@ -235,11 +237,20 @@ func TestPostfixLMTP(t *testing.T) {
 		}
 	})
 
+	// An SMTP listener too, to check that Postfix can refuse unknown
+	// recipients during the SMTP dialogue by asking quickimap
+	// (reject_unverified_recipient: a probe over LMTP that stops after
+	// RCPT).
+	smtpdAddr := freePort(t)
 	p := startPostfix(t, fmt.Sprintf(`virtual_mailbox_domains = example.org, example.net
 virtual_transport = lmtp:inet:%s
 transport_maps = inline:{example.net=lmtp:unix:%s}
 recipient_delimiter = +
-`, e.LMTPAddr, sock))
+smtpd_recipient_restrictions = reject_unauth_destination, reject_unverified_recipient
+unverified_recipient_reject_code = 550
+address_verify_poll_delay = 1s
+`, e.LMTPAddr, sock), smtpdAddr+" inet n - n - - smtpd\n")
+	checkVerify(t, p, smtpdAddr)
 
 	const from = "bob@example.net"
 	// Lines end in LF: sendmail takes the local convention and Postfix
@@ -354,4 +365,54 @@ func checkCopy(t *testing.T, what string, got []byte, from, rcpt string, want []
 			t.Errorf("%s: header field %q added before the message", what, line)
 		}
 	}
+}
+
+// freePort returns a loopback address with a port nobody listens on.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// checkVerify asks Postfix's smtpd about a known and an unknown recipient:
+// with reject_unverified_recipient it probes quickimap over LMTP and
+// answers from the probe's RCPT reply.
+func checkVerify(t *testing.T, p *postfixInstance, addr string) {
+	t.Helper()
+	var nc net.Conn
+	var err error
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if nc, err = net.DialTimeout("tcp", addr, 5*time.Second); err == nil || time.Now().After(end) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("Postfix smtpd on %s: %v\nlog:\n%s", addr, err, p.log())
+	}
+	// Postfix polls for the probe's result for a few seconds at most.
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	c, err := smtp.NewClient(nc, "127.0.0.1")
+	if err != nil {
+		nc.Close()
+		t.Fatalf("Postfix smtpd: %v\nlog:\n%s", err, p.log())
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("probe-test@example.net"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("alice+Lists@example.org"); err != nil {
+		t.Errorf("RCPT of a known recipient through Postfix: %v", err)
+	}
+	err = c.Rcpt("nobody@example.org")
+	if err == nil || !strings.HasPrefix(err.Error(), "550 ") || !strings.Contains(err.Error(), "5.1.1") {
+		t.Errorf("RCPT of an unknown recipient through Postfix: %v, want 550 ... 5.1.1", err)
+	}
+	c.Quit()
 }
