@@ -98,6 +98,10 @@ type SyncResult struct {
 	// flights are.
 	RoundTrips int
 	Duration   time.Duration
+	// Compressed reports whether the connection uses COMPRESS=DEFLATE
+	// (Options.Compress and the server offers it); the byte counts are
+	// then of compressed bytes.
+	Compressed bool
 	// Events are the changes the Sync found.
 	Events []Event
 }

@@ -215,7 +215,7 @@ func (c *conn) loggedIn(u store.User, cmd string) *status {
 	c.log = c.log.With("user", u.Name)
 	c.dec.SetLimits(c.s.opts.Limits)
 	c.log.Info("login", "method", cmd, "tls", c.isTLS)
-	return okCode(c.capabilityCode(), "Logged in")
+	return okCode(c.capabilityCode(), "Ok")
 }
 
 // loginFailed delays, logs (with attrs, never a password) and answers a

@@ -114,7 +114,7 @@ func (c *conn) setTransport(nc net.Conn) {
 
 // buffered reports whether the client's next bytes are already read.
 func (c *conn) buffered() bool {
-	return c.br != nil && c.br.Buffered() > 0 || c.nc.npending > 0
+	return c.br != nil && c.br.Buffered() > 0 || c.nc.npending > 0 || c.nc.z != nil && c.nc.z.ready()
 }
 
 // borrowReader gives the decoder a read buffer.
@@ -175,7 +175,7 @@ func (c *conn) serve() {
 	c.log.Debug("connection opened", "tls", c.isTLS)
 	c.enc.Star().Atom("OK").SP()
 	c.writeCapabilityCode()
-	c.enc.Text("quickimap ready").CRLF()
+	c.enc.Text("ready").CRLF()
 	if c.enc.Flush() != nil {
 		return
 	}
@@ -223,6 +223,7 @@ func (c *conn) loop() (ended bool) {
 			case waitAgain:
 				continue
 			case waitHandoff:
+				c.compressRelease()
 				go c.run()
 				return false
 			case waitEnd:
@@ -230,6 +231,7 @@ func (c *conn) loop() (ended bool) {
 			}
 		}
 		c.borrowReader()
+		c.resetInflateBudget()
 		var more bool
 		if c.idle != nil {
 			more = c.idleDone()
@@ -284,6 +286,8 @@ func (c *conn) beginWait(fresh bool) bool {
 	now := time.Now()
 	switch {
 	case c.idle != nil:
+		// IDLE may last for hours: hold no compressor meanwhile.
+		c.compressRelease()
 		c.wait.end = earliest(c.idle.end, c.idle.keepalive)
 		c.wait.waker = &c.waker
 	case !fresh:
@@ -349,6 +353,7 @@ func (c *conn) end() {
 	// leaves it resumable (draft-ietf-lemonade-reconnect-07 §1). Runs
 	// before the view closes: the state is plain data.
 	defer c.detachSession()
+	defer c.compressEnd()
 	// The buffers are not given back: after a panic they may hold half
 	// a response, and a connection ends rarely enough.
 	c.endIdle()
@@ -444,7 +449,9 @@ func (c *conn) complete(tag string, allowExpunge bool, st *status) bool {
 				st.code = "HIGHESTMODSEQ " + strconv.FormatUint(c.view.HighestModSeq(), 10)
 			}
 		}
-		c.noteLostSession()
+		if c.noteLostSession() && st.lostText != "" {
+			st.text = st.lostText
+		}
 		c.writeStatus(tag, st)
 	}
 	if c.byeAfter != "" {
@@ -546,6 +553,10 @@ type status struct {
 	// the session's HIGHESTMODSEQ goes in the response code, computed
 	// after the update report.
 	highestModSeq bool
+	// lostText replaces text when the connection's session was resumed
+	// on another connection before this response (DELETEDSID precedes
+	// it).
+	lostText string
 }
 
 func ok(text string) *status           { return &status{typ: "OK", text: text} }
@@ -599,9 +610,16 @@ type deadlineConn struct {
 	pending  [64]byte
 	poff     uint8
 	npending uint8
+
+	// z is the compression layer after COMPRESS (compress.go), nil
+	// before.
+	z *zlayer
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
+	if d.z != nil {
+		return d.zread(p)
+	}
 	if d.npending > 0 {
 		n := copy(p, d.pending[d.poff:d.poff+d.npending])
 		d.poff += uint8(n)
@@ -621,6 +639,9 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 // bytes for Read. It fails with a timeout at until, and with errKicked
 // when w is set and kicked.
 func (d *deadlineConn) await(until time.Time, w *waker) error {
+	if d.z != nil {
+		return d.zawait(until, w)
+	}
 	if w == nil {
 		d.Conn.SetReadDeadline(until)
 	} else if !w.arm(d.Conn, until) {
@@ -704,6 +725,9 @@ func isTimeout(err error) bool {
 }
 
 func (d *deadlineConn) Write(p []byte) (int, error) {
+	if d.z != nil {
+		return d.z.out.Write(p)
+	}
 	d.Conn.SetWriteDeadline(time.Now().Add(d.writeTimeout))
 	return d.Conn.Write(p)
 }

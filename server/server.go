@@ -82,11 +82,23 @@ type Options struct {
 	// repeated reads. Default DefaultMessageCacheBytes; negative: no
 	// cache.
 	MessageCacheBytes int64
+	// CompressLevel is the DEFLATE level of COMPRESS=DEFLATE (RFC 4978)
+	// responses, 1 (fastest) to 9 (smallest); default 5.
+	CompressLevel int
+	// MaxCompressed caps the connections compressed at once; beyond it
+	// COMPRESS answers NO [LIMIT]. Default DefaultMaxCompressed; negative:
+	// COMPRESS is not offered.
+	MaxCompressed int
 	// Sessions, when not nil, enables resumable sessions
 	// (draft-ietf-lemonade-reconnect-07: SID, DELETESID, LOGOUT
 	// (PRESERVE)) and the X-DRAFT-W07-RECONNECT capability. The caller
 	// runs its Expire periodically.
 	Sessions *session.Registry
+	// ExternalPollInterval is how often the store is asked whether
+	// another process (quickimap import) wrote to it, when it can tell
+	// (external.go); sessions with a mailbox open then learn of the
+	// changes. Default 2 seconds; negative: never.
+	ExternalPollInterval time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -116,7 +128,13 @@ func (o Options) withDefaults() Options {
 	if o.MaxAuthFailures <= 0 {
 		o.MaxAuthFailures = 3
 	}
+	if o.MaxCompressed == 0 {
+		o.MaxCompressed = DefaultMaxCompressed
+	}
 	def(&o.IdleKeepalive, 29*time.Minute)
+	if o.ExternalPollInterval == 0 {
+		o.ExternalPollInterval = 2 * time.Second
+	}
 	if o.MaxAppendMessages <= 0 {
 		o.MaxAppendMessages = 1000
 	}
@@ -156,6 +174,8 @@ type Server struct {
 	dummyOnce sync.Once
 	dummy     string
 
+	watchOnce sync.Once // starts watchExternal
+
 	// readers and writers lend connections their buffers (see
 	// conn.loop): *bufio.Reader of readBufSize bytes, and write buffers
 	// of writeBufSize.
@@ -164,8 +184,12 @@ type Server struct {
 
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
 	parts    *partCache
-	msgs     *msgCache // nil when disabled
+	msgs     *msgCache      // nil when disabled
+	compress *compressState // nil when COMPRESS is not offered
 }
+
+// DefaultMaxCompressed is the default of Options.MaxCompressed.
+const DefaultMaxCompressed = 10000
 
 // New returns a Server.
 func New(opts Options) *Server {
@@ -186,6 +210,7 @@ func New(opts Options) *Server {
 		writers:   wire.NewWriterPool(writeBufSize),
 		parts:     newPartCache(),
 		msgs:      newMsgCache(opts.MessageCacheBytes),
+		compress:  newCompressState(opts),
 	}
 }
 
@@ -253,6 +278,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
+	s.startWatch()
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, l)
