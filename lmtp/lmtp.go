@@ -268,7 +268,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = nil
 	}
 	if err != nil {
-		s.smtp.Close()
+		// go-smtp's Close does nothing once Shutdown has begun: close
+		// what is left here.
+		s.closeConns()
 	}
 	return err
 }
@@ -280,7 +282,21 @@ func (s *Server) Close() error {
 	if errors.Is(err, smtp.ErrServerClosed) {
 		err = nil
 	}
+	s.closeConns()
 	return err
+}
+
+// closeConns closes every accepted connection.
+func (s *Server) closeConns() {
+	s.mu.Lock()
+	conns := make([]*trackedConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 // trackedListener wraps the accepted connections in trackedConn.

@@ -364,7 +364,7 @@ func TestCapabilitiesNoAuth(t *testing.T) {
 	for _, l := range caps[1:] {
 		have[l[4:]] = true
 	}
-	for _, w := range []string{"8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING", "SIZE 12345"} {
+	for _, w := range []string{"8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING", "SMTPUTF8", "SIZE 12345"} {
 		if !have[w] {
 			t.Errorf("LHLO lacks %s: %q", w, caps)
 		}
@@ -376,8 +376,14 @@ func TestCapabilitiesNoAuth(t *testing.T) {
 	}
 	c.expect("AUTH PLAIN AGFsaWNlAHNlY3JldA==", "502 5.7.0 ")
 	c.expect("MAIL FROM:<a@b> BODY=BINARYMIME", "504 ")
-	c.expect("MAIL FROM:<a@b>", "250 ")
+	c.expect("MAIL FROM:<zoë@example.net> SMTPUTF8 BODY=8BITMIME", "250 ")
 	c.expect("RCPT TO:<alice@example.org>", "250 ")
+	if r := c.data("Subject: Grüße\r\n\r\nx\r\n", 1); !strings.HasPrefix(r[0], "250 ") {
+		t.Fatalf("SMTPUTF8 message: %q", r)
+	}
+	if b := stored(t, e.Store, "alice", "INBOX")[0]; !bytes.HasPrefix(b, []byte("Return-Path: <zoë@example.net>\r\n")) {
+		t.Errorf("UTF-8 sender: %q", b)
+	}
 }
 
 func TestTooLarge(t *testing.T) {
@@ -570,5 +576,24 @@ func TestShutdownFinishesDelivery(t *testing.T) {
 	}
 	if n := len(stored(t, e.Store, "alice", "INBOX")); n != 1 {
 		t.Errorf("INBOX has %d messages, want 1", n)
+	}
+}
+
+// TestShutdownTimeout: a client that stays in a transaction without
+// sending its message is cut off when Shutdown's context ends.
+func TestShutdownTimeout(t *testing.T) {
+	e := start(t, nil)
+	c := dialLMTP(t, "tcp", e.LMTPAddr)
+	c.expect("LHLO client.test", "250 ")
+	c.expect("MAIL FROM:<s@x>", "250 ")
+	c.expect("RCPT TO:<alice@example.org>", "250 ")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := e.LMTP.Shutdown(ctx); err != context.DeadlineExceeded {
+		t.Errorf("Shutdown: %v, want the context's deadline", err)
+	}
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.r.ReadString('\n'); err == nil || os.IsTimeout(err) {
+		t.Errorf("connection still open after Shutdown's deadline: %v", err)
 	}
 }
