@@ -597,3 +597,48 @@ func TestShutdownTimeout(t *testing.T) {
 		t.Errorf("connection still open after Shutdown's deadline: %v", err)
 	}
 }
+
+// TestBDAT: CHUNKING (RFC 3030), which go-smtp always advertises, carries
+// the message in counted chunks, byte for byte: no dot-stuffing, lines of
+// any length.
+func TestBDAT(t *testing.T) {
+	e := start(t, func(o *lmtp.Options) { o.MaxMessageBytes = 8000 })
+	c := dialLMTP(t, "tcp", e.LMTPAddr)
+	c.expect("LHLO client.test", "250 ")
+	msg := "Subject: chunks\r\n\r\n.not stuffed\r\n" + strings.Repeat("é", 2000) + "\r\nend\r\n"
+	c.expect("MAIL FROM:<s@x> BODY=8BITMIME", "250 ")
+	c.expect("RCPT TO:<alice@example.org>", "250 ")
+	c.expect("RCPT TO:<nobody@example.org>", "550 ")
+	half := len(msg) / 2
+	c.send(fmt.Sprintf("BDAT %d\r\n%s", half, msg[:half]))
+	if r := c.reply(); !strings.HasPrefix(r[0], "250 ") {
+		t.Fatalf("first chunk: %q", r)
+	}
+	c.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(msg)-half, msg[half:]))
+	if r := c.reply(); !strings.HasPrefix(r[0], "250 2.0.0 <alice@example.org> Delivered") {
+		t.Fatalf("last chunk: %q", r)
+	}
+	_, rest := splitTraceAny(t, stored(t, e.Store, "alice", "INBOX")[0])
+	if string(rest) != msg {
+		t.Errorf("stored %q, want %q", rest, msg)
+	}
+	// Over the limit: 552 for the chunk that crosses it.
+	c.expect("MAIL FROM:<s@x>", "250 ")
+	c.expect("RCPT TO:<alice@example.org>", "250 ")
+	c.send(fmt.Sprintf("BDAT %d LAST\r\n%s", 9000, strings.Repeat("x", 9000)))
+	if r := c.reply(); !strings.HasPrefix(r[0], "552 5.3.4 ") {
+		t.Fatalf("chunk over the limit: %q", r)
+	}
+	c.expect("NOOP", "250 ")
+}
+
+// splitTraceAny cuts the three trace fields the server adds.
+func splitTraceAny(t *testing.T, body []byte) (trace string, rest []byte) {
+	t.Helper()
+	i := bytes.Index(body, []byte("\r\n\tfor <"))
+	if i < 0 || !bytes.HasPrefix(body, []byte("Return-Path: ")) {
+		t.Fatalf("no trace fields in %q", body)
+	}
+	j := i + 2 + bytes.Index(body[i+2:], []byte("\r\n")) + 2
+	return string(body[:j]), body[j:]
+}
