@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -405,9 +404,6 @@ func replyError(code int, enh smtp.EnhancedCode, msg string) *smtp.SMTPError {
 
 func enhanced(e smtp.EnhancedCode) string { return fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2]) }
 
-// errReader reports the reading of the message's bytes failing for
+// errReadFailed reports the reading of the message's bytes failing for
 // another reason than its size (the client went away, a timeout).
 var errReadFailed = replyError(451, smtp.EnhancedCode{4, 4, 2}, "Error reading the message; try again later")
-
-// drain is io.Copy to io.Discard, for readers go-smtp wants consumed.
-func drain(r io.Reader) { io.Copy(io.Discard, r) }

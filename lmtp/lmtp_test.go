@@ -579,14 +579,16 @@ func TestShutdownFinishesDelivery(t *testing.T) {
 	}
 }
 
-// TestShutdownTimeout: a client that stays in a transaction without
-// sending its message is cut off when Shutdown's context ends.
+// TestShutdownTimeout: a client that stops in the middle of its message is
+// cut off when Shutdown's context ends.
 func TestShutdownTimeout(t *testing.T) {
 	e := start(t, nil)
 	c := dialLMTP(t, "tcp", e.LMTPAddr)
 	c.expect("LHLO client.test", "250 ")
 	c.expect("MAIL FROM:<s@x>", "250 ")
 	c.expect("RCPT TO:<alice@example.org>", "250 ")
+	c.expect("DATA", "354 ")
+	c.send("Subject: never ends\r\n\r\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := e.LMTP.Shutdown(ctx); err != context.DeadlineExceeded {

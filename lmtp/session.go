@@ -222,7 +222,7 @@ func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 		refusal = outcomeReply(outcome, nil)
 	}
 	if refusal != nil {
-		drain(r)
+		// go-smtp reads what is left of the message after LMTPData.
 		for _, rc := range ss.rcpts {
 			s.report(Result{From: ss.from, To: rc.addr, User: rc.user.Name, Mailbox: rc.mailbox.Name, Size: len(data),
 				Code: refusal.Code, Enhanced: enhanced(refusal.EnhancedCode), Outcome: outcome, Err: err, Duration: time.Since(start)})
