@@ -452,6 +452,7 @@ func TestStoreFailures(t *testing.T) {
 		reply   string
 		outcome lmtp.Outcome
 	}{
+		{fmt.Errorf("%w: no room", store.ErrFull), "452 4.3.1 ", lmtp.StorageFull},
 		{&os.PathError{Op: "write", Path: "/data/x", Err: syscall.ENOSPC}, "452 4.3.1 ", lmtp.StorageFull},
 		{fmt.Errorf("append: %w", errCode(13)), "452 4.3.1 ", lmtp.StorageFull},
 		{fmt.Errorf("append: %w", store.ErrInvalid), "452 4.2.2 ", lmtp.MailboxFull},

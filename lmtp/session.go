@@ -296,11 +296,12 @@ func classify(err error) Outcome {
 	return TemporaryError
 }
 
-// isFull reports a disk (or file system quota) full: ENOSPC or EDQUOT
-// from a file the store writes, or SQLite's SQLITE_FULL (code 13) from a
-// driver error that has a Code method.
+// isFull reports a disk (or file system quota) full: store.ErrFull, which
+// backends return for it, or else what a backend might pass through
+// unclassified: ENOSPC or EDQUOT from a file, SQLite's SQLITE_FULL (code
+// 13) from a driver error that has a Code method.
 func isFull(err error) bool {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+	if errors.Is(err, store.ErrFull) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return true
 	}
 	var coded interface{ Code() int }

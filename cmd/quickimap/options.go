@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"path/filepath"
 
 	"github.com/quickimap/quickimap/config"
 	"github.com/quickimap/quickimap/lmtp"
@@ -17,7 +18,11 @@ import (
 
 // storeOptions returns the embedded store's options.
 func storeOptions(c *config.Config) sqlite.Options {
-	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount}
+	reserve := c.DiskReserve
+	if reserve == 0 {
+		reserve = -1 // sqlite.Options: 0 is the default, negative none
+	}
+	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount, ReserveBytes: reserve}
 }
 
 // sessionOptions returns the resumable-session registry's options (its
@@ -79,6 +84,9 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 		MaxAuthFailures:    c.MaxAuthFailures,
 		IdleKeepalive:      c.IdleKeepalive,
 		ReconnectPlainName: c.ReconnectPlainName,
+		MemoryBudget:       c.MemoryBudget,
+		SpoolLiteral:       c.SpoolLiteral,
+		SpoolDir:           spoolDir(c),
 	}, nil
 }
 
@@ -95,4 +103,14 @@ func lmtpOptions(c *config.Config, st store.Store, d lmtp.Deliverer, logger *slo
 		RecipientDelimiter: c.RecipientDelimiter,
 		MaxMessageBytes:    c.MaxLiteral,
 	}
+}
+
+// spoolDir is the directory of the temporary files of large literals:
+// by default in the data directory, on the store's file system rather
+// than in a temporary directory that may be held in memory (tmpfs).
+func spoolDir(c *config.Config) string {
+	if c.SpoolDir != "" {
+		return c.SpoolDir
+	}
+	return filepath.Join(c.DataDir, "spool")
 }
