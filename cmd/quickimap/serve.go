@@ -249,21 +249,6 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	logger.Info("memory budget", "bytes", srv.MemoryStats().Budget, "spool-literal", opts.SpoolLiteral, "spool-dir", opts.SpoolDir)
 	errc := make(chan error, len(ls)+1)
 	pending := len(ls)
-	// LMTP delivers through srv, so that IDLE clients see new mail at
-	// once; it stops first at shutdown, letting deliveries under way end.
-	var lsrv *lmtp.Server
-	if lmtpListener != nil {
-		lsrv = lmtp.New(lmtpOptions(cfg, st, srv, logger))
-		pending++
-		go func() {
-			err := lsrv.Serve(lmtpListener)
-			if err != nil {
-				err = fmt.Errorf("serving LMTP on %s: %w", lmtpListener.Addr(), err)
-			}
-			errc <- err
-		}()
-		logger.Info("listening", "addr", lmtpListener.Addr().String(), "protocol", "lmtp")
-	}
 	for _, l := range ls {
 		go func() {
 			var err error
@@ -281,6 +266,23 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		if !l.implicitTLS && opts.TLSConfig == nil && !cfg.AllowInsecureAuth && !isLoopback(l.Addr()) {
 			logger.Warn("clients that are not on loopback cannot log in on a plain listener without TLS: give --cert and --key, or --allow-insecure-auth", "addr", l.Addr().String())
 		}
+	}
+	// LMTP delivers through srv, so that IDLE clients see new mail at
+	// once; it stops first at shutdown, letting deliveries under way end.
+	// Its "listening" line comes after the IMAP ones, which tools read
+	// first.
+	var lsrv *lmtp.Server
+	if lmtpListener != nil {
+		lsrv = lmtp.New(lmtpOptions(cfg, st, srv, logger))
+		pending++
+		go func() {
+			err := lsrv.Serve(lmtpListener)
+			if err != nil {
+				err = fmt.Errorf("serving LMTP on %s: %w", lmtpListener.Addr(), err)
+			}
+			errc <- err
+		}()
+		logger.Info("listening", "addr", lmtpListener.Addr().String(), "protocol", "lmtp")
 	}
 
 	var serveErr error
