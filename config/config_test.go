@@ -139,6 +139,20 @@ func TestLMTPKeys(t *testing.T) {
 	if l := c.DomainList(); len(l) != 2 || l[0] != "a.example" || l[1] != "b.example" {
 		t.Errorf("domains %q", l)
 	}
+	for _, addr := range []string{"127.0.0.1:24", "[::1]:24", "unix:/run/quickimap/lmtp.sock"} {
+		d := Default()
+		d.LMTPListen = addr
+		if err := d.Validate(); err != nil {
+			t.Errorf("lmtp-listen %s: %v", addr, err)
+		}
+	}
+	for _, addr := range []string{"unix:", "unix:lmtp.sock", "localhost"} {
+		d := Default()
+		d.LMTPListen = addr
+		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "lmtp-listen") {
+			t.Errorf("lmtp-listen %s: %v, want an error naming the key", addr, err)
+		}
+	}
 	for _, bad := range [][2]string{
 		{"lmtp-socket-mode", "0999"}, {"lmtp-socket-mode", "01777"}, {"lmtp-socket-mode", "rw"},
 		{"domains", "alice@example.org"}, {"recipient-delimiter", "@"},

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -193,7 +195,25 @@ var keys = []Key{
 	stringKey("cert", "PEM file of the TLS certificate chain", func(c *Config) *string { return &c.CertFile }),
 	stringKey("key", "PEM file of the TLS private key", func(c *Config) *string { return &c.KeyFile }),
 	boolKey("allow-insecure-auth", "allow logins without TLS from non-loopback addresses", func(c *Config) *bool { return &c.AllowInsecureAuth }),
-	stringKey("lmtp-listen", "address of the LMTP delivery listener: host:port, or unix:/path for a Unix socket; empty: none", func(c *Config) *string { return &c.LMTPListen }),
+	{Name: "lmtp-listen", Kind: KindString, Help: "address of the LMTP delivery listener: host:port, or unix:/path for a Unix socket; empty: none",
+		get: func(c *Config) string { return c.LMTPListen },
+		set: func(c *Config, v string) error { c.LMTPListen = strings.TrimSpace(v); return nil },
+		check: func(c *Config) error {
+			if c.LMTPListen == "" {
+				return nil
+			}
+			if path, ok := strings.CutPrefix(c.LMTPListen, "unix:"); ok {
+				if !filepath.IsAbs(path) {
+					return fmt.Errorf("%q: a Unix socket needs an absolute path (unix:/run/quickimap/lmtp.sock)", c.LMTPListen)
+				}
+				return nil
+			}
+			if _, _, err := net.SplitHostPort(c.LMTPListen); err != nil {
+				return fmt.Errorf("%q is neither host:port nor unix:/path", c.LMTPListen)
+			}
+			return nil
+		},
+	},
 	{Name: "lmtp-socket-mode", Kind: KindString, Help: "permission bits (octal) of the LMTP Unix socket: who may connect may deliver mail",
 		get: func(c *Config) string { return fmt.Sprintf("%04o", uint32(c.LMTPSocketMode.Perm())) },
 		set: func(c *Config, v string) error {
