@@ -65,6 +65,11 @@ type Options struct {
 	// MaxMessageBytes is the largest message accepted, advertised as
 	// SIZE (RFC 1870). Default 64 MiB.
 	MaxMessageBytes int64
+	// MaxConnections bounds the connections open at once (default 100;
+	// Postfix opens 20 per destination by default); more are answered
+	// "421 4.3.2" and closed, and the client tries again later. Each
+	// may hold a message of up to MaxMessageBytes in memory.
+	MaxConnections int
 	// MaxRecipients bounds the recipients of one transaction (default
 	// 1000); more get 452 4.5.3 and are sent again by the client.
 	MaxRecipients int
@@ -101,6 +106,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 64 << 20
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 100
 	}
 	if o.MaxRecipients <= 0 {
 		o.MaxRecipients = 1000
@@ -305,15 +313,27 @@ type trackedListener struct {
 }
 
 func (l *trackedListener) Accept() (net.Conn, error) {
-	nc, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		c := &trackedConn{Conn: nc, s: l.s}
+		l.s.mu.Lock()
+		full := len(l.s.conns) >= l.s.opts.MaxConnections
+		if !full {
+			l.s.conns[c] = struct{}{}
+		}
+		l.s.mu.Unlock()
+		if !full {
+			return c, nil
+		}
+		// Best effort, bounded by a short deadline.
+		nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		nc.Write([]byte("421 4.3.2 Too many connections, try again later\r\n"))
+		nc.Close()
+		l.s.log.Warn("lmtp: connection refused: too many connections", "max", l.s.opts.MaxConnections)
 	}
-	c := &trackedConn{Conn: nc, s: l.s}
-	l.s.mu.Lock()
-	l.s.conns[c] = struct{}{}
-	l.s.mu.Unlock()
-	return c, nil
 }
 
 // trackedConn is an accepted connection that Shutdown can reach: once the

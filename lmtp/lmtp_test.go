@@ -645,3 +645,40 @@ func splitTraceAny(t *testing.T, body []byte) (trace string, rest []byte) {
 	j := i + 2 + bytes.Index(body[i+2:], []byte("\r\n")) + 2
 	return string(body[:j]), body[j:]
 }
+
+// TestMaxConnections: a connection over the limit gets 421 4.3.2; once
+// one closes, a new one is served.
+func TestMaxConnections(t *testing.T) {
+	e := start(t, func(o *lmtp.Options) { o.MaxConnections = 2 })
+	a := dialLMTP(t, "tcp", e.LMTPAddr)
+	b := dialLMTP(t, "tcp", e.LMTPAddr)
+	nc, err := net.Dial("tcp", e.LMTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if l, err := bufio.NewReader(nc).ReadString('\n'); err != nil || !strings.HasPrefix(l, "421 4.3.2 ") {
+		t.Fatalf("third connection: %q, %v", l, err)
+	}
+	b.expect("QUIT", "221 ")
+	// The server forgets b when its goroutine closes it: poll.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		nc, err := net.Dial("tcp", e.LMTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		l, _ := bufio.NewReader(nc).ReadString('\n')
+		nc.Close()
+		if strings.HasPrefix(l, "220 ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still refused 10 s after a connection closed: %q", l)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	a.expect("NOOP", "250 ")
+}
