@@ -37,8 +37,8 @@ type postfixInstance struct {
 // the postfix user) and skips without Postfix, unless INTEROP_REQUIRE=1.
 func startPostfix(t *testing.T, mainCF, masterCF string) *postfixInstance {
 	t.Helper()
-	postfix := lookTool(t, "postfix", "postfix")
-	postconf := lookTool(t, "postconf", "postfix")
+	postfix := lookSbin(t, "postfix")
+	postconf := lookSbin(t, "postconf")
 	if os.Geteuid() != 0 {
 		missing(t, "Postfix's master daemon must be started as root, and the tests do not run as root")
 	}
@@ -123,6 +123,20 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 	}
 	t.Cleanup(p.stop)
 	return p
+}
+
+// lookSbin is lookTool for a program of the postfix package, also found
+// in /usr/sbin when that is not on the PATH (a non-root shell's PATH).
+func lookSbin(t *testing.T, name string) string {
+	t.Helper()
+	if path, err := exec.LookPath(name); err == nil {
+		return path
+	}
+	path := filepath.Join("/usr/sbin", name)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		return path
+	}
+	return lookTool(t, name, "postfix")
 }
 
 func (p *postfixInstance) etc() string { return filepath.Join(p.dir, "etc") }
