@@ -29,6 +29,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 
@@ -390,7 +391,7 @@ func (s *Server) report(r Result) {
 		lvl = slog.LevelError
 	}
 	attrs := []slog.Attr{
-		slog.String("from", r.From), slog.String("to", r.To),
+		slog.String("from", logText(r.From)), slog.String("to", logText(r.To)),
 		slog.Int("code", r.Code), slog.String("status", r.Enhanced), slog.String("result", string(r.Outcome)),
 	}
 	if r.User != "" {
@@ -415,6 +416,29 @@ func (s *Server) report(r Result) {
 	if s.opts.OnResult != nil {
 		s.opts.OnResult(r)
 	}
+}
+
+// maxLogText bounds an address in the log: one command must not be able
+// to write a megabyte line (MaxLineLength) into the operator's log.
+const maxLogText = 256
+
+// logText is s for the log: at most maxLogText bytes, cut with "...",
+// control characters and invalid UTF-8 as '?'.
+func logText(s string) string {
+	cut := false
+	if len(s) > maxLogText {
+		s, cut = s[:maxLogText], true
+	}
+	s = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
+	if cut {
+		s += "..."
+	}
+	return s
 }
 
 // replyError is an SMTP reply with its classification.
