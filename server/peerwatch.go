@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -62,6 +63,9 @@ func (c *conn) commandContext() context.Context {
 	if c.watch != nil || c.br == nil {
 		return c.ctx
 	}
+	// The command has been read: the minimum rate (slowclient.go) no
+	// longer applies, and the watch reads on another goroutine.
+	c.nc.rate.stop()
 	w := &peerWatch{c: c}
 	c.watch = w
 	// run takes the lock before anything else: so it sees the
@@ -103,10 +107,12 @@ func (w *peerWatch) run() {
 				return
 			}
 			// The read timeout set for the client's silence: the
-			// client is waiting for us, not silent.
+			// client is waiting for us, not silent. (The end of the
+			// time to log in is a limitError, not a timeout: it ends
+			// the command's work too.)
 			continue
 		}
-		c.cancel(errClientGone)
+		c.cancel(fmt.Errorf("%w: %w", errClientGone, err))
 		return
 	}
 }

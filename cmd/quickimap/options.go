@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"github.com/quickimap/quickimap/config"
+	"github.com/quickimap/quickimap/lmtp"
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
@@ -63,6 +64,14 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 	if searchLimit == 0 {
 		searchLimit = -1 // server.Options: negative is no limit
 	}
+	minRate := c.MinRate
+	if minRate == 0 {
+		minRate = -1 // server.Options: negative turns it off
+	}
+	throttleFailures := c.LoginThrottleFailures
+	if throttleFailures == 0 {
+		throttleFailures = -1 // likewise
+	}
 	maxCompressed := c.MaxCompressed
 	if maxCompressed == 0 {
 		maxCompressed = -1 // server.Options: negative turns COMPRESS off
@@ -91,7 +100,32 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 		MemoryBudget:       c.MemoryBudget,
 		SpoolLiteral:       c.SpoolLiteral,
 		SpoolDir:           spoolDir(c),
+
+		MinRate:             minRate,
+		MinRateWindow:       c.MinRateWindow,
+		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
+		LimitLoopback:       c.LimitLoopback,
+
+		LoginThrottleFailures: throttleFailures,
+		LoginThrottleWindow:   c.LoginThrottleWindow,
+		LoginThrottleDelay:    c.LoginThrottleDelay,
+		LoginThrottleMaxDelay: c.LoginThrottleMaxDelay,
 	}, nil
+}
+
+// lmtpOptions returns the LMTP server's options: it looks accounts up in
+// st and delivers through d (the IMAP server, whose sessions then see the
+// new messages at once). Its size limit is max-literal, the largest
+// message APPEND takes.
+func lmtpOptions(c *config.Config, st store.Store, d lmtp.Deliverer, logger *slog.Logger) lmtp.Options {
+	return lmtp.Options{
+		Store:              st,
+		Deliverer:          d,
+		Logger:             logger,
+		Domains:            c.DomainList(),
+		RecipientDelimiter: c.RecipientDelimiter,
+		MaxMessageBytes:    c.MaxLiteral,
+	}
 }
 
 // spoolDir is the directory of the temporary files of large literals:
