@@ -257,7 +257,7 @@ var errThrottled = errors.New("login throttled")
 // throttleLogin delays a login attempt from an address that has failed
 // too often (see loginThrottle), and logs it. It returns errThrottled
 // when the attempt's turn would come too late, errClosing when the server
-// shuts down during the wait.
+// shuts down during the wait, the cause when the client goes away.
 func (c *conn) throttleLogin(cmd string) error {
 	if c.ca.exempt {
 		return nil
@@ -272,12 +272,20 @@ func (c *conn) throttleLogin(cmd string) error {
 	if !ok {
 		return errThrottled
 	}
+	// The wait ends early when the client goes away or the server shuts
+	// down (peerContext).
+	ctx, stop := c.peerContext()
+	defer stop()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return nil
-	case <-c.s.closingCh():
-		return errClosing
+	case <-ctx.Done():
+		if c.s.isClosing() {
+			return errClosing
+		}
+		c.log.Debug("client left while its login was throttled", "addr", c.ca.ip)
+		return context.Cause(ctx)
 	}
 }

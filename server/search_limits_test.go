@@ -305,3 +305,30 @@ func TestShutdownDeadlineCancelsSearch(t *testing.T) {
 	}
 	c.ExpectEOF(10 * time.Second)
 }
+
+// TestLoginThrottleClientLeaves: a login delayed by the per-address
+// throttle ends its wait when the client goes away, instead of holding
+// the connection's goroutine for the whole delay.
+func TestLoginThrottleClientLeaves(t *testing.T) {
+	env, logs := startWithLog(t, func(o *server.Options) {
+		o.LimitLoopback = true
+		o.LoginThrottleFailures = 1
+		o.PreAuthTimeout = time.Minute
+		o.LoginThrottleDelay = 20 * time.Second
+		o.LoginThrottleMaxDelay = 20 * time.Second
+		o.MaxAuthFailures = 100
+		o.FailedLoginDelay = time.Millisecond
+	})
+	bad := env.DialFrom(t, "127.0.0.2")
+	bad.ExpectTagged("f", "LOGIN alice wrong", "f NO [AUTHENTICATIONFAILED]")
+	bad.SendLine("g LOGIN alice wrong")
+	if !waitFor(10*time.Second, func() bool { return throttledLine.MatchString(logs.String()) }) {
+		t.Fatalf("no throttled line:\n%s", logs)
+	}
+	bad.NC.Close()
+	if !waitFor(10*time.Second, func() bool {
+		return strings.Contains(logs.String(), `msg="client left while its login was throttled"`)
+	}) {
+		t.Fatalf("the throttled login went on waiting after its client left:\n%s", logs)
+	}
+}
