@@ -45,7 +45,7 @@ func (c *conn) cmdCreate(tag string) (*status, error) {
 	if len(all) >= c.s.opts.MaxMailboxes {
 		return no("LIMIT", "Too many mailboxes"), nil
 	}
-	if _, err := c.s.store.CreateMailbox(ctx, c.sess.UserID, name, ""); err != nil {
+	if _, err := c.s.store.CreateMailbox(c.writeContext(), c.sess.UserID, name, ""); err != nil {
 		return c.storeFailure(err), nil
 	}
 	return ok("CREATE completed"), nil
@@ -64,7 +64,7 @@ func (c *conn) cmdDelete(tag string) (*status, error) {
 	if err != nil {
 		return c.storeFailure(err), nil
 	}
-	if err := c.s.store.DeleteMailbox(ctx, c.sess.UserID, name); err != nil {
+	if err := c.s.store.DeleteMailbox(c.writeContext(), c.sess.UserID, name); err != nil {
 		if errors.Is(err, store.ErrNoSelect) {
 			// RFC 3501 §6.3.4: deleting a \Noselect name that has
 			// inferiors is an error.
@@ -125,7 +125,7 @@ func (c *conn) cmdRename(tag string) (*status, error) {
 		return no("CANNOT", "Cannot move a mailbox into itself"), nil
 	}
 	ctx := c.ctx
-	if err := c.s.store.RenameMailbox(ctx, c.sess.UserID, oldName, newName); err != nil {
+	if err := c.s.store.RenameMailbox(c.writeContext(), c.sess.UserID, oldName, newName); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return no("NONEXISTENT", "No such mailbox"), nil
 		}
@@ -160,7 +160,7 @@ func (c *conn) cmdSubscribe(tag string) (*status, error) {
 	if why := validName(raw, name); why != "" {
 		return no("CANNOT", why), nil
 	}
-	if err := c.s.store.Subscribe(c.ctx, c.sess.UserID, name); err != nil && !errors.Is(err, store.ErrExists) {
+	if err := c.s.store.Subscribe(c.writeContext(), c.sess.UserID, name); err != nil && !errors.Is(err, store.ErrExists) {
 		return c.storeFailure(err), nil
 	}
 	return ok("SUBSCRIBE completed"), nil
@@ -173,7 +173,7 @@ func (c *conn) cmdUnsubscribe(tag string) (*status, error) {
 	}
 	// RFC 9051 §6.3.8: unsubscribing a name that is not subscribed is
 	// not an error.
-	if err := c.s.store.Unsubscribe(c.ctx, c.sess.UserID, name); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := c.s.store.Unsubscribe(c.writeContext(), c.sess.UserID, name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return c.storeFailure(err), nil
 	}
 	return ok("UNSUBSCRIBE completed"), nil

@@ -135,7 +135,7 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 	if st := c.loadSpooled(ctx, msgs, spooled); st != nil {
 		return st, nil
 	}
-	uids, after, err := c.s.appendMessages(ctx, c.sess.UserID, mb.ID, msgs)
+	uids, after, err := c.s.appendMessages(c.writeContext(), c.sess.UserID, mb.ID, msgs)
 	if err != nil {
 		return c.storeFailure(err), nil
 	}
@@ -525,7 +525,7 @@ func (c *conn) expungeDeleted(limit []uint32) ([]uint32, error) {
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	ctx := c.ctx
+	ctx := c.writeContext()
 	gone, err := c.s.store.Expunge(ctx, c.sess.UserID, id, uids)
 	if err != nil {
 		return nil, err
@@ -594,9 +594,9 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 	var src, dsts []uint32
 	var after store.Mailbox
 	if move {
-		src, dsts, after, err = c.s.store.MoveMessages(ctx, c.sess.UserID, c.view.MailboxID(), dst.ID, uids)
+		src, dsts, after, err = c.s.store.MoveMessages(c.writeContext(), c.sess.UserID, c.view.MailboxID(), dst.ID, uids)
 	} else {
-		src, dsts, after, err = c.s.store.CopyMessages(ctx, c.sess.UserID, c.view.MailboxID(), dst.ID, uids)
+		src, dsts, after, err = c.s.store.CopyMessages(c.writeContext(), c.sess.UserID, c.view.MailboxID(), dst.ID, uids)
 	}
 	if err != nil {
 		return c.storeFailure(err), nil

@@ -44,6 +44,7 @@ type conn struct {
 	// watches for the client going away during a command, nil when none.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	wctx   context.Context // ctx without its cancellation (writeContext)
 	watch  *peerWatch
 
 	nc *deadlineConn
@@ -98,6 +99,7 @@ type conn struct {
 func newConn(s *Server, nc net.Conn, ca clientAddr) *conn {
 	c := &conn{s: s, remote: nc.RemoteAddr().String(), ca: ca, loginBy: time.Now().Add(s.opts.PreAuthTimeout)}
 	c.ctx, c.cancel = context.WithCancelCause(s.base)
+	c.wctx = context.WithoutCancel(c.ctx)
 	if tcp, ok := nc.RemoteAddr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() && !s.opts.DistrustLoopback {
 		c.loopback = true
 	}

@@ -85,7 +85,7 @@ func (c *conn) reportUpdates(allowExpunge bool) {
 	if v == nil || c.sess.State == imap.StateLogout {
 		return
 	}
-	u := v.Updates(c.ctx, allowExpunge)
+	u := v.Updates(c.writeContext(), allowExpunge) // it may claim \Recent: a write
 	if u.Gone != 0 {
 		c.endGone(goneText(u.Gone))
 		return

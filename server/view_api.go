@@ -16,6 +16,10 @@ import (
 
 // openView selects a mailbox for a session.
 func (c *conn) openView(ctx context.Context, mb store.Mailbox, readOnly bool) (*tracker.View, error) {
+	if ctx.Err() == nil && !readOnly {
+		// Opening read-write claims \Recent: a write (writeContext).
+		ctx = context.WithoutCancel(ctx)
+	}
 	v, err := c.s.hub.Open(ctx, c.sess.UserID, mb.ID, readOnly)
 	if err == nil && v.OpenClaimErr() != nil {
 		if cerr := v.OpenClaimErr(); errors.Is(cerr, store.ErrFull) {
@@ -153,7 +157,7 @@ func (c *conn) mailboxID() int64 { return c.view.MailboxID() }
 // failed the UNCHANGEDSINCE test. The caller reports the changed flags to
 // its own client (unless .SILENT).
 func (c *conn) updateFlags(uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64) (changed []store.MessageMeta, failed []uint32, err error) {
-	return c.view.UpdateFlags(c.ctx, uids, op, flags, unchangedSince)
+	return c.view.UpdateFlags(c.writeContext(), uids, op, flags, unchangedSince)
 }
 
 // seqOf returns the sequence number of uid in uids (ascending), or 0.
