@@ -45,6 +45,10 @@ type Config struct {
 	// AllowInsecureAuth lets clients log in over a connection that is
 	// neither TLS nor from a loopback address.
 	AllowInsecureAuth bool
+	// MetricsListen is the address of the HTTP listener of the
+	// Prometheus metrics (/metrics) and health checks (/healthz,
+	// /readyz). Empty disables it.
+	MetricsListen string
 
 	LogLevel  slog.Level
 	LogFormat string // LogText or LogJSON

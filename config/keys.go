@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,12 @@ func lookup(name string) (Key, bool) {
 		}
 	}
 	return Key{}, false
+}
+
+// withCheck adds a validity check to k, run by Validate.
+func withCheck(k Key, check func(*Config) error) Key {
+	k.check = check
+	return k
 }
 
 func stringKey(name, help string, f func(*Config) *string) Key {
@@ -168,6 +175,14 @@ var keys = []Key{
 	stringKey("cert", "PEM file of the TLS certificate chain", func(c *Config) *string { return &c.CertFile }),
 	stringKey("key", "PEM file of the TLS private key", func(c *Config) *string { return &c.KeyFile }),
 	boolKey("allow-insecure-auth", "allow logins without TLS from non-loopback addresses", func(c *Config) *bool { return &c.AllowInsecureAuth }),
+	withCheck(stringKey("metrics-listen", "address of the HTTP listener of Prometheus metrics (/metrics) and health checks (/healthz, /readyz); unauthenticated, so keep it private; empty: none", func(c *Config) *string { return &c.MetricsListen }),
+		func(c *Config) error {
+			if c.MetricsListen == "" {
+				return nil
+			}
+			_, _, err := net.SplitHostPort(c.MetricsListen)
+			return err
+		}),
 	{Name: "log-level", Kind: KindLevel, Help: "debug, info, warn or error",
 		get: func(c *Config) string { return strings.ToLower(c.LogLevel.String()) },
 		set: func(c *Config, v string) error {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -91,6 +92,7 @@ func (c *conn) cmdLogout(tag string) (*status, error) {
 			c.detachSession()
 			c.enc.Star().Atom("BYE").SP().Text("Logging out; session state preserved").CRLF()
 			c.sess.State = imap.StateLogout
+			c.setEnd("logout")
 			return ok("LOGOUT completed"), nil
 		}
 		// §1: LOGOUT without PRESERVE terminates the session.
@@ -99,6 +101,7 @@ func (c *conn) cmdLogout(tag string) (*status, error) {
 	// RFC 3501 §6.1.3: the server MUST send a BYE before the tagged OK.
 	c.enc.Star().Atom("BYE").SP().Text("Logging out").CRLF()
 	c.sess.State = imap.StateLogout
+	c.setEnd("logout")
 	return ok("LOGOUT completed"), nil
 }
 
@@ -136,6 +139,13 @@ func (c *conn) cmdID(tag string) (*status, error) {
 			if len(fields)/2 >= maxIDPairs || len(key) > maxIDFieldLen || len(s) > maxIDValueLen {
 				return syntaxErr("ID parameters exceed RFC 2971 limits")
 			}
+			// RFC 2971 §3.3: a field occurs once; a repeated one is
+			// left out of the log line, whose keys must be unique.
+			for i := 0; i < len(fields); i += 2 {
+				if fields[i] == key {
+					return nil
+				}
+			}
 			if ok {
 				fields = append(fields, key, s)
 			} else {
@@ -162,7 +172,9 @@ func (c *conn) cmdID(tag string) (*status, error) {
 		return nil, err
 	}
 	if len(fields) > 0 {
-		c.log.Info("client ID", append([]any{"user", c.sess.UserName}, fields...)...)
+		// The client's fields in a group of their own: a field named
+		// like one of the line's keys (user, remote, msg) repeats none.
+		c.log.Info("client ID", slog.Group("id", fields...))
 	}
 	c.enc.Star().Atom("ID").SP().Special('(').
 		String("name").SP().String(serverIDName).SP().

@@ -78,10 +78,25 @@ type conn struct {
 	// holdExpunge: the handler forbids expunge reports for this command
 	// (a UID SEARCH with sequence numbers, RFC 7162 §3.2.10.2).
 	holdExpunge bool
+
+	// For the log line and the metrics (metrics.go): when the connection
+	// opened, why it ended ("" until known), the bytes received and sent
+	// (counted by deadlineConn, also by the goroutine of peerContext).
+	opened            time.Time
+	endReason         string
+	bytesIn, bytesOut atomic.Int64
+	// The command being run (cmdName: a dispatch table key or
+	// UnknownCommand; cmdResult: its tagged result so far), and what
+	// Metrics was last told of the state and the bytes.
+	cmdStart                time.Time
+	cmdName                 string
+	cmdResult               Result
+	metricState             imap.State
+	reportedIn, reportedOut int64
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, remote: nc.RemoteAddr().String()}
+	c := &conn{s: s, remote: nc.RemoteAddr().String(), opened: time.Now()}
 	if tcp, ok := nc.RemoteAddr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() && !s.opts.DistrustLoopback {
 		c.loopback = true
 	}
@@ -95,7 +110,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 // and after STARTTLS. Whatever was buffered from the old transport is
 // dropped.
 func (c *conn) setTransport(nc net.Conn) {
-	c.nc = &deadlineConn{Conn: nc, closing: &c.closing, writeTimeout: c.s.opts.WriteTimeout}
+	c.nc = &deadlineConn{Conn: nc, closing: &c.closing, writeTimeout: c.s.opts.WriteTimeout, in: &c.bytesIn, out: &c.bytesOut}
 	c.nc.readTimeout.Store(int64(c.s.opts.PreAuthTimeout))
 	if c.br != nil {
 		c.br.Reset(nil)
@@ -168,6 +183,7 @@ func (c *conn) serve() {
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
+			c.setEnd("TLS handshake failed")
 			c.log.Debug("TLS handshake failed", "err", err)
 			return
 		}
@@ -177,6 +193,7 @@ func (c *conn) serve() {
 	c.writeCapabilityCode()
 	c.enc.Text("quickimap ready").CRLF()
 	if c.enc.Flush() != nil {
+		c.setEnd("write error")
 		return
 	}
 	ended = c.loop()
@@ -188,6 +205,7 @@ func (c *conn) serve() {
 // over.
 func (c *conn) exit(ended *bool) {
 	if r := recover(); r != nil {
+		c.setEnd("panic")
 		c.log.Error("panic in connection", "panic", r, "stack", stack())
 	}
 	if *ended {
@@ -234,9 +252,16 @@ func (c *conn) loop() (ended bool) {
 		if c.idle != nil {
 			more = c.idleDone()
 		} else {
+			c.beginCommand()
 			more = c.readCommand()
 		}
-		if c.enc.Flush() != nil || !more {
+		ferr := c.enc.Flush()
+		c.endCommand()
+		if ferr != nil {
+			c.setEnd("write error")
+			return true
+		}
+		if !more {
 			return true
 		}
 	}
@@ -279,6 +304,7 @@ type waiting struct {
 func (c *conn) beginWait(fresh bool) bool {
 	c.returnReader()
 	if c.enc.Flush() != nil {
+		c.setEnd("write error")
 		return false
 	}
 	now := time.Now()
@@ -352,7 +378,32 @@ func (c *conn) end() {
 	// The buffers are not given back: after a panic they may hold half
 	// a response, and a connection ends rarely enough.
 	c.endIdle()
-	c.log.Debug("connection closed", "user", c.sess.UserName)
+	c.logEnd()
+	if m := c.s.metrics; m != nil {
+		c.noteMetrics()
+		m.ConnClosed(c.metricState)
+	}
+}
+
+// setEnd records why the connection ends, unless a reason is known
+// already (the first cause wins: a shutdown's BYE before the write that
+// fails after it).
+func (c *conn) setEnd(reason string) {
+	if c.endReason == "" {
+		c.endReason = reason
+	}
+}
+
+// logEnd writes the one line that every connection ends with. The user,
+// once logged in, is an attribute of c.log.
+func (c *conn) logEnd() {
+	reason := c.endReason
+	if reason == "" {
+		reason = "closed"
+	}
+	c.log.Info("connection closed", "reason", reason,
+		"duration", time.Since(c.opened).Round(time.Millisecond),
+		"bytes_in", c.bytesIn.Load(), "bytes_out", c.bytesOut.Load())
 }
 
 // commandTimeout is how long the client may stay silent before its next
@@ -399,6 +450,9 @@ func (c *conn) readCommand() bool {
 	c.nc.readTimeout.Store(int64(c.s.opts.LiteralTimeout))
 
 	cmd, ok := commands[name]
+	if ok {
+		c.cmdName = name
+	}
 	if !ok {
 		c.discardAnd(tag, "BAD", "", "Unknown command "+printable(name))
 		return true
@@ -450,6 +504,7 @@ func (c *conn) complete(tag string, allowExpunge bool, st *status) bool {
 	if c.byeAfter != "" {
 		c.enc.Star().Atom("BYE").SP().Text(c.byeAfter).CRLF()
 		c.sess.State = imap.StateLogout
+		c.setEnd(c.byeAfter)
 	}
 	return c.sess.State != imap.StateLogout
 }
@@ -512,6 +567,7 @@ func (c *conn) commandError(tag string, err error) bool {
 func (c *conn) fatal(lim *wire.LimitError) bool {
 	c.enc.Star().Atom("BYE").SP().Text("Cannot recover from oversized input; closing").CRLF()
 	c.enc.Flush()
+	c.setEnd("oversized input")
 	c.log.Info("closing after oversized input", "err", lim.Msg)
 	return false
 }
@@ -522,18 +578,22 @@ func (c *conn) ioError(err error) bool {
 	if c.closing.Load() {
 		c.enc.Star().Atom("BYE").SP().Text("Server shutting down").CRLF()
 		c.enc.Flush()
+		c.setEnd("shutdown")
 		return false
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		c.enc.Star().Atom("BYE").SP().Text("Autologout; idle for too long").CRLF()
 		c.enc.Flush()
-		c.log.Debug("autologout", "user", c.sess.UserName)
+		c.setEnd("autologout")
 		return false
 	}
-	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-		c.log.Debug("connection error", "err", err)
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		c.setEnd("client closed")
+		return false
 	}
+	c.setEnd("read error")
+	c.log.Debug("connection error", "err", err)
 	return false
 }
 
@@ -561,6 +621,7 @@ func (c *conn) writeStatus(tag string, st *status) {
 	} else {
 		c.enc.Tag(tag)
 	}
+	c.cmdResult = resultOf(st.typ)
 	c.enc.Atom(st.typ).SP()
 	if st.code != "" {
 		c.enc.Atom("[" + st.code + "] ")
@@ -599,6 +660,9 @@ type deadlineConn struct {
 	pending  [64]byte
 	poff     uint8
 	npending uint8
+
+	// in and out count the bytes read and written (the connection's).
+	in, out *atomic.Int64
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
@@ -614,7 +678,9 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 	if d.closing.Load() || d.halt.Load() {
 		d.Conn.SetReadDeadline(time.Now())
 	}
-	return d.Conn.Read(p)
+	n, err := d.Conn.Read(p)
+	d.in.Add(int64(n))
+	return n, err
 }
 
 // await blocks until the client sends something and keeps its first
@@ -631,6 +697,7 @@ func (d *deadlineConn) await(until time.Time, w *waker) error {
 		d.Conn.SetReadDeadline(time.Now())
 	}
 	n, err := d.Conn.Read(d.pending[:])
+	d.in.Add(int64(n))
 	d.poff, d.npending = 0, uint8(n)
 	if n > 0 {
 		if w != nil {
@@ -705,5 +772,7 @@ func isTimeout(err error) bool {
 
 func (d *deadlineConn) Write(p []byte) (int, error) {
 	d.Conn.SetWriteDeadline(time.Now().Add(d.writeTimeout))
-	return d.Conn.Write(p)
+	n, err := d.Conn.Write(p)
+	d.out.Add(int64(n))
+	return n, err
 }

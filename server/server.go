@@ -87,6 +87,9 @@ type Options struct {
 	// (PRESERVE)) and the X-DRAFT-W07-RECONNECT capability. The caller
 	// runs its Expire periodically.
 	Sessions *session.Registry
+	// Metrics, when not nil, receives the server's measurements
+	// (connections, commands, logins, resumes, bytes).
+	Metrics Metrics
 }
 
 func (o Options) withDefaults() Options {
@@ -165,6 +168,11 @@ type Server struct {
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
 	parts    *partCache
 	msgs     *msgCache // nil when disabled
+
+	// metrics is Options.Metrics (nil: none), cmdMetrics its recorder
+	// of each command name.
+	metrics    Metrics
+	cmdMetrics map[string]CommandMetrics
 }
 
 // New returns a Server.
@@ -186,6 +194,9 @@ func New(opts Options) *Server {
 		writers:   wire.NewWriterPool(writeBufSize),
 		parts:     newPartCache(),
 		msgs:      newMsgCache(opts.MessageCacheBytes),
+
+		metrics:    opts.Metrics,
+		cmdMetrics: newCmdMetrics(opts.Metrics),
 	}
 }
 
@@ -317,6 +328,9 @@ func (s *Server) track(nc net.Conn) (*conn, error) {
 	}
 	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
+	if s.metrics != nil {
+		s.metrics.ConnOpened()
+	}
 	s.wg.Add(1)
 	return c, nil
 }

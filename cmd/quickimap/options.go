@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/quickimap/quickimap/config"
+	"github.com/quickimap/quickimap/metrics"
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
@@ -73,4 +75,25 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 		IdleKeepalive:      c.IdleKeepalive,
 		ReconnectPlainName: c.ReconnectPlainName,
 	}, nil
+}
+
+// newMetrics returns the metrics of a server, nil when the configuration
+// has no metrics-listen address, and the store options with the store's
+// transactions measured. /readyz and quickimap_sessions_stored read the
+// store that st returns, once it is open (counting the stored sessions is
+// one query of the store's read pool).
+func newMetrics(c *config.Config, st func() store.Store) (*metrics.Metrics, sqlite.Options) {
+	so := storeOptions(c)
+	if c.MetricsListen == "" {
+		return nil, so
+	}
+	m := metrics.New(metrics.Options{
+		Ready: func(ctx context.Context) error {
+			_, err := st().CountSessions(ctx)
+			return err
+		},
+		SessionsStored: func(ctx context.Context) (int, error) { return st().CountSessions(ctx) },
+	})
+	so.ObserveTransaction = m.StoreTransaction
+	return m, so
 }

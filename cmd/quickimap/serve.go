@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/config"
+	"github.com/quickimap/quickimap/metrics"
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
@@ -34,7 +36,7 @@ func stringArg(key string) string {
 	switch key {
 	case "data":
 		return "DIR"
-	case "listen", "tls-listen":
+	case "listen", "tls-listen", "metrics-listen":
 		return "ADDR"
 	case "cert", "key":
 		return "FILE"
@@ -134,7 +136,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg.DataDir, true, storeOptions(cfg))
+	var st store.Store
+	m, so := newMetrics(cfg, func() store.Store { return st })
+	st, err = openStore(ctx, cfg.DataDir, true, so)
 	if err != nil {
 		return err
 	}
@@ -144,6 +148,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		}
 	}()
 	opts.Store = st
+	if m != nil {
+		opts.Metrics = m
+	}
 	if !cfg.NoInitialUser {
 		if err := ensureInitialUser(ctx, st, stdout); err != nil {
 			return err
@@ -175,6 +182,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 			return fmt.Errorf("tls-listen: %w", err)
 		}
 		ls = append(ls, listener{l, true})
+	}
+	if m != nil {
+		stopMetrics, err := serveMetrics(cfg.MetricsListen, m, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -330,6 +344,37 @@ func startCPUProfile(path string) (func() error, error) {
 	return func() error {
 		pprof.StopCPUProfile()
 		return f.Close()
+	}, nil
+}
+
+// serveMetrics serves the metrics and health checks over HTTP on addr
+// until the function it returns is called.
+func serveMetrics(addr string, m *metrics.Metrics, logger *slog.Logger) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics-listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           m.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics listener failed", "err", err)
+		}
+	}()
+	logger.Info("listening", "addr", l.Addr().String(), "http", "metrics")
+	if !isLoopback(l.Addr()) {
+		logger.Warn("the metrics listener is not on loopback: /metrics is unauthenticated, keep it reachable from your monitoring only", "addr", l.Addr().String())
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+		<-done
 	}, nil
 }
 
