@@ -149,7 +149,9 @@ func (c *conn) endCommand() {
 		return
 	}
 	if c.idle == nil && c.cmdResult != ResultNone {
-		c.s.cmdMetrics[c.cmdName].Done(c.cmdResult, time.Since(c.cmdStart))
+		if cm := c.s.cmdMetrics[c.cmdName]; cm != nil {
+			cm.Done(c.cmdResult, time.Since(c.cmdStart))
+		}
 		c.cmdResult = ResultNone
 	}
 	c.noteMetrics()
