@@ -68,6 +68,11 @@ type Options struct {
 	PollInterval time.Duration
 	// Limits bound the responses the client accepts.
 	Limits Limits
+	// Compress turns on COMPRESS=DEFLATE (RFC 4978) after login when the
+	// server offers it. It costs a round trip: nothing may follow
+	// COMPRESS until its answer (§3), so a SID resume that would ride
+	// with AUTHENTICATE waits for it.
+	Compress bool
 }
 
 // Client keeps one mailbox synchronized with an IMAP server. Sync, Run
@@ -372,6 +377,7 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 	in, out, rt := cn.cc.counts()
 	res.BytesIn, res.BytesOut, res.RoundTrips = in-in0, out-out0, rt-rt0
 	res.Duration = time.Since(start)
+	res.Compressed = cn.compressed
 	if err != nil {
 		c.closeConn()
 		if c.dirty {
@@ -517,7 +523,15 @@ func (c *Client) authenticate(ctx context.Context, res *SyncResult) error {
 	}
 	cn.authTag = tag
 	var p *plan
-	if pipeline {
+	ztag := ""
+	switch {
+	case pipeline && c.opts.Compress && c.st.hasCap(capCompress):
+		// RFC 4978 §3: nothing may follow COMPRESS until its answer.
+		// It rides with AUTHENTICATE; the plan waits for it.
+		if ztag, err = c.queue(ctx, func(e *wire.Encoder) { e.Atom("COMPRESS DEFLATE") }); err != nil {
+			return err
+		}
+	case pipeline:
 		strat := c.choose(c.st.hasCap, true)
 		if p, err = c.queuePlan(ctx, strat); err != nil {
 			return err
@@ -538,9 +552,25 @@ func (c *Client) authenticate(ctx context.Context, res *SyncResult) error {
 				c.wait(ctx, t)
 			}
 		}
+		if ztag != "" {
+			c.wait(ctx, ztag)
+		}
 		return &AuthError{*cmdErr("AUTHENTICATE", r)}
 	}
 	cn.authed = true
+	if ztag != "" {
+		if err := c.compressed(ctx, ztag); err != nil {
+			return err
+		}
+		strat := c.choose(c.st.hasCap, true)
+		if p, err = c.queuePlan(ctx, strat); err != nil {
+			return err
+		}
+		if err := c.flush(); err != nil {
+			return err
+		}
+		return c.finishPlan(ctx, p, res)
+	}
 	if r.code != "CAPABILITY" && len(cn.caps) == 0 && p == nil {
 		if err := c.simple(ctx, "CAPABILITY", func(e *wire.Encoder) { e.Atom("CAPABILITY") }); err != nil {
 			return err
@@ -548,6 +578,16 @@ func (c *Client) authenticate(ctx context.Context, res *SyncResult) error {
 	}
 	if p != nil {
 		return c.finishPlan(ctx, p, res)
+	}
+	if c.opts.Compress && cn.caps[capCompress] {
+		tag, err := c.queue(ctx, func(e *wire.Encoder) { e.Atom("COMPRESS DEFLATE") })
+		if err != nil {
+			return err
+		}
+		if err := c.flush(); err != nil {
+			return err
+		}
+		return c.compressed(ctx, tag)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/flate"
+
 	"github.com/quickimap/quickimap/wire"
 )
 
@@ -91,6 +93,10 @@ type conn struct {
 	condstore bool // a CONDSTORE enabling command succeeded
 	bye       string
 	loggedOut bool
+
+	// zw compresses what bw holds after COMPRESS (compress.go).
+	zw         *flate.Writer
+	compressed bool
 }
 
 // setTransport reads and writes through nc (at the start, and after
@@ -209,7 +215,10 @@ func (c *Client) queue(ctx context.Context, build func(e *wire.Encoder)) (string
 
 func (c *Client) flush() error {
 	c.cn.nc.SetWriteDeadline(time.Now().Add(c.cn.timeout))
-	return c.cn.bw.Flush()
+	if err := c.cn.bw.Flush(); err != nil || c.cn.zw == nil {
+		return err
+	}
+	return c.cn.zw.Flush()
 }
 
 // readResponse reads one response with the response timeout.

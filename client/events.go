@@ -102,13 +102,17 @@ type SyncResult struct {
 	// TLS added to opening the connection: over implicit TLS, the
 	// handshake's (1 with Go's server, TLS 1.2 or 1.3); with STARTTLS,
 	// the STARTTLS command and the handshake's (1 with TLS 1.3, 2 with
-	// TLS 1.2). (On the wire the client
-	// writes twice before an implicit-TLS greeting; the second wait is
-	// the wait for the greeting, which a plain connection has too.)
-	// After STARTTLS the capabilities are asked again (RFC 3501
-	// §6.2.1): one more round trip, in RoundTrips.
+	// TLS 1.2). (On the wire the client writes twice before an
+	// implicit-TLS greeting; the second wait is the wait for the
+	// greeting, which a plain connection has too.) After STARTTLS the
+	// capabilities are asked again (RFC 3501 §6.2.1): one more round
+	// trip, in RoundTrips.
 	TLSRoundTrips int
 	Duration      time.Duration
+	// Compressed reports whether the connection uses COMPRESS=DEFLATE
+	// (Options.Compress and the server offers it); the byte counts are
+	// then of compressed bytes.
+	Compressed bool
 	// Events are the changes the Sync found.
 	Events []Event
 }

@@ -75,6 +75,11 @@ type Config struct {
 	// MessageCacheSize bounds the bytes of the server-wide cache of
 	// per-message FETCH data .
 	MessageCacheSize int64
+	// CompressLevel is the DEFLATE level of COMPRESS=DEFLATE responses
+	// (RFC 4978), 1 fastest to 9 smallest; MaxCompressed caps the
+	// connections compressed at once (0: COMPRESS is not offered).
+	CompressLevel int
+	MaxCompressed int
 	// IdleKeepalive is the interval of the untagged keepalive responses
 	// sent during IDLE, just under the 30 minutes after which NATs and
 	// clients give up on a silent connection (RFC 2177).
@@ -122,12 +127,14 @@ func Default() Config {
 		AuthCacheTTL:      time.Hour,
 		AuthCacheMaxUsers: 100_000,
 		MessageCacheSize:  64 << 20,
+		CompressLevel:     5,
+		MaxCompressed:     10000,
 		IdleKeepalive:     29 * time.Minute,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
 		SessionTimeout:    24 * time.Hour,
 		SessionMaxPerUser: 20,
-		SessionMaxPerIP:   1000,
+		SessionMaxPerIP:   10000,
 		SessionMaxTotal:   1000000,
 	}
 }

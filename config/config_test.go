@@ -92,6 +92,8 @@ func TestParseExample(t *testing.T) {
 		AuthCacheTTL:       0,
 		AuthCacheMaxUsers:  5000,
 		MessageCacheSize:   64 << 20,
+		CompressLevel:      5,
+		MaxCompressed:      10000,
 		IdleKeepalive:      10 * time.Minute,
 		TombstoneMaxAge:    30 * 24 * time.Hour,
 		TombstoneMaxCount:  100000,

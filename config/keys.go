@@ -219,6 +219,40 @@ var keys = []Key{
 	offDurationKey("auth-cache-ttl", "how long a password verified by bcrypt is remembered (as an HMAC) so that logins with it skip bcrypt; 0: not at all", func(c *Config) *time.Duration { return &c.AuthCacheTTL }),
 	sizeKey("message-cache-size", "bytes of the cache of what FETCH reads of messages (date, size, structure, bodies up to 64KiB)", 1<<40,
 		func(c *Config) int64 { return c.MessageCacheSize }, func(c *Config, n int64) { c.MessageCacheSize = n }),
+	{Name: "compress-level", Kind: KindInt, Help: "DEFLATE level of COMPRESS responses, 1 (fastest) to 9 (smallest)",
+		get: func(c *Config) string { return strconv.Itoa(c.CompressLevel) },
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", v)
+			}
+			c.CompressLevel = n
+			return nil
+		},
+		check: func(c *Config) error {
+			if c.CompressLevel < 1 || c.CompressLevel > 9 {
+				return errors.New("must be 1 to 9")
+			}
+			return nil
+		},
+	},
+	{Name: "max-compressed", Kind: KindInt, Help: "connections that may use COMPRESS=DEFLATE at once (NO [LIMIT] beyond); 0: COMPRESS is not offered",
+		get: func(c *Config) string { return strconv.Itoa(c.MaxCompressed) },
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", v)
+			}
+			c.MaxCompressed = n
+			return nil
+		},
+		check: func(c *Config) error {
+			if c.MaxCompressed < 0 {
+				return errors.New("must not be negative")
+			}
+			return nil
+		},
+	},
 	intKey("auth-cache-max-users", "most accounts whose verified password is remembered; the oldest goes first", func(c *Config) *int { return &c.AuthCacheMaxUsers }),
 	durationKey("idle-keepalive", "interval of keepalive responses during IDLE", func(c *Config) *time.Duration { return &c.IdleKeepalive }),
 	durationKey("tombstone-max-age", "how long expunged UIDs are remembered for QRESYNC", func(c *Config) *time.Duration { return &c.TombstoneMaxAge }),

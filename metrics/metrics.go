@@ -104,11 +104,11 @@ func New(opts Options) *Metrics {
 		}, []string{"outcome"}),
 		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quickimap_received_bytes_total",
-			Help: "IMAP bytes received from clients (inside TLS).",
+			Help: "Bytes received from clients on IMAP connections (inside TLS; compressed ones after COMPRESS).",
 		}),
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quickimap_sent_bytes_total",
-			Help: "IMAP bytes sent to clients (inside TLS).",
+			Help: "Bytes sent to clients on IMAP connections (inside TLS; compressed ones after COMPRESS).",
 		}),
 		storeTx: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "quickimap_store_transaction_duration_seconds",

@@ -37,6 +37,9 @@ func (c *conn) capabilities() []string {
 		"IDLE", "UIDPLUS", "MOVE", "MULTIAPPEND", "ESEARCH",
 		"CONDSTORE", "QRESYNC", extExpunged,
 	)
+	if c.s.compress != nil {
+		caps = append(caps, "COMPRESS=DEFLATE")
+	}
 	if c.s.opts.Sessions != nil {
 		caps = append(caps, capReconnect)
 		if c.s.opts.ReconnectPlainName {

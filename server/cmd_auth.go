@@ -221,7 +221,7 @@ func (c *conn) loggedIn(u store.User, cmd string) *status {
 	c.dec.SetLimits(c.s.opts.Limits)
 	c.log.Info("login", "method", cmd, "tls", c.isTLS)
 	c.countLogin(LoginOK)
-	return okCode(c.capabilityCode(), "Logged in")
+	return okCode(c.capabilityCode(), "Ok")
 }
 
 // loginFailed delays, logs (with attrs, never a password) and answers a

@@ -105,15 +105,18 @@ func (c *conn) takeSession(id string) {
 // noteLostSession sends "* DELETEDSID id" (§5.3) when another connection
 // resumed this one's session. Called before each tagged response and
 // during IDLE.
-func (c *conn) noteLostSession() {
+// It reports whether the session lost was the one the connection held.
+func (c *conn) noteLostSession() bool {
 	p := c.lostSID.Swap(nil)
 	if p == nil {
-		return
+		return false
 	}
 	c.enc.Star().Atom("DELETEDSID").SP().Astring(*p).CRLF()
 	if c.sid == *p {
 		c.sid = ""
+		return true
 	}
+	return false
 }
 
 // clientIP is the client's address without the port, for the registry's
@@ -124,6 +127,11 @@ func (c *conn) clientIP() string {
 	}
 	return c.remote
 }
+
+// maxSessionIDLen bounds a session id argument. Ours are 26 characters;
+// a longer one is refused before its literal is read (BAD: it can name
+// no session).
+const maxSessionIDLen = 64
 
 // sidArgs are the arguments of SID with a session id (§3.3, §6):
 // session-id SP uidvalidity SP mod-sequence-value [SP known-uids].
@@ -147,7 +155,7 @@ func (c *conn) readSIDArgs() (*sidArgs, error) {
 	if err = d.SP(); err != nil {
 		return nil, err
 	}
-	if a.id, err = d.Astring(); err != nil {
+	if a.id, err = d.AstringMax(maxSessionIDLen, "session id"); err != nil {
 		return nil, err
 	}
 	if err = d.SP(); err != nil {
@@ -209,6 +217,11 @@ func (c *conn) cmdSID(tag string) (*status, error) {
 	c.sid = args.id
 	st, outcome := c.resume(ctx, rec, args)
 	c.countResume(outcome)
+	if st.typ == "OK" {
+		// Another connection may resume the session before this answer
+		// goes out: DELETEDSID comes first, and the text must agree.
+		st.lostText = "SID completed, then the session was resumed on another connection"
+	}
 	return st, nil
 }
 
@@ -266,12 +279,13 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 			return c.storeFailure(err), ResumeError
 		}
 		found = err == nil && !m.NoSelect
-		// RENAME INBOX (RFC 3501 §6.3.5) moves INBOX's id and messages to
-		// the new name and leaves a new, empty INBOX: a session that had
-		// INBOX selected lost it, as if it had been deleted (a live one
-		// got BYE). Resuming onto the renamed mailbox under the name
-		// INBOX would hide new INBOX mail from the client for good.
-		if found && strings.EqualFold(sel.Name, "INBOX") && !strings.EqualFold(m.Name, "INBOX") {
+		// A mailbox renamed while the client was away is not resumed:
+		// SELECTED would repeat a name that is gone or, worse, now names
+		// another mailbox, and the client would file what follows under
+		// it (docs/reconnect.md). RENAME INBOX (RFC 3501 §6.3.5) is such
+		// a rename: it moves INBOX's id and messages to the new name and
+		// leaves a new, empty INBOX.
+		if found && canonicalName(sel.Name) != m.Name {
 			found = false
 		}
 		mb = m
@@ -302,8 +316,12 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 	if err != nil {
 		return c.storeFailure(err), ResumeError
 	}
+	// A mod-sequence above the mailbox's HIGHESTMODSEQ was never sent
+	// by this server for this mailbox: the client's cache is not ours to
+	// trust, and a delta from it would be empty for good.
+	beyond := match && a.modseq > v.HighestModSeq()
 	var changes *store.UIDChanges
-	if match {
+	if match && !beyond {
 		ch, err := c.s.store.UIDChangesSince(ctx, c.sess.UserID, mb.ID, a.modseq, true)
 		if err != nil {
 			c.closeView(v)
@@ -324,6 +342,12 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 		c.enc.Star().Atom("SELECTED").SP().Astring(sel.Name).CRLF()
 		c.enc.Star().Atom("NEWSID").SP().Astring(c.sid).CRLF()
 		resync = "UIDVALIDITY changed"
+	case beyond:
+		// §3.3's NEWSID for "unable to cache all events since the
+		// MODSEQ", as below: the client must resynchronize.
+		c.enc.Star().Atom("NEWSID").SP().Astring(c.sid).CRLF()
+		c.enc.Star().Atom("SELECTED").SP().Astring(sel.Name).CRLF()
+		resync = "the client's mod-sequence is above the mailbox's"
 	case !changes.Complete:
 		// §3.3: "If the server was unable to cache all events since the
 		// MODSEQ ... the server MUST return the NEWSID response"; it "MAY

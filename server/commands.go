@@ -89,6 +89,7 @@ var commands = map[string]command{
 	"MOVE":        {fn: (*conn).cmdMove, states: selectedState},
 	"UID MOVE":    {fn: (*conn).cmdUIDMove, states: selectedState},
 	"IDLE":        {fn: (*conn).cmdIdle, states: authenticated},
+	"COMPRESS":    {fn: (*conn).cmdCompress, states: authenticated},
 
 	// Resumable sessions (draft-ietf-lemonade-reconnect-07 §3), only
 	// when Options.Sessions is set (cmd_sid.go checks).

@@ -129,7 +129,7 @@ func (c *conn) setTransport(nc net.Conn) {
 
 // buffered reports whether the client's next bytes are already read.
 func (c *conn) buffered() bool {
-	return c.br != nil && c.br.Buffered() > 0 || c.nc.npending > 0
+	return c.br != nil && c.br.Buffered() > 0 || c.nc.npending > 0 || c.nc.z != nil && c.nc.z.ready()
 }
 
 // borrowReader gives the decoder a read buffer.
@@ -191,7 +191,7 @@ func (c *conn) serve() {
 	c.log.Debug("connection opened", "tls", c.isTLS)
 	c.enc.Star().Atom("OK").SP()
 	c.writeCapabilityCode()
-	c.enc.Text("quickimap ready").CRLF()
+	c.enc.Text("ready").CRLF()
 	if c.enc.Flush() != nil {
 		c.setEnd("write error")
 		return
@@ -241,6 +241,7 @@ func (c *conn) loop() (ended bool) {
 			case waitAgain:
 				continue
 			case waitHandoff:
+				c.compressRelease()
 				go c.run()
 				return false
 			case waitEnd:
@@ -248,6 +249,7 @@ func (c *conn) loop() (ended bool) {
 			}
 		}
 		c.borrowReader()
+		c.resetInflateBudget()
 		var more bool
 		if c.idle != nil {
 			more = c.idleDone()
@@ -310,6 +312,8 @@ func (c *conn) beginWait(fresh bool) bool {
 	now := time.Now()
 	switch {
 	case c.idle != nil:
+		// IDLE may last for hours: hold no compressor meanwhile.
+		c.compressRelease()
 		c.wait.end = earliest(c.idle.end, c.idle.keepalive)
 		c.wait.waker = &c.waker
 	case !fresh:
@@ -375,6 +379,7 @@ func (c *conn) end() {
 	// leaves it resumable (draft-ietf-lemonade-reconnect-07 §1). Runs
 	// before the view closes: the state is plain data.
 	defer c.detachSession()
+	defer c.compressEnd()
 	// The buffers are not given back: after a panic they may hold half
 	// a response, and a connection ends rarely enough.
 	c.endIdle()
@@ -498,7 +503,9 @@ func (c *conn) complete(tag string, allowExpunge bool, st *status) bool {
 				st.code = "HIGHESTMODSEQ " + strconv.FormatUint(c.view.HighestModSeq(), 10)
 			}
 		}
-		c.noteLostSession()
+		if c.noteLostSession() && st.lostText != "" {
+			st.text = st.lostText
+		}
 		c.writeStatus(tag, st)
 	}
 	if c.byeAfter != "" {
@@ -606,6 +613,10 @@ type status struct {
 	// the session's HIGHESTMODSEQ goes in the response code, computed
 	// after the update report.
 	highestModSeq bool
+	// lostText replaces text when the connection's session was resumed
+	// on another connection before this response (DELETEDSID precedes
+	// it).
+	lostText string
 }
 
 func ok(text string) *status           { return &status{typ: "OK", text: text} }
@@ -661,11 +672,19 @@ type deadlineConn struct {
 	poff     uint8
 	npending uint8
 
-	// in and out count the bytes read and written (the connection's).
+	// z is the compression layer after COMPRESS (compress.go), nil
+	// before.
+	z *zlayer
+
+	// in and out count the bytes read and written on the connection
+	// (compressed after COMPRESS; the connection's counters).
 	in, out *atomic.Int64
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
+	if d.z != nil {
+		return d.zread(p)
+	}
 	if d.npending > 0 {
 		n := copy(p, d.pending[d.poff:d.poff+d.npending])
 		d.poff += uint8(n)
@@ -687,6 +706,9 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 // bytes for Read. It fails with a timeout at until, and with errKicked
 // when w is set and kicked.
 func (d *deadlineConn) await(until time.Time, w *waker) error {
+	if d.z != nil {
+		return d.zawait(until, w)
+	}
 	if w == nil {
 		d.Conn.SetReadDeadline(until)
 	} else if !w.arm(d.Conn, until) {
@@ -771,6 +793,9 @@ func isTimeout(err error) bool {
 }
 
 func (d *deadlineConn) Write(p []byte) (int, error) {
+	if d.z != nil {
+		return d.z.out.Write(p)
+	}
 	d.Conn.SetWriteDeadline(time.Now().Add(d.writeTimeout))
 	n, err := d.Conn.Write(p)
 	d.out.Add(int64(n))

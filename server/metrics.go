@@ -27,8 +27,8 @@ type Metrics interface {
 	// Resume counts a SID command that named a session
 	// (draft-ietf-lemonade-reconnect-07 §3.3) by its outcome.
 	Resume(outcome ResumeOutcome)
-	// Bytes adds to the bytes received from and sent to clients (IMAP
-	// bytes, inside TLS).
+	// Bytes adds to the bytes received from and sent to clients (inside
+	// TLS; after COMPRESS, the compressed bytes).
 	Bytes(in, out int64)
 }
 

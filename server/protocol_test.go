@@ -10,19 +10,19 @@ import (
 
 const (
 	preAuthCaps  = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE AUTH=PLAIN"
-	postAuthCaps = "IMAP4rev1 LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE IDLE UIDPLUS MOVE MULTIAPPEND ESEARCH CONDSTORE QRESYNC X-DRAFT-I01-EXPUNGED X-DRAFT-W07-RECONNECT"
+	postAuthCaps = "IMAP4rev1 LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE IDLE UIDPLUS MOVE MULTIAPPEND ESEARCH CONDSTORE QRESYNC X-DRAFT-I01-EXPUNGED COMPRESS=DEFLATE X-DRAFT-W07-RECONNECT"
 )
 
 func TestGreetingAndCapability(t *testing.T) {
 	env := imaptest.Start(t, nil)
 	c := env.Dial(t)
-	if want := "* OK [CAPABILITY " + preAuthCaps + "] quickimap ready"; c.Greeting != want {
+	if want := "* OK [CAPABILITY " + preAuthCaps + "] ready"; c.Greeting != want {
 		t.Fatalf("greeting %q, want %q", c.Greeting, want)
 	}
 	c.Expect("a1", "CAPABILITY", "* CAPABILITY "+preAuthCaps, "a1 OK CAPABILITY completed")
 	c.Expect("a2", "capability", "* CAPABILITY "+preAuthCaps, "a2 OK CAPABILITY completed")
 	c.Expect("a3", "NOOP", "a3 OK NOOP completed")
-	c.Expect("a4", "LOGIN alice secret", "a4 OK [CAPABILITY "+postAuthCaps+"] Logged in")
+	c.Expect("a4", "LOGIN alice secret", "a4 OK [CAPABILITY "+postAuthCaps+"] Ok")
 	c.Expect("a5", "CAPABILITY", "* CAPABILITY "+postAuthCaps, "a5 OK CAPABILITY completed")
 	c.Expect("a6", "LOGOUT", "* BYE Logging out", "a6 OK LOGOUT completed")
 	c.ExpectEOF(2e9)
@@ -43,7 +43,7 @@ func TestLoginFailures(t *testing.T) {
 
 	// Account names are case-insensitive; quoted and literal forms work.
 	c = env.Dial(t)
-	c.Expect("b1", `LOGIN "ALICE" "secret"`, "b1 OK [CAPABILITY "+postAuthCaps+"] Logged in")
+	c.Expect("b1", `LOGIN "ALICE" "secret"`, "b1 OK [CAPABILITY "+postAuthCaps+"] Ok")
 	c = env.Dial(t)
 	c.SendLine("b2 LOGIN {5}")
 	if l := c.ReadLine(); l != "+ Ready for literal data" {
@@ -51,7 +51,7 @@ func TestLoginFailures(t *testing.T) {
 	}
 	c.SendLine("Alice {6+}")
 	c.SendLine("secret")
-	if l := c.ReadLine(); l != "b2 OK [CAPABILITY "+postAuthCaps+"] Logged in" {
+	if l := c.ReadLine(); l != "b2 OK [CAPABILITY "+postAuthCaps+"] Ok" {
 		t.Fatalf("got %q", l)
 	}
 }
@@ -61,7 +61,7 @@ func TestAuthenticatePlain(t *testing.T) {
 	// "\0alice\0secret" in base64.
 	const ir = "AGFsaWNlAHNlY3JldA=="
 	c := env.Dial(t)
-	c.Expect("a1", "AUTHENTICATE PLAIN "+ir, "a1 OK [CAPABILITY "+postAuthCaps+"] Logged in")
+	c.Expect("a1", "AUTHENTICATE PLAIN "+ir, "a1 OK [CAPABILITY "+postAuthCaps+"] Ok")
 	c.Expect("a2", "AUTHENTICATE PLAIN "+ir, "a2 BAD AUTHENTICATE not allowed in the authenticated state")
 
 	c = env.Dial(t)
@@ -70,7 +70,7 @@ func TestAuthenticatePlain(t *testing.T) {
 		t.Fatalf("continuation %q", l)
 	}
 	c.SendLine(ir)
-	if l := c.ReadLine(); l != "b1 OK [CAPABILITY "+postAuthCaps+"] Logged in" {
+	if l := c.ReadLine(); l != "b1 OK [CAPABILITY "+postAuthCaps+"] Ok" {
 		t.Fatalf("got %q", l)
 	}
 
@@ -100,7 +100,7 @@ func TestStateErrors(t *testing.T) {
 	for _, cmd := range []string{"CHECK", "CLOSE", "UNSELECT"} {
 		c.Expect("s2", cmd, "s2 BAD "+cmd+" not allowed in the not authenticated state")
 	}
-	c.Expect("s3", "LOGIN alice secret", "s3 OK [CAPABILITY "+postAuthCaps+"] Logged in")
+	c.Expect("s3", "LOGIN alice secret", "s3 OK [CAPABILITY "+postAuthCaps+"] Ok")
 	for _, cmd := range []string{"CHECK", "CLOSE", "UNSELECT"} {
 		c.Expect("s4", cmd, "s4 BAD "+cmd+" not allowed in the authenticated state")
 	}

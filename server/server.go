@@ -82,6 +82,13 @@ type Options struct {
 	// repeated reads. Default DefaultMessageCacheBytes; negative: no
 	// cache.
 	MessageCacheBytes int64
+	// CompressLevel is the DEFLATE level of COMPRESS=DEFLATE (RFC 4978)
+	// responses, 1 (fastest) to 9 (smallest); default 5.
+	CompressLevel int
+	// MaxCompressed caps the connections compressed at once; beyond it
+	// COMPRESS answers NO [LIMIT]. Default DefaultMaxCompressed; negative:
+	// COMPRESS is not offered.
+	MaxCompressed int
 	// Sessions, when not nil, enables resumable sessions
 	// (draft-ietf-lemonade-reconnect-07: SID, DELETESID, LOGOUT
 	// (PRESERVE)) and the X-DRAFT-W07-RECONNECT capability. The caller
@@ -118,6 +125,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxAuthFailures <= 0 {
 		o.MaxAuthFailures = 3
+	}
+	if o.MaxCompressed == 0 {
+		o.MaxCompressed = DefaultMaxCompressed
 	}
 	def(&o.IdleKeepalive, 29*time.Minute)
 	if o.MaxAppendMessages <= 0 {
@@ -167,13 +177,17 @@ type Server struct {
 
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
 	parts    *partCache
-	msgs     *msgCache // nil when disabled
+	msgs     *msgCache      // nil when disabled
+	compress *compressState // nil when COMPRESS is not offered
 
 	// metrics is Options.Metrics (nil: none), cmdMetrics its recorder
 	// of each command name.
 	metrics    Metrics
 	cmdMetrics map[string]CommandMetrics
 }
+
+// DefaultMaxCompressed is the default of Options.MaxCompressed.
+const DefaultMaxCompressed = 10000
 
 // New returns a Server.
 func New(opts Options) *Server {
@@ -194,6 +208,7 @@ func New(opts Options) *Server {
 		writers:   wire.NewWriterPool(writeBufSize),
 		parts:     newPartCache(),
 		msgs:      newMsgCache(opts.MessageCacheBytes),
+		compress:  newCompressState(opts),
 
 		metrics:    opts.Metrics,
 		cmdMetrics: newCmdMetrics(opts.Metrics),

@@ -595,10 +595,12 @@ func TestSIDDraftDeletedAndRenamedOver(t *testing.T) {
 	b.Expect("f", "FETCH 1 (UID)", "f BAD FETCH not allowed in the authenticated state")
 }
 
-// §3.3 "the mailbox name MUST be reported verbatim as originally
-// specified by the client": a mailbox renamed while the client was away
-// is still the selected one (found by its id), and SELECTED repeats the
-// name the client spelled.
+// A mailbox renamed while the client was away is not resumed under the
+// name the client spelled (§3.3 says to report it "verbatim as
+// originally specified"), which is gone or names another mailbox: as for
+// a mailbox replaced under its name (§3.3), SELECTED with no name and the
+// authenticated state (docs/reconnect.md). The client finds the mailbox
+// again with LIST; its UIDVALIDITY is unchanged.
 func TestSIDDraftRenamed(t *testing.T) {
 	env := imaptest.Start(t, nil)
 	a := env.DialLogin(t)
@@ -610,13 +612,28 @@ func TestSIDDraftRenamed(t *testing.T) {
 	a.NC.Close()
 	w := env.DialLogin(t)
 	w.ExpectTagged("r", "RENAME Work Play", "r OK")
+	// The old name now names another mailbox.
+	w.ExpectTagged("c", "CREATE Work", "c OK")
 
 	b := env.DialLogin(t)
-	got := b.Cmd("b", fmt.Sprintf("SID %s %d 1", id, uv))
-	if got[0] != "* SELECTED Work" || got[len(got)-1] != "b OK [READ-WRITE] Ok" || !slices.Contains(got, "* 1 EXISTS") {
-		t.Fatalf("resume after RENAME: %q", got)
+	b.Expect("b", fmt.Sprintf("SID %s %d 1", id, uv), "* SELECTED", "b OK SID completed: session resumed")
+	b.Expect("f", "FETCH 1 (UID)", "f BAD FETCH not allowed in the authenticated state")
+	if got := draftUV(t, b, "Play"); got != uv {
+		t.Errorf("UIDVALIDITY of the renamed mailbox %d, was %d", got, uv)
 	}
-	b.Expect("f", "FETCH 1 (UID)", "* 1 FETCH (UID 1)", "f OK FETCH completed")
+
+	// Renamed away and back while the client was away: the same mailbox
+	// under the name the client spelled, so it resumes.
+	b.ExpectTagged("s", `SELECT "Play"`, "s OK [READ-WRITE]")
+	id2 := newSID(t, b, "g")
+	b.NC.Close()
+	w.ExpectTagged("r2", "RENAME Play Later", "r2 OK")
+	w.ExpectTagged("r3", "RENAME Later Play", "r3 OK")
+	c := env.DialLogin(t)
+	got := c.Cmd("h", fmt.Sprintf("SID %s %d 1", id2, uv))
+	if got[0] != "* SELECTED Play" || got[len(got)-1] != "h OK [READ-WRITE] Ok" || !slices.Contains(got, "* 1 EXISTS") {
+		t.Fatalf("resume after renaming back: %q", got)
+	}
 }
 
 // §3.3, §5.3: "forces the server to close the session on the other
@@ -905,5 +922,72 @@ func TestSIDDraftOtherUserInactive(t *testing.T) {
 	got := c.Cmd("c", "SID "+id+" 1 1")
 	if got[0] != "* SELECTED INBOX" {
 		t.Fatalf("alice's session after bob's SID: %q", got)
+	}
+}
+
+// A mod-sequence above the mailbox's HIGHESTMODSEQ was never sent by this
+// server for the mailbox (the client's cache is not ours): a delta from it
+// would be empty however much changed, so the client must resynchronize.
+// §3.3's NEWSID for events the server cannot report, with the same id,
+// then SELECTED and the full SELECT responses, no deltas.
+func TestSIDDraftModSeqBeyond(t *testing.T) {
+	env, uv, _ := seeded(t, 2) // HIGHESTMODSEQ 3
+	a := env.DialLogin(t)
+	a.ExpectTagged("s", "SELECT INBOX", "s OK [READ-WRITE]")
+	id := newSID(t, a, "a")
+	draftPreserve(t, a)
+
+	b := env.DialLogin(t)
+	got := b.Cmd("r", fmt.Sprintf("SID %s %d 4", id, uv))
+	if len(got) < 3 || got[0] != "* NEWSID "+id || got[1] != "* SELECTED INBOX" ||
+		got[len(got)-1] != "r OK [READ-WRITE] SID completed: resync required" ||
+		!slices.Contains(got, "* 2 EXISTS") || draftCount(got, "FETCH") != 0 || draftCount(got, "EXPUNGED") != 0 {
+		t.Fatalf("resume from a mod-sequence above HIGHESTMODSEQ: %q", got)
+	}
+	// At HIGHESTMODSEQ itself it resumes with no changes.
+	c := env.DialLogin(t)
+	got = c.Cmd("r", fmt.Sprintf("SID %s %d 3", id, uv))
+	if got[0] != "* SELECTED INBOX" || got[len(got)-1] != "r OK [READ-WRITE] Ok" || draftCount(got, "NEWSID") != 0 {
+		t.Fatalf("resume at HIGHESTMODSEQ: %q", got)
+	}
+}
+
+// A session id is short: a literal announcing more is refused before the
+// continuation request (the server never reads it), and one holding NUL
+// is BAD (CHAR8 excludes it, RFC 3501 §9); neither touches a session.
+func TestSIDDraftIDBounds(t *testing.T) {
+	env := imaptest.Start(t, nil)
+	a := env.DialLogin(t)
+	id := newSID(t, a, "a")
+	a.SendLine("b SID {2000000}")
+	if got := a.ReadLine(); got != "b BAD [LIMIT] session id too long" {
+		t.Fatalf("2 MB session id: %q", got)
+	}
+	// The connection goes on, still holding its session.
+	a.SendLine("c SID {3}")
+	if got := a.ReadLine(); !strings.HasPrefix(got, "+ ") {
+		t.Fatalf("small literal: %q", got)
+	}
+	a.SendLine("a\x00b 1 1")
+	if got := a.ReadLine(); !strings.HasPrefix(got, "c BAD ") || !strings.Contains(got, "NUL") {
+		t.Fatalf("NUL in a session id: %q", got)
+	}
+	a.Expect("d", "SID "+strings.Repeat("x", 65)+" 1 1", "d BAD Syntax error: session id too long")
+	// A non-synchronizing literal too long is skipped.
+	a.SendLine("e SID {70+}")
+	a.SendLine(strings.Repeat("y", 70) + " 1 1")
+	if got := a.ReadLine(); got != "e BAD [LIMIT] session id too long" {
+		t.Fatalf("LITERAL+ session id: %q", got)
+	}
+	u, err := env.Store.UserByName(context.Background(), env.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Store.LoadSession(context.Background(), u.ID, id); err != nil {
+		t.Fatalf("session after the refused SIDs: %v", err)
+	}
+	a.Expect("f", "DELETESID", "f OK DELETESID completed")
+	if _, err := env.Store.LoadSession(context.Background(), u.ID, id); err == nil {
+		t.Error("session survived DELETESID")
 	}
 }

@@ -150,30 +150,80 @@ func TestSIDLimitPerUser(t *testing.T) {
 
 // §7: "a server implementation should consider imposing a limit on the
 // maximum number of resumable sessions associated with ... a particular
-// IP address/network". Sessions created from one address count together,
-// all users alike; at the cap, SID that would create one answers NO
-// [LIMIT], while resuming an existing session is still allowed and
-// another address is not affected.
+// IP address/network. Once this limit has been reached, the oldest
+// inactive session must be destroyed and the new one can be created."
+// Sessions created from one address count together, all users alike, as
+// for phones behind one carrier NAT. At the cap the creating user's own
+// oldest inactive session there goes first, then the address's oldest
+// inactive one of any user; only when every session from the address is
+// active is SID refused. Resuming is not creating, and another address is
+// not affected.
 func TestSIDLimitPerIP(t *testing.T) {
-	env, _ := limitEnv(t, nil, session.Options{MaxPerIP: 2})
-	limitUser(t, env, "bob")
+	clock := newLimitClock()
+	env, _ := limitEnv(t, clock, session.Options{MaxPerIP: 3})
+	bob := limitUser(t, env, "bob")
+	limitUser(t, env, "carol")
+	limitUser(t, env, "dave")
+	alice, err := env.Store.UserByName(context.Background(), env.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(name string) *imaptest.Conn {
+		c := env.Dial(t)
+		c.ExpectTagged("l", "LOGIN "+name+" pw", "l OK")
+		return c
+	}
+	exists := func(u store.User, id string) bool {
+		t.Helper()
+		_, err := env.Store.LoadSession(context.Background(), u.ID, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	b1 := login("bob")
+	sb := newSID(t, b1, "a")
+	draftPreserve(t, b1) // inactive, the address's oldest
+	clock.Advance(time.Minute)
 	c1 := env.DialLogin(t)
-	s1 := newSID(t, c1, "a")
-	draftPreserve(t, c1)
-	b := env.Dial(t)
-	b.ExpectTagged("l", "LOGIN bob pw", "l OK")
-	newSID(t, b, "b")
-
+	s1 := newSID(t, c1, "b")
+	draftPreserve(t, c1) // inactive
+	clock.Advance(time.Minute)
 	c2 := env.DialLogin(t)
-	c2.Expect("c", "SID", limitNO("c"))
-	c2.Expect("d", "SID "+strings.Repeat("b", 26)+" 1 1", limitNO("d"))
-	limitResumes(t, c2, "e", s1)
+	s2 := newSID(t, c2, "c") // active; the address is at its cap
+	clock.Advance(time.Minute)
 
-	other := env.DialFrom(t, "127.0.0.2")
-	env.Login(t, other)
-	newSID(t, other, "f")
+	// The user's own oldest inactive session makes room, not bob's
+	// older one.
+	c3 := env.DialLogin(t)
+	newSID(t, c3, "d")
+	if exists(alice, s1) || !exists(bob, sb) || !exists(alice, s2) {
+		t.Errorf("after alice's new session: s1 %v, bob's %v, s2 %v", exists(alice, s1), exists(bob, sb), exists(alice, s2))
+	}
+	clock.Advance(time.Minute)
+	// carol has none there: the address's oldest inactive one, bob's,
+	// makes room.
+	newSID(t, login("carol"), "e")
+	if exists(bob, sb) {
+		t.Error("bob's inactive session survived carol's")
+	}
 	if n := limitCount(t, env); n != 3 {
 		t.Errorf("%d sessions, want 3", n)
+	}
+	// Every session from the address is active now: NO, for a new
+	// session and for an unknown id alike.
+	d := login("dave")
+	d.Expect("f", "SID", limitNO("f"))
+	d.Expect("g", "SID "+strings.Repeat("b", 26)+" 1 1", limitNO("g"))
+	// Resuming is not creating.
+	c4 := env.DialLogin(t)
+	limitResumes(t, c4, "h", s2)
+	// Another address has a cap of its own.
+	other := env.DialFrom(t, "127.0.0.2")
+	env.Login(t, other)
+	newSID(t, other, "i")
+	if n := limitCount(t, env); n != 4 {
+		t.Errorf("%d sessions, want 4", n)
 	}
 }
 
@@ -328,7 +378,13 @@ func TestSIDRaceTakeover(t *testing.T) {
 	answers := limitAll(t, conns, "r", fmt.Sprintf("SID %s %d 3", id, uv))
 	deleted := make([]int, n)
 	for i, got := range answers {
-		if got[0] != "* SELECTED INBOX" || got[len(got)-1] != "r OK [READ-WRITE] Ok" {
+		// The tagged text agrees with a DELETEDSID sent before it: the
+		// session was resumed here, then elsewhere.
+		wantTagged := "r OK [READ-WRITE] Ok"
+		if draftCount(got, "* DELETEDSID "+id) > 0 {
+			wantTagged = "r OK [READ-WRITE] SID completed, then the session was resumed on another connection"
+		}
+		if got[0] != "* SELECTED INBOX" || got[len(got)-1] != wantTagged {
 			t.Errorf("connection %d: %q", i, got)
 		}
 		if draftCount(got, "* NEWSID") != 0 {

@@ -22,7 +22,7 @@ func TestLoginDisabledAndStartTLS(t *testing.T) {
 	})
 	c := env.Dial(t)
 	const plainCaps = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE STARTTLS LOGINDISABLED"
-	if want := "* OK [CAPABILITY " + plainCaps + "] quickimap ready"; c.Greeting != want {
+	if want := "* OK [CAPABILITY " + plainCaps + "] ready"; c.Greeting != want {
 		t.Fatalf("greeting %q", c.Greeting)
 	}
 	c.Expect("a1", "LOGIN alice secret", "a1 NO [PRIVACYREQUIRED] Plaintext LOGIN is disabled here; use STARTTLS or TLS")

@@ -97,3 +97,22 @@ func (m *memStore) CountIPSessions(_ context.Context, ip string) (int, error) {
 	}
 	return n, nil
 }
+
+func (m *memStore) IPSessions(_ context.Context, ip string, limit int) ([]store.SessionRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.SessionRecord
+	for _, r := range m.recs {
+		if r.ClientIP == ip {
+			r.State = nil
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.SessionRecord) int {
+		return cmp.Or(a.LastActive.Compare(b.LastActive), cmp.Compare(a.UserID, b.UserID), strings.Compare(a.ID, b.ID))
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}

@@ -80,14 +80,21 @@ type Options struct {
 	// active it fails with ErrLimit. Default 20.
 	MaxPerUser int
 	// MaxPerIP caps the sessions created from one client address (all
-	// users together); at the cap Create fails with ErrLimit. Default
-	// 1000: phones behind carrier-grade NAT share addresses, so the cap
-	// only stops one address from filling the server.
+	// users together). At the cap Create deletes the address's oldest
+	// inactive session of the same user, else the address's oldest
+	// inactive session of any user (the draft, §7: "the oldest inactive
+	// session must be destroyed"); when all are active it fails with
+	// ErrLimit. Default 10,000: phones behind carrier-grade NAT share
+	// addresses, and with MaxPerUser at 20 only an address with hundreds
+	// of accounts behind it ever reaches the cap.
 	MaxPerIP int
 	// MaxTotal caps all sessions of the server; at the cap Create fails
 	// with ErrLimit. Default 1,000,000.
 	MaxTotal int
 }
+
+// DefaultMaxPerIP is the default of Options.MaxPerIP.
+const DefaultMaxPerIP = 10_000
 
 // Registry is the resumable-session registry. It is safe for concurrent
 // use.
@@ -127,7 +134,7 @@ func New(st store.Sessions, opts Options) *Registry {
 		opts.MaxPerUser = 20
 	}
 	if opts.MaxPerIP == 0 {
-		opts.MaxPerIP = 1000
+		opts.MaxPerIP = DefaultMaxPerIP
 	}
 	if opts.MaxTotal == 0 {
 		opts.MaxTotal = 1_000_000
@@ -170,7 +177,9 @@ func (r *Registry) Create(ctx context.Context, userID int64, ip string, owner Ow
 			return "", err
 		}
 		if n >= lim {
-			return "", fmt.Errorf("%w: %d sessions from %s", ErrLimit, n, ip)
+			if err := r.evictAtAddress(ctx, userID, ip, owner, n-lim+1); err != nil {
+				return "", err
+			}
 		}
 	}
 	if lim := r.opts.MaxPerUser; lim > 0 {
@@ -205,6 +214,68 @@ func (r *Registry) Create(ctx context.Context, userID int64, ip string, owner Ow
 	}
 	r.hold(key{userID, rec.ID}, &holding{owner: owner, created: now, ip: ip, lastSave: now})
 	return rec.ID, nil
+}
+
+// evictAtAddress deletes need inactive sessions created from ip, to make
+// room for a new one of userID (whose lock the caller holds): the user's
+// own first, oldest first, then other users', oldest first. Another
+// user's session is deleted only under that user's lock, taken without
+// waiting (a user busy with its sessions keeps them this time), so two
+// users evicting each other cannot deadlock. owner's own session counts
+// as inactive: it becomes so when the new one is created. ErrLimit when
+// fewer than need could be deleted.
+func (r *Registry) evictAtAddress(ctx context.Context, userID int64, ip string, owner Owner, need int) error {
+	list, err := r.st.IPSessions(ctx, ip, 0)
+	if err != nil {
+		return err
+	}
+	own := make([]store.SessionRecord, 0, len(list))
+	others := make([]store.SessionRecord, 0, len(list))
+	for _, rec := range list {
+		if rec.UserID == userID {
+			own = append(own, rec)
+		} else {
+			others = append(others, rec)
+		}
+	}
+	for _, rec := range own {
+		if need <= 0 {
+			return nil
+		}
+		k := key{userID, rec.ID}
+		if r.isActive(k, owner) {
+			continue
+		}
+		if err := r.st.DeleteSession(ctx, userID, rec.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		r.release(k)
+		need--
+	}
+	for _, rec := range others {
+		if need <= 0 {
+			return nil
+		}
+		unlock, ok := r.locks.tryLock(rec.UserID)
+		if !ok {
+			continue
+		}
+		k := key{rec.UserID, rec.ID}
+		if r.isActive(k, nil) {
+			unlock()
+			continue
+		}
+		err := r.st.DeleteSession(ctx, rec.UserID, rec.ID)
+		unlock()
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		need--
+	}
+	if need > 0 {
+		return fmt.Errorf("%w: every session from %s is active", ErrLimit, ip)
+	}
+	return nil
 }
 
 // Attach resumes the user's session id on owner (SID with a session id)
@@ -451,6 +522,32 @@ func (r *Registry) release(k key) {
 		delete(r.owners, h.owner)
 		delete(r.active, k)
 	}
+}
+
+// tryLock is lock without waiting: ok is false when the user's mutex
+// is held.
+func (l *userLocks) tryLock(user int64) (unlock func(), ok bool) {
+	l.mu.Lock()
+	ul := l.m[user]
+	if ul == nil {
+		ul = &userLock{}
+		l.m[user] = ul
+	}
+	if !ul.TryLock() {
+		l.mu.Unlock()
+		return nil, false
+	}
+	ul.refs++
+	l.mu.Unlock()
+	return func() {
+		ul.Unlock()
+		l.mu.Lock()
+		ul.refs--
+		if ul.refs == 0 {
+			delete(l.m, user)
+		}
+		l.mu.Unlock()
+	}, true
 }
 
 // userLocks is a mutex per user, created on demand and dropped when

@@ -350,6 +350,60 @@ func TestPerIPLimit(t *testing.T) {
 	})
 }
 
+// At the per-address cap the address's oldest inactive session is
+// destroyed (the draft, §7): the creating user's own first, then any
+// user's; a user whose sessions are busy keeps them; when every session
+// from the address is active, NO [LIMIT].
+func TestPerIPLimitEvicts(t *testing.T) {
+	run(t, Options{MaxPerIP: 3}, func(e *env) {
+		t := e.t
+		const ip = "192.0.2.1"
+		cs := []*conn{{0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}}
+		a, b, c, d, f := e.users("a"), e.users("b"), e.users("c"), e.users("d"), e.users("f")
+		sb := e.create(b, ip, cs[1])
+		e.detach(cs[1], "b")
+		e.clk.Advance(time.Minute)
+		a1 := e.create(a, ip, cs[2])
+		e.detach(cs[2], "a1")
+		e.clk.Advance(time.Minute)
+		a2 := e.create(a, ip, cs[3])
+		e.detach(cs[3], "a2")
+		e.clk.Advance(time.Minute)
+
+		// a at the cap: a's own oldest goes, not b's older one.
+		a3 := e.create(a, ip, cs[4])
+		if e.exists(a, a1) || !e.exists(a, a2) || !e.exists(b, sb) || !e.exists(a, a3) {
+			t.Errorf("after a's third session: a1 %v a2 %v b %v", e.exists(a, a1), e.exists(a, a2), e.exists(b, sb))
+		}
+		// c has none there: the address's oldest inactive (b's) goes.
+		e.clk.Advance(time.Minute)
+		c1 := e.create(c, ip, cs[5])
+		if e.exists(b, sb) || !e.exists(a, a2) || !e.exists(c, c1) {
+			t.Errorf("after c's session: b %v a2 %v", e.exists(b, sb), e.exists(a, a2))
+		}
+		// a is busy with its sessions (its lock is held): d cannot take
+		// a2, and a3 and c1 are active, so d is refused.
+		unlock := e.reg.locks.lock(a)
+		_, err := e.reg.Create(ctx, d, ip, cs[6])
+		unlock()
+		wantErr(t, err, ErrLimit, "Create while the only inactive session's user is busy")
+		if !e.exists(a, a2) {
+			t.Error("a busy user's session was deleted")
+		}
+		// Once a is idle, d takes a2's place.
+		d1 := e.create(d, ip, cs[6])
+		if e.exists(a, a2) || !e.exists(d, d1) {
+			t.Errorf("after d's session: a2 %v", e.exists(a, a2))
+		}
+		// a3, c1 and d1 are all active: NO.
+		_, err = e.reg.Create(ctx, f, ip, cs[7])
+		wantErr(t, err, ErrLimit, "Create when every session from the address is active")
+		if n, _ := e.st.CountIPSessions(ctx, ip); n != 3 {
+			t.Errorf("CountIPSessions %d, want 3", n)
+		}
+	})
+}
+
 func TestGlobalLimit(t *testing.T) {
 	run(t, Options{MaxTotal: 3}, func(e *env) {
 		t := e.t

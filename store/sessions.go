@@ -49,4 +49,8 @@ type Sessions interface {
 	CountSessions(ctx context.Context) (int, error)
 	// CountIPSessions returns the number of records whose ClientIP is ip.
 	CountIPSessions(ctx context.Context, ip string) (int, error)
+	// IPSessions lists up to limit records whose ClientIP is ip (all of
+	// them when limit <= 0), oldest LastActive first (ties by user, then
+	// ID), without their State.
+	IPSessions(ctx context.Context, ip string, limit int) ([]SessionRecord, error)
 }

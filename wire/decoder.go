@@ -457,7 +457,7 @@ func (d *Decoder) Quoted() (string, error) {
 // Literal reads a literal ("{n}" CRLF or "{n+}" CRLF, then n bytes). Being
 // liberal, it also reads a literal8 ("~{n}" or "~{n+}", RFC 3516/RFC 4466).
 func (d *Decoder) Literal() ([]byte, error) {
-	n, err := d.literalStart()
+	n, err := d.literalStart(0, "")
 	if err != nil {
 		return nil, err
 	}
@@ -466,7 +466,7 @@ func (d *Decoder) Literal() ([]byte, error) {
 
 // literalString reads a literal, which must be next, as a string.
 func (d *Decoder) literalString() (string, error) {
-	n, err := d.literalStart()
+	n, err := d.literalStart(0, "")
 	if err != nil {
 		return "", err
 	}
@@ -481,8 +481,10 @@ func (d *Decoder) literalString() (string, error) {
 // the limits and calls the continuation function for a synchronizing
 // literal. It returns the size of the literal, whose bytes come next.
 // On failure the line end is left unconsumed and d.lit tells Discard what
-// the announcement was.
-func (d *Decoder) literalStart() (int64, error) {
+// the announcement was. A max above zero is a bound of the caller's,
+// checked with the limits (before the continuation); what names the value
+// in the error.
+func (d *Decoder) literalStart(max int64, what string) (int64, error) {
 	c, err := d.peekByte()
 	if err != nil {
 		return 0, err
@@ -526,6 +528,12 @@ func (d *Decoder) literalStart() (int64, error) {
 	if eol == 0 {
 		c, _ := d.peekByte()
 		return 0, unexpected(c, "CRLF after literal size")
+	}
+	if max > 0 && n > max && (!nonSync || n <= d.lim.MaxNonSyncLiteral && d.cmd+int64(eol)+n <= d.lim.MaxCommand) {
+		// Not fatal: a synchronizing literal is never sent, and a
+		// non-synchronizing one within the limits is skipped (beyond
+		// them, the checks below make it fatal).
+		return 0, &LimitError{Code: "LIMIT", Msg: what + " too long"}
 	}
 	if nonSync {
 		if n > d.lim.MaxNonSyncLiteral || d.cmd+int64(eol)+n > d.lim.MaxCommand {
@@ -626,6 +634,45 @@ func (d *Decoder) stringOr(t *charTable, what string) (string, error) {
 		return d.literalString()
 	}
 	return d.scan(t, "", what)
+}
+
+// AstringMax reads an astring of at most max bytes, for values with a
+// small bound of their own (what names it in errors): a longer literal is
+// refused before its continuation request, so its bytes are never read,
+// and a literal with NUL is a syntax error (CHAR8 excludes it, RFC 3501
+// §9; atoms and quoted strings cannot hold one either).
+func (d *Decoder) AstringMax(max int, what string) (string, error) {
+	c, err := d.peekByte()
+	if err != nil {
+		return "", err
+	}
+	var s string
+	switch c {
+	case '"':
+		s, err = d.Quoted()
+	case '{', '~':
+		var n int64
+		if n, err = d.literalStart(int64(max), what); err != nil {
+			return "", err
+		}
+		var b []byte
+		if b, err = d.literalData(n, true); err != nil {
+			return "", err
+		}
+		if bytes.IndexByte(b, 0) >= 0 {
+			return "", syntaxError("NUL in " + what)
+		}
+		s = string(b)
+	default:
+		s, err = d.scan(astringChars, "", what)
+	}
+	if err != nil {
+		return "", err
+	}
+	if len(s) > max {
+		return "", syntaxError(what + " too long")
+	}
+	return s, nil
 }
 
 // NString reads a string or NIL; ok is false for NIL.

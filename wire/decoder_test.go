@@ -1251,3 +1251,50 @@ func TestLargeLiteral(t *testing.T) {
 		t.Fatalf("%q %q", a, b)
 	}
 }
+
+func TestAstringMax(t *testing.T) {
+	lim := Limits{MaxLiteral: 100, MaxNonSyncLiteral: 50, MaxCommand: 1000}
+	for _, size := range bufSizes {
+		for _, tc := range []struct {
+			in, want, err string
+			contCalls     int
+			rest          string // after the value, or after Discard
+		}{
+			{"abcd X", "abcd", "", 0, " X"},
+			{"\"ab d\" X", "ab d", "", 0, " X"},
+			{"{4}\r\nabcd X", "abcd", "", 1, " X"},
+			{"{4+}\r\nabcd X", "abcd", "", 0, " X"},
+			{"abcdefghi X", "", "syntax", 0, ""},
+			{"\"abcdefghi\" X", "", "syntax", 0, ""},
+			// Too long: refused before the continuation; nothing of it
+			// is read.
+			{"{9}\r\nX", "", "LIMIT", 0, "X"},
+			{"{2000000}\r\nX", "", "LIMIT", 0, "X"},
+			// A non-synchronizing one is skipped, or fatal beyond the
+			// limits.
+			{"{9+}\r\nabcdefghi\r\nX", "", "LIMIT", 0, "X"},
+			{"{51+}\r\nX", "", "fatal TOOBIG", 0, ""},
+			{"{3}\r\na\x00b X", "", "syntax", 1, ""},
+		} {
+			d, r := newTestDecoder(tc.in, size, lim)
+			calls := 0
+			d.SetContinuation(func() error { calls++; return nil })
+			d.Begin()
+			got, err := d.AstringMax(8, "session id")
+			if got != tc.want || errKind(err) != tc.err || calls != tc.contCalls {
+				t.Errorf("AstringMax(%q) = %q, %v, %d continuations; want %q, %q, %d", tc.in, got, err, calls, tc.want, tc.err, tc.contCalls)
+				continue
+			}
+			if errKind(err) == "LIMIT" {
+				if derr := d.Discard(); derr != nil {
+					t.Errorf("%q: Discard: %v", tc.in, derr)
+				}
+			}
+			if tc.rest != "" {
+				if left := rest(r); left != tc.rest {
+					t.Errorf("AstringMax(%q): left %q, want %q", tc.in, left, tc.rest)
+				}
+			}
+		}
+	}
+}

@@ -426,6 +426,11 @@ func (e *Encoder) Flush() error {
 	if e.err == nil {
 		e.err = e.w.Flush()
 	}
+	// A destination that buffers too (a compressor: RFC 4978) sends
+	// what it holds.
+	if f, ok := e.dst.(interface{ Flush() error }); ok && e.err == nil {
+		e.err = f.Flush()
+	}
 	if e.pool != nil {
 		e.pool.put(e.w)
 		e.w = nil

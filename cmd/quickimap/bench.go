@@ -81,6 +81,9 @@ Flags:
                            10Mbit/s, 2MB/s (default 1Mbit)
   --strategies LIST        strategies to measure (default sid,qresync,condstore,full)
   --seed N                 seed of the random holes and changes (default 1)
+  --compress               also measure each strategy with COMPRESS=DEFLATE
+                           (RFC 4978; rows named STRATEGY+compress), which costs
+                           one more round trip after login
   --json                   print the results as JSON
   --verbose                log the measured client's protocol to standard error
 `
@@ -353,6 +356,7 @@ type benchConfig struct {
 	strategies []string
 	seed       uint64
 	verbose    bool
+	compress   bool
 }
 
 // benchReport is the output of bench reconnect (also its JSON form).
@@ -421,6 +425,7 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Uint64Var(&cfg.seed, "seed", 1, "random seed")
 	asJSON := fs.Bool("json", false, "JSON output")
 	fs.BoolVar(&cfg.verbose, "verbose", false, "log the protocol")
+	fs.BoolVar(&cfg.compress, "compress", false, "also measure each strategy with COMPRESS=DEFLATE")
 	usage := func(w io.Writer) { fmt.Fprint(w, benchUsage) }
 	pos, err := parseFlags(fs, args[1:], usage, stdout, stderr)
 	if err != nil {
@@ -560,8 +565,17 @@ func benchReconnect(ctx context.Context, cfg *benchConfig, stderr io.Writer) (*b
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		r := b.runOne(ctx, bs.name, bs.s)
-		rep.Results = append(rep.Results, r)
+		rep.Results = append(rep.Results, b.runOne(ctx, bs.name, bs.s, false))
+		if !cfg.compress {
+			continue
+		}
+		name := bs.name + "+compress"
+		if !caps.Has("COMPRESS=DEFLATE") {
+			rep.Results = append(rep.Results, benchResult{Strategy: name, Check: "unsupported",
+				Detail: "the server does not advertise COMPRESS=DEFLATE"})
+			continue
+		}
+		rep.Results = append(rep.Results, b.runOne(ctx, name, bs.s, true))
 	}
 	best := math.Inf(1)
 	for _, r := range rep.Results {
@@ -959,7 +973,7 @@ func compareState(got, want []client.Message) string {
 func strategyName(s client.Strategy) string { return strings.ToLower(s.String()) }
 
 // runOne measures one strategy.
-func (b *bench) runOne(ctx context.Context, name string, s client.Strategy) benchResult {
+func (b *bench) runOne(ctx context.Context, name string, s client.Strategy, compress bool) benchResult {
 	res := benchResult{Strategy: name}
 	fail := func(format string, a ...any) benchResult {
 		res.Check = "error"
@@ -974,6 +988,7 @@ func (b *bench) runOne(ctx context.Context, name string, s client.Strategy) benc
 	opts.Mailbox = b.cfg.mailbox
 	opts.Store = &client.MemoryStore{}
 	opts.ForceStrategy = s
+	opts.Compress = compress
 	if b.cfg.verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(b.stderr, &slog.HandlerOptions{Level: slog.Level(-8)}))
 	}
@@ -1013,8 +1028,11 @@ func (b *bench) runOne(ctx context.Context, name string, s client.Strategy) benc
 	} else if st.UIDValidity != b.uidValidity {
 		res.Check, res.Detail = "MISMATCH", fmt.Sprintf("UIDVALIDITY %d on the client, %d on the server", st.UIDValidity, b.uidValidity)
 	}
-	if res.Used != name {
-		note := fmt.Sprintf("asked for %s, the client used %s", name, res.Used)
+	if compress && !r.Compressed && res.Check == "ok" {
+		res.Check, res.Detail = "error", "the server refused COMPRESS"
+	}
+	if base := strings.TrimSuffix(name, "+compress"); res.Used != base {
+		note := fmt.Sprintf("asked for %s, the client used %s", base, res.Used)
 		if res.Detail != "" {
 			note += "; " + res.Detail
 		}

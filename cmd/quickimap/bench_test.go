@@ -49,7 +49,7 @@ func checkBench(t *testing.T, rep *benchReport, want ...string) map[string]bench
 		switch {
 		case !ok:
 			t.Errorf("no result for %s: %+v", s, rep.Results)
-		case r.Check != "ok" || r.Used != s || len(r.Fallbacks) > 0:
+		case r.Check != "ok" || r.Used != strings.TrimSuffix(s, "+compress") || len(r.Fallbacks) > 0:
 			t.Errorf("%s: %+v", s, r)
 		case r.BytesIn <= 0 || r.BytesOut <= 0 || r.RoundTrips < 1 || r.ModelledMs <= 0 || r.Ratio < 1:
 			t.Errorf("%s: implausible numbers %+v", s, r)
@@ -191,5 +191,23 @@ func TestBenchSIDAgainstDovecot(t *testing.T) {
 		sid.BytesIn, sid.BytesOut, sidTotal, qr.BytesIn, qr.BytesOut, qrTotal, float64(sidTotal)/float64(qrTotal))
 	if 2*sidTotal > qrTotal {
 		t.Errorf("a SID resume moves %d bytes, more than half of Dovecot's QRESYNC with known-uids (%d)", sidTotal, qrTotal)
+	}
+}
+
+// --compress measures each strategy with COMPRESS=DEFLATE too: the state
+// stays right, a compressed resume costs one more round trip (§3 of RFC
+// 4978: the SID waits for COMPRESS's answer), and a full download moves
+// fewer bytes from the server.
+func TestBenchCompress(t *testing.T) {
+	env := imaptest.Start(t, nil)
+	pw := passwordFile(t, env.Password)
+	rep := benchJSON(t, "--addr", env.Addr, "--user", env.User, "--password-file", pw,
+		"--messages", "200", "--strategies", "sid,full", "--compress")
+	got := checkBench(t, rep, "sid", "sid+compress", "full", "full+compress")
+	if s, z := got["sid"], got["sid+compress"]; z.RoundTrips != s.RoundTrips+1 {
+		t.Errorf("compressed SID resume: %d round trips, uncompressed %d", z.RoundTrips, s.RoundTrips)
+	}
+	if f, z := got["full"], got["full+compress"]; 2*z.BytesIn > f.BytesIn {
+		t.Errorf("full resync: %d bytes compressed, %d uncompressed", z.BytesIn, f.BytesIn)
 	}
 }

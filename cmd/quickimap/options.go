@@ -56,7 +56,13 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 	if cacheTTL == 0 {
 		cacheTTL = -1 // server.Options: negative turns the cache off
 	}
+	maxCompressed := c.MaxCompressed
+	if maxCompressed == 0 {
+		maxCompressed = -1 // server.Options: negative turns COMPRESS off
+	}
 	return server.Options{
+		CompressLevel:      c.CompressLevel,
+		MaxCompressed:      maxCompressed,
 		AuthCacheTTL:       cacheTTL,
 		AuthCacheMaxUsers:  c.AuthCacheMaxUsers,
 		MessageCacheBytes:  c.MessageCacheSize,

@@ -8,6 +8,7 @@ import (
 	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/config"
 	"github.com/quickimap/quickimap/server"
+	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/wire"
 )
 
@@ -20,6 +21,12 @@ func TestConfigDefaultsMatchLayers(t *testing.T) {
 	}
 	if c.AuthCacheMaxUsers != auth.DefaultCacheMaxUsers {
 		t.Errorf("auth-cache-max-users %d, auth default %d", c.AuthCacheMaxUsers, auth.DefaultCacheMaxUsers)
+	}
+	if c.SessionMaxPerIP != session.DefaultMaxPerIP {
+		t.Errorf("session-max-per-ip %d, registry default %d", c.SessionMaxPerIP, session.DefaultMaxPerIP)
+	}
+	if c.MaxCompressed != server.DefaultMaxCompressed {
+		t.Errorf("max-compressed %d, server default %d", c.MaxCompressed, server.DefaultMaxCompressed)
 	}
 	if c.MessageCacheSize != server.DefaultMessageCacheBytes {
 		t.Errorf("message-cache-size %d, server default %d", c.MessageCacheSize, server.DefaultMessageCacheBytes)
@@ -73,6 +80,22 @@ func TestServerOptions(t *testing.T) {
 		// server.Options takes 0 for its default and a negative TTL
 		// for none.
 		t.Errorf("auth-cache-ttl 0 gave AuthCacheTTL %v, max users %d", o.AuthCacheTTL, o.AuthCacheMaxUsers)
+	}
+}
+
+func TestCompressOptions(t *testing.T) {
+	c := config.Default()
+	o, err := serverOptions(&c, nil, nil)
+	if err != nil || o.CompressLevel != 5 || o.MaxCompressed != 10000 {
+		t.Fatalf("defaults: level %d, max %d, %v", o.CompressLevel, o.MaxCompressed, err)
+	}
+	c.MaxCompressed, c.CompressLevel = 0, 1
+	if o, err = serverOptions(&c, nil, nil); err != nil || o.MaxCompressed >= 0 || o.CompressLevel != 1 {
+		t.Fatalf("max-compressed 0: %d, %v", o.MaxCompressed, err)
+	}
+	c.CompressLevel = 10
+	if _, err := serverOptions(&c, nil, nil); err == nil {
+		t.Fatal("compress-level 10 accepted")
 	}
 }
 

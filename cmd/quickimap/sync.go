@@ -57,6 +57,8 @@ Flags:
   --maildir DIR            the Maildir (required; created if missing)
   --state FILE             synchronization state (default DIR/.quickimap-sync-state)
   --watch                  keep running and apply changes as they happen
+  --no-compress            do not use COMPRESS=DEFLATE, which is used when the
+                           server offers it
   --verbose                log the client's protocol to standard error
 `
 
@@ -69,6 +71,7 @@ func runSync(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	statePath := fs.String("state", "", "state file")
 	watch := fs.Bool("watch", false, "keep running")
 	verbose := fs.Bool("verbose", false, "log the protocol")
+	noCompress := fs.Bool("no-compress", false, "do not use COMPRESS=DEFLATE")
 	usage := func(w io.Writer) { fmt.Fprint(w, syncUsage) }
 	pos, err := parseFlags(fs, args, usage, stdout, stderr)
 	if err != nil {
@@ -109,6 +112,8 @@ func runSync(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	opts := sf.clientOptions(pw)
 	opts.Mailbox = *mailbox
 	opts.Store = &client.FileStore{Path: *statePath}
+	// RFC 4978: fewer bytes for one more round trip at login.
+	opts.Compress = !*noCompress
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.Level(-8)

@@ -5,6 +5,7 @@ package imaptest
 
 import (
 	"bufio"
+	"compress/flate"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	kflate "github.com/klauspost/compress/flate"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/quickimap/quickimap/server"
@@ -252,4 +254,36 @@ func (e *Env) Login(t testing.TB, c *Conn) {
 	if !strings.HasPrefix(lines[len(lines)-1], "L0 OK") {
 		t.Fatalf("login failed: %q", lines)
 	}
+}
+
+// Compress sends "tag COMPRESS DEFLATE" and, on its OK, compresses both
+// ways from then on (RFC 4978): each Send is one sync-flushed burst, and
+// lines are read through Go's inflater.
+func (c *Conn) Compress(tag string) {
+	c.t.Helper()
+	c.SendLine(tag + " COMPRESS DEFLATE")
+	if l := c.ReadLine(); !strings.HasPrefix(l, tag+" OK") {
+		c.t.Fatalf("COMPRESS: %q", l)
+	}
+	// klauspost's stateless compressor keeps no state between writes,
+	// so that many test clients cost little memory of their own.
+	c.NC = &flateConn{Conn: c.NC, w: kflate.NewStatelessWriter(c.NC)}
+	c.R = bufio.NewReader(flate.NewReader(c.R))
+}
+
+// flateConn compresses what is written: each Write is compressed whole
+// and flushed.
+type flateConn struct {
+	net.Conn
+	w io.Writer
+}
+
+func (f *flateConn) Write(p []byte) (int, error) { return f.w.Write(p) }
+
+// RawConn returns the socket, under compression if it is on.
+func (c *Conn) RawConn() net.Conn {
+	if f, ok := c.NC.(*flateConn); ok {
+		return f.Conn
+	}
+	return c.NC
 }

@@ -146,6 +146,39 @@ func (s *Store) CountIPSessions(ctx context.Context, ip string) (int, error) {
 	return n, err
 }
 
+// IPSessions implements store.Store. It reads the address's rows through
+// the client_ip index and sorts them: it runs only when an address is at
+// its session cap.
+func (s *Store) IPSessions(ctx context.Context, ip string, limit int) ([]store.SessionRecord, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	var out []store.SessionRecord
+	err := s.read(ctx, func(tx *dbtx) error {
+		out = nil
+		rows, err := tx.QueryContext(ctx, `SELECT user_id, id, created, last_active FROM sessions
+			WHERE client_ip = ? ORDER BY last_active, user_id, id LIMIT ?`, ip, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			rec := store.SessionRecord{ClientIP: ip}
+			var created, active int64
+			if err := rows.Scan(&rec.UserID, &rec.ID, &created, &active); err != nil {
+				return err
+			}
+			rec.Created, rec.LastActive = time.Unix(0, created), time.Unix(0, active)
+			out = append(out, rec)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // checkSessions returns the session invariants for Check: the counter
 // agrees with the table. (Not yet called from Check, whose file belongs
 // to another change; see TestSessionCounter.)

@@ -181,6 +181,34 @@ func testSessionsUserList(t *testing.T, s store.Store) {
 			t.Errorf("CountIPSessions(%s) = %d, %v; want %d", ip, n, err, want)
 		}
 	}
+	// By address: oldest first, ties by user then id, without state.
+	// 192.0.2.1 holds s3 (t0+3), s4 (t0+4), s2 (t0+2) of u and o (t0) of
+	// other; s0 moved to 192.0.2.9.
+	ipList := func(ip string, limit int) []string {
+		t.Helper()
+		l, err := s.IPSessions(ctx, ip, limit)
+		must(t, err)
+		var ids []string
+		for _, r := range l {
+			if r.State != nil || r.ClientIP != ip || r.LastActive.IsZero() || r.UserID == 0 {
+				t.Errorf("IPSessions(%s) record %+v", ip, r)
+			}
+			ids = append(ids, r.ID)
+		}
+		return ids
+	}
+	if got, want := ipList("192.0.2.1", 0), []string{"o", "s2", "s3", "s4"}; !slices.Equal(got, want) {
+		t.Errorf("IPSessions(192.0.2.1) %q, want %q", got, want)
+	}
+	if got, want := ipList("192.0.2.1", 2), []string{"o", "s2"}; !slices.Equal(got, want) {
+		t.Errorf("IPSessions(192.0.2.1, 2) %q, want %q", got, want)
+	}
+	if got, want := ipList("192.0.2.9", 0), []string{"s1", "s0"}; !slices.Equal(got, want) {
+		t.Errorf("IPSessions(192.0.2.9) %q, want %q", got, want)
+	}
+	if got := ipList("198.51.100.1", 0); len(got) != 0 {
+		t.Errorf("IPSessions of an unused address: %q", got)
+	}
 	wantCount(t, s, 6)
 }
 
