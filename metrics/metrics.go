@@ -42,8 +42,9 @@ type Metrics struct {
 	opts Options
 	reg  *prometheus.Registry
 
-	connsTotal prometheus.Counter
-	connsOpen  *prometheus.GaugeVec
+	connsTotal    prometheus.Counter
+	connsRejected prometheus.Counter
+	connsOpen     *prometheus.GaugeVec
 	// byState is connsOpen's child of each imap.State.
 	byState [imap.StateLogout + 1]prometheus.Gauge
 
@@ -80,6 +81,10 @@ func New(opts Options) *Metrics {
 		connsTotal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quickimap_connections_total",
 			Help: "IMAP connections accepted.",
+		}),
+		connsRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quickimap_connections_rejected_total",
+			Help: "IMAP connections refused with BYE because max-connections were open.",
 		}),
 		connsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "quickimap_connections",
@@ -126,7 +131,7 @@ func New(opts Options) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.connsTotal, m.connsOpen, m.commands, m.commandDur, m.logins,
+		m.connsTotal, m.connsRejected, m.connsOpen, m.commands, m.commandDur, m.logins,
 		m.resumes, m.bytesIn, m.bytesOut, m.storeTx, m.lmtp,
 	)
 	if opts.SessionsStored != nil {
@@ -256,6 +261,9 @@ func (m *Metrics) ConnOpened() {
 	m.connsTotal.Inc()
 	m.byState[imap.StateNotAuthenticated].Inc()
 }
+
+// ConnRejected implements server.Metrics.
+func (m *Metrics) ConnRejected() { m.connsRejected.Inc() }
 
 // ConnState implements server.Metrics.
 func (m *Metrics) ConnState(from, to imap.State) {

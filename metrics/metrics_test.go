@@ -33,7 +33,7 @@ type env struct {
 	st   store.Store
 }
 
-func newEnv(t *testing.T, ready func(context.Context) error) *env {
+func newEnv(t *testing.T, ready func(context.Context) error, mod ...func(*server.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{}
@@ -56,13 +56,17 @@ func newEnv(t *testing.T, ready func(context.Context) error) *env {
 	if _, err := st.CreateUser(ctx, "alice", h, store.DefaultMailboxes()); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Options{
+	opts := server.Options{
 		Store:            st,
 		Sessions:         session.New(st, session.Options{}),
 		Metrics:          m,
 		FailedLoginDelay: time.Millisecond,
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, f := range mod {
+		f(&opts)
+	}
+	srv := server.New(opts)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -297,6 +301,30 @@ func TestMetricsAfterSession(t *testing.T) {
 		if strings.HasPrefix(k, "quickimap_commands_total") && strings.Contains(k, "FROBNICATE") {
 			t.Errorf("client input became a label: %s", k)
 		}
+	}
+}
+
+// A connection over max-connections is refused and counted.
+func TestConnectionsRejected(t *testing.T) {
+	e := newEnv(t, nil, func(o *server.Options) { o.MaxConnections = 1 })
+	dial(t, e.addr) // holds the only slot
+	nc, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(nc)
+	if !strings.HasPrefix(string(b), "* BYE") {
+		t.Fatalf("second connection got %q", b)
+	}
+	got := e.waitFor(t, "the refusal to be counted", func(m map[string]float64) bool {
+		return m["quickimap_connections_rejected_total"] >= 1
+	})
+	if got["quickimap_connections_rejected_total"] != 1 || got["quickimap_connections_total"] != 1 ||
+		got[`quickimap_connections{state="not_authenticated"}`] != 1 {
+		t.Errorf("rejected %v, accepted %v, open %v", got["quickimap_connections_rejected_total"],
+			got["quickimap_connections_total"], got[`quickimap_connections{state="not_authenticated"}`])
 	}
 }
 

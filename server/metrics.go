@@ -22,6 +22,9 @@ type Metrics interface {
 	ConnOpened()
 	ConnState(from, to imap.State)
 	ConnClosed(last imap.State)
+	// ConnRejected counts a connection refused with BYE because
+	// MaxConnections were open.
+	ConnRejected()
 	// Login counts a LOGIN or AUTHENTICATE by its result.
 	Login(result LoginResult)
 	// Resume counts a SID command that named a session

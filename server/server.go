@@ -316,6 +316,9 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		}
 		c, err := s.track(nc)
 		if err != nil {
+			if s.metrics != nil && !s.isClosing() {
+				s.metrics.ConnRejected()
+			}
 			// Over the connection limit or shutting down: a BYE, best
 			// effort and bounded by a short deadline.
 			nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
