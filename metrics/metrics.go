@@ -35,6 +35,10 @@ type Options struct {
 	SessionsStored func(ctx context.Context) (int, error)
 	// ScrapeTimeout bounds Ready and SessionsStored. Default 5 seconds.
 	ScrapeTimeout time.Duration
+	// Version and Revision label quickimap_build_info (the binary's
+	// module version and VCS revision); the metric is left out when
+	// both are empty.
+	Version, Revision string
 }
 
 // Metrics holds quickimap's Prometheus metrics.
@@ -134,6 +138,14 @@ func New(opts Options) *Metrics {
 		m.connsTotal, m.connsRejected, m.connsOpen, m.commands, m.commandDur, m.logins,
 		m.resumes, m.bytesIn, m.bytesOut, m.storeTx, m.lmtp,
 	)
+	if opts.Version != "" || opts.Revision != "" {
+		info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "quickimap_build_info",
+			Help: "Always 1; the labels say which build runs.",
+		}, []string{"version", "revision"})
+		info.WithLabelValues(opts.Version, opts.Revision).Set(1)
+		m.reg.MustRegister(info)
+	}
 	if opts.SessionsStored != nil {
 		m.reg.MustRegister(&sessionsCollector{m: m, desc: prometheus.NewDesc(
 			"quickimap_sessions_stored",

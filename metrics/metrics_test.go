@@ -358,7 +358,7 @@ func TestHealthAndReady(t *testing.T) {
 }
 
 func TestLMTPDeliveries(t *testing.T) {
-	m := metrics.New(metrics.Options{})
+	m := metrics.New(metrics.Options{Version: "v1.2.0", Revision: "abc123"})
 	m.LMTPDelivery(metrics.LMTPDelivered)
 	m.LMTPDelivery(metrics.LMTPDelivered)
 	m.LMTPDelivery(metrics.LMTPUnknownUser)
@@ -368,6 +368,9 @@ func TestLMTPDeliveries(t *testing.T) {
 	got := e.scrape(t)
 	if got[`quickimap_lmtp_deliveries_total{result="delivered"}`] != 2 || got[`quickimap_lmtp_deliveries_total{result="unknown_user"}`] != 1 {
 		t.Errorf("LMTP deliveries: %v", got)
+	}
+	if got[`quickimap_build_info{revision="abc123",version="v1.2.0"}`] != 1 {
+		t.Errorf("build info: %v", got)
 	}
 	if _, ok := got["quickimap_sessions_stored"]; ok {
 		t.Error("sessions_stored without a store")

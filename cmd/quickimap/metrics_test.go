@@ -81,6 +81,7 @@ func TestServeMetrics(t *testing.T) {
 		"quickimap_connections_total 1\n",
 		`quickimap_commands_total{command="LOGOUT",result="OK"} 1` + "\n",
 		"quickimap_sessions_stored 0\n",
+		"quickimap_build_info{",
 		"go_goroutines ",
 		"process_cpu_seconds_total ",
 	}

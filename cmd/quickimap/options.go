@@ -93,7 +93,10 @@ func newMetrics(c *config.Config, st func() store.Store) (*metrics.Metrics, sqli
 	if c.MetricsListen == "" {
 		return nil, so
 	}
+	version, revision := buildVersion()
 	m := metrics.New(metrics.Options{
+		Version:  version,
+		Revision: revision,
 		Ready: func(ctx context.Context) error {
 			_, err := st().CountSessions(ctx)
 			return err

@@ -30,6 +30,21 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// buildVersion returns the module version and VCS revision stamped into
+// the binary ("" for what is unknown).
+func buildVersion() (version, revision string) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "", ""
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			revision = s.Value
+		}
+	}
+	return bi.Main.Version, revision
+}
+
 // versionText formats what the Go toolchain stamped into the binary:
 //
 //	quickimap v1.2.0
