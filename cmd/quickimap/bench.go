@@ -113,6 +113,9 @@ type serverFlags struct {
 	// loaded (by check); nil: the system's.
 	caFile  string
 	rootCAs *x509.CertPool
+	// sessions lets a reconnection resume the TLS session of an
+	// earlier connection, as a phone's TLS stack does (made by check).
+	sessions tls.ClientSessionCache
 }
 
 func (s *serverFlags) register(fs *flag.FlagSet) {
@@ -138,6 +141,7 @@ func (s *serverFlags) check() error {
 	if s.tls && s.starttls {
 		return errors.New("--tls and --starttls exclude each other")
 	}
+	s.sessions = tls.NewLRUClientSessionCache(16)
 	if s.caFile != "" {
 		if !s.tls && !s.starttls {
 			return errors.New("--ca-file needs --tls or --starttls")
@@ -170,7 +174,7 @@ func (s *serverFlags) tlsConfig() *tls.Config {
 		return nil
 	}
 	host, _, _ := net.SplitHostPort(s.addr)
-	return &tls.Config{ServerName: host, InsecureSkipVerify: s.insecure, RootCAs: s.rootCAs}
+	return &tls.Config{ServerName: host, InsecureSkipVerify: s.insecure, RootCAs: s.rootCAs, ClientSessionCache: s.sessions}
 }
 
 // password returns the login password: the first line of the password
