@@ -511,7 +511,7 @@ func (c *conn) complete(tag string, allowExpunge bool, st *status) bool {
 	if c.byeAfter != "" {
 		c.enc.Star().Atom("BYE").SP().Text(c.byeAfter).CRLF()
 		c.sess.State = imap.StateLogout
-		c.setEnd(c.byeAfter)
+		c.setEnd(strings.ToLower(c.byeAfter))
 	}
 	return c.sess.State != imap.StateLogout
 }
