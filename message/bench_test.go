@@ -1,15 +1,11 @@
 package message
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/gob"
 	"encoding/json"
-	"io"
 	"strings"
 	"testing"
-
-	"github.com/quickimap/quickimap/wire"
 )
 
 // benchMessage is a ~10 KB message: multipart/mixed with a multipart/
@@ -52,38 +48,15 @@ func BenchmarkParse10K(b *testing.B) {
 	}
 }
 
-func newDiscardEncoder() *wire.Encoder {
-	return wire.NewEncoder(bufio.NewWriterSize(io.Discard, 64<<10))
-}
-
-func BenchmarkUnmarshalBodyStructure(b *testing.B) {
+func BenchmarkUnmarshal(b *testing.B) {
 	p, _ := Parse(benchMessage())
 	data := p.Marshal()
-	enc := newDiscardEncoder()
 	for b.Loop() {
-		q, err := Unmarshal(data)
-		if err != nil {
+		if _, err := Unmarshal(data); err != nil {
 			b.Fatal(err)
 		}
-		WriteBodyStructure(enc, q, true)
 	}
 	b.ReportMetric(float64(len(data)), "stored-bytes")
-	if err := enc.Flush(); err != nil {
-		b.Fatal(err)
-	}
-}
-
-func BenchmarkUnmarshalEnvelope(b *testing.B) {
-	p, _ := Parse(benchMessage())
-	data := p.Marshal()
-	enc := newDiscardEncoder()
-	for b.Loop() {
-		q, err := Unmarshal(data)
-		if err != nil {
-			b.Fatal(err)
-		}
-		WriteEnvelope(enc, q)
-	}
 }
 
 func BenchmarkMarshal(b *testing.B) {

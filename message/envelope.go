@@ -8,7 +8,7 @@ import "strings"
 // field is present but empty (written ""). An address list that holds no
 // address, absent or not, is empty (written NIL: RFC 3501 has no empty
 // list). Sender and ReplyTo are empty when the message has none; the
-// writer then uses From.
+// writer (server/imapmime) then uses From.
 type Envelope struct {
 	Date, Subject                      string
 	From, Sender, ReplyTo, To, Cc, Bcc []Address

@@ -7,6 +7,8 @@
 // The tree is serialised with Marshal, kept by the store as opaque bytes and
 // restored with Unmarshal, so FETCH ENVELOPE and BODYSTRUCTURE never look at
 // the message again and BODY[section] reads only the bytes it returns.
+// The package holds the data only; package server/imapmime writes it in
+// IMAP syntax.
 //
 // Parsing never fails on a malformed message: whatever cannot be understood
 // falls back to the RFC 3501 default (text/plain; charset=us-ascii), a

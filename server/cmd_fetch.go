@@ -10,6 +10,7 @@ import (
 
 	"github.com/quickimap/quickimap/imap"
 	"github.com/quickimap/quickimap/message"
+	"github.com/quickimap/quickimap/server/imapmime"
 	"github.com/quickimap/quickimap/store"
 )
 
@@ -414,11 +415,11 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 		case fetchRFC822Size:
 			enc.Number64(uint64(m.info.size))
 		case fetchEnvelope:
-			message.WriteEnvelope(enc, root)
+			imapmime.WriteEnvelope(enc, root)
 		case fetchBody:
-			message.WriteBodyStructure(enc, root, false)
+			imapmime.WriteBodyStructure(enc, root, false)
 		case fetchBodyStructure:
-			message.WriteBodyStructure(enc, root, true)
+			imapmime.WriteBodyStructure(enc, root, true)
 		case fetchSection:
 			if bodyGone {
 				enc.NIL()

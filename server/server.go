@@ -97,6 +97,11 @@ type Options struct {
 	// Metrics, when not nil, receives the server's measurements
 	// (connections, commands, logins, resumes, bytes).
 	Metrics Metrics
+	// ExternalPollInterval is how often the store is asked whether
+	// another process (quickimap import) wrote to it, when it can tell
+	// (external.go); sessions with a mailbox open then learn of the
+	// changes. Default 2 seconds; negative: never.
+	ExternalPollInterval time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -130,6 +135,9 @@ func (o Options) withDefaults() Options {
 		o.MaxCompressed = DefaultMaxCompressed
 	}
 	def(&o.IdleKeepalive, 29*time.Minute)
+	if o.ExternalPollInterval == 0 {
+		o.ExternalPollInterval = 2 * time.Second
+	}
 	if o.MaxAppendMessages <= 0 {
 		o.MaxAppendMessages = 1000
 	}
@@ -168,6 +176,8 @@ type Server struct {
 
 	dummyOnce sync.Once
 	dummy     string
+
+	watchOnce sync.Once // starts watchExternal
 
 	// readers and writers lend connections their buffers (see
 	// conn.loop): *bufio.Reader of readBufSize bytes, and write buffers
@@ -279,6 +289,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
+	s.startWatch()
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, l)

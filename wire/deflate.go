@@ -17,6 +17,7 @@ package wire
 // returned. Socket timeouts and wake-ups therefore never reach it.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +56,9 @@ type Inflater struct {
 	cp    flate.InflateCheckpoint // the last block end, Window in win
 	hasCP bool
 	win   []byte
+	// parked is win compressed while released (see Release); win is
+	// nil then.
+	parked []byte
 
 	next int64 // stream offset of f's next output byte
 	out  int64 // stream bytes returned by Read
@@ -166,10 +170,13 @@ func (z *Inflater) Read(p []byte) (int, error) {
 // Deferred reports whether input was fed that Read does not decode yet.
 // Input that runs out inside a block is decoded again from the block's
 // start once more comes: to keep that work within a few times the input
-// when a large block trickles in, a restart waits until the bytes fed
-// since the last attempt are an eighth of those held since the block
-// began. The caller forces it (Force) when the peer pauses, since the
-// peer may be waiting for an answer to what it sent.
+// when a large block arrives in pieces, a restart waits until the bytes
+// fed since the last attempt are half of those held since the block
+// began, unless they end with a sync or full flush's empty stored block
+// (00 00 ff ff: the peer has sent all it means to for now). The caller
+// forces it (Force) when the peer pauses, since after a partial flush
+// nothing marks the end of a burst and the peer may be waiting for an
+// answer.
 func (z *Inflater) Deferred() bool {
 	if !z.dead || !z.fed {
 		return false
@@ -178,7 +185,10 @@ func (z *Inflater) Deferred() bool {
 	if z.hasCP {
 		from = z.cp.CompressedOffset
 	}
-	return z.since*8 < z.src.end()-from
+	if b := z.src.buf; len(b) >= 4 && string(b[len(b)-4:]) == "\x00\x00\xff\xff" {
+		return false
+	}
+	return z.since*2 < z.src.end()-from
 }
 
 // Force makes the next Read decode what was fed even if Deferred.
@@ -198,6 +208,15 @@ func (z *Inflater) restart() bool {
 	opts := []flate.ReaderOpt{flate.WithPartialBlock(), flate.WithEobCallback(z.checkpoint)}
 	z.next = 0
 	if z.hasCP {
+		if z.parked != nil {
+			win, err := io.ReadAll(flate.NewReader(bytes.NewReader(z.parked)))
+			if err != nil { // cannot happen: we wrote it
+				z.err = fmt.Errorf("deflate: unparking the window: %w", err)
+				return false
+			}
+			z.win, z.parked = win, nil
+			z.cp.Window = z.win
+		}
 		opts = append(opts, flate.WithResumeFrom(z.cp))
 		z.next = z.cp.UncompressedOffset
 	}
@@ -228,6 +247,7 @@ func (z *Inflater) checkpoint(cp flate.InflateCheckpoint) {
 	cp.CompressedOffset, cp.BitOffset = bitPos/8, uint8(bitPos%8)
 	z.win = append(z.win[:0], cp.Window...)
 	cp.Window = z.win
+	z.parked = nil
 	z.cp, z.hasCP = cp, true
 	z.src.trim(cp.CompressedOffset)
 }
@@ -238,13 +258,23 @@ func (z *Inflater) Idle() bool { return z.f == nil || (z.dead && !z.fed) }
 
 // Release drops the decompressor (about 45 KB) when Idle; the next Read
 // makes a new one from the last block end. It also trims the input
-// buffer to what is still needed.
+// buffer to what is still needed, and keeps the window (the last 32 KiB
+// the peer sent, which its next bytes may refer back to) compressed: an
+// IMAP client's commands shrink several times, so an idle connection
+// holds a few KiB instead of 32.
 func (z *Inflater) Release() {
 	if !z.Idle() {
 		return
 	}
 	z.f = nil
 	z.src.shrink()
+	if z.hasCP && z.parked == nil && len(z.win) > 0 {
+		var b bytes.Buffer
+		if err := flate.StatelessDeflate(&b, z.win, true, nil); err == nil {
+			z.parked = append([]byte(nil), b.Bytes()...)
+			z.win, z.cp.Window = nil, nil
+		}
+	}
 }
 
 // inflateSource is the decompressor's input: the bytes fed, from stream

@@ -90,7 +90,7 @@ func checkStream(t *testing.T, bursts [][]byte, plain [][]byte, chunk func() int
 	// Blocks that arrive a byte at a time are decoded again from their
 	// start only as the input grows by an eighth: the work stays a small
 	// multiple of the data.
-	if z.Decoded > 20*total+(64<<10) {
+	if z.Decoded > 4*total+(64<<10) {
 		t.Errorf("decoded %d bytes for %d", z.Decoded, total)
 	}
 }
@@ -310,3 +310,97 @@ sys.stdout.buffer.write(d.decompress(sys.stdin.buffer.read()))`)
 		t.Fatal("test data")
 	}
 }
+
+// mailLike is about n bytes of what a server sends when a client
+// downloads mail: FETCH responses around messages of headers, English-like
+// text and a base64 attachment.
+func mailLike(n int) []byte {
+	r := rand.New(rand.NewPCG(11, 11))
+	words := strings.Fields("the of and to in is you that it he was for on are as with his they at be this have from or one had by word but not what all were we when your can said there use an each which she do how their if will up other about out many then them these so some her would make like him into time has look two more write go see number no way could people my than first water been call who oil its now find long down day did get come made may part")
+	const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	var b bytes.Buffer
+	for i := 0; b.Len() < n; i++ {
+		var m bytes.Buffer
+		fmt.Fprintf(&m, "Return-Path: <user%d@example.org>\r\nReceived: from mx%d.example.net by mail.example.org with ESMTPS id %x\r\nFrom: User %d <user%d@example.org>\r\nTo: reader@example.org\r\nSubject: Re: meeting notes %d\r\nDate: Mon, 1 Dec 2026 10:%02d:00 +0000\r\nMessage-ID: <%x@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
+			i%50, i%7, r.Uint64(), i%50, i%50, i, i%60, r.Uint64(), i, i)
+		for l := 0; l < 20+r.IntN(60); l++ {
+			for w := 0; w < 12; w++ {
+				m.WriteString(words[r.IntN(len(words))])
+				m.WriteByte(' ')
+			}
+			m.WriteString("\r\n")
+		}
+		if i%3 == 0 {
+			fmt.Fprintf(&m, "--b%d\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n", i)
+			for l := 0; l < 50+r.IntN(400); l++ {
+				for range 76 {
+					m.WriteByte(b64[r.IntN(64)])
+				}
+				m.WriteString("\r\n")
+			}
+		}
+		fmt.Fprintf(&m, "--b%d--\r\n", i)
+		fmt.Fprintf(&b, "* %d FETCH (UID %d FLAGS (\\Seen) BODY[] {%d}\r\n", i+1, i+1, m.Len())
+		b.Write(m.Bytes())
+		b.WriteString(")\r\n")
+	}
+	return b.Bytes()
+}
+
+// BenchmarkDeflate is the CPU a compressed connection spends per byte
+// sent, at each level, in bursts of 64 KiB each ending with a sync flush
+// (b.SetBytes: MB/s is of uncompressed bytes).
+func BenchmarkDeflate(b *testing.B) {
+	data := mailLike(4 << 20)
+	for _, level := range []int{1, 5, 9} {
+		b.Run(fmt.Sprintf("level%d", level), func(b *testing.B) {
+			var out countWriter
+			d := NewDeflater(&out, NewDeflatePool(level))
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				for p := data; len(p) > 0; {
+					k := min(len(p), 64<<10)
+					d.Write(p[:k])
+					d.Flush()
+					p = p[k:]
+				}
+			}
+			b.ReportMetric(float64(out.n)/float64(b.N)/float64(len(data)), "ratio")
+		})
+	}
+}
+
+// BenchmarkInflate is the CPU of reading what a client compressed, in
+// 4 KiB reads as they come off a socket.
+func BenchmarkInflate(b *testing.B) {
+	data := mailLike(4 << 20)
+	var comp bytes.Buffer
+	w, _ := flate.NewWriter(&comp, 6)
+	for p := data; len(p) > 0; {
+		k := min(len(p), 64<<10)
+		w.Write(p[:k])
+		w.Flush()
+		p = p[k:]
+	}
+	in := comp.Bytes()
+	buf := make([]byte, 4096)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		var z Inflater
+		for p := in; len(p) > 0; {
+			k := min(len(p), 4096)
+			z.Feed(p[:k])
+			p = p[k:]
+			for {
+				if _, err := z.Read(buf); err != nil {
+					break
+				}
+			}
+		}
+	}
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/quickimap/quickimap/config"
 	"github.com/quickimap/quickimap/store"
@@ -135,6 +136,10 @@ func openStore(ctx context.Context, dir string, create bool, opts sqlite.Options
 			return nil, fmt.Errorf("no data directory %s (\"quickimap serve\" or \"quickimap user add\" creates it; --data chooses another)", dir)
 		}
 		return nil, err
+	} else if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); errors.Is(err, os.ErrNotExist) {
+		// Not a store (such as an interrupted backup): opening it would
+		// make an empty one, which check would pass.
+		return nil, fmt.Errorf("no store in %s (no %s)", dir, sqlite.FileName)
 	}
 	st, err := sqlite.Open(ctx, dir, opts)
 	if err != nil {

@@ -4,6 +4,8 @@
 //	quickimap serve [flags]            run the server
 //	quickimap user add|passwd|del|list manage accounts
 //	quickimap check                    verify the store
+//	quickimap import                   copy mbox files and Maildirs into an account
+//	quickimap backup                   copy the live store consistently
 //	quickimap bench reconnect          measure reconnection strategies
 //	quickimap bench load               load any IMAP server and measure it
 //	quickimap sync                     mirror a mailbox into a Maildir
@@ -42,6 +44,12 @@ Usage:
   quickimap user del [--data DIR] NAME      delete an account and all its mail
   quickimap user list [--data DIR]          list the accounts
   quickimap check [--data DIR]              verify the store; exit 1 on problems
+  quickimap import [--data DIR] --user NAME [--mailbox NAME] PATH...
+      Copy mbox files and Maildir trees into an account, also while the
+      server runs; messages already there are skipped.
+  quickimap backup [--data DIR] OUT
+      Copy the store, while the server runs, to the new directory OUT;
+      "quickimap check --data OUT" verifies the copy.
   quickimap bench reconnect --addr HOST:PORT --user NAME [flags]
       Measure the bytes, round trips and time of reconnecting to a mailbox
       with SID, QRESYNC, CONDSTORE and a full resync, against any server.
@@ -78,6 +86,10 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return runUser(ctx, rest, stdin, stdout, stderr)
 	case "check":
 		return runCheck(ctx, rest, stdout, stderr)
+	case "import":
+		return runImport(ctx, rest, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdin, stdout, stderr)
 	case "sync":
@@ -103,6 +115,10 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, userUsage)
 	case "check":
 		fmt.Fprint(stdout, checkUsage)
+	case "import":
+		fmt.Fprint(stdout, importUsage)
+	case "backup":
+		fmt.Fprint(stdout, backupUsage)
 	case "bench":
 		io.WriteString(stdout, benchUsage+"\n"+benchLoadUsage)
 	case "sync":

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -24,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	kflate "github.com/klauspost/compress/flate"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/quickimap/quickimap/internal/imaptest"
@@ -35,6 +37,8 @@ var (
 	idleMessages = flag.Int("idle.messages", 100, "TestIdleMemory: messages in the INBOX they select")
 	idleMaxKiB   = flag.Float64("idle.maxkib", 0, "TestIdleMemory: most RSS growth per connection, in KiB (default 16, 32 with -idle.tls)")
 	idleTLS      = flag.Bool("idle.tls", false, "TestIdleMemory: connect with implicit TLS")
+	idleCompress = flag.Bool("idle.compress", false, "TestIdleMemory: turn on COMPRESS=DEFLATE before SELECT")
+	idleFill     = flag.Int("idle.fill", 0, "TestIdleMemory with -idle.compress: bytes of hard-to-compress text each client sends (in a SEARCH) before idling")
 )
 
 // TestIdleMemory measures what an idle connection costs the quickimap
@@ -45,7 +49,8 @@ var (
 //
 //	go test ./internal/e2e -run TestIdleMemory -v -idle.conns=10000
 //
-// -idle.tls connects with implicit TLS instead of plain TCP.
+// -idle.tls connects with implicit TLS instead of plain TCP;
+// -idle.compress turns COMPRESS=DEFLATE on after login.
 //
 // The account's password hash is replaced by one of bcrypt's lowest cost
 // before the server starts, so that N logins take seconds instead of
@@ -76,7 +81,15 @@ func TestIdleMemory(t *testing.T) {
 	}
 	p := startServerArgs(t, bin, dir, args...)
 	pid := p.cmd.Process.Pid
-	dial := func() (*idleClient, error) { return dialIdle(p.addr, cliTLS, user, pw) }
+	dial := func() (*idleClient, error) {
+		c, err := dialIdle(p.addr, cliTLS, user, pw)
+		if err == nil && *idleCompress {
+			if err = c.compress(); err != nil {
+				c.nc.Close()
+			}
+		}
+		return c, err
+	}
 
 	// Fill INBOX and run every command once, so that the code pages and
 	// the store's caches they touch are resident before the baseline.
@@ -104,9 +117,9 @@ func TestIdleMemory(t *testing.T) {
 	before := settledMem(t, pid)
 	t.Logf("before: %s", before)
 
-	// Open the connections, 64 at a time; keep only each net.Conn.
+	// Open the connections, 64 at a time.
 	start := time.Now()
-	ncs := make([]net.Conn, n)
+	ncs := make([]*idleClient, n)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	next := make(chan int)
@@ -126,7 +139,7 @@ func TestIdleMemory(t *testing.T) {
 					}
 					continue
 				}
-				ncs[i] = c.nc
+				ncs[i] = c
 			}
 		}()
 	}
@@ -140,8 +153,8 @@ func TestIdleMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() {
-		for _, nc := range ncs {
-			nc.Close()
+		for _, c := range ncs {
+			c.nc.Close()
 		}
 	}()
 	t.Logf("%d connections logged in, selected INBOX and idling after %v", n, time.Since(start).Round(time.Millisecond))
@@ -153,6 +166,9 @@ func TestIdleMemory(t *testing.T) {
 	transport := "plain TCP"
 	if *idleTLS {
 		transport = "TLS"
+	}
+	if *idleCompress {
+		transport += ", COMPRESS=DEFLATE"
 	}
 	t.Logf("per idle connection (%d connections, %s, %d messages in INBOX): RSS %.1f KiB, PSS %.1f KiB, %d threads in the server",
 		n, transport, *idleMessages, rss/1024, pss/1024, after.threads)
@@ -170,8 +186,8 @@ func TestIdleMemory(t *testing.T) {
 	}
 	want := fmt.Sprintf("* %d EXISTS", *idleMessages+1)
 	for _, i := range []int{0, n / 2, n - 1} {
-		ncs[i].SetReadDeadline(time.Now().Add(30 * time.Second))
-		line, err := bufio.NewReader(ncs[i]).ReadString('\n')
+		ncs[i].nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		line, err := ncs[i].r.ReadString('\n')
 		if err != nil || strings.TrimSpace(line) != want {
 			t.Errorf("idling connection %d after an APPEND: %q, %v; want %q", i, line, err, want)
 		}
@@ -184,6 +200,10 @@ func TestIdleMemory(t *testing.T) {
 		maxKiB = 16
 		if *idleTLS {
 			maxKiB = 32
+		}
+		if *idleCompress {
+			// The client's window stays, compressed (wire.Inflater).
+			maxKiB = 64
 		}
 	}
 	if rss/1024 > maxKiB {
@@ -423,6 +443,40 @@ func (c *idleClient) selectIdle() error {
 	}
 	return c.nc.SetDeadline(time.Time{})
 }
+
+// compress turns COMPRESS=DEFLATE on (RFC 4978): the client compresses
+// each write whole with klauspost's stateless compressor, which keeps no
+// state in the test process, and reads through Go's inflater.
+func (c *idleClient) compress() error {
+	if _, err := c.cmd("COMPRESS DEFLATE"); err != nil {
+		return err
+	}
+	c.nc = &deflateConn{Conn: c.nc, w: kflate.NewStatelessWriter(c.nc)}
+	c.r = bufio.NewReaderSize(flate.NewReader(c.r), 512)
+	if *idleFill <= 0 {
+		return nil
+	}
+	// The server keeps the last 32 KiB the client sent (a deflate
+	// stream may refer back that far), compressed while idle: text that
+	// compresses badly is the worst case.
+	var b strings.Builder
+	for i := range *idleFill {
+		b.WriteByte(byte('a' + (i*7919+i/13)%26))
+	}
+	if _, err := c.cmd("EXAMINE INBOX"); err != nil {
+		return err
+	}
+	_, err := c.cmd(fmt.Sprintf("SEARCH TEXT {%d+}\r\n%s", b.Len(), b.String()))
+	return err
+}
+
+// deflateConn compresses each Write whole.
+type deflateConn struct {
+	net.Conn
+	w io.Writer
+}
+
+func (d *deflateConn) Write(p []byte) (int, error) { return d.w.Write(p) }
 
 // done ends IDLE.
 func (c *idleClient) done() error {

@@ -244,3 +244,17 @@ func (g *messageGen) html(b *bytes.Buffer, n int) {
 	}
 	b.WriteString("</p>\r\n</body></html>\r\n")
 }
+
+// RealisticMessages returns n messages of the kind the load fills
+// mailboxes with (1 to 50 KB, multipart, text, HTML and base64
+// attachments), the same for the same seed: for benchmarks that need
+// mail like users have.
+func RealisticMessages(seed uint64, n int) [][]byte {
+	g := newMessageGen(seed, 0x6d61696c)
+	date := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = bytes.Clone(g.message(i, "realistic", date.Add(time.Duration(i)*time.Minute)))
+	}
+	return out
+}

@@ -278,6 +278,27 @@ func (h *Hub) changed(ctx context.Context, mailboxID int64, own *store.Changes) 
 	sm.refresh(ctx, own)
 }
 
+// RefreshAll refreshes every index some view holds and wakes the views
+// that see changes, as Changed does for one mailbox: for writes the hub
+// was not told of (another process writing the same store). Indexes
+// nobody holds catch up when they are next opened.
+func (h *Hub) RefreshAll(ctx context.Context) {
+	h.mu.Lock()
+	held := make([]*sharedMailbox, 0, len(h.boxes))
+	for _, sm := range h.boxes {
+		if sm.refs > 0 {
+			held = append(held, sm)
+		}
+	}
+	h.mu.Unlock()
+	for _, sm := range held {
+		if ctx.Err() != nil {
+			return
+		}
+		sm.refresh(ctx, nil)
+	}
+}
+
 // Gone drops the index of a mailbox that sessions can no longer be shown:
 // deleted, or INBOX renamed. Its views are woken, and their next update
 // says why; the next Open of the id loads a fresh index.

@@ -37,12 +37,10 @@ import (
 // writer removes the files and the next transaction forgets the names.
 // A crash in between only repeats the removal at the next start.
 //
-// Backup: the database alone no longer holds every message. Copy the
-// database first (SQLite's backup API or with the server stopped), then
-// bodies/: files are never changed after they are written, only removed
-// after the commit that stopped referring to them; a message expunged
-// between the two copies may be missing from the copy of bodies/ (Check
-// reports it), one appended after the database copy is in neither.
+// Backup: the database alone no longer holds every message. Backup
+// (backup.go, `quickimap backup`) copies the database and the files it
+// names consistently while the server runs; by hand, stop the server and
+// copy the data directory.
 
 // bodyDir is the folder of body files inside the data directory.
 const bodyDir = "bodies"

@@ -123,6 +123,11 @@ type Store struct {
 	swept    []string  // removed files still in dead_files (guarded by wsem)
 	bodyBufs sync.Pool // *[]byte for bodies read from the database (OpenBody)
 
+	// The writer connection's last PRAGMA data_version (external.go),
+	// guarded by wsem.
+	dataVersionConn *sql.Conn
+	dataVersion     int64
+
 	closeOnce sync.Once
 	closeErr  error
 }

@@ -1,6 +1,13 @@
-package message
+// Package imapmime writes the MIME structure the message package parses
+// in IMAP syntax: the FETCH items ENVELOPE, BODY and BODYSTRUCTURE
+// (RFC 3501 §7.4.2). The message package knows MIME only; this is the
+// protocol side of it, used by the server's FETCH.
+package imapmime
 
-import "github.com/quickimap/quickimap/wire"
+import (
+	"github.com/quickimap/quickimap/message"
+	"github.com/quickimap/quickimap/wire"
+)
 
 // WriteEnvelope writes the ENVELOPE of the message p (a root or an
 // encapsulated message) with RFC 3501 §7.4.2 syntax:
@@ -8,15 +15,15 @@ import "github.com/quickimap/quickimap/wire"
 //	(date subject from sender reply-to to cc bcc in-reply-to message-id)
 //
 // A part without an envelope gets one of NILs.
-func WriteEnvelope(enc *wire.Encoder, p *Part) {
+func WriteEnvelope(enc *wire.Encoder, p *message.Part) {
 	e := p.Envelope
 	if e == nil {
-		e = &Envelope{}
+		e = &message.Envelope{}
 	}
 	enc.Special('(')
-	envString(enc, e, e.Date, EnvDate)
+	envString(enc, e, e.Date, message.EnvDate)
 	enc.SP()
-	envString(enc, e, e.Subject, EnvSubject)
+	envString(enc, e, e.Subject, message.EnvSubject)
 	enc.SP()
 	writeAddrs(enc, e.From)
 	enc.SP()
@@ -37,9 +44,9 @@ func WriteEnvelope(enc *wire.Encoder, p *Part) {
 	enc.SP()
 	writeAddrs(enc, e.Bcc)
 	enc.SP()
-	envString(enc, e, e.InReplyTo, EnvInReplyTo)
+	envString(enc, e, e.InReplyTo, message.EnvInReplyTo)
 	enc.SP()
-	envString(enc, e, e.MessageID, EnvMessageID)
+	envString(enc, e, e.MessageID, message.EnvMessageID)
 	enc.Special(')')
 }
 
@@ -47,11 +54,11 @@ func nstring(enc *wire.Encoder, s string) { enc.NString(s, s != "") }
 
 // envString writes the envelope field s whose Envelope.Empty bit is bit:
 // NIL when it is absent, "" when it is present but empty.
-func envString(enc *wire.Encoder, e *Envelope, s string, bit uint8) {
+func envString(enc *wire.Encoder, e *message.Envelope, s string, bit uint8) {
 	enc.NString(s, s != "" || e.Empty&bit != 0)
 }
 
-func writeAddrs(enc *wire.Encoder, as []Address) {
+func writeAddrs(enc *wire.Encoder, as []message.Address) {
 	if len(as) == 0 {
 		enc.NIL()
 		return
@@ -59,9 +66,9 @@ func writeAddrs(enc *wire.Encoder, as []Address) {
 	enc.Special('(')
 	for _, a := range as {
 		switch a.Kind {
-		case AddrGroupStart:
+		case message.AddrGroupStart:
 			enc.Atom("(NIL NIL ").String(a.Mailbox).Atom(" NIL)")
-		case AddrGroupEnd:
+		case message.AddrGroupEnd:
 			enc.Atom("(NIL NIL NIL NIL)")
 		default:
 			enc.Special('(')
@@ -78,7 +85,7 @@ func writeAddrs(enc *wire.Encoder, as []Address) {
 // (extended false) or BODYSTRUCTURE (extended true, with the extension
 // data: MD5, disposition, language and location; for multiparts the
 // parameters, disposition, language and location), RFC 3501 §7.4.2.
-func WriteBodyStructure(enc *wire.Encoder, p *Part, extended bool) {
+func WriteBodyStructure(enc *wire.Encoder, p *message.Part, extended bool) {
 	enc.Special('(')
 	if p.IsMultipart() {
 		for _, c := range p.Children {
@@ -121,7 +128,7 @@ func WriteBodyStructure(enc *wire.Encoder, p *Part, extended bool) {
 }
 
 // writeExt writes body-fld-dsp SP body-fld-lang SP body-fld-loc.
-func writeExt(enc *wire.Encoder, p *Part) {
+func writeExt(enc *wire.Encoder, p *message.Part) {
 	if p.Disposition == "" {
 		enc.NIL()
 	} else {
@@ -149,7 +156,7 @@ func writeExt(enc *wire.Encoder, p *Part) {
 	nstring(enc, p.Location)
 }
 
-func writeParams(enc *wire.Encoder, ps []Param) {
+func writeParams(enc *wire.Encoder, ps []message.Param) {
 	if len(ps) == 0 {
 		enc.NIL()
 		return
