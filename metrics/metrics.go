@@ -224,18 +224,10 @@ func (m *Metrics) StoreTransaction(d time.Duration, durable bool) {
 	m.storeTx.WithLabelValues(mode).Observe(d.Seconds())
 }
 
-// LMTP delivery results, the values of the result label of
-// quickimap_lmtp_deliveries_total.
-const (
-	LMTPDelivered   = "delivered"    // 250
-	LMTPUnknownUser = "unknown_user" // 550 5.1.1
-	LMTPTooLarge    = "too_large"    // 552
-	LMTPTempFailure = "temp_failure" // 451/452: store failure, full disk
-	LMTPRejected    = "rejected"     // any other permanent failure
-)
-
-// LMTPDelivery counts one recipient's delivery by its result (one of the
-// LMTP constants).
+// LMTPDelivery counts one recipient's delivery by its result, the value
+// of the result label of quickimap_lmtp_deliveries_total: a short word
+// from a fixed set (delivered, unknown_user, too_large,
+// temporary_failure, ...), never client input.
 func (m *Metrics) LMTPDelivery(result string) {
 	m.lmtp.WithLabelValues(result).Inc()
 }

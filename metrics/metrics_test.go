@@ -359,9 +359,9 @@ func TestHealthAndReady(t *testing.T) {
 
 func TestLMTPDeliveries(t *testing.T) {
 	m := metrics.New(metrics.Options{Version: "v1.2.0", Revision: "abc123"})
-	m.LMTPDelivery(metrics.LMTPDelivered)
-	m.LMTPDelivery(metrics.LMTPDelivered)
-	m.LMTPDelivery(metrics.LMTPUnknownUser)
+	m.LMTPDelivery("delivered")
+	m.LMTPDelivery("delivered")
+	m.LMTPDelivery("unknown_user")
 	hs := httptest.NewServer(m.Handler())
 	defer hs.Close()
 	e := &env{http: hs}
