@@ -75,6 +75,15 @@ type Config struct {
 	// MessageCacheSize bounds the bytes of the server-wide cache of
 	// per-message FETCH data .
 	MessageCacheSize int64
+	// MemoryBudget bounds the memory all connections together spend on
+	// literals being received and FETCH responses being written; 0
+	// derives it from the machine's memory (an eighth of it, within
+	// 64 MiB and 1 GiB; see docs/security.md). SpoolLiteral is the size
+	// above which an APPEND literal is written to a temporary file in
+	// SpoolDir as it arrives ("" : spool/ in the data directory).
+	MemoryBudget int64
+	SpoolLiteral int64
+	SpoolDir     string
 	// CompressLevel is the DEFLATE level of COMPRESS=DEFLATE responses
 	// (RFC 4978), 1 fastest to 9 smallest; MaxCompressed caps the
 	// connections compressed at once (0: COMPRESS is not offered).
@@ -84,12 +93,24 @@ type Config struct {
 	// sent during IDLE, just under the 30 minutes after which NATs and
 	// clients give up on a silent connection (RFC 2177).
 	IdleKeepalive time.Duration
+	// TCPKeepalive is the silence after which the kernel probes a
+	// client's connection with TCP keepalives (0: never). The default,
+	// an hour, is longer than IdleKeepalive and AutoLogoutTimeout, so a
+	// live client is never probed: an IDLE connection hears from the
+	// server every IdleKeepalive, any other is closed after
+	// AutoLogoutTimeout of silence. Go's default (15 s) would wake a
+	// sleeping phone's radio four times a minute during IDLE.
+	TCPKeepalive time.Duration
 
 	// TombstoneMaxAge and TombstoneMaxCount bound how long and how many
 	// expunged UIDs are remembered per mailbox for QRESYNC/VANISHED; a
 	// client whose last sync is older gets a full answer instead.
 	TombstoneMaxAge   time.Duration
 	TombstoneMaxCount int
+	// DiskReserve is the size of the file the store keeps in the data
+	// directory and gives back when the disk fills, so that deletes can
+	// still commit (0: none).
+	DiskReserve int64
 
 	// Resumable sessions (draft-ietf-lemonade-reconnect-07): how long an
 	// inactive session stays resumable, and the caps on a user's
@@ -127,11 +148,14 @@ func Default() Config {
 		AuthCacheTTL:      time.Hour,
 		AuthCacheMaxUsers: 100_000,
 		MessageCacheSize:  64 << 20,
+		SpoolLiteral:      1 << 20,
 		CompressLevel:     5,
 		MaxCompressed:     10000,
 		IdleKeepalive:     29 * time.Minute,
+		TCPKeepalive:      time.Hour,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
+		DiskReserve:       8 << 20,
 		SessionTimeout:    24 * time.Hour,
 		SessionMaxPerUser: 20,
 		SessionMaxPerIP:   10000,

@@ -59,6 +59,8 @@ failed-login-delay = 500ms
 auth-cache-ttl = 0
 auth-cache-max-users = 5000
 idle-keepalive = 10m
+tcp-keepalive = 20m
+disk-reserve = 16MiB
 session-timeout = 12h
 session-max-per-user = 5
 session-max-per-ip = 200
@@ -92,9 +94,12 @@ func TestParseExample(t *testing.T) {
 		AuthCacheTTL:       0,
 		AuthCacheMaxUsers:  5000,
 		MessageCacheSize:   64 << 20,
+		SpoolLiteral:       1 << 20,
 		CompressLevel:      5,
 		MaxCompressed:      10000,
 		IdleKeepalive:      10 * time.Minute,
+		TCPKeepalive:       20 * time.Minute,
+		DiskReserve:        16 << 20,
 		TombstoneMaxAge:    30 * 24 * time.Hour,
 		TombstoneMaxCount:  100000,
 		SessionTimeout:     12 * time.Hour,

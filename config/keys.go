@@ -129,6 +129,18 @@ func sizeKey(name, help string, max int64, get func(*Config) int64, put func(*Co
 	}
 }
 
+// autoSizeKey is a size key for which 0 means "derived automatically".
+func autoSizeKey(name, help string, max int64, get func(*Config) int64, put func(*Config, int64)) Key {
+	k := sizeKey(name, help, max, get, put)
+	k.check = func(c *Config) error {
+		if get(c) < 0 {
+			return errors.New("must not be negative (0 derives it automatically)")
+		}
+		return nil
+	}
+	return k
+}
+
 func durationKey(name, help string, f func(*Config) *time.Duration) Key {
 	return Key{Name: name, Kind: KindDuration, Help: help,
 		get: func(c *Config) string { return FormatDuration(*f(c)) },
@@ -154,6 +166,18 @@ func offDurationKey(name, help string, f func(*Config) *time.Duration) Key {
 	k := durationKey(name, help, f)
 	k.check = func(c *Config) error {
 		if *f(c) < 0 {
+			return errors.New("must not be negative (0 turns it off)")
+		}
+		return nil
+	}
+	return k
+}
+
+// offSizeKey is a size key for which 0 means "none".
+func offSizeKey(name, help string, max int64, get func(*Config) int64, put func(*Config, int64)) Key {
+	k := sizeKey(name, help, max, get, put)
+	k.check = func(c *Config) error {
+		if get(c) < 0 {
 			return errors.New("must not be negative (0 turns it off)")
 		}
 		return nil
@@ -217,8 +241,15 @@ var keys = []Key{
 	durationKey("literal-timeout", "limit of the wait for a literal's bytes", func(c *Config) *time.Duration { return &c.LiteralTimeout }),
 	durationKey("failed-login-delay", "pause before answering a failed login", func(c *Config) *time.Duration { return &c.FailedLoginDelay }),
 	offDurationKey("auth-cache-ttl", "how long a password verified by bcrypt is remembered (as an HMAC) so that logins with it skip bcrypt; 0: not at all", func(c *Config) *time.Duration { return &c.AuthCacheTTL }),
+	offSizeKey("disk-reserve", "space kept in the data directory and given back when the disk fills, so that deleting mail still works; 0: none", 1<<40,
+		func(c *Config) int64 { return c.DiskReserve }, func(c *Config, n int64) { c.DiskReserve = n }),
 	sizeKey("message-cache-size", "bytes of the cache of what FETCH reads of messages (date, size, structure, bodies up to 64KiB)", 1<<40,
 		func(c *Config) int64 { return c.MessageCacheSize }, func(c *Config, n int64) { c.MessageCacheSize = n }),
+	autoSizeKey("memory-budget", "bytes all connections may hold at once of literals being received and FETCH responses being written; 0: an eighth of the machine's memory, within 64MiB and 1GiB", 1<<40,
+		func(c *Config) int64 { return c.MemoryBudget }, func(c *Config, n int64) { c.MemoryBudget = n }),
+	sizeKey("spool-literal", "size above which an APPEND literal is written to a temporary file as it arrives instead of being held in memory", 1<<40,
+		func(c *Config) int64 { return c.SpoolLiteral }, func(c *Config, n int64) { c.SpoolLiteral = n }),
+	stringKey("spool-dir", "directory of the temporary files of large literals; empty: spool in the data directory", func(c *Config) *string { return &c.SpoolDir }),
 	{Name: "compress-level", Kind: KindInt, Help: "DEFLATE level of COMPRESS responses, 1 (fastest) to 9 (smallest)",
 		get: func(c *Config) string { return strconv.Itoa(c.CompressLevel) },
 		set: func(c *Config, v string) error {
@@ -255,6 +286,7 @@ var keys = []Key{
 	},
 	intKey("auth-cache-max-users", "most accounts whose verified password is remembered; the oldest goes first", func(c *Config) *int { return &c.AuthCacheMaxUsers }),
 	durationKey("idle-keepalive", "interval of keepalive responses during IDLE", func(c *Config) *time.Duration { return &c.IdleKeepalive }),
+	offDurationKey("tcp-keepalive", "silence after which TCP keepalive probes check a client connection; 0: none (longer than idle-keepalive and autologout-timeout, a live client is never probed)", func(c *Config) *time.Duration { return &c.TCPKeepalive }),
 	durationKey("tombstone-max-age", "how long expunged UIDs are remembered for QRESYNC", func(c *Config) *time.Duration { return &c.TombstoneMaxAge }),
 	intKey("tombstone-max-count", "how many expunged UIDs are remembered per mailbox", func(c *Config) *int { return &c.TombstoneMaxCount }),
 	durationKey("session-timeout", "how long an inactive resumable session (SID) stays resumable", func(c *Config) *time.Duration { return &c.SessionTimeout }),

@@ -72,6 +72,10 @@ type conn struct {
 	// wait is the current or last wait for the client (see loop).
 	wait waiting
 
+	// cmem is what the current command holds of the memory budget
+	// (membudget.go), given back when it ends.
+	cmem cmdMemory
+
 	// Per command, reset before each:
 	// sentModSeq: a MODSEQ FETCH data item went out (see readCommand).
 	sentModSeq bool
@@ -124,6 +128,7 @@ func (c *conn) setTransport(nc net.Conn) {
 	}
 	c.dec = wire.NewDecoder(nil, lim)
 	c.dec.SetContinuation(c.continueLiteral)
+	c.dec.SetAdmit(c.admitLiteral)
 	c.enc = wire.NewPooledEncoder(c.nc, c.s.writers)
 }
 
@@ -423,6 +428,7 @@ func (c *conn) commandTimeout() time.Duration {
 // readCommand reads and executes one command. It returns false when the
 // connection must end.
 func (c *conn) readCommand() bool {
+	defer c.releaseMemory()
 	c.nc.readTimeout.Store(int64(c.commandTimeout()))
 	c.dec.Begin()
 
@@ -558,7 +564,7 @@ func (c *conn) commandError(tag string, err error) bool {
 			}
 		}
 		typ := "BAD"
-		if lim.Code == "TOOBIG" {
+		if lim.Code == "TOOBIG" || lim.NO {
 			typ = "NO"
 		}
 		c.writeStatus(tag, &status{typ: typ, code: lim.Code, text: lim.Msg})

@@ -47,6 +47,11 @@ func FuzzConnection(f *testing.F) {
 		o.WriteTimeout = time.Second
 		o.FailedLoginDelay = time.Millisecond
 		o.MaxMailboxes = 200
+		// A tiny memory budget and spool threshold: literals go to
+		// temporary files, and the budget is often spent.
+		o.MemoryBudget = 4 << 10
+		o.SpoolLiteral = 16
+		o.SpoolDir = f.TempDir()
 	})
 	// A cheap password hash: the default bcrypt cost would make every
 	// authenticated input spend ~60 ms in LOGIN.
@@ -75,6 +80,10 @@ func FuzzConnection(f *testing.F) {
 		}
 		if err := checkResponses(out, reset); err != nil {
 			t.Fatalf("input %q: malformed output: %v\noutput: %q", input, err, out)
+		}
+		// The connection has ended: it holds nothing of the budget.
+		if st := env.Server.MemoryStats(); st.InUse != 0 || st.SpoolFiles != 0 || st.Waiting != 0 {
+			t.Fatalf("input %q: memory still held after the connection: %+v", input, st)
 		}
 	})
 }

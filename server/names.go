@@ -89,6 +89,12 @@ func (c *conn) storeFailure(err error) *status {
 		return no("CANNOT", "Mailbox is not selectable")
 	case errors.Is(err, store.ErrInvalid):
 		return no("CANNOT", "Operation not permitted on this mailbox")
+	case errors.Is(err, store.ErrFull):
+		// RFC 5530 has no code for a full disk; OVERQUOTA is the one a
+		// client shows as "delete something", which is what helps
+		// (deletes keep working, see store/sqlite/full.go).
+		c.s.full.log(c.log, err)
+		return no("OVERQUOTA", "Mail store is full; delete messages to make room")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return no("UNAVAILABLE", "Operation cancelled")
 	default:

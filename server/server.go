@@ -82,6 +82,20 @@ type Options struct {
 	// repeated reads. Default DefaultMessageCacheBytes; negative: no
 	// cache.
 	MessageCacheBytes int64
+	// MemoryBudget bounds, in bytes, the memory the server spends at
+	// once on literals being received and on FETCH responses being
+	// written, over all connections (see membudget.go). Default
+	// DefaultMemoryBudget(), derived from the machine's memory.
+	MemoryBudget int64
+	// SpoolLiteral is the size above which an APPEND literal is written
+	// to a temporary file as it arrives instead of being held in memory
+	// (smaller ones too, when the budget is spent). Default
+	// DefaultSpoolLiteral.
+	SpoolLiteral int64
+	// SpoolDir is the directory of those temporary files, made (mode
+	// 0700) when missing. Default os.TempDir(); quickimap serve uses
+	// spool/ in the data directory.
+	SpoolDir string
 	// CompressLevel is the DEFLATE level of COMPRESS=DEFLATE (RFC 4978)
 	// responses, 1 (fastest) to 9 (smallest); default 5.
 	CompressLevel int
@@ -144,6 +158,12 @@ func (o Options) withDefaults() Options {
 	if o.MaxMailboxes <= 0 {
 		o.MaxMailboxes = 10000
 	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = DefaultMemoryBudget()
+	}
+	if o.SpoolLiteral <= 0 {
+		o.SpoolLiteral = DefaultSpoolLiteral
+	}
 	if o.MessageCacheBytes == 0 {
 		o.MessageCacheBytes = DefaultMessageCacheBytes
 	}
@@ -189,6 +209,8 @@ type Server struct {
 	parts    *partCache
 	msgs     *msgCache      // nil when disabled
 	compress *compressState // nil when COMPRESS is not offered
+	mem      *memBudget
+	full     fullLog // the "mail store is full" line (full.go)
 
 	// metrics is Options.Metrics (nil: none), cmdMetrics its recorder
 	// of each command name.
@@ -218,6 +240,7 @@ func New(opts Options) *Server {
 		writers:   wire.NewWriterPool(writeBufSize),
 		parts:     newPartCache(),
 		msgs:      newMsgCache(opts.MessageCacheBytes),
+		mem:       newMemBudget(opts.MemoryBudget),
 		compress:  newCompressState(opts),
 
 		metrics:    opts.Metrics,

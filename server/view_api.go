@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"sort"
 
 	"github.com/quickimap/quickimap/imap"
@@ -15,7 +16,15 @@ import (
 
 // openView selects a mailbox for a session.
 func (c *conn) openView(ctx context.Context, mb store.Mailbox, readOnly bool) (*tracker.View, error) {
-	return c.s.hub.Open(ctx, c.sess.UserID, mb.ID, readOnly)
+	v, err := c.s.hub.Open(ctx, c.sess.UserID, mb.ID, readOnly)
+	if err == nil && v.OpenClaimErr() != nil {
+		if cerr := v.OpenClaimErr(); errors.Is(cerr, store.ErrFull) {
+			c.s.full.log(c.log, cerr)
+		} else {
+			c.log.Warn("claiming recent messages", "err", cerr)
+		}
+	}
+	return v, err
 }
 
 // closeView releases a session's view (nil: none).

@@ -26,6 +26,10 @@ var (
 	// ErrNoSelect is an operation on a \Noselect placeholder that needs a
 	// real mailbox.
 	ErrNoSelect = errors.New("store: mailbox is not selectable")
+	// ErrFull is a write that failed, or was refused, for lack of disk
+	// space (or quota) under the store. Deletes should still work (see
+	// the backend's documentation).
+	ErrFull = errors.New("store: storage is full")
 )
 
 // User is an account.

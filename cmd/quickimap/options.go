@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/quickimap/quickimap/config"
 	"github.com/quickimap/quickimap/metrics"
@@ -18,7 +19,11 @@ import (
 
 // storeOptions returns the embedded store's options.
 func storeOptions(c *config.Config) sqlite.Options {
-	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount}
+	reserve := c.DiskReserve
+	if reserve == 0 {
+		reserve = -1 // sqlite.Options: 0 is the default, negative none
+	}
+	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount, ReserveBytes: reserve}
 }
 
 // sessionOptions returns the resumable-session registry's options (its
@@ -80,6 +85,9 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 		MaxAuthFailures:    c.MaxAuthFailures,
 		IdleKeepalive:      c.IdleKeepalive,
 		ReconnectPlainName: c.ReconnectPlainName,
+		MemoryBudget:       c.MemoryBudget,
+		SpoolLiteral:       c.SpoolLiteral,
+		SpoolDir:           spoolDir(c),
 	}, nil
 }
 
@@ -105,4 +113,14 @@ func newMetrics(c *config.Config, st func() store.Store) (*metrics.Metrics, sqli
 	})
 	so.ObserveTransaction = m.StoreTransaction
 	return m, so
+}
+
+// spoolDir is the directory of the temporary files of large literals:
+// by default in the data directory, on the store's file system rather
+// than in a temporary directory that may be held in memory (tmpfs).
+func spoolDir(c *config.Config) string {
+	if c.SpoolDir != "" {
+		return c.SpoolDir
+	}
+	return filepath.Join(c.DataDir, "spool")
 }

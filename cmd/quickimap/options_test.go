@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/quickimap/quickimap/config"
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/session"
+	"github.com/quickimap/quickimap/store/sqlite"
 	"github.com/quickimap/quickimap/wire"
 )
 
@@ -28,8 +30,34 @@ func TestConfigDefaultsMatchLayers(t *testing.T) {
 	if c.MaxCompressed != server.DefaultMaxCompressed {
 		t.Errorf("max-compressed %d, server default %d", c.MaxCompressed, server.DefaultMaxCompressed)
 	}
+	if c.DiskReserve != sqlite.DefaultReserveBytes {
+		t.Errorf("disk-reserve %d, store default %d", c.DiskReserve, sqlite.DefaultReserveBytes)
+	}
 	if c.MessageCacheSize != server.DefaultMessageCacheBytes {
 		t.Errorf("message-cache-size %d, server default %d", c.MessageCacheSize, server.DefaultMessageCacheBytes)
+	}
+	if c.SpoolLiteral != server.DefaultSpoolLiteral {
+		t.Errorf("spool-literal %d, server default %d", c.SpoolLiteral, server.DefaultSpoolLiteral)
+	}
+}
+
+func TestMemoryBudgetOptions(t *testing.T) {
+	c := config.Default()
+	c.DataDir = "/srv/mail"
+	o, err := serverOptions(&c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0: the server derives the budget from the machine's memory.
+	if o.MemoryBudget != 0 || o.SpoolLiteral != 1<<20 || o.SpoolDir != filepath.Join("/srv/mail", "spool") {
+		t.Errorf("defaults: budget %d, spool literal %d, spool dir %q", o.MemoryBudget, o.SpoolLiteral, o.SpoolDir)
+	}
+	c.MemoryBudget, c.SpoolLiteral, c.SpoolDir = 300<<20, 8<<20, "/var/tmp/q"
+	if o, err = serverOptions(&c, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if o.MemoryBudget != 300<<20 || o.SpoolLiteral != 8<<20 || o.SpoolDir != "/var/tmp/q" {
+		t.Errorf("set: budget %d, spool literal %d, spool dir %q", o.MemoryBudget, o.SpoolLiteral, o.SpoolDir)
 	}
 }
 
@@ -96,6 +124,31 @@ func TestCompressOptions(t *testing.T) {
 	c.CompressLevel = 10
 	if _, err := serverOptions(&c, nil, nil); err == nil {
 		t.Fatal("compress-level 10 accepted")
+	}
+}
+
+// disk-reserve reaches the store; 0 is none, which the store spells
+// negative.
+func TestStoreReserveOption(t *testing.T) {
+	c := config.Default()
+	if got := storeOptions(&c).ReserveBytes; got != 8<<20 {
+		t.Errorf("default ReserveBytes %d", got)
+	}
+	if err := c.Set("disk-reserve", "64MiB"); err != nil {
+		t.Fatal(err)
+	}
+	if got := storeOptions(&c).ReserveBytes; got != 64<<20 {
+		t.Errorf("disk-reserve 64MiB: ReserveBytes %d", got)
+	}
+	if err := c.Set("disk-reserve", "0"); err != nil || c.Validate() != nil {
+		t.Fatalf("disk-reserve 0: %v, %v", err, c.Validate())
+	}
+	if got := storeOptions(&c).ReserveBytes; got >= 0 {
+		t.Errorf("disk-reserve 0: ReserveBytes %d, want negative (none)", got)
+	}
+	c.DiskReserve = -1
+	if c.Validate() == nil {
+		t.Error("negative disk-reserve accepted")
 	}
 }
 

@@ -132,9 +132,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 // serve runs the server of cfg until ctx ends or a signal comes.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) (err error) {
+	// SIGHUP reloads the certificate; its default action would end the
+	// process. Caught from the start, before anything is worth keeping.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	opts, err := serverOptions(cfg, nil, logger)
 	if err != nil {
 		return err
+	}
+	var certs *certReloader
+	if opts.TLSConfig != nil {
+		certs = newCertReloader(opts.TLSConfig, cfg.CertFile, cfg.KeyFile)
 	}
 	var st store.Store
 	m, so := newMetrics(cfg, func() store.Store { return st })
@@ -151,10 +161,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if m != nil {
 		opts.Metrics = m
 	}
-	if !cfg.NoInitialUser {
-		if err := ensureInitialUser(ctx, st, stdout); err != nil {
-			return err
-		}
+	if f, ok := st.(interface{ Full() bool }); ok && f.Full() {
+		logger.Error("mail store is full", "data", cfg.DataDir, "note", "no room for the space reserve: new mail is refused until space is freed")
 	}
 
 	type listener struct {
@@ -169,15 +177,17 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 			l.Close()
 		}
 	}()
+	// The listeners are bound before the initial account is made: a
+	// port in use must not cost the only copy of its password.
 	if cfg.Listen != "" {
-		l, err := net.Listen("tcp", cfg.Listen)
+		l, err := listen(ctx, cfg.Listen, cfg.TCPKeepalive)
 		if err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
 		ls = append(ls, listener{l, false})
 	}
 	if cfg.TLSListen != "" {
-		l, err := net.Listen("tcp", cfg.TLSListen)
+		l, err := listen(ctx, cfg.TLSListen, cfg.TCPKeepalive)
 		if err != nil {
 			return fmt.Errorf("tls-listen: %w", err)
 		}
@@ -189,6 +199,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 			return err
 		}
 		defer stopMetrics()
+	}
+	if !cfg.NoInitialUser {
+		if err := ensureInitialUser(ctx, st, stdout); err != nil {
+			return err
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -227,6 +242,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	defer func() { close(sweepDone); <-sweepStopped }()
 
 	srv := server.New(opts)
+	// The budget in effect, derived from the machine's memory unless set.
+	logger.Info("memory budget", "bytes", srv.MemoryStats().Budget, "spool-literal", opts.SpoolLiteral, "spool-dir", opts.SpoolDir)
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		go func() {
@@ -249,15 +266,22 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 
 	var serveErr error
 	pending := len(ls)
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down", "timeout", shutdownTimeout.String())
-	case serveErr = <-errc:
-		pending--
-		if serveErr == nil {
-			serveErr = errors.New("server stopped before shutdown")
+run:
+	for {
+		select {
+		case <-hup:
+			reloadCert(certs, logger)
+		case <-ctx.Done():
+			logger.Info("shutting down", "timeout", shutdownTimeout.String())
+			break run
+		case serveErr = <-errc:
+			pending--
+			if serveErr == nil {
+				serveErr = errors.New("server stopped before shutdown")
+			}
+			logger.Error("shutting down", "err", serveErr)
+			break run
 		}
-		logger.Error("shutting down", "err", serveErr)
 	}
 	stop() // a second signal kills the process at once
 
@@ -286,6 +310,31 @@ wait:
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// reloadCert is the answer to SIGHUP: the certificate and key are read
+// again for new connections; if they do not load, the old ones stay.
+func reloadCert(certs *certReloader, logger *slog.Logger) {
+	if certs == nil {
+		logger.Info("SIGHUP: no TLS certificate configured, nothing to reload")
+		return
+	}
+	if err := certs.reload(); err != nil {
+		logger.Error("SIGHUP: TLS certificate not reloaded, the previous one stays in use", "err", err)
+		return
+	}
+	logger.Info("SIGHUP: TLS certificate reloaded", "cert", certs.certFile)
+}
+
+// listen binds a TCP listener whose accepted connections use TCP
+// keepalive probes after keepalive of silence (Linux's default interval
+// and count), or none when keepalive is 0.
+func listen(ctx context.Context, addr string, keepalive time.Duration) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	if keepalive > 0 {
+		lc.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: keepalive, Interval: 75 * time.Second, Count: 9}
+	}
+	return lc.Listen(ctx, "tcp", addr)
 }
 
 // ensureInitialUser creates the account "user" with a random password and

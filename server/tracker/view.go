@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -35,6 +36,8 @@ type View struct {
 	// messages no read-write session had claimed when it learnt of them
 	// (so other sessions see them as recent too).
 	recent []uint32
+	// claimErr is the failure of Open's claim that it tolerated.
+	claimErr error
 	// kwTold is how many keywords of the shared index (sm.kwSorted) the
 	// client has been told; when the index has more, the update reports
 	// them (the IMAP server sends FLAGS again, RFC 3501 §7.2.6).
@@ -109,9 +112,17 @@ func (h *Hub) Open(ctx context.Context, userID, mailboxID int64, readOnly bool) 
 	sm.mu.Unlock()
 	if !readOnly {
 		from, to, err := h.st.ClaimRecent(ctx, userID, mailboxID)
-		if err != nil {
+		if err != nil && claimFatal(err) {
 			v.Close()
 			return nil, err
+		}
+		if err != nil {
+			// The claim is a write, which a full disk may refuse:
+			// the mailbox opens all the same, with no \Recent
+			// messages of its own this time (a later refresh claims
+			// them again).
+			v.claimErr = err
+			return v, nil
 		}
 		v.addRecent(from, to)
 		sm.mu.Lock()
@@ -122,6 +133,18 @@ func (h *Hub) Open(ctx context.Context, userID, mailboxID int64, readOnly bool) 
 	}
 	return v, nil
 }
+
+// claimFatal reports whether a failed claim means the mailbox cannot be
+// opened (it is gone, not selectable, or the caller gave up) rather than
+// that the write failed.
+func claimFatal(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoSelect) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// OpenClaimErr returns the failure of the \Recent claim of Open that did
+// not stop the view from opening, or nil.
+func (v *View) OpenClaimErr() error { return v.claimErr }
 
 func (v *View) addRecent(from, to uint32) {
 	for _, u := range v.uids {

@@ -181,6 +181,10 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 		m, err := selectable(ctx, s.readers(), userID, mailboxID)
 		return nil, m, err
 	}
+	// On a full disk the room left is for deletes (full.go).
+	if err := s.reserve.room(s.freePages); err != nil {
+		return nil, store.Mailbox{}, err
+	}
 	type prepared struct {
 		flags     string
 		date, tz  int64
@@ -222,7 +226,7 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 	if len(large) > 0 {
 		var err error
 		if names, err = s.files.put(large); err != nil {
-			return nil, store.Mailbox{}, err
+			return nil, store.Mailbox{}, s.noteFull(err)
 		}
 		k := 0
 		for i := range prep {

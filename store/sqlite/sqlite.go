@@ -50,6 +50,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -85,6 +86,10 @@ type Options struct {
 	// the database (files.go). Default 64 KiB; negative: every body in
 	// the database. Bodies already stored stay where they are.
 	LargeBody int
+	// ReserveBytes is the size of the reserve file that lets deletes
+	// commit on a full disk (full.go). Default DefaultReserveBytes;
+	// negative: no reserve.
+	ReserveBytes int64
 	// Now is the store's clock: the expunge time of tombstones and the
 	// default INTERNALDATE of appended messages. Default time.Now. Tests
 	// inject a fake clock to expire tombstones.
@@ -119,6 +124,7 @@ type Store struct {
 
 	spellings keywordSpellings // each mailbox's spelling of its keywords (flags.go)
 
+	reserve  reserve   // room for deletes on a full disk (full.go)
 	files    files     // large bodies (files.go)
 	swept    []string  // removed files still in dead_files (guarded by wsem)
 	bodyBufs sync.Pool // *[]byte for bodies read from the database (OpenBody)
@@ -147,6 +153,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
+	if err := privateFiles(dir, abs); err != nil {
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 10 * time.Second
 	}
@@ -164,6 +173,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	if opts.LargeBody == 0 {
 		opts.LargeBody = 64 << 10
+	}
+	if opts.ReserveBytes == 0 {
+		opts.ReserveBytes = DefaultReserveBytes
 	}
 
 	common := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=1", opts.BusyTimeout.Milliseconds())
@@ -194,13 +206,16 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		closeW()
 		return nil, err
 	}
-	if err := os.Chmod(abs, 0o600); err != nil {
-		closeW()
-		return nil, fmt.Errorf("sqlite store: %w", err)
-	}
 	if err := s.files.prepare(); err != nil {
 		closeW()
 		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	if opts.ReserveBytes > 0 {
+		s.reserve = reserve{path: filepath.Join(filepath.Dir(abs), ReserveName), size: opts.ReserveBytes}
+	}
+	if err := s.reserve.prepare(); err != nil {
+		closeW()
+		return nil, err
 	}
 	// Files of bodies deleted just before a crash.
 	s.sweepFiles(ctx)
@@ -227,6 +242,44 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.rdb = rdb
 	s.rcache = newStmtCache(rdb)
 	return s, nil
+}
+
+// privateFiles keeps the store to its owner: the data directory 0700, the
+// database and its -wal and -shm files (which hold the password hashes
+// too) 0600. The database file is created here, empty, with that mode
+// when it is missing, because SQLite gives its -wal and -shm files the
+// mode of the database file, whatever the umask; files of an older
+// store are changed.
+func privateFiles(dir, db string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, perm&0o700); err != nil {
+			return fmt.Errorf("data directory %s is open to others (mode %v): %w", dir, perm, err)
+		}
+	}
+	f, err := os.OpenFile(db, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, name := range []string{db, db + "-wal", db + "-shm"} {
+		fi, err := os.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(name, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // fileURI turns an absolute path into an SQLite URI filename, escaping the
@@ -287,7 +340,7 @@ func (r *writeReq) finished() bool {
 // commit or roll back; it may be called more than once (see Group commit
 // in the package documentation) and must set its results afresh each time.
 func (s *Store) write(ctx context.Context, fn func(tx *dbtx) error) error {
-	return s.enqueue(ctx, fn, false)
+	return s.noteFull(s.enqueue(ctx, fn, false))
 }
 
 // writeLazy is write for a change that may be lost in a crash: when every
@@ -298,7 +351,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *dbtx) error) error {
 // whole) or the next checkpoint (SQLite syncs the WAL before it). A lazy
 // mutation batched with a durable one is fsynced with it.
 func (s *Store) writeLazy(ctx context.Context, fn func(tx *dbtx) error) error {
-	return s.enqueue(ctx, fn, true)
+	return s.noteFull(s.enqueue(ctx, fn, true))
 }
 
 func (s *Store) enqueue(ctx context.Context, fn func(tx *dbtx) error, lazy bool) error {
@@ -374,7 +427,7 @@ retry:
 		}
 		if err != nil {
 			for _, r := range pending {
-				r.finish(fmt.Errorf("sqlite store: begin: %w", err))
+				s.finish(r, fmt.Errorf("sqlite store: begin: %w", err))
 			}
 			return
 		}
@@ -387,14 +440,14 @@ retry:
 		var ok []*writeReq
 		for i, r := range pending {
 			if err := r.ctx.Err(); err != nil {
-				r.finish(err)
+				s.finish(r, err)
 				continue
 			}
 			if single {
 				// No savepoint needed: the transaction is the request's own.
 				if err := r.fn(wtx); err != nil {
 					s.rollback(bg)
-					r.finish(err)
+					s.finish(r, err)
 					return
 				}
 				ok = append(ok, r)
@@ -403,7 +456,7 @@ retry:
 			if _, err := s.w.ExecContext(bg, `SAVEPOINT w`); err != nil {
 				s.rollback(bg)
 				for _, r := range pending[i:] {
-					r.finish(fmt.Errorf("sqlite store: savepoint: %w", err))
+					s.finish(r, fmt.Errorf("sqlite store: savepoint: %w", err))
 				}
 				pending = ok
 				continue retry
@@ -419,12 +472,12 @@ retry:
 				// The shared transaction is gone (SQLite rolled it back):
 				// this request fails, the ones before it run again.
 				s.rollback(bg)
-				r.finish(cmpErr(ferr, fmt.Errorf("sqlite store: transaction aborted: %w", serr)))
+				s.finish(r, cmpErr(ferr, fmt.Errorf("sqlite store: transaction aborted: %w", serr)))
 				pending = append(ok, pending[i+1:]...)
 				continue retry
 			}
 			if ferr != nil {
-				r.finish(ferr)
+				s.finish(r, ferr)
 				continue
 			}
 			ok = append(ok, r)
@@ -449,10 +502,20 @@ retry:
 			}
 		}
 		for _, r := range ok {
-			r.finish(err)
+			s.finish(r, err)
 		}
 		return
 	}
+}
+
+// finish ends a request of a batch. A failure for lack of space releases
+// the reserve at once (full.go), so that the requests of the batch that
+// run again, and the next ones, have its room.
+func (s *Store) finish(r *writeReq, err error) {
+	if err != nil && isFull(err) {
+		s.reserve.release()
+	}
+	r.finish(err)
 }
 
 var errStoreClosed = errors.New("store is closed")
