@@ -1,7 +1,6 @@
 package server
 
 import (
-	"log/slog"
 	"slices"
 	"strings"
 
@@ -142,13 +141,6 @@ func (c *conn) cmdID(tag string) (*status, error) {
 			if len(fields)/2 >= maxIDPairs || len(key) > maxIDFieldLen || len(s) > maxIDValueLen {
 				return syntaxErr("ID parameters exceed RFC 2971 limits")
 			}
-			// RFC 2971 §3.3: a field occurs once; a repeated one is
-			// left out of the log line, whose keys must be unique.
-			for i := 0; i < len(fields); i += 2 {
-				if fields[i] == key {
-					return nil
-				}
-			}
 			if ok {
 				fields = append(fields, key, s)
 			} else {
@@ -175,9 +167,9 @@ func (c *conn) cmdID(tag string) (*status, error) {
 		return nil, err
 	}
 	if len(fields) > 0 {
-		// The client's fields in a group of their own: a field named
-		// like one of the line's keys (user, remote, msg) repeats none.
-		c.log.Info("client ID", slog.Group("id", fields...))
+		// Bounded: this runs before login too (logbound.go). The user,
+		// once logged in, is an attribute of c.log already.
+		c.log.Info("client ID", idLogAttr(fields))
 	}
 	c.enc.Star().Atom("ID").SP().Special('(').
 		String("name").SP().String(serverIDName).SP().

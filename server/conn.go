@@ -212,6 +212,9 @@ func (c *conn) exit(ended *bool) {
 	if r := recover(); r != nil {
 		c.setEnd("panic")
 		c.log.Error("panic in connection", "panic", r, "stack", stack())
+		if h := c.s.opts.OnPanic; h != nil {
+			h(r)
+		}
 	}
 	if *ended {
 		c.end()

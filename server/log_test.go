@@ -101,6 +101,13 @@ func TestLogLinesHaveUniqueKeys(t *testing.T) {
 	c.ExpectTagged("a1", "LOGIN alice wrong", "a1 NO")
 	c.ExpectTagged("a2", "LOGIN alice secret", "a2 OK")
 	c.ExpectTagged("a3", `ID ("user" "mallory" "level" "x")`, "a3 OK")
+	// Names alike once made printable, a name "omitted" that the count
+	// of pairs past the log's bound also takes.
+	id := "ID ({2+}\r\na\x01 \"1\" {2+}\r\na\x02 \"2\" \"omitted\" \"3\""
+	for i := range 10 {
+		id += fmt.Sprintf(` "k%d" "%s"`, i, strings.Repeat("v", 200))
+	}
+	c.ExpectTagged("a3b", id+")", "a3b OK")
 	c.ExpectTagged("a4", "CREATE Doomed", "a4 OK")
 	c.ExpectTagged("a5", "SELECT Doomed", "a5 OK")
 

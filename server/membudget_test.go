@@ -135,7 +135,7 @@ func TestMemoryBudgetStalledLiterals(t *testing.T) {
 		margin  = 100 * mib
 	)
 	spool := t.TempDir()
-	env := startBad(t, func(o *server.Options) {
+	env := imaptest.Start(t, func(o *server.Options) {
 		o.MemoryBudget = budget
 		o.SpoolDir = spool
 		o.Limits.MaxLiteral = 64 * mib
@@ -292,7 +292,7 @@ func TestMemoryBudgetStalledFetches(t *testing.T) {
 		budget  = 64 * mib
 		margin  = 100 * mib
 	)
-	env := startBad(t, func(o *server.Options) {
+	env := imaptest.Start(t, func(o *server.Options) {
 		o.MemoryBudget = budget
 		o.Limits.MaxLiteral = 64 * mib
 	})
@@ -347,7 +347,7 @@ func TestMemoryBudgetStalledCompressedFetches(t *testing.T) {
 		budget  = 64 * mib
 		margin  = 100 * mib
 	)
-	env := startBad(t, func(o *server.Options) {
+	env := imaptest.Start(t, func(o *server.Options) {
 		o.MemoryBudget = budget
 		o.Limits.MaxLiteral = 64 * mib
 	})
@@ -395,7 +395,7 @@ func TestMemoryBudgetLargeHeaderFetches(t *testing.T) {
 		budget  = 64 * mib
 		margin  = 100 * mib
 	)
-	env := startBad(t, func(o *server.Options) {
+	env := imaptest.Start(t, func(o *server.Options) {
 		o.MemoryBudget = budget
 		o.Limits.MaxLiteral = 64 * mib
 	})
@@ -473,7 +473,7 @@ func dirEntries(t *testing.T, dir string) []string {
 func startSmallBudget(t *testing.T, budget int64) (*imaptest.Env, string) {
 	t.Helper()
 	spool := t.TempDir()
-	env := startBad(t, func(o *server.Options) {
+	env := imaptest.Start(t, func(o *server.Options) {
 		o.MemoryBudget = budget
 		o.SpoolLiteral = 1 << 10
 		o.SpoolDir = spool

@@ -116,6 +116,10 @@ type Options struct {
 	// (external.go); sessions with a mailbox open then learn of the
 	// changes. Default 2 seconds; negative: never.
 	ExternalPollInterval time.Duration
+	// OnPanic, when not nil, is called with the value a connection
+	// recovered from a panic, after the panic is logged and before the
+	// connection ends: for a metric, and for tests, which fail on it.
+	OnPanic func(recovered any)
 }
 
 func (o Options) withDefaults() Options {
