@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"time"
@@ -49,6 +50,19 @@ type Config struct {
 	// Prometheus metrics (/metrics) and health checks (/healthz,
 	// /readyz). Empty disables it.
 	MetricsListen string
+
+	// LMTPListen is the address of the LMTP delivery listener: host:port,
+	// or unix:/path for a Unix socket created with LMTPSocketMode. Empty
+	// disables it.
+	LMTPListen     string
+	LMTPSocketMode fs.FileMode
+	// Domains is the comma-separated list of the domains whose
+	// recipients LMTP accepts; empty accepts any (see DomainList).
+	Domains string
+	// RecipientDelimiter holds the characters that end an LMTP
+	// recipient's account name and begin its mailbox ("+" delivers
+	// alice+Lists to alice's Lists); empty: none.
+	RecipientDelimiter string
 
 	LogLevel  slog.Level
 	LogFormat string // LogText or LogJSON
@@ -134,6 +148,7 @@ func Default() Config {
 	return Config{
 		DataDir:           "./quickimap-data",
 		Listen:            "127.0.0.1:1143",
+		LMTPSocketMode:    0o660,
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         LogText,
 		MaxLine:           64 << 10,
@@ -189,6 +204,20 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// DomainList returns Domains as a list: lower-cased, without blanks or
+// empty entries.
+func (c *Config) DomainList() []string { return splitDomains(c.Domains) }
+
+func splitDomains(s string) []string {
+	var out []string
+	for d := range strings.SplitSeq(s, ",") {
+		if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // HasTLS reports whether a certificate is configured.

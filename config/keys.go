@@ -3,8 +3,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -207,6 +209,59 @@ var keys = []Key{
 			_, _, err := net.SplitHostPort(c.MetricsListen)
 			return err
 		}),
+	{Name: "lmtp-listen", Kind: KindString, Help: "address of the LMTP delivery listener: host:port, or unix:/path for a Unix socket; empty: none",
+		get: func(c *Config) string { return c.LMTPListen },
+		set: func(c *Config, v string) error { c.LMTPListen = strings.TrimSpace(v); return nil },
+		check: func(c *Config) error {
+			if c.LMTPListen == "" {
+				return nil
+			}
+			if path, ok := strings.CutPrefix(c.LMTPListen, "unix:"); ok {
+				if !filepath.IsAbs(path) {
+					return fmt.Errorf("%q: a Unix socket needs an absolute path (unix:/run/quickimap/lmtp.sock)", c.LMTPListen)
+				}
+				return nil
+			}
+			if _, _, err := net.SplitHostPort(c.LMTPListen); err != nil {
+				return fmt.Errorf("%q is neither host:port nor unix:/path", c.LMTPListen)
+			}
+			return nil
+		},
+	},
+	{Name: "lmtp-socket-mode", Kind: KindString, Help: "permission bits (octal) of the LMTP Unix socket: who may connect may deliver mail",
+		get: func(c *Config) string { return fmt.Sprintf("%04o", uint32(c.LMTPSocketMode.Perm())) },
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil || n > 0o777 {
+				return fmt.Errorf("%q is not an octal mode such as 0660", v)
+			}
+			c.LMTPSocketMode = fs.FileMode(n)
+			return nil
+		},
+	},
+	{Name: "domains", Kind: KindString, Help: "comma-separated domains whose recipients LMTP accepts; empty: any",
+		get: func(c *Config) string { return c.Domains },
+		set: func(c *Config, v string) error {
+			for d := range strings.SplitSeq(v, ",") {
+				if d = strings.TrimSpace(d); strings.ContainsAny(d, " \t@<>") {
+					return fmt.Errorf("%q is not a domain name", d)
+				}
+			}
+			c.Domains = strings.Join(splitDomains(v), ", ")
+			return nil
+		},
+	},
+	{Name: "recipient-delimiter", Kind: KindString, Help: "characters that separate an LMTP recipient's account from a mailbox (+: alice+Lists delivers to alice's Lists); empty: none",
+		get: func(c *Config) string { return c.RecipientDelimiter },
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if strings.ContainsAny(v, "@ \t\"<>") {
+				return fmt.Errorf("%q: a delimiter cannot be @, a blank, a quote or an angle bracket", v)
+			}
+			c.RecipientDelimiter = v
+			return nil
+		},
+	},
 	{Name: "log-level", Kind: KindLevel, Help: "debug, info, warn or error",
 		get: func(c *Config) string { return strings.ToLower(c.LogLevel.String()) },
 		set: func(c *Config, v string) error {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/quickimap/quickimap/imap"
-	"github.com/quickimap/quickimap/message"
 	"github.com/quickimap/quickimap/store"
 	"github.com/quickimap/quickimap/wire"
 )
@@ -134,22 +133,10 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 	if st := c.loadSpooled(ctx, msgs, spooled); st != nil {
 		return st, nil
 	}
-	for i := range msgs {
-		// The MIME structure is parsed once here, never again on FETCH.
-		if p, err := message.Parse(msgs[i].Body); err == nil {
-			msgs[i].Structure = p.Marshal()
-			msgs[i].HeaderLen = p.BodyStart
-		}
-		if msgs[i].InternalDate.IsZero() {
-			msgs[i].InternalDate = time.Now()
-		}
-	}
-	uids, after, err := c.s.store.AppendMessages(ctx, c.sess.UserID, mb.ID, msgs)
+	uids, after, err := c.s.appendMessages(ctx, c.sess.UserID, mb.ID, msgs)
 	if err != nil {
 		return c.storeFailure(err), nil
 	}
-	c.s.hub.Changed(ctx, mb.ID)
-	c.cacheAppended(mb.ID, after.UIDValidity, uids, msgs)
 	// RFC 4315 APPENDUID.
 	return okCode("APPENDUID "+itoa(after.UIDValidity)+" "+imap.UIDSetFromSorted(uids).String(), "APPEND completed"), nil
 }
@@ -221,16 +208,16 @@ func (c *conn) loadSpooled(ctx context.Context, msgs []store.NewMessage, spooled
 // appended into the message cache, as the store keeps it (whole seconds
 // of the internal date, the bytes as given): clients list the newest
 // messages right after they arrive.
-func (c *conn) cacheAppended(mailboxID int64, validity uint32, uids []uint32, msgs []store.NewMessage) {
-	if c.s.msgs == nil || len(uids) != len(msgs) {
+func (s *Server) cacheAppended(mailboxID int64, validity uint32, uids []uint32, msgs []store.NewMessage) {
+	if s.msgs == nil || len(uids) != len(msgs) {
 		return
 	}
 	for i, uid := range uids {
 		m := &msgs[i]
-		c.s.msgs.put(msgKey{mailboxID, validity, uid, msgInfo}, &msgData{
+		s.msgs.put(msgKey{mailboxID, validity, uid, msgInfo}, &msgData{
 			date: m.InternalDate.Truncate(time.Second), size: int64(len(m.Body)), structure: m.Structure})
 		if m.HeaderLen > 0 && m.HeaderLen <= len(m.Body) {
-			c.s.msgs.put(msgKey{mailboxID, validity, uid, msgHeader}, &msgData{body: bytes.Clone(m.Body[:m.HeaderLen])})
+			s.msgs.put(msgKey{mailboxID, validity, uid, msgHeader}, &msgData{body: bytes.Clone(m.Body[:m.HeaderLen])})
 		}
 	}
 }

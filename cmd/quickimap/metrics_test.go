@@ -41,13 +41,17 @@ func TestMetricsListenKey(t *testing.T) {
 func TestServeMetrics(t *testing.T) {
 	bin := buildBinary(t)
 	data := filepath.Join(t.TempDir(), "data")
-	s := startServer(t, bin, "--data", data, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--no-initial-user")
-	var imapAddr, httpAddr string
-	for imapAddr == "" || httpAddr == "" {
+	s := startServer(t, bin, "--data", data, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+		"--lmtp-listen", "127.0.0.1:0", "--no-initial-user")
+	var imapAddr, httpAddr, lmtpAddr string
+	for imapAddr == "" || httpAddr == "" || lmtpAddr == "" {
 		l := s.waitListening()
-		if l["http"] == "metrics" {
+		switch l["protocol"] {
+		case "metrics":
 			httpAddr = l["addr"]
-		} else {
+		case "lmtp":
+			lmtpAddr = l["addr"]
+		default:
 			imapAddr = l["addr"]
 		}
 	}
@@ -77,7 +81,36 @@ func TestServeMetrics(t *testing.T) {
 	readLine(t, c, r)
 	io.WriteString(c, "a1 LOGOUT\r\n")
 	readUntilClosed(t, c, r)
+	// An LMTP recipient refused (there is no account): counted by result.
+	lc, err := net.Dial("tcp", lmtpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	lr := bufio.NewReader(lc)
+	lmtpCmd := func(line, want string) {
+		t.Helper()
+		if line != "" {
+			io.WriteString(lc, line+"\r\n")
+		}
+		for {
+			got := readLine(t, lc, lr)
+			if len(got) < 4 || got[3] != '-' {
+				if !strings.HasPrefix(got, want) {
+					t.Fatalf("LMTP %q: %q, want %s", line, got, want)
+				}
+				return
+			}
+		}
+	}
+	lmtpCmd("", "220")
+	lmtpCmd("LHLO test", "250")
+	lmtpCmd("MAIL FROM:<a@example.org>", "250")
+	lmtpCmd("RCPT TO:<nobody@example.org>", "550")
+	lmtpCmd("QUIT", "221")
+
 	want := []string{
+		`quickimap_lmtp_deliveries_total{result="unknown_user"} 1` + "\n",
 		"quickimap_connections_total 1\n",
 		`quickimap_commands_total{command="LOGOUT",result="OK"} 1` + "\n",
 		"quickimap_sessions_stored 0\n",

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/quickimap/quickimap/config"
+	"github.com/quickimap/quickimap/lmtp"
 	"github.com/quickimap/quickimap/metrics"
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/session"
@@ -113,6 +114,21 @@ func newMetrics(c *config.Config, st func() store.Store) (*metrics.Metrics, sqli
 	})
 	so.ObserveTransaction = m.StoreTransaction
 	return m, so
+}
+
+// lmtpOptions returns the LMTP server's options: it looks accounts up in
+// st and delivers through d (the IMAP server, whose sessions then see the
+// new messages at once). Its size limit is max-literal, the largest
+// message APPEND takes.
+func lmtpOptions(c *config.Config, st store.Store, d lmtp.Deliverer, logger *slog.Logger) lmtp.Options {
+	return lmtp.Options{
+		Store:              st,
+		Deliverer:          d,
+		Logger:             logger,
+		Domains:            c.DomainList(),
+		RecipientDelimiter: c.RecipientDelimiter,
+		MaxMessageBytes:    c.MaxLiteral,
+	}
 }
 
 // spoolDir is the directory of the temporary files of large literals:

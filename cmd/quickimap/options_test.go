@@ -160,3 +160,17 @@ func TestSessionOptions(t *testing.T) {
 		t.Errorf("sessionOptions: %+v", so)
 	}
 }
+
+func TestLMTPOptions(t *testing.T) {
+	c := config.Default()
+	if err := c.Set("domains", "Example.org, example.net"); err != nil {
+		t.Fatal(err)
+	}
+	c.RecipientDelimiter = "+"
+	c.MaxLiteral = 10 << 20
+	lo := lmtpOptions(&c, nil, nil, slog.Default())
+	if len(lo.Domains) != 2 || lo.Domains[0] != "example.org" || lo.Domains[1] != "example.net" ||
+		lo.RecipientDelimiter != "+" || lo.MaxMessageBytes != 10<<20 || lo.Logger != slog.Default() {
+		t.Errorf("lmtpOptions: %+v", lo)
+	}
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/config"
+	"github.com/quickimap/quickimap/lmtp"
 	"github.com/quickimap/quickimap/metrics"
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/session"
@@ -36,8 +37,14 @@ func stringArg(key string) string {
 	switch key {
 	case "data":
 		return "DIR"
-	case "listen", "tls-listen", "metrics-listen":
+	case "listen", "tls-listen", "lmtp-listen", "metrics-listen":
 		return "ADDR"
+	case "lmtp-socket-mode":
+		return "MODE"
+	case "domains":
+		return "LIST"
+	case "recipient-delimiter":
+		return "CHARS"
 	case "cert", "key":
 		return "FILE"
 	case "log-level":
@@ -193,17 +200,29 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		}
 		ls = append(ls, listener{l, true})
 	}
+	var metricsListener net.Listener
 	if m != nil {
-		stopMetrics, err := serveMetrics(cfg.MetricsListen, m, logger)
+		l, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
-			return err
+			return fmt.Errorf("metrics-listen: %w", err)
 		}
-		defer stopMetrics()
+		defer l.Close() // when serving never began
+		metricsListener = l
 	}
 	if !cfg.NoInitialUser {
 		if err := ensureInitialUser(ctx, st, stdout); err != nil {
 			return err
 		}
+	}
+
+	var lmtpListener net.Listener
+	if cfg.LMTPListen != "" {
+		l, err := lmtp.Listen(ctx, cfg.LMTPListen, cfg.LMTPSocketMode)
+		if err != nil {
+			return fmt.Errorf("lmtp-listen: %w", err)
+		}
+		lmtpListener = l
+		defer l.Close()
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -244,7 +263,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	srv := server.New(opts)
 	// The budget in effect, derived from the machine's memory unless set.
 	logger.Info("memory budget", "bytes", srv.MemoryStats().Budget, "spool-literal", opts.SpoolLiteral, "spool-dir", opts.SpoolDir)
-	errc := make(chan error, len(ls))
+	errc := make(chan error, len(ls)+1)
+	pending := len(ls)
 	for _, l := range ls {
 		go func() {
 			var err error
@@ -263,9 +283,33 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 			logger.Warn("clients that are not on loopback cannot log in on a plain listener without TLS: give --cert and --key, or --allow-insecure-auth", "addr", l.Addr().String())
 		}
 	}
+	// LMTP delivers through srv, so that IDLE clients see new mail at
+	// once; it stops first at shutdown, letting deliveries under way end.
+	// Its "listening" line comes after the IMAP ones, which tools read
+	// first.
+	var lsrv *lmtp.Server
+	if lmtpListener != nil {
+		lo := lmtpOptions(cfg, st, srv, logger)
+		if m != nil {
+			lo.OnResult = func(r lmtp.Result) { m.LMTPDelivery(string(r.Outcome)) }
+		}
+		lsrv = lmtp.New(lo)
+		pending++
+		go func() {
+			err := lsrv.Serve(lmtpListener)
+			if err != nil {
+				err = fmt.Errorf("serving LMTP on %s: %w", lmtpListener.Addr(), err)
+			}
+			errc <- err
+		}()
+		logger.Info("listening", "addr", lmtpListener.Addr().String(), "protocol", "lmtp")
+	}
+	// The metrics' line comes last, as LMTP's does.
+	if metricsListener != nil {
+		defer serveMetrics(metricsListener, m, logger)()
+	}
 
 	var serveErr error
-	pending := len(ls)
 run:
 	for {
 		select {
@@ -287,9 +331,14 @@ run:
 
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	shutErr := srv.Shutdown(sctx)
-	if shutErr != nil {
-		shutErr = fmt.Errorf("shutdown: %w", shutErr)
+	var shutErr error
+	if lsrv != nil {
+		if err := lsrv.Shutdown(sctx); err != nil {
+			shutErr = fmt.Errorf("LMTP shutdown: %w", err)
+		}
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		shutErr = errors.Join(shutErr, fmt.Errorf("shutdown: %w", err))
 	}
 wait:
 	for ; pending > 0; pending-- {
@@ -396,13 +445,9 @@ func startCPUProfile(path string) (func() error, error) {
 	}, nil
 }
 
-// serveMetrics serves the metrics and health checks over HTTP on addr
-// until the function it returns is called.
-func serveMetrics(addr string, m *metrics.Metrics, logger *slog.Logger) (stop func(), err error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics-listen: %w", err)
-	}
+// serveMetrics serves the metrics and health checks over HTTP on l until
+// the function it returns is called.
+func serveMetrics(l net.Listener, m *metrics.Metrics, logger *slog.Logger) (stop func()) {
 	hs := &http.Server{
 		Handler:           m.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -415,7 +460,7 @@ func serveMetrics(addr string, m *metrics.Metrics, logger *slog.Logger) (stop fu
 			logger.Error("metrics listener failed", "err", err)
 		}
 	}()
-	logger.Info("listening", "addr", l.Addr().String(), "http", "metrics")
+	logger.Info("listening", "addr", l.Addr().String(), "protocol", "metrics")
 	if !isLoopback(l.Addr()) {
 		logger.Warn("the metrics listener is not on loopback: /metrics is unauthenticated, keep it reachable from your monitoring only", "addr", l.Addr().String())
 	}
@@ -424,7 +469,7 @@ func serveMetrics(addr string, m *metrics.Metrics, logger *slog.Logger) (stop fu
 		defer cancel()
 		hs.Shutdown(ctx)
 		<-done
-	}, nil
+	}
 }
 
 func isLoopback(a net.Addr) bool {

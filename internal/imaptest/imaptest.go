@@ -5,6 +5,7 @@ package imaptest
 
 import (
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"context"
 	"fmt"
@@ -314,18 +315,32 @@ func (c *Conn) Compress(tag string) {
 	}
 	// klauspost's stateless compressor keeps no state between writes,
 	// so that many test clients cost little memory of their own.
-	c.NC = &flateConn{Conn: c.NC, w: kflate.NewStatelessWriter(c.NC)}
+	fc := &flateConn{Conn: c.NC}
+	fc.w = kflate.NewStatelessWriter(&fc.buf)
+	c.NC = fc
 	c.R = bufio.NewReader(flate.NewReader(c.R))
 }
 
-// flateConn compresses what is written: each Write is compressed whole
-// and flushed.
+// flateConn compresses what is written: each Write is compressed whole,
+// flushed and sent in one write to the socket (the compressor writes its
+// output in pieces, and a server that answers LOGOUT from the first piece
+// closes the socket under the next).
 type flateConn struct {
 	net.Conn
-	w io.Writer
+	w   io.Writer // compresses into buf
+	buf bytes.Buffer
 }
 
-func (f *flateConn) Write(p []byte) (int, error) { return f.w.Write(p) }
+func (f *flateConn) Write(p []byte) (int, error) {
+	f.buf.Reset()
+	if _, err := f.w.Write(p); err != nil {
+		return 0, err
+	}
+	if _, err := f.Conn.Write(f.buf.Bytes()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
 
 // RawConn returns the socket, under compression if it is on.
 func (c *Conn) RawConn() net.Conn {
