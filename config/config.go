@@ -75,6 +75,25 @@ type Config struct {
 	MaxConnections int
 	// MaxAuthFailures closes a connection after that many failed logins.
 	MaxAuthFailures int
+	// MaxConnectionsPerIP bounds the open connections of one client
+	// address (IPv4 address, IPv6 /64); loopback clients are exempt
+	// unless LimitLoopback.
+	MaxConnectionsPerIP int
+	// LimitLoopback applies the per-address limits to loopback clients.
+	LimitLoopback bool
+	// MinRate is the average rate in bytes per second at which a
+	// command's bytes must arrive (0: no minimum); MinRateWindow is the
+	// grace and the longest pause it allows.
+	MinRate       int64
+	MinRateWindow time.Duration
+	// After LoginThrottleFailures failed logins from one client address
+	// (0: never), its further attempts wait LoginThrottleDelay, doubling
+	// with each failure up to LoginThrottleMaxDelay; the count is
+	// forgotten after LoginThrottleWindow without a failure.
+	LoginThrottleFailures int
+	LoginThrottleWindow   time.Duration
+	LoginThrottleDelay    time.Duration
+	LoginThrottleMaxDelay time.Duration
 
 	AutoLogoutTimeout time.Duration
 	PreAuthTimeout    time.Duration
@@ -175,6 +194,15 @@ func Default() Config {
 		SessionMaxPerUser: 20,
 		SessionMaxPerIP:   10000,
 		SessionMaxTotal:   1000000,
+
+		// Limits on hostile clients (docs/security.md).
+		MaxConnectionsPerIP:   100,
+		MinRate:               256,
+		MinRateWindow:         60 * time.Second,
+		LoginThrottleFailures: 5,
+		LoginThrottleWindow:   15 * time.Minute,
+		LoginThrottleDelay:    time.Second,
+		LoginThrottleMaxDelay: 30 * time.Second,
 	}
 }
 

@@ -116,6 +116,15 @@ func TestParseExample(t *testing.T) {
 		SessionMaxTotal:    50000,
 		ReconnectPlainName: true,
 		NoInitialUser:      true,
+
+		// Not in the example: the defaults.
+		MaxConnectionsPerIP:   100,
+		MinRate:               256,
+		MinRateWindow:         time.Minute,
+		LoginThrottleFailures: 5,
+		LoginThrottleWindow:   15 * time.Minute,
+		LoginThrottleDelay:    time.Second,
+		LoginThrottleMaxDelay: 30 * time.Second,
 	}
 	if c != want {
 		t.Errorf("got\n%+v\nwant\n%+v", c, want)

@@ -289,9 +289,49 @@ var keys = []Key{
 	sizeKey("max-literal", "largest literal, and so largest message APPEND accepts", 1<<40,
 		func(c *Config) int64 { return c.MaxLiteral }, func(c *Config, n int64) { c.MaxLiteral = n }),
 	intKey("max-connections", "most connections open at once", func(c *Config) *int { return &c.MaxConnections }),
+	intKey("max-connections-per-ip", "most connections open at once from one client address (an IPv4 address, an IPv6 /64)", func(c *Config) *int { return &c.MaxConnectionsPerIP }),
+	boolKey("limit-loopback", "apply the per-address limits (max-connections-per-ip, login throttling) to loopback clients too", func(c *Config) *bool { return &c.LimitLoopback }),
 	intKey("max-auth-failures", "failed logins after which a connection is closed", func(c *Config) *int { return &c.MaxAuthFailures }),
 	durationKey("autologout-timeout", "silence after which an authenticated connection is closed", func(c *Config) *time.Duration { return &c.AutoLogoutTimeout }),
-	durationKey("preauth-timeout", "silence after which a connection not yet logged in is closed", func(c *Config) *time.Duration { return &c.PreAuthTimeout }),
+	durationKey("preauth-timeout", "time from connecting by which a client must have logged in, or be closed", func(c *Config) *time.Duration { return &c.PreAuthTimeout }),
+	{Name: "min-rate", Kind: KindSize, Help: "average bytes per second at which a command (its lines and literals) must arrive; 0: no minimum",
+		get: func(c *Config) string { return FormatSize(c.MinRate) },
+		set: func(c *Config, v string) error {
+			n, err := ParseSize(v)
+			if err != nil {
+				return err
+			}
+			c.MinRate = n
+			return nil
+		},
+		check: func(c *Config) error {
+			if c.MinRate < 0 {
+				return errors.New("must not be negative (0 turns it off)")
+			}
+			return nil
+		},
+	},
+	durationKey("min-rate-window", "grace of min-rate: a command may fall this far behind it, or pause this long", func(c *Config) *time.Duration { return &c.MinRateWindow }),
+	{Name: "login-throttle-failures", Kind: KindInt, Help: "failed logins from one client address after which its further attempts are delayed; 0: never",
+		get: func(c *Config) string { return strconv.Itoa(c.LoginThrottleFailures) },
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", v)
+			}
+			c.LoginThrottleFailures = n
+			return nil
+		},
+		check: func(c *Config) error {
+			if c.LoginThrottleFailures < 0 {
+				return errors.New("must not be negative (0 turns it off)")
+			}
+			return nil
+		},
+	},
+	durationKey("login-throttle-window", "time without a failed login after which an address's failures are forgotten", func(c *Config) *time.Duration { return &c.LoginThrottleWindow }),
+	durationKey("login-throttle-delay", "delay of the first throttled login attempt; it doubles with each further failure", func(c *Config) *time.Duration { return &c.LoginThrottleDelay }),
+	durationKey("login-throttle-max-delay", "longest delay of a throttled login attempt", func(c *Config) *time.Duration { return &c.LoginThrottleMaxDelay }),
 	durationKey("write-timeout", "limit of every write to a client", func(c *Config) *time.Duration { return &c.WriteTimeout }),
 	durationKey("literal-timeout", "limit of the wait for a literal's bytes", func(c *Config) *time.Duration { return &c.LiteralTimeout }),
 	durationKey("failed-login-delay", "pause before answering a failed login", func(c *Config) *time.Duration { return &c.FailedLoginDelay }),

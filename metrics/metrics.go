@@ -47,7 +47,7 @@ type Metrics struct {
 	reg  *prometheus.Registry
 
 	connsTotal    prometheus.Counter
-	connsRejected prometheus.Counter
+	connsRejected *prometheus.CounterVec
 	connsOpen     *prometheus.GaugeVec
 	// byState is connsOpen's child of each imap.State.
 	byState [imap.StateLogout + 1]prometheus.Gauge
@@ -86,10 +86,10 @@ func New(opts Options) *Metrics {
 			Name: "quickimap_connections_total",
 			Help: "IMAP connections accepted.",
 		}),
-		connsRejected: prometheus.NewCounter(prometheus.CounterOpts{
+		connsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quickimap_connections_rejected_total",
-			Help: "IMAP connections refused with BYE because max-connections were open.",
-		}),
+			Help: "IMAP connections refused, by reason: max_connections, max_connections_per_ip, out_of_file_descriptors.",
+		}, []string{"reason"}),
 		connsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "quickimap_connections",
 			Help: "IMAP connections open, by state (RFC 3501 §3).",
@@ -267,7 +267,7 @@ func (m *Metrics) ConnOpened() {
 }
 
 // ConnRejected implements server.Metrics.
-func (m *Metrics) ConnRejected() { m.connsRejected.Inc() }
+func (m *Metrics) ConnRejected(reason string) { m.connsRejected.WithLabelValues(reason).Inc() }
 
 // ConnState implements server.Metrics.
 func (m *Metrics) ConnState(from, to imap.State) {

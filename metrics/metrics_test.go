@@ -318,12 +318,13 @@ func TestConnectionsRejected(t *testing.T) {
 	if !strings.HasPrefix(string(b), "* BYE") {
 		t.Fatalf("second connection got %q", b)
 	}
+	const rejected = `quickimap_connections_rejected_total{reason="max_connections"}`
 	got := e.waitFor(t, "the refusal to be counted", func(m map[string]float64) bool {
-		return m["quickimap_connections_rejected_total"] >= 1
+		return m[rejected] >= 1
 	})
-	if got["quickimap_connections_rejected_total"] != 1 || got["quickimap_connections_total"] != 1 ||
+	if got[rejected] != 1 || got["quickimap_connections_total"] != 1 ||
 		got[`quickimap_connections{state="not_authenticated"}`] != 1 {
-		t.Errorf("rejected %v, accepted %v, open %v", got["quickimap_connections_rejected_total"],
+		t.Errorf("rejected %v, accepted %v, open %v", got[rejected],
 			got["quickimap_connections_total"], got[`quickimap_connections{state="not_authenticated"}`])
 	}
 }

@@ -485,21 +485,37 @@ func TestBadInputPreAuthTimeout(t *testing.T) {
 	c := env.Dial(t)
 	start := time.Now()
 	c.NC.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if l := c.ReadLine(); l != "* BYE Autologout; idle for too long" {
-		t.Errorf("idle before LOGIN: got %q, want the autologout BYE", l)
+	if l := c.ReadLine(); l != "* BYE Not logged in in time; closing" {
+		t.Errorf("idle before LOGIN: got %q, want the pre-auth timeout BYE", l)
 	}
 	c.ExpectEOF(time.Second)
 	if el := time.Since(start); el < timeout-50*time.Millisecond || el > timeout+time.Second {
 		t.Errorf("closed %v after the greeting, want about %v", el, timeout)
 	}
 
-	// The timeout counts silence: commands keep the connection open.
+	// The timeout counts the total time, not silence: commands do not
+	// keep the connection open past it.
 	c = env.Dial(t)
-	for i := range 4 {
-		time.Sleep(timeout / 2)
-		expectUsable(t, c, "n"+string(rune('0'+i)))
+	start = time.Now()
+	for i := 0; ; i++ {
+		tag := fmt.Sprint("n", i)
+		c.SendLine(tag + " NOOP")
+		if l := c.ReadLine(); l != tag+" OK NOOP completed" {
+			if l != "* BYE Not logged in in time; closing" {
+				t.Errorf("NOOP before the pre-auth deadline: got %q", l)
+			}
+			break
+		}
+		if time.Since(start) > timeout+time.Second {
+			t.Fatalf("NOOPs still answered %v after the greeting", time.Since(start))
+		}
+		time.Sleep(timeout / 10) // the client's pace
+	}
+	if el := time.Since(start); el < timeout-50*time.Millisecond {
+		t.Errorf("closed %v after the greeting, want about %v", el, timeout)
 	}
 	// After LOGIN it no longer applies (AutoLogoutTimeout does).
+	c = env.Dial(t)
 	c.ExpectTagged("l1", "LOGIN alice secret", "l1 OK")
 	time.Sleep(2 * timeout)
 	expectUsable(t, c, "l2")

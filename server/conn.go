@@ -48,6 +48,7 @@ type conn struct {
 	isTLS    bool
 	loopback bool
 	remote   string
+	ca       clientAddr // for the per-address limits
 
 	sess Session
 	// view is the selected mailbox's view, nil outside the selected state.
@@ -67,6 +68,9 @@ type conn struct {
 	// IDLE notices.
 	lostSID atomic.Pointer[string]
 	waker   waker
+	// loginBy is when a connection not yet authenticated is closed
+	// (PreAuthTimeout after it was accepted; see slowclient.go).
+	loginBy time.Time
 	// idle is the IDLE command in progress, nil when none (cmd_idle.go).
 	idle *idling
 	// wait is the current or last wait for the client (see loop).
@@ -99,8 +103,9 @@ type conn struct {
 	reportedIn, reportedOut int64
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, remote: nc.RemoteAddr().String(), opened: time.Now()}
+func newConn(s *Server, nc net.Conn, ca clientAddr) *conn {
+	now := time.Now()
+	c := &conn{s: s, remote: nc.RemoteAddr().String(), ca: ca, loginBy: now.Add(s.opts.PreAuthTimeout), opened: now}
 	if tcp, ok := nc.RemoteAddr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() && !s.opts.DistrustLoopback {
 		c.loopback = true
 	}
@@ -116,6 +121,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) setTransport(nc net.Conn) {
 	c.nc = &deadlineConn{Conn: nc, closing: &c.closing, writeTimeout: c.s.opts.WriteTimeout, in: &c.bytesIn, out: &c.bytesOut}
 	c.nc.readTimeout.Store(int64(c.s.opts.PreAuthTimeout))
+	c.nc.rate = rateClock{min: max(c.s.opts.MinRate, 0), window: c.s.opts.MinRateWindow}
+	if c.sess.State == imap.StateNotAuthenticated {
+		c.nc.loginBy.Store(c.loginBy.UnixNano())
+	}
 	if c.br != nil {
 		c.br.Reset(nil)
 		c.s.readers.Put(c.br)
@@ -184,7 +193,7 @@ func (c *conn) serve() {
 	ended := true
 	defer c.exit(&ended)
 	if tc, ok := c.nc.Conn.(*tls.Conn); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PreAuthTimeout)
+		ctx, cancel := context.WithDeadline(context.Background(), c.loginBy)
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
@@ -259,12 +268,15 @@ func (c *conn) loop() (ended bool) {
 		c.borrowReader()
 		c.resetInflateBudget()
 		var more bool
+		// The command's bytes must arrive at MinRate (slowclient.go).
+		c.nc.rate.begin()
 		if c.idle != nil {
 			more = c.idleDone()
 		} else {
 			c.beginCommand()
 			more = c.readCommand()
 		}
+		c.nc.rate.stop()
 		ferr := c.enc.Flush()
 		c.endCommand()
 		if ferr != nil {
@@ -329,6 +341,9 @@ func (c *conn) beginWait(fresh bool) bool {
 		timeout := c.commandTimeout()
 		c.nc.readTimeout.Store(int64(timeout))
 		c.wait.end = now.Add(timeout)
+		if c.sess.State == imap.StateNotAuthenticated {
+			c.wait.end = earliest(c.wait.end, c.loginBy)
+		}
 		c.wait.waker = nil
 	}
 	c.wait.until = c.wait.end
@@ -468,12 +483,10 @@ func (c *conn) readCommand() bool {
 		c.cmdName = name
 	}
 	if !ok {
-		c.discardAnd(tag, "BAD", "", "Unknown command "+printable(name))
-		return true
+		return c.discardAnd(tag, "BAD", "", "Unknown command "+printable(name))
 	}
 	if !cmd.allowed(c.sess.State) {
-		c.discardAnd(tag, "BAD", "", name+" not allowed in the "+c.sess.State.String()+" state")
-		return true
+		return c.discardAnd(tag, "BAD", "", name+" not allowed in the "+c.sess.State.String()+" state")
 	}
 	c.sentModSeq, c.holdExpunge = false, false
 	st, err := cmd.fn(c, tag)
@@ -534,13 +547,19 @@ func (c *conn) readUIDSubcommand() (string, error) {
 }
 
 // discardAnd skips the rest of a command that will not run and answers it.
-func (c *conn) discardAnd(tag, typ, code, text string) {
+// It returns false when the connection must end (the rest could not be
+// read; commandError has answered).
+func (c *conn) discardAnd(tag, typ, code, text string) bool {
 	if err := c.dec.Discard(); err != nil {
-		c.commandError(tag, err)
-		return
+		return c.commandError(tag, err)
 	}
 	c.writeStatus(tag, &status{typ: typ, code: code, text: text})
+	return true
 }
+
+// errEnded is returned by a command whose connection has already been
+// answered and must end.
+var errEnded = errors.New("connection ended")
 
 // commandError answers a command that failed to parse or whose connection
 // failed. It returns false when the connection must end.
@@ -591,10 +610,22 @@ func (c *conn) fatal(lim *wire.LimitError) bool {
 // ioError ends a connection whose stream failed: a timeout gets a BYE
 // (RFC 3501 §5.4 autologout), as does a server shutdown.
 func (c *conn) ioError(err error) bool {
+	if errors.Is(err, errEnded) {
+		return false
+	}
 	if c.closing.Load() {
 		c.enc.Star().Atom("BYE").SP().Text("Server shutting down").CRLF()
 		c.enc.Flush()
 		c.setEnd("shutdown")
+		return false
+	}
+	var le *limitError
+	if errors.As(err, &le) {
+		c.enc.Star().Atom("BYE").SP().Text(le.bye).CRLF()
+		c.enc.Flush()
+		c.setEnd(le.reason)
+		// A stable line for operators (docs/security.md).
+		c.log.Info("slow client disconnected", append([]any{"reason", le.reason, "addr", c.ca.ip}, le.attrs...)...)
 		return false
 	}
 	var ne net.Error
@@ -673,6 +704,13 @@ type deadlineConn struct {
 	halt         atomic.Bool
 	readTimeout  atomic.Int64 // time.Duration
 	writeTimeout time.Duration
+	// loginBy (Unix nanoseconds, 0: none) ends every read, whatever its
+	// timeout, until the client has logged in; rate bounds the time a
+	// command takes to arrive (see slowclient.go). rate is used by one
+	// goroutine at a time: the connection's, or peerContext's watch,
+	// which stops it first.
+	loginBy atomic.Int64
+	rate    rateClock
 
 	// pending holds the first bytes of a command, read by await into
 	// this small array rather than a borrowed buffer; Read returns them
@@ -698,9 +736,13 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 		n := copy(p, d.pending[d.poff:d.poff+d.npending])
 		d.poff += uint8(n)
 		d.npending -= uint8(n)
+		if d.rate.on {
+			d.rate.account(n, 0)
+		}
 		return n, nil
 	}
-	d.Conn.SetReadDeadline(time.Now().Add(time.Duration(d.readTimeout.Load())))
+	now := time.Now()
+	d.Conn.SetReadDeadline(d.readDeadline(now))
 	// Checked after setting the deadline: interrupt sets the flag, then a
 	// past deadline, so one of the two always wins. Likewise halt.
 	if d.closing.Load() || d.halt.Load() {
@@ -708,6 +750,12 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 	}
 	n, err := d.Conn.Read(p)
 	d.in.Add(int64(n))
+	if d.rate.on {
+		d.rate.account(n, time.Since(now))
+	}
+	if err != nil && isTimeout(err) && !d.closing.Load() && !d.halt.Load() {
+		err = d.limitErr(err)
+	}
 	return n, err
 }
 
@@ -738,6 +786,9 @@ func (d *deadlineConn) await(until time.Time, w *waker) error {
 	}
 	if w != nil && w.disarm(true) && isTimeout(err) && !d.closing.Load() {
 		return errKicked
+	}
+	if isTimeout(err) && !d.closing.Load() {
+		err = d.limitErr(err)
 	}
 	if err == nil {
 		err = io.ErrNoProgress

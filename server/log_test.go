@@ -85,9 +85,9 @@ func TestDuplicateKeysDetected(t *testing.T) {
 
 // The JSON log of sessions that go through the paths that log (failed
 // and successful logins, ID with fields named like the line's own keys,
-// a deleted selected mailbox, autologout, LOGOUT) has no line with a key
-// twice, and every connection ends with one "connection closed" line
-// with its user, duration, bytes and reason.
+// a deleted selected mailbox, the pre-authentication timeout, LOGOUT)
+// has no line with a key twice, and every connection ends with one
+// "connection closed" line with its user, duration, bytes and reason.
 func TestLogLinesHaveUniqueKeys(t *testing.T) {
 	var buf syncBuffer
 	env := imaptest.Start(t, func(o *server.Options) {
@@ -119,7 +119,7 @@ func TestLogLinesHaveUniqueKeys(t *testing.T) {
 	d.ExpectTagged("b2", "LOGOUT", "b2 OK")
 	d.ExpectEOF(5 * time.Second)
 
-	// A connection that never logs in: autologout.
+	// A connection that never logs in: the pre-authentication timeout.
 	e := env.Dial(t)
 	e.ExpectEOF(5 * time.Second)
 
@@ -169,7 +169,7 @@ func TestLogLinesHaveUniqueKeys(t *testing.T) {
 	if len(closed) != 3 {
 		t.Fatalf("%d connection closed lines, want 3; log:\n%s", len(closed), log)
 	}
-	gone, logout, auto := reasons["selected mailbox gone"], reasons["logout"], reasons["autologout"]
+	gone, logout, auto := reasons["selected mailbox gone"], reasons["logout"], reasons["preauth-timeout"]
 	if gone == nil || logout == nil || auto == nil {
 		t.Fatalf("reasons %v; log:\n%s", reasons, log)
 	}
@@ -179,10 +179,10 @@ func TestLogLinesHaveUniqueKeys(t *testing.T) {
 	if _, ok := auto["user"]; ok {
 		t.Errorf("user on a connection that never logged in: %v", auto)
 	}
-	// The autologout connection received nothing and was sent the
+	// The connection that timed out received nothing and was sent the
 	// greeting and the BYE.
 	if auto["bytes_in"] != 0.0 || auto["bytes_out"].(float64) < 20 {
-		t.Errorf("bytes of the autologout connection: %v in, %v out", auto["bytes_in"], auto["bytes_out"])
+		t.Errorf("bytes of the connection that timed out: %v in, %v out", auto["bytes_in"], auto["bytes_out"])
 	}
 	if b, want := logout["bytes_in"], len("L0 LOGIN alice secret\r\nb1 DELETE Doomed\r\nb2 LOGOUT\r\n"); b != float64(want) {
 		t.Errorf("bytes_in of the LOGOUT connection: %v, want %d", b, want)

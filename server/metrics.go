@@ -22,9 +22,9 @@ type Metrics interface {
 	ConnOpened()
 	ConnState(from, to imap.State)
 	ConnClosed(last imap.State)
-	// ConnRejected counts a connection refused with BYE because
-	// MaxConnections were open.
-	ConnRejected()
+	// ConnRejected counts a connection refused (with BYE) for reason:
+	// RejectMaxConnections, RejectMaxConnectionsPerIP or RejectOutOfFDs.
+	ConnRejected(reason string)
 	// Login counts a LOGIN or AUTHENTICATE by its result.
 	Login(result LoginResult)
 	// Resume counts a SID command that named a session
@@ -41,6 +41,13 @@ type CommandMetrics interface {
 	// (for IDLE, the whole time idling).
 	Done(result Result, d time.Duration)
 }
+
+// Reasons of Metrics.ConnRejected.
+const (
+	RejectMaxConnections      = "max_connections"
+	RejectMaxConnectionsPerIP = "max_connections_per_ip"
+	RejectOutOfFDs            = "out_of_file_descriptors"
+)
 
 // UnknownCommand is the command name under which commands that are not
 // in the dispatch table, or whose name could not be read, are counted:

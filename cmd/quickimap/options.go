@@ -62,6 +62,14 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 	if cacheTTL == 0 {
 		cacheTTL = -1 // server.Options: negative turns the cache off
 	}
+	minRate := c.MinRate
+	if minRate == 0 {
+		minRate = -1 // server.Options: negative turns it off
+	}
+	throttleFailures := c.LoginThrottleFailures
+	if throttleFailures == 0 {
+		throttleFailures = -1 // likewise
+	}
 	maxCompressed := c.MaxCompressed
 	if maxCompressed == 0 {
 		maxCompressed = -1 // server.Options: negative turns COMPRESS off
@@ -89,6 +97,16 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 		MemoryBudget:       c.MemoryBudget,
 		SpoolLiteral:       c.SpoolLiteral,
 		SpoolDir:           spoolDir(c),
+
+		MinRate:             minRate,
+		MinRateWindow:       c.MinRateWindow,
+		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
+		LimitLoopback:       c.LimitLoopback,
+
+		LoginThrottleFailures: throttleFailures,
+		LoginThrottleWindow:   c.LoginThrottleWindow,
+		LoginThrottleDelay:    c.LoginThrottleDelay,
+		LoginThrottleMaxDelay: c.LoginThrottleMaxDelay,
 	}, nil
 }
 

@@ -111,6 +111,37 @@ func TestServerOptions(t *testing.T) {
 	}
 }
 
+func TestServerOptionsClientLimits(t *testing.T) {
+	c := config.Default()
+	o, err := serverOptions(&c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxConnectionsPerIP != 100 || o.LimitLoopback || o.MinRate != 256 || o.MinRateWindow != time.Minute {
+		t.Errorf("defaults: %+v", o)
+	}
+	if c.MaxConnectionsPerIP != server.DefaultMaxConnectionsPerIP || c.MinRate != server.DefaultMinRate {
+		t.Errorf("config defaults %d, %d; server defaults %d, %d", c.MaxConnectionsPerIP, c.MinRate,
+			server.DefaultMaxConnectionsPerIP, server.DefaultMinRate)
+	}
+	if o.LoginThrottleFailures != 5 || o.LoginThrottleWindow != 15*time.Minute || o.LoginThrottleDelay != time.Second || o.LoginThrottleMaxDelay != 30*time.Second {
+		t.Errorf("throttle defaults: %+v", o)
+	}
+	c.MaxConnectionsPerIP, c.LimitLoopback, c.MinRate, c.MinRateWindow = 7, true, 0, 5*time.Second
+	c.LoginThrottleFailures, c.LoginThrottleWindow, c.LoginThrottleDelay, c.LoginThrottleMaxDelay = 0, time.Hour, 2*time.Second, time.Minute
+	if o, err = serverOptions(&c, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// login-throttle-failures 0 is "never": negative in server.Options.
+	if o.LoginThrottleFailures >= 0 || o.LoginThrottleWindow != time.Hour || o.LoginThrottleDelay != 2*time.Second || o.LoginThrottleMaxDelay != time.Minute {
+		t.Errorf("throttle set: %+v", o)
+	}
+	// min-rate 0 is "no minimum", which server.Options spells negative.
+	if o.MaxConnectionsPerIP != 7 || !o.LimitLoopback || o.MinRate >= 0 || o.MinRateWindow != 5*time.Second {
+		t.Errorf("set: %+v", o)
+	}
+}
+
 func TestCompressOptions(t *testing.T) {
 	c := config.Default()
 	o, err := serverOptions(&c, nil, nil)

@@ -260,6 +260,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	}()
 	defer func() { close(sweepDone); <-sweepStopped }()
 
+	opts.MaxConnections = checkFDLimit(cfg.MaxConnections, logger)
 	srv := server.New(opts)
 	// The budget in effect, derived from the machine's memory unless set.
 	logger.Info("memory budget", "bytes", srv.MemoryStats().Budget, "spool-literal", opts.SpoolLiteral, "spool-dir", opts.SpoolDir)
