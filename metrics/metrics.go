@@ -105,7 +105,7 @@ func New(opts Options) *Metrics {
 		}, []string{"command", "result"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quickimap_logins_total",
-			Help: "LOGIN and AUTHENTICATE attempts by result: ok, failed, refused (no TLS), unavailable (store or shutdown).",
+			Help: "LOGIN and AUTHENTICATE attempts by result: ok, failed, refused (no TLS), throttled (the address failed too often), unavailable (store or shutdown).",
 		}, []string{"result"}),
 		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quickimap_sid_resumes_total",

@@ -181,9 +181,11 @@ func (c *conn) login(name, pass, cmd string) (*status, error) {
 func (c *conn) checkCredentials(name, pass, cmd string) (store.User, *status, error) {
 	if err := c.throttleLogin(cmd); err != nil {
 		if c.s.isClosing() {
+			c.countLogin(LoginUnavailable)
 			return store.User{}, no("UNAVAILABLE", "Server shutting down, try again later"), nil
 		}
 		if errors.Is(err, errThrottled) {
+			c.countLogin(LoginThrottled)
 			c.byeAfter = "Too many failed logins from your address, try again later"
 			return store.User{}, no("UNAVAILABLE", "Too many failed logins from your address"), nil
 		}

@@ -110,6 +110,9 @@ const (
 	LoginRefused LoginResult = "refused"
 	// LoginUnavailable: the store failed or the server is shutting down.
 	LoginUnavailable LoginResult = "unavailable"
+	// LoginThrottled: refused unchecked, the client's address having
+	// failed too often.
+	LoginThrottled LoginResult = "throttled"
 )
 
 // ResumeOutcome is the outcome of SID with a session id.
