@@ -1,0 +1,62 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// purgeTombstones applies the tombstone window (Options.TombstoneMaxAge,
+// Options.TombstoneMaxCount) to one mailbox whose lock the caller holds.
+// Every message write calls it, so its common case is one indexed
+// lookup; it purges at most purgeLimit tombstones per call, oldest (lowest
+// MODSEQ) first, and raises the mailbox's vanished_floor to the highest
+// MODSEQ it purged.
+func (s *Store) purgeTombstones(ctx context.Context, tx pgx.Tx, mailboxID int64, now time.Time) error {
+	var count int64
+	var oldest *int64
+	err := tx.QueryRow(ctx, `SELECT tombstone_count,
+		(SELECT expunged_at FROM expunged WHERE mailbox_id = m.id ORDER BY modseq LIMIT 1)
+		FROM mailboxes m WHERE id = $1`, mailboxID).Scan(&count, &oldest)
+	if err != nil {
+		return err
+	}
+	cutoff := now.Add(-s.opts.TombstoneMaxAge).Unix()
+	excess := count - int64(s.opts.TombstoneMaxCount)
+	if excess <= 0 && (oldest == nil || *oldest >= cutoff) {
+		return nil
+	}
+	// Walk the oldest tombstones in MODSEQ order and find the last one to
+	// purge: everything over the count, then everything expired.
+	rows, err := tx.Query(ctx, `SELECT uid, modseq, expunged_at FROM expunged
+		WHERE mailbox_id = $1 ORDER BY modseq, uid LIMIT $2`, mailboxID, purgeLimit)
+	if err != nil {
+		return err
+	}
+	var lastUID, lastModSeq int64
+	found, stopped := false, false
+	var i int64
+	var uid, modseq, at int64
+	_, err = pgx.ForEachRow(rows, []any{&uid, &modseq, &at}, func() error {
+		// Expunge times grow with MODSEQ (unless the clock went back, when
+		// stopping at the first fresh tombstone is merely conservative).
+		if stopped || i >= excess && at >= cutoff {
+			stopped = true
+			return nil
+		}
+		lastUID, lastModSeq, found = uid, modseq, true
+		i++
+		return nil
+	})
+	if err != nil || !found {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM expunged WHERE mailbox_id = $1 AND (modseq, uid) <= ($2, $3)`,
+		mailboxID, lastModSeq, lastUID); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE mailboxes SET vanished_floor = greatest(vanished_floor, $1) WHERE id = $2`,
+		lastModSeq, mailboxID)
+	return err
+}
