@@ -144,7 +144,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if opts.TLSConfig != nil {
 		certs = newCertReloader(opts.TLSConfig, cfg.CertFile, cfg.KeyFile)
 	}
-	st, err := openStore(ctx, cfg.DataDir, true, storeOptions(cfg))
+	st, err := openConfigStore(ctx, cfg, true)
 	if err != nil {
 		return err
 	}

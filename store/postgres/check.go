@@ -161,6 +161,8 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 
 // Counts are the sizes of a store, for `quickimap check`.
 type Counts struct {
+	// SchemaVersion is the database's schema version.
+	SchemaVersion                                            int
 	Users, Mailboxes, Messages, Bodies, Tombstones, Sessions int64
 	// BodyBytes is the total length of the stored bodies.
 	BodyBytes int64
@@ -170,9 +172,9 @@ type Counts struct {
 // snapshot.
 func (s *Store) Counts(ctx context.Context) (Counts, error) {
 	var c Counts
-	err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM mailboxes),
+	err := s.pool.QueryRow(ctx, `SELECT (SELECT max(version) FROM schema_version), (SELECT count(*) FROM users), (SELECT count(*) FROM mailboxes),
 		(SELECT count(*) FROM messages), (SELECT count(*) FROM bodies), (SELECT coalesce(sum(length(data)), 0) FROM bodies),
 		(SELECT count(*) FROM expunged), (SELECT count(*) FROM sessions)`).Scan(
-		&c.Users, &c.Mailboxes, &c.Messages, &c.Bodies, &c.BodyBytes, &c.Tombstones, &c.Sessions)
+		&c.SchemaVersion, &c.Users, &c.Mailboxes, &c.Messages, &c.Bodies, &c.BodyBytes, &c.Tombstones, &c.Sessions)
 	return c, err
 }

@@ -179,4 +179,3 @@ func applyFlags(cur string, op store.FlagOp, fs []string) (string, error) {
 	}
 	return "", fmt.Errorf("%w: flag operation %d", store.ErrInvalid, op)
 }
-
