@@ -162,7 +162,8 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 // Counts are the sizes of a store, for `quickimap check`.
 type Counts struct {
 	// SchemaVersion is the database's schema version.
-	SchemaVersion                                            int
+	SchemaVersion int
+
 	Users, Mailboxes, Messages, Bodies, Tombstones, Sessions int64
 	// BodyBytes is the total length of the stored bodies.
 	BodyBytes int64

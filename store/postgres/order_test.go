@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/quickimap/quickimap/internal/pgtest"
 	"github.com/quickimap/quickimap/store"
@@ -212,5 +213,43 @@ func TestSharedBodyFreed(t *testing.T) {
 	var bodies int
 	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM bodies`).Scan(&bodies); err != nil || bodies != 0 {
 		t.Errorf("%d bodies left, %v; want 0", bodies, err)
+	}
+}
+
+// The tombstone window: a sweep purges expired tombstones of a mailbox
+// nobody writes to, and change reports from before them say they are
+// incomplete.
+func TestPurgeTombstones(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	s, err := Open(ctx, pgtest.DB(t), Options{TombstoneMaxAge: time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, err := s.CreateUser(ctx, "u", "h", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := s.MailboxByName(ctx, u.ID, "INBOX")
+	uids, _, err := s.AppendMessages(ctx, u.ID, inbox.ID, []store.NewMessage{{Body: []byte("a")}, {Body: []byte("b")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expunge(ctx, u.ID, inbox.ID, uids); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err := s.ChangesSince(ctx, u.ID, inbox.ID, 1); err != nil || !ch.Complete || len(ch.Vanished) != 2 {
+		t.Fatalf("before the sweep: %+v, %v", ch, err)
+	}
+	if err := s.PurgeTombstones(ctx, now.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.ChangesSince(ctx, u.ID, inbox.ID, 1)
+	if err != nil || ch.Complete || len(ch.Vanished) != 0 {
+		t.Errorf("after the sweep: %+v, %v; want incomplete, nothing vanished", ch, err)
+	}
+	if problems, err := s.Check(ctx); err != nil || problems != nil {
+		t.Errorf("Check = %q, %v", problems, err)
 	}
 }

@@ -60,3 +60,52 @@ func (s *Store) purgeTombstones(ctx context.Context, tx pgx.Tx, mailboxID int64,
 		lastModSeq, mailboxID)
 	return err
 }
+
+// PurgeTombstones applies the tombstone window to every mailbox, as of
+// now (a zero now means the store's clock). Message writes already purge
+// the mailboxes they touch; this sweep is for a periodic job, so that
+// mailboxes nobody writes to shed their expired tombstones too. It runs
+// one short transaction per mailbox and batch of purgeLimit, under the
+// mailbox's lock, and stops at the first error. Several processes may run
+// it at once: they take turns on each mailbox.
+func (s *Store) PurgeTombstones(ctx context.Context, now time.Time) error {
+	if now.IsZero() {
+		now = s.opts.Now()
+	}
+	cutoff := now.Add(-s.opts.TombstoneMaxAge).Unix()
+	rows, err := s.pool.Query(ctx, `SELECT id FROM mailboxes m WHERE tombstone_count > $1
+		OR (SELECT expunged_at FROM expunged WHERE mailbox_id = m.id ORDER BY modseq LIMIT 1) < $2`,
+		s.opts.TombstoneMaxCount, cutoff)
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		for {
+			var before, after int64
+			err := s.write(ctx, func(tx pgx.Tx) error {
+				err := tx.QueryRow(ctx, `SELECT tombstone_count FROM mailboxes WHERE id = $1 FOR UPDATE`, id).Scan(&before)
+				if err == pgx.ErrNoRows {
+					before, after = 0, 0 // deleted meanwhile
+					return nil
+				} else if err != nil {
+					return err
+				}
+				if err := s.purgeTombstones(ctx, tx, id, now); err != nil {
+					return err
+				}
+				return tx.QueryRow(ctx, `SELECT tombstone_count FROM mailboxes WHERE id = $1`, id).Scan(&after)
+			})
+			if err != nil {
+				return err
+			}
+			if after == before || after == 0 {
+				break
+			}
+		}
+	}
+	return nil
+}
