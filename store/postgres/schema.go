@@ -49,7 +49,11 @@ const migrationLock int64 = 0x717569636b696d70
 //   - mailboxes.message_count, unseen_count, total_size and
 //     tombstone_count are kept by triggers, so STATUS is O(1) and no code
 //     path can forget them. They update the mailbox row, which every
-//     message write has locked already.
+//     message write has locked already. The triggers are per statement
+//     (with transition tables), not per row: updating one row once per
+//     message in one transaction costs O(n²) in PostgreSQL (each update
+//     walks the chain of the row's versions that the transaction made),
+//     which made a 100,000-message insert take minutes.
 //   - Bodies have their own table so that COPY shares one body between
 //     messages; header (when APPEND knew its length) and structure (the
 //     cached parse) are kept with it. The code deletes a body when its
@@ -146,49 +150,58 @@ CREATE INDEX sessions_user_active ON sessions (user_id, last_active, id);
 CREATE INDEX sessions_active ON sessions (last_active);
 CREATE INDEX sessions_ip ON sessions (client_ip, last_active);
 
-CREATE FUNCTION messages_counters() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION messages_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	IF TG_OP IN ('DELETE', 'UPDATE') THEN
-		UPDATE mailboxes SET
-			message_count = message_count - 1,
-			unseen_count = unseen_count - (NOT OLD.seen)::int,
-			total_size = total_size - OLD.size
-		WHERE id = OLD.mailbox_id;
-	END IF;
-	IF TG_OP IN ('INSERT', 'UPDATE') THEN
-		UPDATE mailboxes SET
-			message_count = message_count + 1,
-			unseen_count = unseen_count + (NOT NEW.seen)::int,
-			total_size = total_size + NEW.size
-		WHERE id = NEW.mailbox_id;
+	IF TG_OP = 'INSERT' THEN
+		UPDATE mailboxes m SET message_count = message_count + x.n, unseen_count = unseen_count + x.unseen,
+			total_size = total_size + x.size
+		FROM (SELECT mailbox_id, count(*) AS n, count(*) FILTER (WHERE NOT seen) AS unseen, sum(size) AS size
+			FROM new_rows GROUP BY mailbox_id) x
+		WHERE m.id = x.mailbox_id;
+	ELSIF TG_OP = 'DELETE' THEN
+		UPDATE mailboxes m SET message_count = message_count - x.n, unseen_count = unseen_count - x.unseen,
+			total_size = total_size - x.size
+		FROM (SELECT mailbox_id, count(*) AS n, count(*) FILTER (WHERE NOT seen) AS unseen, sum(size) AS size
+			FROM old_rows GROUP BY mailbox_id) x
+		WHERE m.id = x.mailbox_id;
+	ELSE
+		UPDATE mailboxes m SET message_count = message_count + x.n, unseen_count = unseen_count + x.unseen,
+			total_size = total_size + x.size
+		FROM (SELECT mailbox_id, sum(n) AS n, sum(unseen) AS unseen, sum(size) AS size FROM (
+				SELECT mailbox_id, -1 AS n, -(NOT seen)::int AS unseen, -size AS size FROM old_rows
+				UNION ALL
+				SELECT mailbox_id, 1, (NOT seen)::int, size FROM new_rows) d
+			GROUP BY mailbox_id) x
+		WHERE m.id = x.mailbox_id AND (x.n != 0 OR x.unseen != 0 OR x.size != 0);
 	END IF;
 	RETURN NULL;
 END;
 $$;
 
 CREATE TRIGGER messages_insert AFTER INSERT ON messages
-	FOR EACH ROW EXECUTE FUNCTION messages_counters();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION messages_counted();
 CREATE TRIGGER messages_delete AFTER DELETE ON messages
-	FOR EACH ROW EXECUTE FUNCTION messages_counters();
-CREATE TRIGGER messages_update AFTER UPDATE OF mailbox_id, flags, size ON messages
-	FOR EACH ROW WHEN (OLD.mailbox_id != NEW.mailbox_id OR OLD.seen != NEW.seen OR OLD.size != NEW.size)
-	EXECUTE FUNCTION messages_counters();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION messages_counted();
+CREATE TRIGGER messages_update AFTER UPDATE ON messages
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION messages_counted();
 
-CREATE FUNCTION expunged_counter() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION expunged_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	IF TG_OP = 'INSERT' THEN
-		UPDATE mailboxes SET tombstone_count = tombstone_count + 1 WHERE id = NEW.mailbox_id;
+		UPDATE mailboxes m SET tombstone_count = tombstone_count + x.n
+		FROM (SELECT mailbox_id, count(*) AS n FROM new_rows GROUP BY mailbox_id) x WHERE m.id = x.mailbox_id;
 	ELSE
-		UPDATE mailboxes SET tombstone_count = tombstone_count - 1 WHERE id = OLD.mailbox_id;
+		UPDATE mailboxes m SET tombstone_count = tombstone_count - x.n
+		FROM (SELECT mailbox_id, count(*) AS n FROM old_rows GROUP BY mailbox_id) x WHERE m.id = x.mailbox_id;
 	END IF;
 	RETURN NULL;
 END;
 $$;
 
 CREATE TRIGGER expunged_insert AFTER INSERT ON expunged
-	FOR EACH ROW EXECUTE FUNCTION expunged_counter();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION expunged_counted();
 CREATE TRIGGER expunged_delete AFTER DELETE ON expunged
-	FOR EACH ROW EXECUTE FUNCTION expunged_counter();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION expunged_counted();
 `
 
 func migrateV1(ctx context.Context, tx pgx.Tx) error {
