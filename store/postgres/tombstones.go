@@ -22,6 +22,12 @@ func (s *Store) purgeTombstones(ctx context.Context, tx pgx.Tx, mailboxID int64,
 	if err != nil {
 		return err
 	}
+	return s.purgeTombstonesOf(ctx, tx, mailboxID, now, count, oldest)
+}
+
+// purgeTombstonesOf is purgeTombstones once the mailbox's tombstone count
+// and the expunge time of its oldest tombstone (nil: none) are known.
+func (s *Store) purgeTombstonesOf(ctx context.Context, tx pgx.Tx, mailboxID int64, now time.Time, count int64, oldest *int64) error {
 	cutoff := now.Add(-s.opts.TombstoneMaxAge).Unix()
 	excess := count - int64(s.opts.TombstoneMaxCount)
 	if excess <= 0 && (oldest == nil || *oldest >= cutoff) {
