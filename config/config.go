@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"time"
@@ -50,6 +51,19 @@ type Config struct {
 	// neither TLS nor from a loopback address.
 	AllowInsecureAuth bool
 
+	// LMTPListen is the address of the LMTP delivery listener: host:port,
+	// or unix:/path for a Unix socket created with LMTPSocketMode. Empty
+	// disables it.
+	LMTPListen     string
+	LMTPSocketMode fs.FileMode
+	// Domains is the comma-separated list of the domains whose
+	// recipients LMTP accepts; empty accepts any (see DomainList).
+	Domains string
+	// RecipientDelimiter holds the characters that end an LMTP
+	// recipient's account name and begin its mailbox ("+" delivers
+	// alice+Lists to alice's Lists); empty: none.
+	RecipientDelimiter string
+
 	LogLevel  slog.Level
 	LogFormat string // LogText or LogJSON
 
@@ -61,6 +75,25 @@ type Config struct {
 	MaxConnections int
 	// MaxAuthFailures closes a connection after that many failed logins.
 	MaxAuthFailures int
+	// MaxConnectionsPerIP bounds the open connections of one client
+	// address (IPv4 address, IPv6 /64); loopback clients are exempt
+	// unless LimitLoopback.
+	MaxConnectionsPerIP int
+	// LimitLoopback applies the per-address limits to loopback clients.
+	LimitLoopback bool
+	// MinRate is the average rate in bytes per second at which a
+	// command's bytes must arrive (0: no minimum); MinRateWindow is the
+	// grace and the longest pause it allows.
+	MinRate       int64
+	MinRateWindow time.Duration
+	// After LoginThrottleFailures failed logins from one client address
+	// (0: never), its further attempts wait LoginThrottleDelay, doubling
+	// with each failure up to LoginThrottleMaxDelay; the count is
+	// forgotten after LoginThrottleWindow without a failure.
+	LoginThrottleFailures int
+	LoginThrottleWindow   time.Duration
+	LoginThrottleDelay    time.Duration
+	LoginThrottleMaxDelay time.Duration
 
 	AutoLogoutTimeout time.Duration
 	PreAuthTimeout    time.Duration
@@ -75,6 +108,15 @@ type Config struct {
 	// MessageCacheSize bounds the bytes of the server-wide cache of
 	// per-message FETCH data .
 	MessageCacheSize int64
+	// MemoryBudget bounds the memory all connections together spend on
+	// literals being received and FETCH responses being written; 0
+	// derives it from the machine's memory (an eighth of it, within
+	// 64 MiB and 1 GiB; see docs/security.md). SpoolLiteral is the size
+	// above which an APPEND literal is written to a temporary file in
+	// SpoolDir as it arrives ("" : spool/ in the data directory).
+	MemoryBudget int64
+	SpoolLiteral int64
+	SpoolDir     string
 	// CompressLevel is the DEFLATE level of COMPRESS=DEFLATE responses
 	// (RFC 4978), 1 fastest to 9 smallest; MaxCompressed caps the
 	// connections compressed at once (0: COMPRESS is not offered).
@@ -125,6 +167,7 @@ func Default() Config {
 	return Config{
 		DataDir:           "./quickimap-data",
 		Listen:            "127.0.0.1:1143",
+		LMTPSocketMode:    0o660,
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         LogText,
 		MaxLine:           64 << 10,
@@ -139,6 +182,7 @@ func Default() Config {
 		AuthCacheTTL:      time.Hour,
 		AuthCacheMaxUsers: 100_000,
 		MessageCacheSize:  64 << 20,
+		SpoolLiteral:      1 << 20,
 		CompressLevel:     5,
 		MaxCompressed:     10000,
 		IdleKeepalive:     29 * time.Minute,
@@ -150,6 +194,15 @@ func Default() Config {
 		SessionMaxPerUser: 20,
 		SessionMaxPerIP:   10000,
 		SessionMaxTotal:   1000000,
+
+		// Limits on hostile clients (docs/security.md).
+		MaxConnectionsPerIP:   100,
+		MinRate:               256,
+		MinRateWindow:         60 * time.Second,
+		LoginThrottleFailures: 5,
+		LoginThrottleWindow:   15 * time.Minute,
+		LoginThrottleDelay:    time.Second,
+		LoginThrottleMaxDelay: 30 * time.Second,
 	}
 }
 
@@ -179,6 +232,20 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// DomainList returns Domains as a list: lower-cased, without blanks or
+// empty entries.
+func (c *Config) DomainList() []string { return splitDomains(c.Domains) }
+
+func splitDomains(s string) []string {
+	var out []string
+	for d := range strings.SplitSeq(s, ",") {
+		if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // HasTLS reports whether a certificate is configured.

@@ -45,6 +45,10 @@ tls-listen = ":993"
 cert = /etc/quickimap/cert.pem
 key = "/etc/quickimap/key #1.pem"
 allow-insecure-auth = no
+lmtp-listen = unix:/run/quickimap/lmtp
+lmtp-socket-mode = 0600
+domains = Example.org,example.net ,
+recipient-delimiter = +-
 log-level = debug
 log-format = JSON
 max-line = 8 KiB
@@ -80,6 +84,10 @@ func TestParseExample(t *testing.T) {
 		TLSListen:          ":993",
 		CertFile:           "/etc/quickimap/cert.pem",
 		KeyFile:            "/etc/quickimap/key #1.pem",
+		LMTPListen:         "unix:/run/quickimap/lmtp",
+		LMTPSocketMode:     0o600,
+		Domains:            "example.org, example.net",
+		RecipientDelimiter: "+-",
 		LogLevel:           slog.LevelDebug,
 		LogFormat:          LogJSON,
 		MaxLine:            8 << 10,
@@ -94,6 +102,7 @@ func TestParseExample(t *testing.T) {
 		AuthCacheTTL:       0,
 		AuthCacheMaxUsers:  5000,
 		MessageCacheSize:   64 << 20,
+		SpoolLiteral:       1 << 20,
 		CompressLevel:      5,
 		MaxCompressed:      10000,
 		IdleKeepalive:      10 * time.Minute,
@@ -107,12 +116,59 @@ func TestParseExample(t *testing.T) {
 		SessionMaxTotal:    50000,
 		ReconnectPlainName: true,
 		NoInitialUser:      true,
+
+		// Not in the example: the defaults.
+		MaxConnectionsPerIP:   100,
+		MinRate:               256,
+		MinRateWindow:         time.Minute,
+		LoginThrottleFailures: 5,
+		LoginThrottleWindow:   15 * time.Minute,
+		LoginThrottleDelay:    time.Second,
+		LoginThrottleMaxDelay: 30 * time.Second,
 	}
 	if c != want {
 		t.Errorf("got\n%+v\nwant\n%+v", c, want)
 	}
 	if err := c.Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestLMTPKeys(t *testing.T) {
+	c := Default()
+	if got, _ := c.Get("lmtp-socket-mode"); got != "0660" {
+		t.Errorf("default lmtp-socket-mode %q", got)
+	}
+	if l := c.DomainList(); l != nil {
+		t.Errorf("default domains %q", l)
+	}
+	if err := c.Set("domains", " A.example , b.example"); err != nil {
+		t.Fatal(err)
+	}
+	if l := c.DomainList(); len(l) != 2 || l[0] != "a.example" || l[1] != "b.example" {
+		t.Errorf("domains %q", l)
+	}
+	for _, addr := range []string{"127.0.0.1:24", "[::1]:24", "unix:/run/quickimap/lmtp.sock"} {
+		d := Default()
+		d.LMTPListen = addr
+		if err := d.Validate(); err != nil {
+			t.Errorf("lmtp-listen %s: %v", addr, err)
+		}
+	}
+	for _, addr := range []string{"unix:", "unix:lmtp.sock", "localhost"} {
+		d := Default()
+		d.LMTPListen = addr
+		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "lmtp-listen") {
+			t.Errorf("lmtp-listen %s: %v, want an error naming the key", addr, err)
+		}
+	}
+	for _, bad := range [][2]string{
+		{"lmtp-socket-mode", "0999"}, {"lmtp-socket-mode", "01777"}, {"lmtp-socket-mode", "rw"},
+		{"domains", "alice@example.org"}, {"recipient-delimiter", "@"},
+	} {
+		if err := c.Set(bad[0], bad[1]); err == nil {
+			t.Errorf("%s = %s accepted", bad[0], bad[1])
+		}
 	}
 }
 

@@ -3,7 +3,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -122,6 +125,18 @@ func sizeKey(name, help string, max int64, get func(*Config) int64, put func(*Co
 	}
 }
 
+// autoSizeKey is a size key for which 0 means "derived automatically".
+func autoSizeKey(name, help string, max int64, get func(*Config) int64, put func(*Config, int64)) Key {
+	k := sizeKey(name, help, max, get, put)
+	k.check = func(c *Config) error {
+		if get(c) < 0 {
+			return errors.New("must not be negative (0 derives it automatically)")
+		}
+		return nil
+	}
+	return k
+}
+
 func durationKey(name, help string, f func(*Config) *time.Duration) Key {
 	return Key{Name: name, Kind: KindDuration, Help: help,
 		get: func(c *Config) string { return FormatDuration(*f(c)) },
@@ -181,6 +196,59 @@ var keys = []Key{
 	stringKey("cert", "PEM file of the TLS certificate chain", func(c *Config) *string { return &c.CertFile }),
 	stringKey("key", "PEM file of the TLS private key", func(c *Config) *string { return &c.KeyFile }),
 	boolKey("allow-insecure-auth", "allow logins without TLS from non-loopback addresses", func(c *Config) *bool { return &c.AllowInsecureAuth }),
+	{Name: "lmtp-listen", Kind: KindString, Help: "address of the LMTP delivery listener: host:port, or unix:/path for a Unix socket; empty: none",
+		get: func(c *Config) string { return c.LMTPListen },
+		set: func(c *Config, v string) error { c.LMTPListen = strings.TrimSpace(v); return nil },
+		check: func(c *Config) error {
+			if c.LMTPListen == "" {
+				return nil
+			}
+			if path, ok := strings.CutPrefix(c.LMTPListen, "unix:"); ok {
+				if !filepath.IsAbs(path) {
+					return fmt.Errorf("%q: a Unix socket needs an absolute path (unix:/run/quickimap/lmtp.sock)", c.LMTPListen)
+				}
+				return nil
+			}
+			if _, _, err := net.SplitHostPort(c.LMTPListen); err != nil {
+				return fmt.Errorf("%q is neither host:port nor unix:/path", c.LMTPListen)
+			}
+			return nil
+		},
+	},
+	{Name: "lmtp-socket-mode", Kind: KindString, Help: "permission bits (octal) of the LMTP Unix socket: who may connect may deliver mail",
+		get: func(c *Config) string { return fmt.Sprintf("%04o", uint32(c.LMTPSocketMode.Perm())) },
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil || n > 0o777 {
+				return fmt.Errorf("%q is not an octal mode such as 0660", v)
+			}
+			c.LMTPSocketMode = fs.FileMode(n)
+			return nil
+		},
+	},
+	{Name: "domains", Kind: KindString, Help: "comma-separated domains whose recipients LMTP accepts; empty: any",
+		get: func(c *Config) string { return c.Domains },
+		set: func(c *Config, v string) error {
+			for d := range strings.SplitSeq(v, ",") {
+				if d = strings.TrimSpace(d); strings.ContainsAny(d, " \t@<>") {
+					return fmt.Errorf("%q is not a domain name", d)
+				}
+			}
+			c.Domains = strings.Join(splitDomains(v), ", ")
+			return nil
+		},
+	},
+	{Name: "recipient-delimiter", Kind: KindString, Help: "characters that separate an LMTP recipient's account from a mailbox (+: alice+Lists delivers to alice's Lists); empty: none",
+		get: func(c *Config) string { return c.RecipientDelimiter },
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if strings.ContainsAny(v, "@ \t\"<>") {
+				return fmt.Errorf("%q: a delimiter cannot be @, a blank, a quote or an angle bracket", v)
+			}
+			c.RecipientDelimiter = v
+			return nil
+		},
+	},
 	{Name: "log-level", Kind: KindLevel, Help: "debug, info, warn or error",
 		get: func(c *Config) string { return strings.ToLower(c.LogLevel.String()) },
 		set: func(c *Config, v string) error {
@@ -208,9 +276,49 @@ var keys = []Key{
 	sizeKey("max-literal", "largest literal, and so largest message APPEND accepts", 1<<40,
 		func(c *Config) int64 { return c.MaxLiteral }, func(c *Config, n int64) { c.MaxLiteral = n }),
 	intKey("max-connections", "most connections open at once", func(c *Config) *int { return &c.MaxConnections }),
+	intKey("max-connections-per-ip", "most connections open at once from one client address (an IPv4 address, an IPv6 /64)", func(c *Config) *int { return &c.MaxConnectionsPerIP }),
+	boolKey("limit-loopback", "apply the per-address limits (max-connections-per-ip, login throttling) to loopback clients too", func(c *Config) *bool { return &c.LimitLoopback }),
 	intKey("max-auth-failures", "failed logins after which a connection is closed", func(c *Config) *int { return &c.MaxAuthFailures }),
 	durationKey("autologout-timeout", "silence after which an authenticated connection is closed", func(c *Config) *time.Duration { return &c.AutoLogoutTimeout }),
-	durationKey("preauth-timeout", "silence after which a connection not yet logged in is closed", func(c *Config) *time.Duration { return &c.PreAuthTimeout }),
+	durationKey("preauth-timeout", "time from connecting by which a client must have logged in, or be closed", func(c *Config) *time.Duration { return &c.PreAuthTimeout }),
+	{Name: "min-rate", Kind: KindSize, Help: "average bytes per second at which a command (its lines and literals) must arrive; 0: no minimum",
+		get: func(c *Config) string { return FormatSize(c.MinRate) },
+		set: func(c *Config, v string) error {
+			n, err := ParseSize(v)
+			if err != nil {
+				return err
+			}
+			c.MinRate = n
+			return nil
+		},
+		check: func(c *Config) error {
+			if c.MinRate < 0 {
+				return errors.New("must not be negative (0 turns it off)")
+			}
+			return nil
+		},
+	},
+	durationKey("min-rate-window", "grace of min-rate: a command may fall this far behind it, or pause this long", func(c *Config) *time.Duration { return &c.MinRateWindow }),
+	{Name: "login-throttle-failures", Kind: KindInt, Help: "failed logins from one client address after which its further attempts are delayed; 0: never",
+		get: func(c *Config) string { return strconv.Itoa(c.LoginThrottleFailures) },
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", v)
+			}
+			c.LoginThrottleFailures = n
+			return nil
+		},
+		check: func(c *Config) error {
+			if c.LoginThrottleFailures < 0 {
+				return errors.New("must not be negative (0 turns it off)")
+			}
+			return nil
+		},
+	},
+	durationKey("login-throttle-window", "time without a failed login after which an address's failures are forgotten", func(c *Config) *time.Duration { return &c.LoginThrottleWindow }),
+	durationKey("login-throttle-delay", "delay of the first throttled login attempt; it doubles with each further failure", func(c *Config) *time.Duration { return &c.LoginThrottleDelay }),
+	durationKey("login-throttle-max-delay", "longest delay of a throttled login attempt", func(c *Config) *time.Duration { return &c.LoginThrottleMaxDelay }),
 	durationKey("write-timeout", "limit of every write to a client", func(c *Config) *time.Duration { return &c.WriteTimeout }),
 	durationKey("literal-timeout", "limit of the wait for a literal's bytes", func(c *Config) *time.Duration { return &c.LiteralTimeout }),
 	durationKey("failed-login-delay", "pause before answering a failed login", func(c *Config) *time.Duration { return &c.FailedLoginDelay }),
@@ -219,6 +327,11 @@ var keys = []Key{
 		func(c *Config) int64 { return c.DiskReserve }, func(c *Config, n int64) { c.DiskReserve = n }),
 	sizeKey("message-cache-size", "bytes of the cache of what FETCH reads of messages (date, size, structure, bodies up to 64KiB)", 1<<40,
 		func(c *Config) int64 { return c.MessageCacheSize }, func(c *Config, n int64) { c.MessageCacheSize = n }),
+	autoSizeKey("memory-budget", "bytes all connections may hold at once of literals being received and FETCH responses being written; 0: an eighth of the machine's memory, within 64MiB and 1GiB", 1<<40,
+		func(c *Config) int64 { return c.MemoryBudget }, func(c *Config, n int64) { c.MemoryBudget = n }),
+	sizeKey("spool-literal", "size above which an APPEND literal is written to a temporary file as it arrives instead of being held in memory", 1<<40,
+		func(c *Config) int64 { return c.SpoolLiteral }, func(c *Config, n int64) { c.SpoolLiteral = n }),
+	stringKey("spool-dir", "directory of the temporary files of large literals; empty: spool in the data directory", func(c *Config) *string { return &c.SpoolDir }),
 	{Name: "compress-level", Kind: KindInt, Help: "DEFLATE level of COMPRESS responses, 1 (fastest) to 9 (smallest)",
 		get: func(c *Config) string { return strconv.Itoa(c.CompressLevel) },
 		set: func(c *Config, v string) error {

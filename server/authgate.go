@@ -99,6 +99,9 @@ func (c *conn) gated(check func() bool) (bool, error) {
 // there.
 func (c *conn) peerContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(c.s.ctx)
+	// The command has been read: the minimum rate no longer applies,
+	// and the watch below reads on another goroutine.
+	c.nc.rate.stop()
 	if c.br.Buffered() > 0 {
 		return ctx, func() { cancel(nil) }
 	}
@@ -113,7 +116,9 @@ func (c *conn) peerContext() (context.Context, func()) {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && !c.closing.Load() {
 				// The read timeout set for the client's silence: the
-				// client is waiting for us, not silent.
+				// client is waiting for us, not silent. (The end of the
+				// time to log in is a limitError, not a timeout: it
+				// ends the wait.)
 				continue
 			}
 			cancel(err)

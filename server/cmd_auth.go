@@ -36,7 +36,7 @@ func (c *conn) cmdStartTLS(tag string) (*status, error) {
 		c.log.Warn("discarding plaintext sent after STARTTLS", "bytes", n)
 	}
 	tc := tls.Server(c.nc.Conn, c.s.opts.TLSConfig)
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PreAuthTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), c.loginBy)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.log.Debug("STARTTLS handshake failed", "err", err)
@@ -176,6 +176,16 @@ func (c *conn) login(name, pass, cmd string) (*status, error) {
 // queue for a bcrypt slot, one bcrypt check, loginFailed's delay; so the
 // time of a failure does not tell which accounts exist.
 func (c *conn) checkCredentials(name, pass, cmd string) (store.User, *status, error) {
+	if err := c.throttleLogin(cmd); err != nil {
+		if c.s.isClosing() {
+			return store.User{}, no("UNAVAILABLE", "Server shutting down, try again later"), nil
+		}
+		if errors.Is(err, errThrottled) {
+			c.byeAfter = "Too many failed logins from your address, try again later"
+			return store.User{}, no("UNAVAILABLE", "Too many failed logins from your address"), nil
+		}
+		return store.User{}, nil, err
+	}
 	u, err := c.s.store.UserByName(context.Background(), strings.ToLower(name))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		c.log.Error("user lookup failed", "err", err)
@@ -214,6 +224,7 @@ func (c *conn) loggedIn(u store.User, cmd string) *status {
 	c.sess.UserName = u.Name
 	c.log = c.log.With("user", u.Name)
 	c.dec.SetLimits(c.s.opts.Limits)
+	c.nc.loginBy.Store(0) // logged in within PreAuthTimeout
 	c.log.Info("login", "method", cmd, "tls", c.isTLS)
 	return okCode(c.capabilityCode(), "Ok")
 }
@@ -223,6 +234,9 @@ func (c *conn) loggedIn(u store.User, cmd string) *status {
 // the user name the client gave, "" when it is not known.
 func (c *conn) loginFailed(name, cmd, code, text string, attrs ...any) (*status, error) {
 	c.authFailures++
+	if !c.ca.exempt {
+		c.s.throttle.fail(c.ca.key, time.Now())
+	}
 	c.log.Warn("login failed", append([]any{"method", cmd, "user", printable(name), "failures", c.authFailures}, attrs...)...)
 	t := time.NewTimer(c.s.opts.FailedLoginDelay)
 	select {
@@ -234,4 +248,36 @@ func (c *conn) loginFailed(name, cmd, code, text string, attrs ...any) (*status,
 		c.byeAfter = "Too many authentication failures"
 	}
 	return no(code, text), nil
+}
+
+// errThrottled refuses a login attempt whose turn (see loginThrottle)
+// would come after its connection's time to log in.
+var errThrottled = errors.New("login throttled")
+
+// throttleLogin delays a login attempt from an address that has failed
+// too often (see loginThrottle), and logs it. It returns errThrottled
+// when the attempt's turn would come too late, errClosing when the server
+// shuts down during the wait.
+func (c *conn) throttleLogin(cmd string) error {
+	if c.ca.exempt {
+		return nil
+	}
+	now := time.Now()
+	d, failures, ok := c.s.throttle.admit(c.ca.key, now, c.loginBy)
+	if d <= 0 {
+		return nil
+	}
+	// A stable line for operators and fail2ban (docs/security.md).
+	c.log.Warn("login throttled", "addr", c.ca.ip, "method", cmd, "failures", failures, "delay", d.Round(time.Millisecond), "refused", !ok)
+	if !ok {
+		return errThrottled
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-c.s.closingCh():
+		return errClosing
+	}
 }

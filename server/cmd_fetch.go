@@ -12,6 +12,7 @@ import (
 	"github.com/quickimap/quickimap/message"
 	"github.com/quickimap/quickimap/server/imapmime"
 	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/wire"
 )
 
 // fetchChunk is the number of messages whose data is loaded from the store
@@ -148,12 +149,14 @@ func (c *conn) fetch(isUID bool) (*status, error) {
 	} else {
 		f := fetcher{c: c, req: req, need: need, ctx: context.Background(),
 			condstore: c.sess.IsEnabled(extCondstore), hasUID: hasUID, hasModSeq: hasModSeq}
+		// Deferred: the buffer's share of the memory budget comes back
+		// even after a panic.
+		defer f.release()
 		for len(refs) > 0 && st == nil && err == nil {
 			n := min(len(refs), fetchChunk)
 			st, err = f.chunk(refs[:n])
 			refs = refs[n:]
 		}
-		f.release()
 		if st == nil && err == nil {
 			st = ok("FETCH completed")
 		}
@@ -218,6 +221,9 @@ type fetcher struct {
 	msgs []fetchMsg
 	uids []uint32
 	buf  *[]byte // for bodies read in pieces (buffer)
+	// bufTaken: buf is a pooled buffer counted against the memory
+	// budget (else a small one of its own).
+	bufTaken bool
 }
 
 // fetchMsg is one message of a chunk.
@@ -316,6 +322,10 @@ func (f *fetcher) chunk(refs []msgRef) (*status, error) {
 			continue
 		}
 		if storeErr, err := f.write(m); storeErr != nil || err != nil {
+			var lim *wire.LimitError
+			if errors.As(storeErr, &lim) {
+				return no(lim.Code, lim.Msg), nil
+			}
 			if storeErr != nil {
 				return c.storeFailure(storeErr), nil
 			}
@@ -359,15 +369,32 @@ func (f *fetcher) write(m *fetchMsg) (storeErr, err error) {
 			return err, nil
 		}
 		if root == nil && f.need.structure && !bodyGone {
-			raw, err := readBody(body)
+			// Parsed whole: the bytes wait for their share of the
+			// memory budget.
+			give, err := f.holdMemory(body.Size())
 			if err != nil {
 				return err, nil
 			}
+			raw, err := readBody(body)
+			if err != nil {
+				give()
+				return err, nil
+			}
 			root = parseOrEmpty(raw)
+			give()
 		}
 	}
 	if root == nil && f.need.structure {
 		root = parseOrEmpty(nil)
+	}
+	if body != nil && !bodyGone {
+		// Headers filtered by HEADER.FIELDS are read whole: their
+		// share of the budget is had before the response begins.
+		give, err := f.holdMemory(f.filteredBytes(root, body.Size()))
+		if err != nil {
+			return err, nil
+		}
+		defer give()
 	}
 
 	enc.Star().Number(m.ref.Seq).Atom(" FETCH (")
@@ -517,9 +544,18 @@ func (f *fetcher) writeSection(m *fetchMsg, a *fetchAtt, body store.Body, root *
 }
 
 // buffer returns the fetch's buffer for reading bodies in pieces, taken
-// from the server's pool on first use (release gives it back).
+// from the server's pool on first use (release gives it back) and
+// counted against the memory budget; when the budget is spent, a small
+// buffer of its own, so that a FETCH never waits for memory to send a
+// body.
 func (f *fetcher) buffer() []byte {
 	if f.buf == nil {
+		if !f.c.s.mem.tryTake(bodyBufSize) {
+			b := make([]byte, smallBodyBufSize)
+			f.buf = &b
+			return b
+		}
+		f.bufTaken = true
 		if b, ok := f.c.s.bodyBufs.Get().(*[]byte); ok {
 			f.buf = b
 		} else {
@@ -532,16 +568,64 @@ func (f *fetcher) buffer() []byte {
 
 // release returns the buffer to the pool.
 func (f *fetcher) release() {
-	if f.buf != nil {
+	if f.buf != nil && f.bufTaken {
 		f.c.s.bodyBufs.Put(f.buf)
-		f.buf = nil
+		f.c.s.mem.give(bodyBufSize)
 	}
+	f.buf, f.bufTaken = nil, false
 }
 
 // bodyBufSize is the piece in which a body kept outside memory is read
 // and written to the client: large enough that a 2 MB message takes 16
-// reads and writes, small enough to pool.
-const bodyBufSize = 128 << 10
+// reads and writes, small enough to pool. smallBodyBufSize is the piece
+// when the memory budget is spent.
+const (
+	bodyBufSize      = 128 << 10
+	smallBodyBufSize = 8 << 10
+)
+
+// wholeFree is the size up to which a FETCH reads a body or header
+// whole without asking the memory budget (message cache entries and
+// bodies kept in the database are of that order).
+const wholeFree = 64 << 10
+
+// holdMemory takes n bytes of the memory budget for a body or header
+// read whole, waiting up to the write timeout (a NO [LIMIT] for the
+// FETCH then), and returns the function that gives them back.
+func (f *fetcher) holdMemory(n int64) (give func(), err error) {
+	if n <= wholeFree {
+		return func() {}, nil
+	}
+	// The fetch's own buffer is given back first: a FETCH alone may
+	// have more than the whole budget (memBudget.take), not one that
+	// holds a part of it already.
+	f.release()
+	mem := f.c.s.mem
+	if err := mem.takeWithin(f.ctx, n, f.c.s.opts.WriteTimeout); err != nil {
+		return nil, err
+	}
+	return func() { mem.give(n) }, nil
+}
+
+// filteredBytes is the memory the HEADER.FIELDS sections of the request
+// take for a message of size bytes: each header is read whole, and what
+// is kept of it is held until it is written.
+func (f *fetcher) filteredBytes(root *message.Part, size int64) int64 {
+	var n int64
+	for i := range f.req.atts {
+		a := &f.req.atts[i]
+		if a.kind != fetchSection || root == nil {
+			continue
+		}
+		if sp := a.section.Specifier; sp != message.SpecHeaderFields && sp != message.SpecHeaderFieldsNot {
+			continue
+		}
+		if span, err := message.Locate(root, a.section, int(size)); err == nil && span.Fields {
+			n += 2 * int64(span.End-span.Start)
+		}
+	}
+	return n
+}
 
 // readBody reads all of an open body.
 func readBody(b store.Body) ([]byte, error) {

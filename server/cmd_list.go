@@ -250,13 +250,12 @@ func (c *conn) list(ref string, o *listOptions, verb string) (*status, error) {
 				seen[n] = true
 			}
 		}
-		// A parent that matches the pattern while only its subscribed
-		// children do not: LSUB returns it as \Noselect (RFC 3501
-		// §6.3.9), LIST (SUBSCRIBED RECURSIVEMATCH) with CHILDINFO
-		// (RFC 5258 §3.5).
-		if o.lsub || o.selRecursive {
+		if o.lsub {
+			// A parent that matches the pattern while only its
+			// subscribed children do not: LSUB returns it as
+			// \Noselect (RFC 3501 §6.3.9).
 			for _, n := range names {
-				if o.lsub && matches(n) {
+				if matches(n) {
 					// The subscribed name itself is listed: no
 					// stand-in parent is needed (RFC 3501 §6.3.9
 					// asks for it only when "%" stops above).
@@ -267,20 +266,12 @@ func (c *conn) list(ref string, o *listOptions, verb string) (*status, error) {
 						continue
 					}
 					seen[p] = true
-					e := listEntry{name: p, mailbox: byName[p]}
-					if o.lsub {
-						e.attrs = append(e.attrs, imap.AttrNoselect)
-						e.mailbox = nil
-					} else {
-						e.childInfo = true
-						if !subs[p] && e.mailbox == nil {
-							e.attrs = append(e.attrs, imap.AttrNonExistent)
-						}
-					}
-					out = append(out, e)
+					out = append(out, listEntry{name: p, attrs: []string{imap.AttrNoselect}})
 				}
 			}
 			sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+		} else if o.selRecursive {
+			out = recursiveMatch(out, names, seen, matches, byName)
 		}
 	} else {
 		for i := range mboxes {
@@ -334,6 +325,49 @@ func (c *conn) list(ref string, o *listOptions, verb string) (*status, error) {
 		}
 	}
 	return ok(verb + " completed"), nil
+}
+
+// recursiveMatch adds CHILDINFO ("SUBSCRIBED") to the LIST (SUBSCRIBED
+// RECURSIVEMATCH) answer out, which holds the subscribed names subs that
+// match (RFC 5258 §3.1, §3.5). A name that matches a pattern and has a
+// subscribed descendant is a parent to report:
+//   - when it is subscribed itself, it is listed already and gets
+//     CHILDINFO (§5 examples 8 A1 and 9);
+//   - when it is not, it is listed with CHILDINFO only if one of those
+//     descendants does not match a pattern, so is not listed itself
+//     (§3.3 rule 2B; §3.5: servers SHOULD suppress redundant CHILDINFO).
+//     It is \NonExistent when no such mailbox exists.
+func recursiveMatch(out []listEntry, subs []string, seen map[string]bool,
+	matches func(string) bool, byName map[string]*store.Mailbox) []listEntry {
+	hasSub := map[string]bool{}      // matching names with a subscribed descendant
+	hasUnlisted := map[string]bool{} // ... with one that is not listed
+	for _, n := range subs {
+		listed := matches(n)
+		for p := parentName(n); p != ""; p = parentName(p) {
+			if matches(p) {
+				hasSub[p] = true
+				if !listed {
+					hasUnlisted[p] = true
+				}
+			}
+		}
+	}
+	for i := range out {
+		out[i].childInfo = hasSub[out[i].name]
+	}
+	for p := range hasUnlisted {
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		e := listEntry{name: p, mailbox: byName[p], childInfo: true}
+		if e.mailbox == nil {
+			e.attrs = append(e.attrs, imap.AttrNonExistent)
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
 }
 
 // parentName returns the name one level up, or "".

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/quickimap/quickimap/imap"
-	"github.com/quickimap/quickimap/message"
 	"github.com/quickimap/quickimap/store"
 	"github.com/quickimap/quickimap/wire"
 )
@@ -53,6 +55,9 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 		return nil, err
 	}
 	var msgs []store.NewMessage
+	// spooled[i] holds the body of msgs[i] when it went to a temporary
+	// file (membudget.go).
+	var spooled []*spoolFile
 	var refused *status
 	// MULTIAPPEND (RFC 3502): one or more messages, each with optional
 	// flags and date, all or none appended.
@@ -77,7 +82,16 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 				return nil, err
 			}
 		}
-		if m.Body, err = c.dec.Literal(); err != nil {
+		var sp *spoolFile
+		m.Body, err = c.dec.LiteralTo(func(n int64) (io.Writer, error) {
+			f, err := c.appendSink(n)
+			if f == nil {
+				return nil, err // in memory, or refused
+			}
+			sp = f
+			return f, nil
+		})
+		if err != nil {
 			return nil, err
 		}
 		if len(msgs) >= c.s.opts.MaxAppendMessages {
@@ -86,10 +100,10 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 		if st := checkFlags(m.Flags); st != nil && refused == nil {
 			refused = st
 		}
-		if len(m.Body) == 0 && refused == nil {
+		if len(m.Body) == 0 && sp == nil && refused == nil {
 			refused = no("", "Empty message refused")
 		}
-		if bytes.IndexByte(m.Body, 0) >= 0 && refused == nil {
+		if (bytes.IndexByte(m.Body, 0) >= 0 || sp != nil && sp.nul) && refused == nil {
 			// RFC 3501 §4.3, §9: a literal is CHAR8, which excludes
 			// NUL, and without BINARY (RFC 3516, not offered) FETCH
 			// could only send the message back in such a literal.
@@ -99,6 +113,7 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 			refused = no("CANNOT", "Message contains NUL bytes; IMAP cannot carry them without BINARY (RFC 3516)")
 		}
 		msgs = append(msgs, m)
+		spooled = append(spooled, sp)
 	}
 	if err := c.dec.CRLF(); err != nil {
 		return nil, err
@@ -115,40 +130,94 @@ func (c *conn) cmdAppend(tag string) (*status, error) {
 		}
 		return c.storeFailure(err), nil
 	}
-	for i := range msgs {
-		// The MIME structure is parsed once here, never again on FETCH.
-		if p, err := message.Parse(msgs[i].Body); err == nil {
-			msgs[i].Structure = p.Marshal()
-			msgs[i].HeaderLen = p.BodyStart
-		}
-		if msgs[i].InternalDate.IsZero() {
-			msgs[i].InternalDate = time.Now()
-		}
+	if st := c.loadSpooled(ctx, msgs, spooled); st != nil {
+		return st, nil
 	}
-	uids, after, err := c.s.store.AppendMessages(ctx, c.sess.UserID, mb.ID, msgs)
+	uids, after, err := c.s.appendMessages(ctx, c.sess.UserID, mb.ID, msgs)
 	if err != nil {
 		return c.storeFailure(err), nil
 	}
-	c.s.hub.Changed(ctx, mb.ID)
-	c.cacheAppended(mb.ID, after.UIDValidity, uids, msgs)
 	// RFC 4315 APPENDUID.
 	return okCode("APPENDUID "+itoa(after.UIDValidity)+" "+imap.UIDSetFromSorted(uids).String(), "APPEND completed"), nil
+}
+
+// appendSink chooses where the bytes of an APPEND literal of n bytes go
+// (wire.Decoder.LiteralTo): into memory, counted against the budget,
+// when it is no larger than Options.SpoolLiteral and fits (nil, nil);
+// else into a new temporary file. A literal that fits neither is
+// refused with NO [LIMIT].
+func (c *conn) appendSink(n int64) (*spoolFile, error) {
+	if n <= c.s.opts.SpoolLiteral && c.tryTakeMemory(n) {
+		return nil, nil
+	}
+	sp, err := newSpoolFile(c.s.mem, c.s.opts.SpoolDir)
+	if err != nil {
+		c.log.Warn("cannot make a temporary file for a literal", "err", err)
+		if c.tryTakeMemory(n) {
+			return nil, nil
+		}
+		return nil, errMemoryBusy()
+	}
+	c.cmem.spools = append(c.cmem.spools, sp)
+	return sp, nil
+}
+
+// loadSpooled reads the spooled bodies of an APPEND into msgs, once
+// their bytes fit the memory budget (waiting up to the literal timeout),
+// and removes their files. A failure is the command's answer.
+func (c *conn) loadSpooled(ctx context.Context, msgs []store.NewMessage, spooled []*spoolFile) *status {
+	var total int64
+	for _, sp := range spooled {
+		if sp != nil {
+			total += sp.n
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	if c.cmem.taken > 0 && c.cmem.taken+total > c.s.mem.limit {
+		// A MULTIAPPEND larger than the whole budget: no wait would
+		// make it fit.
+		return no("LIMIT", "Messages too large together for the server's memory; append them one by one")
+	}
+	if err := c.takeMemory(ctx, total); err != nil {
+		c.log.Info("APPEND waited too long for memory", "bytes", total)
+		return no("LIMIT", "Server memory busy; try again later")
+	}
+	for i, sp := range spooled {
+		if sp == nil {
+			continue
+		}
+		b, err := sp.load()
+		sp.close()
+		if errors.Is(err, syscall.ENOSPC) {
+			// The spool shares the store's disk (by default): the
+			// operator's "mail store is full" line and OVERQUOTA.
+			return c.storeFailure(fmt.Errorf("%w: spooling a literal: %w", store.ErrFull, err))
+		}
+		if err != nil {
+			c.log.Warn("cannot read back a spooled literal", "err", err)
+			return no("UNAVAILABLE", "Cannot store the message now; try again later")
+		}
+		msgs[i].Body = b
+	}
+	return nil
 }
 
 // cacheAppended puts what FETCH and SEARCH will ask of the messages just
 // appended into the message cache, as the store keeps it (whole seconds
 // of the internal date, the bytes as given): clients list the newest
 // messages right after they arrive.
-func (c *conn) cacheAppended(mailboxID int64, validity uint32, uids []uint32, msgs []store.NewMessage) {
-	if c.s.msgs == nil || len(uids) != len(msgs) {
+func (s *Server) cacheAppended(mailboxID int64, validity uint32, uids []uint32, msgs []store.NewMessage) {
+	if s.msgs == nil || len(uids) != len(msgs) {
 		return
 	}
 	for i, uid := range uids {
 		m := &msgs[i]
-		c.s.msgs.put(msgKey{mailboxID, validity, uid, msgInfo}, &msgData{
+		s.msgs.put(msgKey{mailboxID, validity, uid, msgInfo}, &msgData{
 			date: m.InternalDate.Truncate(time.Second), size: int64(len(m.Body)), structure: m.Structure})
 		if m.HeaderLen > 0 && m.HeaderLen <= len(m.Body) {
-			c.s.msgs.put(msgKey{mailboxID, validity, uid, msgHeader}, &msgData{body: bytes.Clone(m.Body[:m.HeaderLen])})
+			s.msgs.put(msgKey{mailboxID, validity, uid, msgHeader}, &msgData{body: bytes.Clone(m.Body[:m.HeaderLen])})
 		}
 	}
 }

@@ -187,7 +187,9 @@ func (c *conn) readSIDArgs() (*sidArgs, error) {
 func (c *conn) cmdSID(tag string) (*status, error) {
 	reg := c.s.opts.Sessions
 	if reg == nil {
-		c.discardAnd(tag, "BAD", "", "Unknown command SID")
+		if !c.discardAnd(tag, "BAD", "", "Unknown command SID") {
+			return nil, errEnded
+		}
 		return nil, nil
 	}
 	args, err := c.readSIDArgs()
@@ -398,7 +400,9 @@ func (c *conn) resumedUnselected() *status {
 func (c *conn) cmdDeleteSID(tag string) (*status, error) {
 	reg := c.s.opts.Sessions
 	if reg == nil {
-		c.discardAnd(tag, "BAD", "", "Unknown command DELETESID")
+		if !c.discardAnd(tag, "BAD", "", "Unknown command DELETESID") {
+			return nil, errEnded
+		}
 		return nil, nil
 	}
 	if err := c.dec.CRLF(); err != nil {

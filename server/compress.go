@@ -127,7 +127,7 @@ func (d *deadlineConn) zread(p []byte) (int, error) {
 			continue
 		}
 		now := time.Now()
-		deadline := now.Add(time.Duration(d.readTimeout.Load()))
+		deadline := d.readDeadline(now) // with the deadlines on total time
 		short := z.in.Deferred()
 		if short {
 			d.Conn.SetReadDeadline(earliest(deadline, now.Add(zQuiet)))
@@ -138,6 +138,10 @@ func (d *deadlineConn) zread(p []byte) (int, error) {
 			d.Conn.SetReadDeadline(time.Now())
 		}
 		n, err := d.Conn.Read(z.in.FeedBuffer(zReadSize))
+		if d.rate.on {
+			// The bytes on the wire count, as they take the time.
+			d.rate.account(n, time.Since(now))
+		}
 		if ferr := z.in.Fed(n); ferr != nil {
 			z.err = ferr
 			return 0, ferr
@@ -151,6 +155,9 @@ func (d *deadlineConn) zread(p []byte) (int, error) {
 		}
 		if err == nil {
 			err = io.ErrNoProgress
+		}
+		if isTimeout(err) && !d.closing.Load() && !d.halt.Load() {
+			err = d.limitErr(err)
 		}
 		return 0, err
 	}
@@ -199,6 +206,9 @@ func (d *deadlineConn) zawait(until time.Time, w *waker) error {
 		}
 		if err == nil {
 			err = io.ErrNoProgress
+		}
+		if isTimeout(err) && !d.closing.Load() {
+			err = d.limitErr(err)
 		}
 		return err
 	}

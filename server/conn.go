@@ -48,6 +48,7 @@ type conn struct {
 	isTLS    bool
 	loopback bool
 	remote   string
+	ca       clientAddr // for the per-address limits
 
 	sess Session
 	// view is the selected mailbox's view, nil outside the selected state.
@@ -67,10 +68,17 @@ type conn struct {
 	// IDLE notices.
 	lostSID atomic.Pointer[string]
 	waker   waker
+	// loginBy is when a connection not yet authenticated is closed
+	// (PreAuthTimeout after it was accepted; see slowclient.go).
+	loginBy time.Time
 	// idle is the IDLE command in progress, nil when none (cmd_idle.go).
 	idle *idling
 	// wait is the current or last wait for the client (see loop).
 	wait waiting
+
+	// cmem is what the current command holds of the memory budget
+	// (membudget.go), given back when it ends.
+	cmem cmdMemory
 
 	// Per command, reset before each:
 	// sentModSeq: a MODSEQ FETCH data item went out (see readCommand).
@@ -80,8 +88,8 @@ type conn struct {
 	holdExpunge bool
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, remote: nc.RemoteAddr().String()}
+func newConn(s *Server, nc net.Conn, ca clientAddr) *conn {
+	c := &conn{s: s, remote: nc.RemoteAddr().String(), ca: ca, loginBy: time.Now().Add(s.opts.PreAuthTimeout)}
 	if tcp, ok := nc.RemoteAddr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() && !s.opts.DistrustLoopback {
 		c.loopback = true
 	}
@@ -97,6 +105,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) setTransport(nc net.Conn) {
 	c.nc = &deadlineConn{Conn: nc, closing: &c.closing, writeTimeout: c.s.opts.WriteTimeout}
 	c.nc.readTimeout.Store(int64(c.s.opts.PreAuthTimeout))
+	c.nc.rate = rateClock{min: max(c.s.opts.MinRate, 0), window: c.s.opts.MinRateWindow}
+	if c.sess.State == imap.StateNotAuthenticated {
+		c.nc.loginBy.Store(c.loginBy.UnixNano())
+	}
 	if c.br != nil {
 		c.br.Reset(nil)
 		c.s.readers.Put(c.br)
@@ -109,6 +121,7 @@ func (c *conn) setTransport(nc net.Conn) {
 	}
 	c.dec = wire.NewDecoder(nil, lim)
 	c.dec.SetContinuation(c.continueLiteral)
+	c.dec.SetAdmit(c.admitLiteral)
 	c.enc = wire.NewPooledEncoder(c.nc, c.s.writers)
 }
 
@@ -164,7 +177,7 @@ func (c *conn) serve() {
 	ended := true
 	defer c.exit(&ended)
 	if tc, ok := c.nc.Conn.(*tls.Conn); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.PreAuthTimeout)
+		ctx, cancel := context.WithDeadline(context.Background(), c.loginBy)
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
@@ -189,6 +202,9 @@ func (c *conn) serve() {
 func (c *conn) exit(ended *bool) {
 	if r := recover(); r != nil {
 		c.log.Error("panic in connection", "panic", r, "stack", stack())
+		if h := c.s.opts.OnPanic; h != nil {
+			h(r)
+		}
 	}
 	if *ended {
 		c.end()
@@ -233,11 +249,14 @@ func (c *conn) loop() (ended bool) {
 		c.borrowReader()
 		c.resetInflateBudget()
 		var more bool
+		// The command's bytes must arrive at MinRate (slowclient.go).
+		c.nc.rate.begin()
 		if c.idle != nil {
 			more = c.idleDone()
 		} else {
 			more = c.readCommand()
 		}
+		c.nc.rate.stop()
 		if c.enc.Flush() != nil || !more {
 			return true
 		}
@@ -295,6 +314,9 @@ func (c *conn) beginWait(fresh bool) bool {
 		timeout := c.commandTimeout()
 		c.nc.readTimeout.Store(int64(timeout))
 		c.wait.end = now.Add(timeout)
+		if c.sess.State == imap.StateNotAuthenticated {
+			c.wait.end = earliest(c.wait.end, c.loginBy)
+		}
 		c.wait.waker = nil
 	}
 	c.wait.until = c.wait.end
@@ -372,6 +394,7 @@ func (c *conn) commandTimeout() time.Duration {
 // readCommand reads and executes one command. It returns false when the
 // connection must end.
 func (c *conn) readCommand() bool {
+	defer c.releaseMemory()
 	c.nc.readTimeout.Store(int64(c.commandTimeout()))
 	c.dec.Begin()
 
@@ -405,12 +428,10 @@ func (c *conn) readCommand() bool {
 
 	cmd, ok := commands[name]
 	if !ok {
-		c.discardAnd(tag, "BAD", "", "Unknown command "+printable(name))
-		return true
+		return c.discardAnd(tag, "BAD", "", "Unknown command "+printable(name))
 	}
 	if !cmd.allowed(c.sess.State) {
-		c.discardAnd(tag, "BAD", "", name+" not allowed in the "+c.sess.State.String()+" state")
-		return true
+		return c.discardAnd(tag, "BAD", "", name+" not allowed in the "+c.sess.State.String()+" state")
 	}
 	c.sentModSeq, c.holdExpunge = false, false
 	st, err := cmd.fn(c, tag)
@@ -470,13 +491,19 @@ func (c *conn) readUIDSubcommand() (string, error) {
 }
 
 // discardAnd skips the rest of a command that will not run and answers it.
-func (c *conn) discardAnd(tag, typ, code, text string) {
+// It returns false when the connection must end (the rest could not be
+// read; commandError has answered).
+func (c *conn) discardAnd(tag, typ, code, text string) bool {
 	if err := c.dec.Discard(); err != nil {
-		c.commandError(tag, err)
-		return
+		return c.commandError(tag, err)
 	}
 	c.writeStatus(tag, &status{typ: typ, code: code, text: text})
+	return true
 }
+
+// errEnded is returned by a command whose connection has already been
+// answered and must end.
+var errEnded = errors.New("connection ended")
 
 // commandError answers a command that failed to parse or whose connection
 // failed. It returns false when the connection must end.
@@ -503,7 +530,7 @@ func (c *conn) commandError(tag string, err error) bool {
 			}
 		}
 		typ := "BAD"
-		if lim.Code == "TOOBIG" {
+		if lim.Code == "TOOBIG" || lim.NO {
 			typ = "NO"
 		}
 		c.writeStatus(tag, &status{typ: typ, code: lim.Code, text: lim.Msg})
@@ -526,9 +553,20 @@ func (c *conn) fatal(lim *wire.LimitError) bool {
 // ioError ends a connection whose stream failed: a timeout gets a BYE
 // (RFC 3501 §5.4 autologout), as does a server shutdown.
 func (c *conn) ioError(err error) bool {
+	if errors.Is(err, errEnded) {
+		return false
+	}
 	if c.closing.Load() {
 		c.enc.Star().Atom("BYE").SP().Text("Server shutting down").CRLF()
 		c.enc.Flush()
+		return false
+	}
+	var le *limitError
+	if errors.As(err, &le) {
+		c.enc.Star().Atom("BYE").SP().Text(le.bye).CRLF()
+		c.enc.Flush()
+		// A stable line for operators (docs/security.md).
+		c.log.Info("slow client disconnected", append([]any{"reason", le.reason, "addr", c.ca.ip}, le.attrs...)...)
 		return false
 	}
 	var ne net.Error
@@ -603,6 +641,13 @@ type deadlineConn struct {
 	halt         atomic.Bool
 	readTimeout  atomic.Int64 // time.Duration
 	writeTimeout time.Duration
+	// loginBy (Unix nanoseconds, 0: none) ends every read, whatever its
+	// timeout, until the client has logged in; rate bounds the time a
+	// command takes to arrive (see slowclient.go). rate is used by one
+	// goroutine at a time: the connection's, or peerContext's watch,
+	// which stops it first.
+	loginBy atomic.Int64
+	rate    rateClock
 
 	// pending holds the first bytes of a command, read by await into
 	// this small array rather than a borrowed buffer; Read returns them
@@ -624,15 +669,26 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 		n := copy(p, d.pending[d.poff:d.poff+d.npending])
 		d.poff += uint8(n)
 		d.npending -= uint8(n)
+		if d.rate.on {
+			d.rate.account(n, 0)
+		}
 		return n, nil
 	}
-	d.Conn.SetReadDeadline(time.Now().Add(time.Duration(d.readTimeout.Load())))
+	now := time.Now()
+	d.Conn.SetReadDeadline(d.readDeadline(now))
 	// Checked after setting the deadline: interrupt sets the flag, then a
 	// past deadline, so one of the two always wins. Likewise halt.
 	if d.closing.Load() || d.halt.Load() {
 		d.Conn.SetReadDeadline(time.Now())
 	}
-	return d.Conn.Read(p)
+	n, err := d.Conn.Read(p)
+	if d.rate.on {
+		d.rate.account(n, time.Since(now))
+	}
+	if err != nil && isTimeout(err) && !d.closing.Load() && !d.halt.Load() {
+		err = d.limitErr(err)
+	}
+	return n, err
 }
 
 // await blocks until the client sends something and keeps its first
@@ -661,6 +717,9 @@ func (d *deadlineConn) await(until time.Time, w *waker) error {
 	}
 	if w != nil && w.disarm(true) && isTimeout(err) && !d.closing.Load() {
 		return errKicked
+	}
+	if isTimeout(err) && !d.closing.Load() {
+		err = d.limitErr(err)
 	}
 	if err == nil {
 		err = io.ErrNoProgress

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strconv"
 	"testing"
@@ -29,8 +28,9 @@ var fuzzPrefixes = [3]string{
 const fuzzDeadline = 5 * time.Second
 
 // FuzzConnection feeds the fuzzer's bytes to one whole server connection
-// and checks that the server neither panics (a recovered connection panic
-// is logged, and caught through the logger) nor hangs (it must close the
+// and checks that the server neither panics (a connection panic the server
+// recovers from is caught through the test server's OnPanic hook, see
+// imaptest.Env.TakePanics) nor hangs (it must close the
 // connection once the client has half-closed it), and that everything it
 // sends is well-formed lines.
 //
@@ -38,15 +38,18 @@ const fuzzDeadline = 5 * time.Second
 // change its store (mailboxes come and go), which is fine: the checks do
 // not depend on the store's contents.
 func FuzzConnection(f *testing.F) {
-	pl := &panicLog{}
 	env := imaptest.Start(f, func(o *server.Options) {
-		o.Logger = slog.New(pl)
 		o.PreAuthTimeout = 200 * time.Millisecond
 		o.AutoLogoutTimeout = 200 * time.Millisecond
 		o.LiteralTimeout = 100 * time.Millisecond
 		o.WriteTimeout = time.Second
 		o.FailedLoginDelay = time.Millisecond
 		o.MaxMailboxes = 200
+		// A tiny memory budget and spool threshold: literals go to
+		// temporary files, and the budget is often spent.
+		o.MemoryBudget = 4 << 10
+		o.SpoolLiteral = 16
+		o.SpoolDir = f.TempDir()
 	})
 	// A cheap password hash: the default bcrypt cost would make every
 	// authenticated input spend ~60 ms in LOGIN.
@@ -61,7 +64,7 @@ func FuzzConnection(f *testing.F) {
 		prefix := fuzzPrefixes[int(data[0])%len(fuzzPrefixes)]
 		input := append([]byte(prefix), data[1:]...)
 		out, reset, err := fuzzSession(env.Addr, input)
-		if p := pl.take(); len(p) > 0 {
+		if p := env.TakePanics(); len(p) > 0 {
 			t.Fatalf("server panicked on input %q:\n%s", input, p[0])
 		}
 		if err != nil {
@@ -76,16 +79,11 @@ func FuzzConnection(f *testing.F) {
 		if err := checkResponses(out, reset); err != nil {
 			t.Fatalf("input %q: malformed output: %v\noutput: %q", input, err, out)
 		}
+		// The connection has ended: it holds nothing of the budget.
+		if st := env.Server.MemoryStats(); st.InUse != 0 || st.SpoolFiles != 0 || st.Waiting != 0 {
+			t.Fatalf("input %q: memory still held after the connection: %+v", input, st)
+		}
 	})
-}
-
-// take returns and forgets the records so far.
-func (p *panicLog) take() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r := p.panics
-	p.panics = nil
-	return r
 }
 
 // fuzzSession dials addr, writes input, half-closes and reads everything

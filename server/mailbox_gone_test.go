@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quickimap/quickimap/internal/imaptest"
+	"github.com/quickimap/quickimap/session"
 )
 
 // A selected mailbox that goes away under a session: deleted by another
@@ -249,7 +250,7 @@ func TestRenamedInboxInactiveSIDSession(t *testing.T) { renamedInboxResume(t, tr
 // inactive, else while it is connected, which gets the BYE) and checks
 // the resume answers a nameless SELECTED.
 func renamedInboxResume(t *testing.T, inactive bool) {
-	env := imaptest.Start(t, nil)
+	env, reg := limitEnv(t, nil, session.Options{})
 	a := env.DialLogin(t)
 	appendMsg(t, a, "a1", "INBOX", "", testMsg)
 	b := env.DialLogin(t)
@@ -260,9 +261,12 @@ func renamedInboxResume(t *testing.T, inactive bool) {
 	fmt.Sscanf(got[0], "* STATUS INBOX (UIDVALIDITY %d)", &uv)
 	if inactive {
 		b.NC.Close()
-		// Give the server time to notice the drop and detach the
-		// session, so that the rename finds it inactive.
-		time.Sleep(300 * time.Millisecond)
+		// Wait for the server to notice the drop and detach the
+		// session (saved, then released), so that the rename finds
+		// it inactive.
+		if !waitFor(10*time.Second, func() bool { return reg.ActiveCount() == 0 }) {
+			t.Fatalf("session still active 10 s after its connection closed")
+		}
 	}
 	a.Expect("a3", "RENAME INBOX Old", "a3 OK RENAME completed")
 	if !inactive {

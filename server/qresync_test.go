@@ -1,18 +1,10 @@
 package server_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"testing"
-	"time"
 
-	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/internal/imaptest"
-	"github.com/quickimap/quickimap/server"
-	"github.com/quickimap/quickimap/store"
 	"github.com/quickimap/quickimap/store/sqlite"
 )
 
@@ -24,32 +16,7 @@ import (
 // need tombstones to be purged.
 func startWithStore(t *testing.T, so sqlite.Options) *imaptest.Env {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := sqlite.Open(context.Background(), dir, so)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &imaptest.Env{Store: st, Dir: dir, User: "alice", Password: "secret"}
-	h, _ := auth.HashPassword(env.Password)
-	if _, err := st.CreateUser(context.Background(), env.User, h, store.DefaultMailboxes()); err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Options{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.Addr, env.Server = l.Addr().String(), srv
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-		st.Close()
-	})
-	return env
+	return imaptest.StartStore(t, so, nil)
 }
 
 func qresyncConn(t *testing.T, env *imaptest.Env) *imaptest.Conn {

@@ -9,7 +9,8 @@ import (
 // A search string that is not text in its charset (UTF-8 when CHARSET is
 // absent, RFC 9051 §6.4.4) is a client error: BAD, as Dovecot answers,
 // rather than a search that can match nothing. A charset the server does
-// not know still gets NO [BADCHARSET] (RFC 3501 §6.4.4).
+// not know still gets NO [BADCHARSET] (RFC 3501 §6.4.4); a known one is
+// converted to UTF-8.
 func TestSearchInvalidCharsetText(t *testing.T) {
 	env := imaptest.Start(t, nil)
 	c := env.DialLogin(t)
@@ -34,7 +35,9 @@ func TestSearchInvalidCharsetText(t *testing.T) {
 	// US-ASCII declared, 8-bit sent.
 	c.Expect("b1", "SEARCH CHARSET US-ASCII SUBJECT {5+}\r\ncaf\xc3\xa9", "b1 BAD Search string is not US-ASCII, the charset given")
 	// An unknown charset: BADCHARSET, whatever the bytes.
-	c.Expect("b2", "SEARCH CHARSET ISO-8859-1 BODY {2+}\r\n\xff\xfe", "b2 NO [BADCHARSET (UTF-8 US-ASCII)] Charset ISO-8859-1 not supported")
+	c.Expect("b2", "SEARCH CHARSET X-UNHEARD-OF BODY {2+}\r\n\xff\xfe", "b2 NO [BADCHARSET (UTF-8 US-ASCII)] Charset X-UNHEARD-OF not supported")
+	// A known one: the string is converted (ISO-8859-1 "K\xf6ln").
+	c.Expect("b3", "SEARCH CHARSET ISO-8859-1 BODY {4+}\r\nK\xf6ln", "* SEARCH 1", "b3 OK SEARCH completed")
 	// Valid text searches as before.
 	c.Expect("c1", "SEARCH CHARSET UTF-8 SUBJECT {5+}\r\ncaf\xc3\xa9", "* SEARCH 1", "c1 OK SEARCH completed")
 	c.Expect("c2", "SEARCH BODY {5+}\r\nK\xc3\x96LN", "* SEARCH 1", "c2 OK SEARCH completed")

@@ -217,12 +217,18 @@ func (m *searchMsg) headerValues(p *message.Part, name string) []string {
 	if vs, ok := m.headers[key]; ok {
 		return vs
 	}
+	// An address field also matches its addresses without comments
+	// and folding (message.AddressValues).
+	values := message.HeaderValues
+	if message.IsAddressField(name) {
+		values = message.AddressValues
+	}
 	var vs []string
 	if p != nil {
-		vs = message.HeaderValues(m.raw, p, name)
+		vs = values(m.raw, p, name)
 	} else {
 		// m.hdr is the bytes of the message's header and no more.
-		vs = message.HeaderValues(m.hdr, &message.Part{BodyStart: len(m.hdr), End: len(m.hdr)}, name)
+		vs = values(m.hdr, &message.Part{BodyStart: len(m.hdr), End: len(m.hdr)}, name)
 	}
 	for i, v := range vs {
 		vs[i] = foldString(v)

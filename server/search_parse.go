@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/quickimap/quickimap/imap"
+	"github.com/quickimap/quickimap/message"
 	"github.com/quickimap/quickimap/wire"
 )
 
@@ -93,7 +94,10 @@ const (
 	maxSearchKeys = 1000
 )
 
-// searchCharsets are the charsets SEARCH accepts (BADCHARSET lists them).
+// searchCharsets are the charsets BADCHARSET lists: the ones a client
+// should fall back to. SEARCH accepts every charset the message package
+// converts (message.KnownCharset): the IANA and WHATWG names of
+// golang.org/x/text and UTF-7.
 var searchCharsets = []string{"UTF-8", "US-ASCII"}
 
 func knownCharset(cs string) bool {
@@ -102,7 +106,7 @@ func knownCharset(cs string) bool {
 			return true
 		}
 	}
-	return false
+	return message.KnownCharset(cs)
 }
 
 type searchParser struct {
@@ -466,37 +470,48 @@ func (p *searchParser) readNamedKey(name string, depth int) (*searchKey, error) 
 	return nil, syntaxErr("unknown search key " + printable(name))
 }
 
-// arg reads " " astring, a search string, and checks that it is text in
-// the search's charset.
+// arg reads " " astring, a search string, checks that it is text in the
+// search's charset and returns it in UTF-8.
 func (p *searchParser) arg() (string, error) {
 	if err := p.dec.SP(); err != nil {
 		return "", err
 	}
 	s, err := p.dec.Astring()
-	if err == nil && p.invalid == "" {
-		p.invalid = checkSearchString(p.charset, s)
+	if err != nil {
+		return s, err
 	}
-	return s, err
+	u, problem := searchString(p.charset, s)
+	if problem != "" && p.invalid == "" {
+		p.invalid = problem
+	}
+	return u, nil
 }
 
-// checkSearchString returns why s is not text in charset, or "". Without
-// CHARSET, UTF-8 is accepted (RFC 9051 §6.4.4; RFC 3501's default,
-// US-ASCII, is a subset). A charset SEARCH does not know is left alone:
-// the answer to it is NO [BADCHARSET].
-func checkSearchString(charset, s string) string {
+// searchString converts the search string s from charset to UTF-8 and
+// returns why it is not text in charset, or "". Without CHARSET, UTF-8 is
+// accepted (RFC 9051 §6.4.4; RFC 3501's default, US-ASCII, is a subset).
+// A charset SEARCH does not know is left alone: the answer to it is NO
+// [BADCHARSET].
+func searchString(charset, s string) (string, string) {
 	switch {
 	case charset == "" || strings.EqualFold(charset, "UTF-8"):
 		if !utf8.ValidString(s) {
-			return "Search string is not valid UTF-8"
+			return s, "Search string is not valid UTF-8"
 		}
 	case strings.EqualFold(charset, "US-ASCII"):
 		for i := 0; i < len(s); i++ {
 			if s[i] >= utf8.RuneSelf {
-				return "Search string is not US-ASCII, the charset given"
+				return s, "Search string is not US-ASCII, the charset given"
 			}
 		}
+	case message.KnownCharset(charset):
+		u, ok := message.DecodeCharset(charset, []byte(s))
+		if !ok {
+			return s, "Search string is not text in " + printable(charset) + ", the charset given"
+		}
+		return u, ""
 	}
-	return ""
+	return s, ""
 }
 
 var headerNames = map[string]string{

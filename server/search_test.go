@@ -157,7 +157,8 @@ func TestParseSearchReturnCharset(t *testing.T) {
 			t.Errorf("%q: got esearch %v ret %b charset %q key %s", tt.in, cmd.esearch, cmd.ret, cmd.charset, keyString(cmd.key))
 		}
 	}
-	if !knownCharset("utf-8") || !knownCharset("US-ASCII") || knownCharset("ISO-8859-1") {
+	if !knownCharset("utf-8") || !knownCharset("US-ASCII") || !knownCharset("ISO-8859-1") ||
+		!knownCharset("koi8-r") || knownCharset("x-nonesuch") || knownCharset("ISO-2022-KR") {
 		t.Error("knownCharset")
 	}
 }

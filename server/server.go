@@ -42,12 +42,22 @@ type Options struct {
 	// §5.4: at least 30 minutes). Default 30 minutes.
 	AutoLogoutTimeout time.Duration
 	// PreAuthTimeout ends a connection that has not authenticated within
-	// this long of silence. Default 60 seconds.
+	// this long of its acceptance, however it spreads its bytes (the TLS
+	// handshake included). Default 60 seconds.
 	PreAuthTimeout time.Duration
 	// WriteTimeout bounds every write to a client. Default 60 seconds.
 	WriteTimeout time.Duration
 	// LiteralTimeout bounds the wait for a literal's bytes. Default 60 s.
 	LiteralTimeout time.Duration
+	// MinRate is the average rate, in bytes per second, at which the
+	// bytes of a command (lines and literals) must arrive, measured on
+	// the time the server waits for them; a client that falls behind
+	// by more than MinRateWindow is told BYE and disconnected (see
+	// rateClock). Default DefaultMinRate; negative: no minimum.
+	MinRate int64
+	// MinRateWindow is the grace and the longest pause MinRate allows.
+	// Default 60 seconds.
+	MinRateWindow time.Duration
 	// FailedLoginDelay is the pause before answering a failed login.
 	// Default 2 seconds.
 	FailedLoginDelay time.Duration
@@ -61,9 +71,34 @@ type Options struct {
 	// MaxConnections bounds open connections (default 20000); more are
 	// greeted with BYE and closed.
 	MaxConnections int
+	// MaxConnectionsPerIP bounds the open connections of one client
+	// address (an IPv4 address, an IPv6 /64); more are greeted with BYE
+	// and closed. Default DefaultMaxConnectionsPerIP; negative: no
+	// bound. Loopback clients are exempt unless LimitLoopback.
+	MaxConnectionsPerIP int
+	// LimitLoopback applies the per-address limits (MaxConnectionsPerIP
+	// and login throttling) to loopback clients too. Off by default: a
+	// proxy or webmail on the same host brings every user from one
+	// loopback address.
+	LimitLoopback bool
 	// MaxAuthFailures closes a connection after this many failed logins
 	// (default 3).
 	MaxAuthFailures int
+	// LoginThrottleFailures is the number of failed logins from one
+	// client address (see MaxConnectionsPerIP) after which its further
+	// LOGIN and AUTHENTICATE attempts are delayed, LoginThrottleDelay
+	// for the first, twice as long for each further failure, up to
+	// LoginThrottleMaxDelay, and spaced by that delay (see
+	// loginThrottle). The count is forgotten after LoginThrottleWindow
+	// without a failure. Defaults: 5 failures, 15 minutes, 1 s, 30 s;
+	// LoginThrottleFailures negative: no throttling. Loopback clients
+	// are exempt unless LimitLoopback.
+	LoginThrottleFailures int
+	LoginThrottleWindow   time.Duration
+	LoginThrottleDelay    time.Duration
+	LoginThrottleMaxDelay time.Duration
+	// loginThrottleMaxAddrs bounds the addresses the throttle remembers.
+	loginThrottleMaxAddrs int
 	// MaxMailboxes bounds the mailboxes of one account (default 10000).
 	MaxMailboxes int
 	// IdleKeepalive is the interval of "* OK" keepalives during IDLE.
@@ -82,6 +117,20 @@ type Options struct {
 	// repeated reads. Default DefaultMessageCacheBytes; negative: no
 	// cache.
 	MessageCacheBytes int64
+	// MemoryBudget bounds, in bytes, the memory the server spends at
+	// once on literals being received and on FETCH responses being
+	// written, over all connections (see membudget.go). Default
+	// DefaultMemoryBudget(), derived from the machine's memory.
+	MemoryBudget int64
+	// SpoolLiteral is the size above which an APPEND literal is written
+	// to a temporary file as it arrives instead of being held in memory
+	// (smaller ones too, when the budget is spent). Default
+	// DefaultSpoolLiteral.
+	SpoolLiteral int64
+	// SpoolDir is the directory of those temporary files, made (mode
+	// 0700) when missing. Default os.TempDir(); quickimap serve uses
+	// spool/ in the data directory.
+	SpoolDir string
 	// CompressLevel is the DEFLATE level of COMPRESS=DEFLATE (RFC 4978)
 	// responses, 1 (fastest) to 9 (smallest); default 5.
 	CompressLevel int
@@ -99,7 +148,22 @@ type Options struct {
 	// (external.go); sessions with a mailbox open then learn of the
 	// changes. Default 2 seconds; negative: never.
 	ExternalPollInterval time.Duration
+	// OnPanic, when not nil, is called with the value a connection
+	// recovered from a panic, after the panic is logged and before the
+	// connection ends: for a metric, and for tests, which fail on it.
+	OnPanic func(recovered any)
 }
+
+// DefaultMinRate is the default of Options.MinRate, in bytes per second:
+// far below what a phone on a 2G (GPRS) network sends, some kilobytes
+// per second, and far above a slowloris trickle of a byte every few
+// seconds.
+const DefaultMinRate = 256
+
+// DefaultMaxConnectionsPerIP is the default of Options.MaxConnectionsPerIP:
+// a household or small office behind one NAT address, each device with a
+// few connections (one per watched mailbox), stays far below it.
+const DefaultMaxConnectionsPerIP = 100
 
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
@@ -115,6 +179,10 @@ func (o Options) withDefaults() Options {
 	def(&o.PreAuthTimeout, 60*time.Second)
 	def(&o.WriteTimeout, 60*time.Second)
 	def(&o.LiteralTimeout, 60*time.Second)
+	if o.MinRate == 0 {
+		o.MinRate = DefaultMinRate
+	}
+	def(&o.MinRateWindow, 60*time.Second)
 	def(&o.FailedLoginDelay, 2*time.Second)
 	if o.AuthCacheTTL == 0 {
 		o.AuthCacheTTL = time.Hour
@@ -125,8 +193,20 @@ func (o Options) withDefaults() Options {
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = 20000
 	}
+	if o.MaxConnectionsPerIP == 0 {
+		o.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+	}
 	if o.MaxAuthFailures <= 0 {
 		o.MaxAuthFailures = 3
+	}
+	if o.LoginThrottleFailures == 0 {
+		o.LoginThrottleFailures = 5
+	}
+	def(&o.LoginThrottleWindow, 15*time.Minute)
+	def(&o.LoginThrottleDelay, time.Second)
+	def(&o.LoginThrottleMaxDelay, 30*time.Second)
+	if o.loginThrottleMaxAddrs <= 0 {
+		o.loginThrottleMaxAddrs = 10000
 	}
 	if o.MaxCompressed == 0 {
 		o.MaxCompressed = DefaultMaxCompressed
@@ -140,6 +220,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxMailboxes <= 0 {
 		o.MaxMailboxes = 10000
+	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = DefaultMemoryBudget()
+	}
+	if o.SpoolLiteral <= 0 {
+		o.SpoolLiteral = DefaultSpoolLiteral
 	}
 	if o.MessageCacheBytes == 0 {
 		o.MessageCacheBytes = DefaultMessageCacheBytes
@@ -167,6 +253,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	perAddr   map[string]int // open connections by clientAddr.key, not exempt ones
 	closing   bool
 	done      chan struct{} // closed when Shutdown begins
 	wg        sync.WaitGroup
@@ -182,11 +269,17 @@ type Server struct {
 	readers sync.Pool
 	writers *wire.WriterPool
 
+	spare    spareFD        // see spareFD
+	fullLog  floodLog       // "connection refused" at max-connections
+	fdLog    floodLog       // "connection refused" out of descriptors
+	throttle *loginThrottle // nil: no login throttling
+
 	bodyBufs sync.Pool // *[]byte of bodyBufSize, for FETCH (cmd_fetch.go)
 	parts    *partCache
 	msgs     *msgCache      // nil when disabled
 	compress *compressState // nil when COMPRESS is not offered
-	full     fullLog        // the "mail store is full" line (full.go)
+	mem      *memBudget
+	full     fullLog // the "mail store is full" line (full.go)
 }
 
 // DefaultMaxCompressed is the default of Options.MaxCompressed.
@@ -196,7 +289,12 @@ const DefaultMaxCompressed = 10000
 func New(opts Options) *Server {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
+	var throttle *loginThrottle
+	if opts.LoginThrottleFailures > 0 {
+		throttle = newLoginThrottle(opts)
+	}
 	return &Server{
+		throttle:  throttle,
 		opts:      opts,
 		log:       opts.Logger,
 		store:     opts.Store,
@@ -207,10 +305,12 @@ func New(opts Options) *Server {
 		gate:      newAuthGate(authSlots(runtime.GOMAXPROCS(0))),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		perAddr:   make(map[string]int),
 		done:      make(chan struct{}),
 		writers:   wire.NewWriterPool(writeBufSize),
 		parts:     newPartCache(),
 		msgs:      newMsgCache(opts.MessageCacheBytes),
+		mem:       newMemBudget(opts.MemoryBudget),
 		compress:  newCompressState(opts),
 	}
 }
@@ -286,6 +386,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		s.mu.Unlock()
 	}()
 
+	s.spare.reserve()
 	var tempDelay time.Duration
 	for {
 		nc, err := l.Accept()
@@ -295,6 +396,20 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			s.mu.Unlock()
 			if closing {
 				return nil
+			}
+			if outOfFDs(err) {
+				bye := "* BYE Server out of resources, try again later\r\n"
+				if implicitTLS {
+					bye = ""
+				}
+				if s.spare.shed(l, bye) {
+					// A stable line for operators (docs/security.md).
+					if ok, skipped := s.fdLog.allow(time.Now()); ok {
+						s.log.Warn("connection refused", "reason", "out-of-file-descriptors", "err", err, "not_logged", skipped)
+					}
+					tempDelay = 0
+					continue
+				}
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
@@ -315,12 +430,12 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		if implicitTLS {
 			nc = tls.Server(nc, s.opts.TLSConfig)
 		}
-		c, err := s.track(nc)
-		if err != nil {
-			// Over the connection limit or shutting down: a BYE, best
+		c, bye := s.track(nc)
+		if c == nil {
+			// Over a connection limit or shutting down: a BYE, best
 			// effort and bounded by a short deadline.
 			nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-			nc.Write([]byte("* BYE Too many connections, try again later\r\n"))
+			nc.Write([]byte("* BYE " + bye + "\r\n"))
 			nc.Close()
 			continue
 		}
@@ -333,24 +448,43 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-func (s *Server) track(nc net.Conn) (*conn, error) {
+// track registers a new connection, or returns the text of the BYE that
+// refuses it.
+func (s *Server) track(nc net.Conn) (*conn, string) {
+	ca := newClientAddr(nc.RemoteAddr(), s.opts.LimitLoopback)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return nil, errClosing
+		return nil, "Server shutting down"
 	}
 	if len(s.conns) >= s.opts.MaxConnections {
-		return nil, errors.New("too many connections")
+		if ok, skipped := s.fullLog.allow(time.Now()); ok {
+			s.log.Warn("connection refused", "reason", "max-connections", "addr", ca.ip, "limit", s.opts.MaxConnections, "not_logged", skipped)
+		}
+		return nil, "Too many connections, try again later"
 	}
-	c := newConn(s, nc)
+	if !ca.exempt && s.opts.MaxConnectionsPerIP > 0 && s.perAddr[ca.key] >= s.opts.MaxConnectionsPerIP {
+		// A stable line for operators (docs/security.md).
+		s.log.Warn("connection refused", "reason", "max-connections-per-ip", "addr", ca.ip, "limit", s.opts.MaxConnectionsPerIP)
+		return nil, "Too many connections from your address, try again later"
+	}
+	c := newConn(s, nc, ca)
 	s.conns[c] = struct{}{}
+	if !ca.exempt {
+		s.perAddr[ca.key]++
+	}
 	s.wg.Add(1)
-	return c, nil
+	return c, ""
 }
 
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if !c.ca.exempt {
+		if s.perAddr[c.ca.key]--; s.perAddr[c.ca.key] <= 0 {
+			delete(s.perAddr, c.ca.key)
+		}
+	}
 	s.mu.Unlock()
 	s.wg.Done()
 }
@@ -375,6 +509,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for l := range s.listeners {
 		l.Close()
 	}
+	s.spare.close()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)

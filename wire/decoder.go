@@ -30,15 +30,19 @@ import (
 // without a continuation. A literal larger than Limits.MaxLiteral gives a
 // *LimitError with Code "TOOBIG" before any "+" is sent; for a synchronizing
 // literal the connection stays usable (the client has not sent the bytes).
+// At the same point the caller may refuse a large literal (SetAdmit), or
+// choose where a literal's bytes go instead of memory (LiteralTo), so
+// that what many connections hold together stays bounded.
 //
 // A method that fails never consumes the line end that follows the
 // offending token, so that Discard can find it. The Decoder never reads
 // beyond the end of the current command, except for what the
 // *bufio.Reader already holds.
 type Decoder struct {
-	r    *bufio.Reader
-	lim  Limits
-	cont func() error
+	r     *bufio.Reader
+	lim   Limits
+	cont  func() error
+	admit func(n int64) error
 
 	line  int   // bytes of the current physical line consumed, without line ends
 	cmd   int64 // bytes of the current command consumed, literals included
@@ -87,6 +91,15 @@ func (d *Decoder) Reset(r *bufio.Reader) {
 // SetContinuation sets the function called before the bytes of a
 // synchronizing literal are read.
 func (d *Decoder) SetContinuation(fn func() error) { d.cont = fn }
+
+// SetAdmit sets the function asked, with its size, whether a literal
+// larger than the scratch buffer (64 KiB) may be read into memory by
+// Literal, String, Astring, NString or ListMailbox, so that the caller
+// can bound the memory literals take. It is called after the limits are
+// checked and before the continuation; an error refuses the literal as
+// a too-big one is refused (for a synchronizing literal no "+" is sent;
+// a non-synchronizing one is skipped by Discard).
+func (d *Decoder) SetAdmit(fn func(n int64) error) { d.admit = fn }
 
 // SetLimits changes the limits (for example after authentication).
 func (d *Decoder) SetLimits(lim Limits) { d.lim = lim.WithDefaults() }
@@ -457,16 +470,64 @@ func (d *Decoder) Quoted() (string, error) {
 // Literal reads a literal ("{n}" CRLF or "{n+}" CRLF, then n bytes). Being
 // liberal, it also reads a literal8 ("~{n}" or "~{n+}", RFC 3516/RFC 4466).
 func (d *Decoder) Literal() ([]byte, error) {
-	n, err := d.literalStart(0, "")
+	n, err := d.literalStart(0, "", d.admitLarge)
 	if err != nil {
 		return nil, err
 	}
 	return d.literalData(n, false)
 }
 
+// LiteralTo reads a literal like Literal, but lets sink choose, from the
+// literal's size, where its bytes go: sink is called after the limits
+// are checked and before the continuation of a synchronizing literal.
+// When it returns a nil Writer the literal is read into memory and
+// returned, as Literal does (without asking the SetAdmit function);
+// otherwise the bytes are written to w as they arrive, through a buffer
+// of the decoder's reader, and LiteralTo returns nil data. An error from
+// sink refuses the literal as a too-big one is refused; an error from w
+// is returned as it is (the literal is then only partly read).
+func (d *Decoder) LiteralTo(sink func(n int64) (io.Writer, error)) ([]byte, error) {
+	var w io.Writer
+	n, err := d.literalStart(0, "", func(n int64) error {
+		var err error
+		w, err = sink(n)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if w == nil {
+		return d.literalData(n, false)
+	}
+	d.cmd += n
+	d.done = false
+	for n > 0 {
+		b, err := d.avail()
+		if err != nil {
+			return nil, unexpectedEOF(err)
+		}
+		k := int(min(int64(len(b)), n))
+		if _, err := w.Write(b[:k]); err != nil {
+			return nil, err
+		}
+		d.r.Discard(k)
+		n -= int64(k)
+	}
+	return nil, nil
+}
+
+// admitLarge asks the SetAdmit function about a literal that does not
+// fit the scratch buffer.
+func (d *Decoder) admitLarge(n int64) error {
+	if d.admit == nil || n <= maxScratch {
+		return nil
+	}
+	return d.admit(n)
+}
+
 // literalString reads a literal, which must be next, as a string.
 func (d *Decoder) literalString() (string, error) {
-	n, err := d.literalStart(0, "")
+	n, err := d.literalStart(0, "", d.admitLarge)
 	if err != nil {
 		return "", err
 	}
@@ -479,12 +540,13 @@ func (d *Decoder) literalString() (string, error) {
 
 // literalStart reads a literal announcement through its line end, checks
 // the limits and calls the continuation function for a synchronizing
-// literal. It returns the size of the literal, whose bytes come next.
+// literal, after asking admit (when not nil) whether the literal may be
+// read. It returns the size of the literal, whose bytes come next.
 // On failure the line end is left unconsumed and d.lit tells Discard what
 // the announcement was. A max above zero is a bound of the caller's,
 // checked with the limits (before the continuation); what names the value
 // in the error.
-func (d *Decoder) literalStart(max int64, what string) (int64, error) {
+func (d *Decoder) literalStart(max int64, what string, admit func(n int64) error) (int64, error) {
 	c, err := d.peekByte()
 	if err != nil {
 		return 0, err
@@ -542,9 +604,19 @@ func (d *Decoder) literalStart(max int64, what string) (int64, error) {
 		if n > d.lim.MaxLiteral {
 			return 0, &LimitError{Code: "TOOBIG", Msg: "literal too big"}
 		}
+		if admit != nil {
+			if err := admit(n); err != nil {
+				return 0, err
+			}
+		}
 	} else {
 		if n > d.lim.MaxLiteral || d.cmd+int64(eol)+n > d.lim.MaxCommand {
 			return 0, &LimitError{Code: "TOOBIG", Msg: "literal too big"}
+		}
+		if admit != nil {
+			if err := admit(n); err != nil {
+				return 0, err
+			}
 		}
 		if d.cont != nil {
 			if err := d.cont(); err != nil {
@@ -652,7 +724,7 @@ func (d *Decoder) AstringMax(max int, what string) (string, error) {
 		s, err = d.Quoted()
 	case '{', '~':
 		var n int64
-		if n, err = d.literalStart(int64(max), what); err != nil {
+		if n, err = d.literalStart(int64(max), what, nil); err != nil {
 			return "", err
 		}
 		var b []byte

@@ -1026,11 +1026,23 @@ func parseCommand(d *Decoder) (string, error) {
 				return "", err
 			}
 		}
-		lit, err := d.Literal()
+		// As the server reads a message: a small one into memory, a
+		// larger one to a writer, one of 13 bytes refused.
+		var spool bytes.Buffer
+		lit, err := d.LiteralTo(func(n int64) (io.Writer, error) {
+			switch {
+			case n == 13:
+				return nil, &LimitError{Code: "LIMIT", Msg: "refused", NO: true}
+			case n > 8:
+				return &spool, nil
+			}
+			return nil, nil
+		})
 		if err != nil {
 			return "", err
 		}
 		b.Write(lit)
+		b.Write(spool.Bytes())
 	case "SEARCH":
 		for !d.AtEOL() {
 			if err := sp(); err != nil {
@@ -1252,6 +1264,73 @@ func TestLargeLiteral(t *testing.T) {
 	}
 }
 
+// LiteralTo sends a literal's bytes to the writer its sink chooses, or
+// reads it into memory when the sink chooses none, and a sink that
+// refuses a synchronizing literal does so before the continuation.
+func TestLiteralTo(t *testing.T) {
+	body := strings.Repeat("abcdefghij", 1000)
+	for _, size := range bufSizes {
+		for _, sync := range []bool{true, false} {
+			plus := "+"
+			if sync {
+				plus = ""
+			}
+			in := fmt.Sprintf("{%d%s}\r\n%s rest", len(body), plus, body)
+
+			// To a writer.
+			d, r := newTestDecoder(in, size, Limits{})
+			var events []string
+			d.SetContinuation(func() error { events = append(events, "+"); return nil })
+			var got bytes.Buffer
+			data, err := d.LiteralTo(func(n int64) (io.Writer, error) {
+				events = append(events, fmt.Sprint("sink ", n))
+				return &got, nil
+			})
+			if err != nil || data != nil || got.String() != body {
+				t.Errorf("size %d sync %v: data %d bytes, written %d bytes, err %v", size, sync, len(data), got.Len(), err)
+			}
+			want := []string{fmt.Sprint("sink ", len(body))}
+			if sync {
+				want = append(want, "+")
+			}
+			if !reflect.DeepEqual(events, want) {
+				t.Errorf("size %d sync %v: events %q, want %q", size, sync, events, want)
+			}
+			if rs := rest(r); rs != " rest" {
+				t.Errorf("size %d sync %v: rest %q", size, sync, rs)
+			}
+
+			// Into memory.
+			d, _ = newTestDecoder(in, size, Limits{})
+			data, err = d.LiteralTo(func(int64) (io.Writer, error) { return nil, nil })
+			if err != nil || string(data) != body {
+				t.Errorf("size %d sync %v: in memory %d bytes, err %v", size, sync, len(data), err)
+			}
+
+			// Refused: no continuation, and Discard skips a
+			// non-synchronizing literal's bytes.
+			d, r = newTestDecoder(in+"\r\nnext", size, Limits{})
+			d.SetContinuation(func() error { t.Error("continuation for a refused literal"); return nil })
+			_, err = d.LiteralTo(func(int64) (io.Writer, error) {
+				return nil, &LimitError{Code: "LIMIT", Msg: "busy", NO: true}
+			})
+			if errKind(err) != "LIMIT" {
+				t.Errorf("size %d sync %v: refused with %v", size, sync, err)
+			}
+			if err := d.Discard(); err != nil {
+				t.Errorf("size %d sync %v: Discard: %v", size, sync, err)
+			}
+			wantRest := "next"
+			if sync {
+				wantRest = body + " rest\r\nnext"
+			}
+			if rs := rest(r); rs != wantRest {
+				t.Errorf("size %d sync %v: rest after Discard %d bytes, want %d", size, sync, len(rs), len(wantRest))
+			}
+		}
+	}
+}
+
 func TestAstringMax(t *testing.T) {
 	lim := Limits{MaxLiteral: 100, MaxNonSyncLiteral: 50, MaxCommand: 1000}
 	for _, size := range bufSizes {
@@ -1296,5 +1375,33 @@ func TestAstringMax(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// The admit function is asked about literals that do not fit the scratch
+// buffer, and its refusal comes before the continuation.
+func TestLiteralAdmit(t *testing.T) {
+	small := strings.Repeat("s", 100)
+	large := strings.Repeat("L", maxScratch+1)
+	in := fmt.Sprintf("{%d}\r\n%s {%d}\r\n%s", len(small), small, len(large), large)
+	d, _ := newTestDecoder(in, 4096, Limits{})
+	var asked []int64
+	conts := 0
+	d.SetContinuation(func() error { conts++; return nil })
+	d.SetAdmit(func(n int64) error {
+		asked = append(asked, n)
+		return &LimitError{Code: "LIMIT", Msg: "busy", NO: true}
+	})
+	if s, err := d.String(); err != nil || s != small {
+		t.Fatalf("small literal: %d bytes, %v", len(s), err)
+	}
+	if err := d.SP(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.String(); errKind(err) != "LIMIT" {
+		t.Fatalf("large literal: %v, want the admit function's refusal", err)
+	}
+	if !reflect.DeepEqual(asked, []int64{int64(len(large))}) || conts != 1 {
+		t.Errorf("asked %v, %d continuations; want [%d] and 1", asked, conts, len(large))
 	}
 }

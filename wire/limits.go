@@ -83,6 +83,10 @@ type LimitError struct {
 	Code  string
 	Msg   string
 	Fatal bool
+	// NO says that the command is well formed and refused for now (the
+	// server's memory is spent, say): the tagged response is NO rather
+	// than BAD. A TOOBIG is always a NO.
+	NO bool
 }
 
 func (e *LimitError) Error() string { return fmt.Sprintf("[%s] %s", e.Code, e.Msg) }

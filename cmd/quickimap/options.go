@@ -2,8 +2,10 @@ package main
 
 import (
 	"log/slog"
+	"path/filepath"
 
 	"github.com/quickimap/quickimap/config"
+	"github.com/quickimap/quickimap/lmtp"
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
@@ -64,6 +66,14 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 	if cacheTTL == 0 {
 		cacheTTL = -1 // server.Options: negative turns the cache off
 	}
+	minRate := c.MinRate
+	if minRate == 0 {
+		minRate = -1 // server.Options: negative turns it off
+	}
+	throttleFailures := c.LoginThrottleFailures
+	if throttleFailures == 0 {
+		throttleFailures = -1 // likewise
+	}
 	maxCompressed := c.MaxCompressed
 	if maxCompressed == 0 {
 		maxCompressed = -1 // server.Options: negative turns COMPRESS off
@@ -88,5 +98,43 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 		MaxAuthFailures:    c.MaxAuthFailures,
 		IdleKeepalive:      c.IdleKeepalive,
 		ReconnectPlainName: c.ReconnectPlainName,
+		MemoryBudget:       c.MemoryBudget,
+		SpoolLiteral:       c.SpoolLiteral,
+		SpoolDir:           spoolDir(c),
+
+		MinRate:             minRate,
+		MinRateWindow:       c.MinRateWindow,
+		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
+		LimitLoopback:       c.LimitLoopback,
+
+		LoginThrottleFailures: throttleFailures,
+		LoginThrottleWindow:   c.LoginThrottleWindow,
+		LoginThrottleDelay:    c.LoginThrottleDelay,
+		LoginThrottleMaxDelay: c.LoginThrottleMaxDelay,
 	}, nil
+}
+
+// lmtpOptions returns the LMTP server's options: it looks accounts up in
+// st and delivers through d (the IMAP server, whose sessions then see the
+// new messages at once). Its size limit is max-literal, the largest
+// message APPEND takes.
+func lmtpOptions(c *config.Config, st store.Store, d lmtp.Deliverer, logger *slog.Logger) lmtp.Options {
+	return lmtp.Options{
+		Store:              st,
+		Deliverer:          d,
+		Logger:             logger,
+		Domains:            c.DomainList(),
+		RecipientDelimiter: c.RecipientDelimiter,
+		MaxMessageBytes:    c.MaxLiteral,
+	}
+}
+
+// spoolDir is the directory of the temporary files of large literals:
+// by default in the data directory, on the store's file system rather
+// than in a temporary directory that may be held in memory (tmpfs).
+func spoolDir(c *config.Config) string {
+	if c.SpoolDir != "" {
+		return c.SpoolDir
+	}
+	return filepath.Join(c.DataDir, "spool")
 }

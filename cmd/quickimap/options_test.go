@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -34,6 +35,29 @@ func TestConfigDefaultsMatchLayers(t *testing.T) {
 	}
 	if c.MessageCacheSize != server.DefaultMessageCacheBytes {
 		t.Errorf("message-cache-size %d, server default %d", c.MessageCacheSize, server.DefaultMessageCacheBytes)
+	}
+	if c.SpoolLiteral != server.DefaultSpoolLiteral {
+		t.Errorf("spool-literal %d, server default %d", c.SpoolLiteral, server.DefaultSpoolLiteral)
+	}
+}
+
+func TestMemoryBudgetOptions(t *testing.T) {
+	c := config.Default()
+	c.DataDir = "/srv/mail"
+	o, err := serverOptions(&c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0: the server derives the budget from the machine's memory.
+	if o.MemoryBudget != 0 || o.SpoolLiteral != 1<<20 || o.SpoolDir != filepath.Join("/srv/mail", "spool") {
+		t.Errorf("defaults: budget %d, spool literal %d, spool dir %q", o.MemoryBudget, o.SpoolLiteral, o.SpoolDir)
+	}
+	c.MemoryBudget, c.SpoolLiteral, c.SpoolDir = 300<<20, 8<<20, "/var/tmp/q"
+	if o, err = serverOptions(&c, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if o.MemoryBudget != 300<<20 || o.SpoolLiteral != 8<<20 || o.SpoolDir != "/var/tmp/q" {
+		t.Errorf("set: budget %d, spool literal %d, spool dir %q", o.MemoryBudget, o.SpoolLiteral, o.SpoolDir)
 	}
 }
 
@@ -87,6 +111,37 @@ func TestServerOptions(t *testing.T) {
 	}
 }
 
+func TestServerOptionsClientLimits(t *testing.T) {
+	c := config.Default()
+	o, err := serverOptions(&c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxConnectionsPerIP != 100 || o.LimitLoopback || o.MinRate != 256 || o.MinRateWindow != time.Minute {
+		t.Errorf("defaults: %+v", o)
+	}
+	if c.MaxConnectionsPerIP != server.DefaultMaxConnectionsPerIP || c.MinRate != server.DefaultMinRate {
+		t.Errorf("config defaults %d, %d; server defaults %d, %d", c.MaxConnectionsPerIP, c.MinRate,
+			server.DefaultMaxConnectionsPerIP, server.DefaultMinRate)
+	}
+	if o.LoginThrottleFailures != 5 || o.LoginThrottleWindow != 15*time.Minute || o.LoginThrottleDelay != time.Second || o.LoginThrottleMaxDelay != 30*time.Second {
+		t.Errorf("throttle defaults: %+v", o)
+	}
+	c.MaxConnectionsPerIP, c.LimitLoopback, c.MinRate, c.MinRateWindow = 7, true, 0, 5*time.Second
+	c.LoginThrottleFailures, c.LoginThrottleWindow, c.LoginThrottleDelay, c.LoginThrottleMaxDelay = 0, time.Hour, 2*time.Second, time.Minute
+	if o, err = serverOptions(&c, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// login-throttle-failures 0 is "never": negative in server.Options.
+	if o.LoginThrottleFailures >= 0 || o.LoginThrottleWindow != time.Hour || o.LoginThrottleDelay != 2*time.Second || o.LoginThrottleMaxDelay != time.Minute {
+		t.Errorf("throttle set: %+v", o)
+	}
+	// min-rate 0 is "no minimum", which server.Options spells negative.
+	if o.MaxConnectionsPerIP != 7 || !o.LimitLoopback || o.MinRate >= 0 || o.MinRateWindow != 5*time.Second {
+		t.Errorf("set: %+v", o)
+	}
+}
+
 func TestCompressOptions(t *testing.T) {
 	c := config.Default()
 	o, err := serverOptions(&c, nil, nil)
@@ -134,5 +189,19 @@ func TestSessionOptions(t *testing.T) {
 	so := sessionOptions(&c)
 	if so.Timeout != 12*time.Hour || so.MaxPerUser != 5 || so.MaxPerIP != 200 || so.MaxTotal != 50000 {
 		t.Errorf("sessionOptions: %+v", so)
+	}
+}
+
+func TestLMTPOptions(t *testing.T) {
+	c := config.Default()
+	if err := c.Set("domains", "Example.org, example.net"); err != nil {
+		t.Fatal(err)
+	}
+	c.RecipientDelimiter = "+"
+	c.MaxLiteral = 10 << 20
+	lo := lmtpOptions(&c, nil, nil, slog.Default())
+	if len(lo.Domains) != 2 || lo.Domains[0] != "example.org" || lo.Domains[1] != "example.net" ||
+		lo.RecipientDelimiter != "+" || lo.MaxMessageBytes != 10<<20 || lo.Logger != slog.Default() {
+		t.Errorf("lmtpOptions: %+v", lo)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/config"
+	"github.com/quickimap/quickimap/lmtp"
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
@@ -34,8 +35,14 @@ func stringArg(key string) string {
 	switch key {
 	case "data":
 		return "DIR"
-	case "listen", "tls-listen":
+	case "listen", "tls-listen", "lmtp-listen":
 		return "ADDR"
+	case "lmtp-socket-mode":
+		return "MODE"
+	case "domains":
+		return "LIST"
+	case "recipient-delimiter":
+		return "CHARS"
 	case "cert", "key":
 		return "FILE"
 	case "log-level":
@@ -192,6 +199,16 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		}
 	}
 
+	var lmtpListener net.Listener
+	if cfg.LMTPListen != "" {
+		l, err := lmtp.Listen(ctx, cfg.LMTPListen, cfg.LMTPSocketMode)
+		if err != nil {
+			return fmt.Errorf("lmtp-listen: %w", err)
+		}
+		lmtpListener = l
+		defer l.Close()
+	}
+
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -227,8 +244,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	}()
 	defer func() { close(sweepDone); <-sweepStopped }()
 
+	opts.MaxConnections = checkFDLimit(cfg.MaxConnections, logger)
 	srv := server.New(opts)
-	errc := make(chan error, len(ls))
+	// The budget in effect, derived from the machine's memory unless set.
+	logger.Info("memory budget", "bytes", srv.MemoryStats().Budget, "spool-literal", opts.SpoolLiteral, "spool-dir", opts.SpoolDir)
+	errc := make(chan error, len(ls)+1)
+	pending := len(ls)
 	for _, l := range ls {
 		go func() {
 			var err error
@@ -247,9 +268,25 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 			logger.Warn("clients that are not on loopback cannot log in on a plain listener without TLS: give --cert and --key, or --allow-insecure-auth", "addr", l.Addr().String())
 		}
 	}
+	// LMTP delivers through srv, so that IDLE clients see new mail at
+	// once; it stops first at shutdown, letting deliveries under way end.
+	// Its "listening" line comes after the IMAP ones, which tools read
+	// first.
+	var lsrv *lmtp.Server
+	if lmtpListener != nil {
+		lsrv = lmtp.New(lmtpOptions(cfg, st, srv, logger))
+		pending++
+		go func() {
+			err := lsrv.Serve(lmtpListener)
+			if err != nil {
+				err = fmt.Errorf("serving LMTP on %s: %w", lmtpListener.Addr(), err)
+			}
+			errc <- err
+		}()
+		logger.Info("listening", "addr", lmtpListener.Addr().String(), "protocol", "lmtp")
+	}
 
 	var serveErr error
-	pending := len(ls)
 run:
 	for {
 		select {
@@ -271,9 +308,14 @@ run:
 
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	shutErr := srv.Shutdown(sctx)
-	if shutErr != nil {
-		shutErr = fmt.Errorf("shutdown: %w", shutErr)
+	var shutErr error
+	if lsrv != nil {
+		if err := lsrv.Shutdown(sctx); err != nil {
+			shutErr = fmt.Errorf("LMTP shutdown: %w", err)
+		}
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		shutErr = errors.Join(shutErr, fmt.Errorf("shutdown: %w", err))
 	}
 wait:
 	for ; pending > 0; pending-- {

@@ -143,6 +143,13 @@ func startServerCmd(t *testing.T, cmd *exec.Cmd) *serverProc {
 			cmd.Process.Kill()
 			<-p.done
 		}
+		// The server recovers a connection's panic and goes on; only
+		// its log tells.
+		for _, l := range strings.Split(p.log(), "\n") {
+			if strings.Contains(l, "panic in connection") {
+				t.Errorf("a server connection panicked: %s", l)
+			}
+		}
 	})
 	select {
 	case p.addr = <-addrc:

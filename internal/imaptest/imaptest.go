@@ -5,13 +5,16 @@ package imaptest
 
 import (
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +35,35 @@ type Env struct {
 	Dir      string
 	User     string
 	Password string
+
+	panics *panicRecord
 }
+
+// panicRecord keeps the panics the server's connections recovered from.
+type panicRecord struct {
+	mu     sync.Mutex
+	panics []string
+}
+
+func (p *panicRecord) add(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.panics = append(p.panics, s)
+}
+
+func (p *panicRecord) take() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.panics
+	p.panics = nil
+	return r
+}
+
+// TakePanics returns, and forgets, the panics (value and stack) that the
+// server's connections recovered from so far. Whatever is not taken
+// fails the test when it ends: a connection that panics costs that
+// connection only, which a test would not notice otherwise.
+func (e *Env) TakePanics() []string { return e.panics.take() }
 
 // Start opens a fresh SQLite store in a temporary directory, creates the
 // account "alice" with password "secret", and serves on 127.0.0.1. mod,
@@ -183,12 +214,20 @@ func fmtLines(l []string) string {
 // TombstoneMaxCount, a fake clock...).
 func StartStore(t testing.TB, so sqlite.Options, mod func(*server.Options)) *Env {
 	t.Helper()
+	panics := &panicRecord{}
+	// Registered before the cleanup that shuts the server down, so it
+	// runs after it, when every connection has ended.
+	t.Cleanup(func() {
+		for _, p := range panics.take() {
+			t.Errorf("a server connection panicked (the server recovered): %s", p)
+		}
+	})
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), dir, so)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	env := &Env{Store: st, Dir: dir, User: "alice", Password: "secret"}
+	env := &Env{Store: st, Dir: dir, User: "alice", Password: "secret", panics: panics}
 	// bcrypt at its lowest cost: the server checks any cost the same way,
 	// and at the production cost (auth.Cost) every LOGIN of every test
 	// spends tens of milliseconds in bcrypt — seconds under the race
@@ -209,6 +248,15 @@ func StartStore(t testing.TB, so sqlite.Options, mod func(*server.Options)) *Env
 	}
 	if mod != nil {
 		mod(&opts)
+	}
+	inner := opts.OnPanic
+	opts.OnPanic = func(v any) {
+		// Called in the deferred recover: the stack still holds the
+		// frames that panicked.
+		panics.add(fmt.Sprintf("%v\n%s", v, debug.Stack()))
+		if inner != nil {
+			inner(v)
+		}
 	}
 	srv := server.New(opts)
 	env.Server = srv
@@ -267,18 +315,32 @@ func (c *Conn) Compress(tag string) {
 	}
 	// klauspost's stateless compressor keeps no state between writes,
 	// so that many test clients cost little memory of their own.
-	c.NC = &flateConn{Conn: c.NC, w: kflate.NewStatelessWriter(c.NC)}
+	fc := &flateConn{Conn: c.NC}
+	fc.w = kflate.NewStatelessWriter(&fc.buf)
+	c.NC = fc
 	c.R = bufio.NewReader(flate.NewReader(c.R))
 }
 
-// flateConn compresses what is written: each Write is compressed whole
-// and flushed.
+// flateConn compresses what is written: each Write is compressed whole,
+// flushed and sent in one write to the socket (the compressor writes its
+// output in pieces, and a server that answers LOGOUT from the first piece
+// closes the socket under the next).
 type flateConn struct {
 	net.Conn
-	w io.Writer
+	w   io.Writer // compresses into buf
+	buf bytes.Buffer
 }
 
-func (f *flateConn) Write(p []byte) (int, error) { return f.w.Write(p) }
+func (f *flateConn) Write(p []byte) (int, error) {
+	f.buf.Reset()
+	if _, err := f.w.Write(p); err != nil {
+		return 0, err
+	}
+	if _, err := f.Conn.Write(f.buf.Bytes()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
 
 // RawConn returns the socket, under compression if it is on.
 func (c *Conn) RawConn() net.Conn {

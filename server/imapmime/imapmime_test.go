@@ -184,10 +184,25 @@ var fixtureWant = []struct {
 	},
 }
 
+// TestFixtures checks every message of testdata/messages against its
+// entry in fixtureWant. A fixture without an entry, or whose output
+// differs, is reported with the entry its current output gives, as Go
+// source to review and paste.
 func TestFixtures(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "messages", "*.eml"))
-	if len(files) != len(fixtureWant) {
-		t.Errorf("%d fixtures, %d expectations", len(files), len(fixtureWant))
+	if len(files) == 0 {
+		t.Fatal("no fixtures found")
+	}
+	want := map[string]bool{}
+	for _, w := range fixtureWant {
+		want[w.file] = true
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		if !want[name] {
+			p := mustParse(t, readFixture(t, name))
+			t.Errorf("%s has no entry in fixtureWant; its output:\n%s", name, fixtureEntry(name, p))
+		}
 	}
 	for _, w := range fixtureWant {
 		t.Run(w.file, func(t *testing.T) {
@@ -204,8 +219,25 @@ func TestFixtures(t *testing.T) {
 					t.Errorf("BODYSTRUCTURE\n got %q\nwant %q", got, w.bodystructure)
 				}
 			}
+			if t.Failed() {
+				t.Logf("entry for the current output (review before pasting):\n%s", fixtureEntry(w.file, p))
+			}
 		})
 	}
+}
+
+// fixtureEntry is the fixtureWant entry that p's output gives.
+func fixtureEntry(file string, p *message.Part) string {
+	return fmt.Sprintf("{\n\tfile: %q,\n\tenvelope: %s,\n\tbody: %s,\n\tbodystructure: %s,\n},",
+		file, goLiteral(envelopeString(p)), goLiteral(bodyString(p, false)), goLiteral(bodyString(p, true)))
+}
+
+// goLiteral quotes s as Go source, with backquotes when it can.
+func goLiteral(s string) string {
+	if strconv.CanBackquote(s) {
+		return "`" + s + "`"
+	}
+	return strconv.Quote(s)
 }
 
 // TestRFC3501Example checks the BODY example of RFC 3501 §7.4.2 for a
@@ -358,26 +390,6 @@ func FuzzWrite(f *testing.F) {
 			_ = envelopeString(q)
 		}
 	})
-}
-
-// TestGen prints fixtureWant for the fixtures (GEN=1); review before pasting.
-func TestGen(t *testing.T) {
-	if os.Getenv("GEN") == "" {
-		t.Skip()
-	}
-	files, _ := filepath.Glob("../../testdata/messages/*.eml")
-	for _, f := range files {
-		raw, _ := os.ReadFile(f)
-		p, _ := message.Parse(raw)
-		fmt.Printf("{\n\tfile: %q,\n\tenvelope: %s,\n\tbody: %s,\n\tbodystructure: %s,\n},\n", filepath.Base(f), lit(envelopeString(p)), lit(bodyString(p, false)), lit(bodyString(p, true)))
-	}
-}
-
-func lit(s string) string {
-	if strconv.CanBackquote(s) {
-		return "`" + s + "`"
-	}
-	return strconv.Quote(s)
 }
 
 // checkSexp checks that s is one IMAP value built of parenthesized lists,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -307,6 +308,141 @@ func TestGroupCommitCancel(t *testing.T) {
 	}
 	t.Logf("%d appended, %d cancelled", ok.Load(), cancelled.Load())
 	healthy(t, s)
+	groupCommitRetry(t, s)
+	healthy(t, s)
+}
+
+// groupCommitRetry checks the retry path of runBatch, which the random
+// cancellations above reach only by chance: in a batch of three
+// mutations, the second one's context is cancelled while its INSERT runs
+// (the driver interrupts the statement and SQLite rolls the whole shared
+// transaction back). It must fail alone; the first must run again and the
+// third run once, both committed. A cancellation that lands before the
+// statement starts fails it without breaking the transaction: that
+// attempt is run again, a bounded number of times.
+func groupCommitRetry(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.write(ctx, func(tx *dbtx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE gc_probe (v INTEGER)`); err != nil {
+			return err
+		}
+		// Prepared now, the statement starts at once when it counts.
+		_, err := tx.ExecContext(ctx, longInsert, 100)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 1; ; attempt++ {
+		calls, errs := groupCommitBreak(t, s)
+		if calls[0] == 1 && errors.Is(errs[1], context.Canceled) && attempt < 20 {
+			continue // cancelled before its statement ran
+		}
+		if errs[0] != nil || errs[1] == nil || errs[2] != nil {
+			t.Errorf("errors %v, want only the second to fail", errs)
+		}
+		if calls != [3]int32{2, 1, 1} {
+			t.Errorf("calls %v after %d attempts, want [2 1 1]: the retry path did not run", calls, attempt)
+		}
+		break
+	}
+	var got []int
+	if err := s.write(ctx, func(tx *dbtx) error {
+		got = got[:0]
+		rows, err := tx.QueryContext(ctx, `SELECT v FROM gc_probe ORDER BY v`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				return err
+			}
+			got = append(got, v)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DROP TABLE gc_probe`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []int{0, 2}) {
+		t.Errorf("committed %v, want [0 2]", got)
+	}
+}
+
+// longInsert inserts the numbers from 100 to ? into gc_probe.
+const longInsert = `INSERT INTO gc_probe
+	WITH RECURSIVE r(x) AS (SELECT 100 UNION ALL SELECT x+1 FROM r WHERE x < ?)
+	SELECT x FROM r`
+
+// groupCommitBreak runs one batch of three mutations on an empty
+// gc_probe, the second cancelled as its long INSERT runs, and returns
+// how many times each mutation ran and what each caller got.
+func groupCommitBreak(t *testing.T, s *Store) (calls [3]int32, errs [3]error) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.write(ctx, func(tx *dbtx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM gc_probe`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	queued := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s.qmu.Lock()
+			l := len(s.queue)
+			s.qmu.Unlock()
+			if l == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d mutations queued after 10 s, want %d", l, n)
+			}
+			runtime.Gosched()
+		}
+	}
+	var n [3]atomic.Int32
+	insert := func(i int) func(tx *dbtx) error {
+		return func(tx *dbtx) error {
+			n[i].Add(1)
+			_, err := tx.ExecContext(ctx, `INSERT INTO gc_probe VALUES (?)`, i)
+			return err
+		}
+	}
+	bctx, bcancel := context.WithCancel(ctx)
+	defer bcancel()
+	started := make(chan struct{})
+	broken := func(tx *dbtx) error {
+		if n[1].Add(1) == 1 {
+			close(started)
+		}
+		_, err := tx.ExecContext(bctx, longInsert, 5_000_000)
+		return err
+	}
+	var wg sync.WaitGroup
+	s.wsem <- struct{}{} // hold the writer slot: the three queue up as one batch
+	for i, fn := range []func(*dbtx) error{insert(0), broken, insert(2)} {
+		c := ctx
+		if i == 1 {
+			c = bctx
+		}
+		wg.Go(func() { errs[i] = s.write(c, fn) })
+		queued(i + 1)
+	}
+	<-s.wsem
+	<-started
+	bcancel()
+	wg.Wait()
+	for i := range n {
+		calls[i] = n[i].Load()
+	}
+	return calls, errs
 }
 
 func TestCheckFindsMessageProblems(t *testing.T) {
