@@ -11,7 +11,7 @@
 // startup), shared by every later test, and stopped and deleted by [Main]
 // after the tests. A run that needs no database starts nothing.
 //
-// The cluster lives in a new directory under $TMPDIR, listens on a free
+// The cluster lives in a new directory $TMPDIR/pgtest-*, listens on a free
 // TCP port of 127.0.0.1 only (and on a Unix socket inside that
 // directory), trusts every local connection, and runs with fsync=off,
 // full_page_writes=off and synchronous_commit=off: a crash loses it, which
@@ -19,7 +19,9 @@
 // run as root, so when the tests run as root the cluster's files belong to
 // the system user "postgres" and initdb and postgres run under its uid
 // (as `runuser -u postgres` would do); as another user they run as that
-// user.
+// user. The server gets SIGQUIT when the test process dies, and a later
+// run deletes the directories that killed test processes left behind,
+// once they are an hour old.
 //
 // The binaries are those of the newest /usr/lib/postgresql/N/bin (Debian's
 // layout), else initdb and postgres from PATH; PGTEST_BIN names another
@@ -196,6 +198,7 @@ func Start(bin string) (*Cluster, error) {
 		gid, _ = strconv.Atoi(u.Gid)
 		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
+	removeStale()
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
 		return nil, err
@@ -228,6 +231,32 @@ func Start(bin string) (*Cluster, error) {
 	}
 	os.RemoveAll(dir)
 	return nil, lastErr
+}
+
+// staleAge is how old the directory of a cluster whose server is gone
+// must be before removeStale deletes it: a younger one may belong to a
+// test process that is still running initdb.
+const staleAge = time.Hour
+
+// removeStale deletes the directories of clusters left behind by test
+// processes that were killed before Main could stop them (their servers
+// died with them: Pdeathsig): older than staleAge, with no live server.
+func removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
+	for _, d := range dirs {
+		st, err := os.Stat(d)
+		if err != nil || !st.IsDir() || time.Since(st.ModTime()) < staleAge {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
+			line, _, _ := strings.Cut(string(b), "\n")
+			if pid, err := strconv.Atoi(strings.TrimSpace(line)); err == nil && pid > 0 &&
+				syscall.Kill(pid, 0) == nil {
+				continue // a server still runs there
+			}
+		}
+		os.RemoveAll(d)
+	}
 }
 
 func env(dir string) []string {

@@ -3,7 +3,10 @@ package pgtest
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -49,5 +52,38 @@ func TestDB(t *testing.T) {
 	}
 	if _, err := pgx.Connect(ctx, first); err == nil {
 		t.Errorf("database of a finished test still exists: %s", first)
+	}
+}
+
+// A directory left by a killed test process is removed once it is old
+// enough; a young one, and one whose server still runs, stay.
+func TestRemoveStale(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	mk := func(age time.Duration, pid string) string {
+		d, err := os.MkdirTemp("", "pgtest-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pid != "" {
+			os.MkdirAll(filepath.Join(d, "data"), 0o700)
+			if err := os.WriteFile(filepath.Join(d, "data", "postmaster.pid"), []byte(pid+"\n/x\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old := time.Now().Add(-age)
+		if err := os.Chtimes(d, old, old); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	stale := mk(2*time.Hour, "")
+	deadPID := mk(2*time.Hour, "2147483646")
+	young := mk(time.Minute, "")
+	live := mk(2*time.Hour, strconv.Itoa(os.Getpid()))
+	removeStale()
+	for d, want := range map[string]bool{stale: false, deadPID: false, young: true, live: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", d, err == nil, want)
+		}
 	}
 }
