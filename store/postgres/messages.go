@@ -327,31 +327,35 @@ func reserveAppend(ctx context.Context, tx pgx.Tx, userID, mailboxID int64, n in
 }
 
 // MessageIndex implements store.Messages: the mailbox and its messages
-// from one snapshot.
+// in one statement, hence one snapshot in one round trip (a read-only
+// transaction took four: BEGIN, the mailbox, the messages, COMMIT). At
+// 100,000 messages the time is the same either way (88–118 ms here).
 func (s *Store) MessageIndex(ctx context.Context, userID, mailboxID int64) ([]store.MessageMeta, store.Mailbox, error) {
-	var metas []store.MessageMeta
-	var mb store.Mailbox
-	err := s.read(ctx, func(tx pgx.Tx) error {
-		metas = nil
-		var err error
-		if mb, err = selectable(ctx, tx, userID, mailboxID); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT uid, modseq, flags FROM messages WHERE mailbox_id = $1 ORDER BY uid`, mb.ID)
-		if err != nil {
-			return err
-		}
-		var in flagInterner
-		var uid, modseq int64
-		var flags string
-		_, err = pgx.ForEachRow(rows, []any{&uid, &modseq, &flags}, func() error {
-			metas = append(metas, store.MessageMeta{UID: uint32(uid), ModSeq: uint64(modseq), Flags: in.flags(flags)})
-			return nil
-		})
-		return err
-	})
+	var uids, modseqs []int64
+	var flags []string
+	mb, err := scanMailbox(s.pool.QueryRow(ctx, `SELECT `+mailboxCols+`, i.uids, i.modseqs, i.flags
+		FROM mailboxes x LEFT JOIN LATERAL (
+			SELECT array_agg(uid ORDER BY uid) AS uids, array_agg(modseq ORDER BY uid) AS modseqs,
+				array_agg(flags::text ORDER BY uid) AS flags
+			FROM messages WHERE mailbox_id = x.id AND NOT x.noselect) i ON true
+		WHERE x.id = $1 AND x.user_id = $2`, mailboxID, userID), &uids, &modseqs, &flags)
 	if err != nil {
-		return nil, store.Mailbox{}, err
+		return nil, store.Mailbox{}, noRows(err, "mailbox id %d", mailboxID)
+	}
+	if mb.NoSelect {
+		return nil, store.Mailbox{}, fmt.Errorf("%w: %q", store.ErrNoSelect, mb.Name)
+	}
+	if len(modseqs) != len(uids) || len(flags) != len(uids) {
+		return nil, store.Mailbox{}, fmt.Errorf("postgres store: message index of %q: %d uids, %d modseqs, %d flags",
+			mb.Name, len(uids), len(modseqs), len(flags))
+	}
+	var metas []store.MessageMeta
+	if len(uids) > 0 {
+		metas = make([]store.MessageMeta, len(uids))
+	}
+	var in flagInterner
+	for i, u := range uids {
+		metas[i] = store.MessageMeta{UID: uint32(u), ModSeq: uint64(modseqs[i]), Flags: in.flags(flags[i])}
 	}
 	return metas, mb, nil
 }
