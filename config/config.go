@@ -33,6 +33,10 @@ const (
 type Config struct {
 	// DataDir is the directory of the embedded store.
 	DataDir string
+	// Postgres is the connection string (DSN) of a PostgreSQL database
+	// that holds the store instead of the embedded one in DataDir; empty:
+	// the embedded store. Several servers may share one database.
+	Postgres string
 	// Listen is the address of the plain listener (STARTTLS when a
 	// certificate is configured). Empty disables it.
 	Listen string

@@ -196,6 +196,7 @@ func positive(n int64) error {
 
 var keys = []Key{
 	stringKey("data", "directory of the embedded store", func(c *Config) *string { return &c.DataDir }),
+	stringKey("postgres", "PostgreSQL connection string (DSN) of a shared store used instead of the embedded one; empty: the embedded store in data", func(c *Config) *string { return &c.Postgres }),
 	stringKey("listen", "address of the plain IMAP listener (STARTTLS with cert and key); empty: none", func(c *Config) *string { return &c.Listen }),
 	stringKey("tls-listen", "address of the implicit-TLS listener (needs cert and key); empty: none", func(c *Config) *string { return &c.TLSListen }),
 	stringKey("cert", "PEM file of the TLS certificate chain", func(c *Config) *string { return &c.CertFile }),

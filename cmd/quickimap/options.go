@@ -11,6 +11,7 @@ import (
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/store/postgres"
 	"github.com/quickimap/quickimap/store/sqlite"
 	"github.com/quickimap/quickimap/wire"
 )
@@ -25,6 +26,11 @@ func storeOptions(c *config.Config) sqlite.Options {
 		reserve = -1 // sqlite.Options: 0 is the default, negative none
 	}
 	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount, ReserveBytes: reserve}
+}
+
+// postgresOptions returns the PostgreSQL store's options.
+func postgresOptions(c *config.Config) postgres.Options {
+	return postgres.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount}
 }
 
 // sessionOptions returns the resumable-session registry's options (its

@@ -155,7 +155,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	}
 	var st store.Store
 	m, so := newMetrics(cfg, func() store.Store { return st })
-	st, err = openStore(ctx, cfg.DataDir, true, so)
+	st, err = openConfigStore(ctx, cfg, true, so)
 	if err != nil {
 		return err
 	}
