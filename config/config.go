@@ -185,7 +185,7 @@ func Default() Config {
 		FailedLoginDelay:  2 * time.Second,
 		AuthCacheTTL:      time.Hour,
 		AuthCacheMaxUsers: 100_000,
-		MessageCacheSize:  64 << 20,
+		MessageCacheSize:  0, // automatic
 		SpoolLiteral:      1 << 20,
 		CompressLevel:     5,
 		MaxCompressed:     10000,

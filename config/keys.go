@@ -339,7 +339,7 @@ var keys = []Key{
 	offDurationKey("auth-cache-ttl", "how long a password verified by bcrypt is remembered (as an HMAC) so that logins with it skip bcrypt; 0: not at all", func(c *Config) *time.Duration { return &c.AuthCacheTTL }),
 	offSizeKey("disk-reserve", "space kept in the data directory and given back when the disk fills, so that deleting mail still works; 0: none", 1<<40,
 		func(c *Config) int64 { return c.DiskReserve }, func(c *Config, n int64) { c.DiskReserve = n }),
-	sizeKey("message-cache-size", "bytes of the cache of what FETCH reads of messages (date, size, structure, bodies up to 64KiB)", 1<<40,
+	autoSizeKey("message-cache-size", "bytes of the cache of what FETCH reads of messages (date, size, structure, bodies up to 64KiB); 0: a sixteenth of the machine's memory, within 64MiB and 1GiB", 1<<40,
 		func(c *Config) int64 { return c.MessageCacheSize }, func(c *Config, n int64) { c.MessageCacheSize = n }),
 	autoSizeKey("memory-budget", "bytes all connections may hold at once of literals being received and FETCH responses being written; 0: an eighth of the machine's memory, within 64MiB and 1GiB", 1<<40,
 		func(c *Config) int64 { return c.MemoryBudget }, func(c *Config, n int64) { c.MemoryBudget = n }),

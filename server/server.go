@@ -114,7 +114,7 @@ type Options struct {
 	// MessageCacheBytes bounds, in bytes, the server-wide cache of what
 	// FETCH reads of a message that never changes (internal date, size,
 	// stored structure, bodies up to 64 KiB), which spares the store
-	// repeated reads. Default DefaultMessageCacheBytes; negative: no
+	// repeated reads. Default DefaultMessageCache(); negative: no
 	// cache.
 	MessageCacheBytes int64
 	// MemoryBudget bounds, in bytes, the memory the server spends at
@@ -231,7 +231,7 @@ func (o Options) withDefaults() Options {
 		o.SpoolLiteral = DefaultSpoolLiteral
 	}
 	if o.MessageCacheBytes == 0 {
-		o.MessageCacheBytes = DefaultMessageCacheBytes
+		o.MessageCacheBytes = DefaultMessageCache()
 	}
 	return o
 }
