@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -30,8 +29,13 @@ type Options struct {
 	// the TLS server name.
 	Addr string
 	// TLSConfig, when not nil, makes the connection implicit TLS (port
-	// 993 style).
+	// 993 style), or with StartTLS a plain connection that STARTTLS
+	// upgrades.
 	TLSConfig *tls.Config
+	// StartTLS: connect in plain text and upgrade with STARTTLS (RFC
+	// 3501 §6.2.1) before authenticating, using TLSConfig (an empty
+	// one when nil). A server that does not offer STARTTLS is an error.
+	StartTLS bool
 	// Username and Password authenticate with AUTHENTICATE PLAIN (RFC
 	// 4616), or LOGIN when the server lacks AUTH=PLAIN.
 	Username, Password string
@@ -211,17 +215,9 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 	cc := &countConn{Conn: raw}
 	var nc net.Conn = cc
-	if c.opts.TLSConfig != nil {
-		cfg := c.opts.TLSConfig.Clone()
-		if cfg.ServerName == "" {
-			if h, _, err := net.SplitHostPort(c.opts.Addr); err == nil {
-				cfg.ServerName = h
-			}
-		}
-		tc := tls.Client(cc, cfg)
-		hctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-		err := tc.HandshakeContext(hctx)
-		cancel()
+	implicitTLS := c.opts.TLSConfig != nil && !c.opts.StartTLS
+	if implicitTLS {
+		tc, err := c.handshake(ctx, cc)
 		if err != nil {
 			raw.Close()
 			return err
@@ -229,15 +225,13 @@ func (c *Client) connect(ctx context.Context) error {
 		nc = tc
 	}
 	cn := &conn{
-		raw: raw, nc: nc, cc: cc,
-		br:      bufio.NewReaderSize(nc, 32<<10),
-		bw:      bufio.NewWriterSize(nc, 16<<10),
+		raw: raw, cc: cc,
 		timeout: c.opts.Timeout,
 		done:    map[string]*response{},
 		preCaps: map[string]bool{},
 		caps:    map[string]bool{},
 	}
-	cn.r = newReader(cn.br, c.opts.Limits)
+	cn.setTransport(nc, c.opts.Limits)
 	c.setConn(cn)
 	c.synced = false
 	stop := watchContext(ctx, cn)
@@ -261,6 +255,76 @@ func (c *Client) connect(ctx context.Context) error {
 	if g.hasCode {
 		c.handleCode(g)
 	}
+	if c.opts.StartTLS {
+		if err := c.startTLS(ctx); err != nil {
+			return err
+		}
+	}
+	// A plain connection counts no round trip up to here: the greeting
+	// comes unasked. Over implicit TLS, one is the wait for the greeting
+	// after the client's last handshake flight, which the plain
+	// connection also waits, uncounted; the others are TLS's.
+	_, _, cn.setupRT = cc.counts()
+	cn.tlsRT = cn.setupRT
+	if implicitTLS && cn.tlsRT > 0 {
+		cn.tlsRT--
+	}
+	return nil
+}
+
+// handshake runs the TLS client handshake over nc.
+func (c *Client) handshake(ctx context.Context, nc net.Conn) (*tls.Conn, error) {
+	var cfg *tls.Config
+	if c.opts.TLSConfig != nil {
+		cfg = c.opts.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		if h, _, err := net.SplitHostPort(c.opts.Addr); err == nil {
+			cfg.ServerName = h
+		}
+	}
+	tc := tls.Client(nc, cfg)
+	hctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// startTLS upgrades the connection with STARTTLS (RFC 3501 §6.2.1).
+func (c *Client) startTLS(ctx context.Context) error {
+	cn := c.cn
+	if cn.authed {
+		return errors.New("imap client: STARTTLS asked for, but the server greeted with PREAUTH")
+	}
+	if len(cn.preCaps) == 0 {
+		if err := c.simple(ctx, "CAPABILITY", func(e *wire.Encoder) { e.Atom("CAPABILITY") }); err != nil {
+			return err
+		}
+	}
+	if !cn.preCaps["STARTTLS"] {
+		return errors.New("imap client: the server does not offer STARTTLS")
+	}
+	if err := c.simple(ctx, "STARTTLS", func(e *wire.Encoder) { e.Atom("STARTTLS") }); err != nil {
+		return err
+	}
+	if cn.br.Buffered() > 0 {
+		// Sent before the handshake, in clear text: possibly injected
+		// (RFC 3501 §11.1).
+		return protoErr("data after the STARTTLS response, before TLS")
+	}
+	tc, err := c.handshake(ctx, cn.cc)
+	if err != nil {
+		return err
+	}
+	cn.setTransport(tc, c.opts.Limits)
+	// §6.2.1: the capabilities learnt before TLS are discarded; the
+	// login asks for them again.
+	clear(cn.preCaps)
 	return nil
 }
 
@@ -300,6 +364,9 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 			c.closeConn()
 			return res, err
 		}
+		// The round trips of opening the connection are reported apart.
+		rt0 = c.cn.setupRT
+		res.TLSRoundTrips = c.cn.tlsRT
 	} else {
 		in0, out0, rt0 = c.cn.cc.counts()
 	}

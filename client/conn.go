@@ -70,6 +70,12 @@ type conn struct {
 	timeout time.Duration
 	dropped atomic.Bool
 
+	// setupRT are the round trips counted while opening the connection,
+	// until the client may send its first command after the greeting
+	// (over TLS after STARTTLS); tlsRT those that TLS adds to a plain
+	// connection's (see SyncResult.TLSRoundTrips).
+	setupRT, tlsRT int
+
 	tagN    int
 	authTag string // the AUTHENTICATE/LOGIN in flight
 	// done holds the tagged responses not yet claimed by wait.
@@ -91,6 +97,15 @@ type conn struct {
 	// zw compresses what bw holds after COMPRESS (compress.go).
 	zw         *flate.Writer
 	compressed bool
+}
+
+// setTransport reads and writes through nc (at the start, and after
+// STARTTLS).
+func (cn *conn) setTransport(nc net.Conn, l Limits) {
+	cn.nc = nc
+	cn.br = bufio.NewReaderSize(nc, 32<<10)
+	cn.bw = bufio.NewWriterSize(nc, 16<<10)
+	cn.r = newReader(cn.br, l)
 }
 
 func (cn *conn) hasCap(name string) bool {
@@ -341,6 +356,8 @@ type MailboxError struct{ CommandError }
 // returned function when the operation is over.
 func watchContext(ctx context.Context, cn *conn) func() bool {
 	return context.AfterFunc(ctx, func() {
-		cn.nc.SetDeadline(time.Unix(1, 0))
+		// raw, not nc, which STARTTLS replaces: the deadline is the
+		// same, set on the socket.
+		cn.raw.SetDeadline(time.Unix(1, 0))
 	})
 }

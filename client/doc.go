@@ -111,5 +111,8 @@
 // Bytes and round trips are counted on the raw connection (below TLS). A
 // round trip is counted each time the client reads after having written:
 // it sent commands and must wait for their answers. The wait for the
-// greeting is not counted.
+// greeting is not counted. SyncResult.RoundTrips are those from the
+// greeting on, the same for a plain and a TLS connection;
+// SyncResult.TLSRoundTrips are those TLS added to opening one (the
+// handshake, and the STARTTLS command with Options.StartTLS).
 package client

@@ -93,11 +93,22 @@ type SyncResult struct {
 	// so including TLS overhead) during the Sync.
 	BytesIn, BytesOut int64
 	// RoundTrips counts the times the client sent something and then
-	// had to wait for the server. Waiting for the greeting after the
-	// TCP connect is not counted (nothing was sent); TLS handshake
-	// flights are.
+	// had to wait for the server, from the greeting on: what the IMAP
+	// commands cost, the same over TLS as over a plain connection. The
+	// opening of a new connection is not counted here: the TCP connect
+	// and the wait for the greeting (nothing was sent), nor TLS.
 	RoundTrips int
-	Duration   time.Duration
+	// TLSRoundTrips are, on a Sync that dialed, the round trips that
+	// TLS added to opening the connection: over implicit TLS, the
+	// handshake's (1 with Go's server, TLS 1.2 or 1.3); with STARTTLS,
+	// the STARTTLS command and the handshake's (1 with TLS 1.3, 2 with
+	// TLS 1.2). (On the wire the client writes twice before an
+	// implicit-TLS greeting; the second wait is the wait for the
+	// greeting, which a plain connection has too.) After STARTTLS the
+	// capabilities are asked again (RFC 3501 §6.2.1): one more round
+	// trip, in RoundTrips.
+	TLSRoundTrips int
+	Duration      time.Duration
 	// Compressed reports whether the connection uses COMPRESS=DEFLATE
 	// (Options.Compress and the server offers it); the byte counts are
 	// then of compressed bytes.

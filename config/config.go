@@ -33,6 +33,10 @@ const (
 type Config struct {
 	// DataDir is the directory of the embedded store.
 	DataDir string
+	// Postgres is the connection string (DSN) of a PostgreSQL database
+	// that holds the store instead of the embedded one in DataDir; empty:
+	// the embedded store. Several servers may share one database.
+	Postgres string
 	// Listen is the address of the plain listener (STARTTLS when a
 	// certificate is configured). Empty disables it.
 	Listen string
@@ -46,6 +50,10 @@ type Config struct {
 	// AllowInsecureAuth lets clients log in over a connection that is
 	// neither TLS nor from a loopback address.
 	AllowInsecureAuth bool
+	// MetricsListen is the address of the HTTP listener of the
+	// Prometheus metrics (/metrics) and health checks (/healthz,
+	// /readyz). Empty disables it.
+	MetricsListen string
 
 	// LMTPListen is the address of the LMTP delivery listener: host:port,
 	// or unix:/path for a Unix socket created with LMTPSocketMode. Empty
@@ -180,7 +188,7 @@ func Default() Config {
 		FailedLoginDelay:  2 * time.Second,
 		AuthCacheTTL:      time.Hour,
 		AuthCacheMaxUsers: 100_000,
-		MessageCacheSize:  64 << 20,
+		MessageCacheSize:  0, // automatic
 		SpoolLiteral:      1 << 20,
 		CompressLevel:     5,
 		MaxCompressed:     10000,

@@ -101,7 +101,7 @@ func TestParseExample(t *testing.T) {
 		FailedLoginDelay:   500 * time.Millisecond,
 		AuthCacheTTL:       0,
 		AuthCacheMaxUsers:  5000,
-		MessageCacheSize:   64 << 20,
+		MessageCacheSize:   0,
 		SpoolLiteral:       1 << 20,
 		CompressLevel:      5,
 		MaxCompressed:      10000,

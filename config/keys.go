@@ -71,6 +71,12 @@ func lookup(name string) (Key, bool) {
 	return Key{}, false
 }
 
+// withCheck adds a validity check to k, run by Validate.
+func withCheck(k Key, check func(*Config) error) Key {
+	k.check = check
+	return k
+}
+
 func stringKey(name, help string, f func(*Config) *string) Key {
 	return Key{Name: name, Kind: KindString, Help: help,
 		get: func(c *Config) string { return *f(c) },
@@ -190,11 +196,20 @@ func positive(n int64) error {
 
 var keys = []Key{
 	stringKey("data", "directory of the embedded store", func(c *Config) *string { return &c.DataDir }),
+	stringKey("postgres", "PostgreSQL connection string (DSN) of a shared store used instead of the embedded one; empty: the embedded store in data", func(c *Config) *string { return &c.Postgres }),
 	stringKey("listen", "address of the plain IMAP listener (STARTTLS with cert and key); empty: none", func(c *Config) *string { return &c.Listen }),
 	stringKey("tls-listen", "address of the implicit-TLS listener (needs cert and key); empty: none", func(c *Config) *string { return &c.TLSListen }),
 	stringKey("cert", "PEM file of the TLS certificate chain", func(c *Config) *string { return &c.CertFile }),
 	stringKey("key", "PEM file of the TLS private key", func(c *Config) *string { return &c.KeyFile }),
 	boolKey("allow-insecure-auth", "allow logins without TLS from non-loopback addresses", func(c *Config) *bool { return &c.AllowInsecureAuth }),
+	withCheck(stringKey("metrics-listen", "address of the HTTP listener of Prometheus metrics (/metrics) and health checks (/healthz, /readyz); unauthenticated, so keep it private; empty: none", func(c *Config) *string { return &c.MetricsListen }),
+		func(c *Config) error {
+			if c.MetricsListen == "" {
+				return nil
+			}
+			_, _, err := net.SplitHostPort(c.MetricsListen)
+			return err
+		}),
 	{Name: "lmtp-listen", Kind: KindString, Help: "address of the LMTP delivery listener: host:port, or unix:/path for a Unix socket; empty: none",
 		get: func(c *Config) string { return c.LMTPListen },
 		set: func(c *Config, v string) error { c.LMTPListen = strings.TrimSpace(v); return nil },
@@ -324,7 +339,7 @@ var keys = []Key{
 	offDurationKey("auth-cache-ttl", "how long a password verified by bcrypt is remembered (as an HMAC) so that logins with it skip bcrypt; 0: not at all", func(c *Config) *time.Duration { return &c.AuthCacheTTL }),
 	offSizeKey("disk-reserve", "space kept in the data directory and given back when the disk fills, so that deleting mail still works; 0: none", 1<<40,
 		func(c *Config) int64 { return c.DiskReserve }, func(c *Config, n int64) { c.DiskReserve = n }),
-	sizeKey("message-cache-size", "bytes of the cache of what FETCH reads of messages (date, size, structure, bodies up to 64KiB)", 1<<40,
+	autoSizeKey("message-cache-size", "bytes of the cache of what FETCH reads of messages (date, size, structure, bodies up to 64KiB); 0: a sixteenth of the machine's memory, within 64MiB and 1GiB", 1<<40,
 		func(c *Config) int64 { return c.MessageCacheSize }, func(c *Config, n int64) { c.MessageCacheSize = n }),
 	autoSizeKey("memory-budget", "bytes all connections may hold at once of literals being received and FETCH responses being written; 0: an eighth of the machine's memory, within 64MiB and 1GiB", 1<<40,
 		func(c *Config) int64 { return c.MemoryBudget }, func(c *Config, n int64) { c.MemoryBudget = n }),

@@ -94,6 +94,7 @@ func (c *conn) cmdLogout(tag string) (*status, error) {
 			c.detachSession()
 			c.enc.Star().Atom("BYE").SP().Text("Logging out; session state preserved").CRLF()
 			c.sess.State = imap.StateLogout
+			c.setEnd("logout")
 			return ok("LOGOUT completed"), nil
 		}
 		// §1: LOGOUT without PRESERVE terminates the session.
@@ -102,6 +103,7 @@ func (c *conn) cmdLogout(tag string) (*status, error) {
 	// RFC 3501 §6.1.3: the server MUST send a BYE before the tagged OK.
 	c.enc.Star().Atom("BYE").SP().Text("Logging out").CRLF()
 	c.sess.State = imap.StateLogout
+	c.setEnd("logout")
 	return ok("LOGOUT completed"), nil
 }
 
@@ -165,8 +167,9 @@ func (c *conn) cmdID(tag string) (*status, error) {
 		return nil, err
 	}
 	if len(fields) > 0 {
-		// Bounded: this runs before login too (logbound.go).
-		c.log.Info("client ID", "user", c.sess.UserName, idLogAttr(fields))
+		// Bounded: this runs before login too (logbound.go). The user,
+		// once logged in, is an attribute of c.log already.
+		c.log.Info("client ID", idLogAttr(fields))
 	}
 	c.enc.Star().Atom("ID").SP().Special('(').
 		String("name").SP().String(serverIDName).SP().

@@ -40,6 +40,7 @@ func (c *conn) cmdStartTLS(tag string) (*status, error) {
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.log.Debug("STARTTLS handshake failed", "err", err)
+		c.setEnd("STARTTLS handshake failed")
 		c.sess.State = imap.StateLogout
 		return nil, nil
 	}
@@ -68,6 +69,7 @@ func (c *conn) cmdLogin(tag string) (*status, error) {
 	}
 	if !c.authAllowed() {
 		// RFC 3501 §6.2.3 and LOGINDISABLED; code from RFC 5530.
+		c.countLogin(LoginRefused)
 		return no("PRIVACYREQUIRED", "Plaintext LOGIN is disabled here; use STARTTLS or TLS"), nil
 	}
 	return c.login(user, pass, "LOGIN")
@@ -106,6 +108,7 @@ func (c *conn) cmdAuthenticate(tag string) (*status, error) {
 		return no("CANNOT", "Unsupported authentication mechanism"), nil
 	}
 	if !c.authAllowed() {
+		c.countLogin(LoginRefused)
 		return no("PRIVACYREQUIRED", "Plaintext authentication is disabled here; use STARTTLS or TLS"), nil
 	}
 
@@ -178,9 +181,11 @@ func (c *conn) login(name, pass, cmd string) (*status, error) {
 func (c *conn) checkCredentials(name, pass, cmd string) (store.User, *status, error) {
 	if err := c.throttleLogin(cmd); err != nil {
 		if c.s.isClosing() {
+			c.countLogin(LoginUnavailable)
 			return store.User{}, no("UNAVAILABLE", "Server shutting down, try again later"), nil
 		}
 		if errors.Is(err, errThrottled) {
+			c.countLogin(LoginThrottled)
 			c.byeAfter = "Too many failed logins from your address, try again later"
 			return store.User{}, no("UNAVAILABLE", "Too many failed logins from your address"), nil
 		}
@@ -189,6 +194,7 @@ func (c *conn) checkCredentials(name, pass, cmd string) (store.User, *status, er
 	u, err := c.s.store.UserByName(c.ctx, strings.ToLower(name))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		c.log.Error("user lookup failed", "err", err)
+		c.countLogin(LoginUnavailable)
 		return store.User{}, no("UNAVAILABLE", "Temporary failure, try again later"), nil
 	}
 	known := err == nil
@@ -204,6 +210,7 @@ func (c *conn) checkCredentials(name, pass, cmd string) (store.User, *status, er
 	})
 	if err != nil {
 		if c.s.isClosing() {
+			c.countLogin(LoginUnavailable)
 			return store.User{}, no("UNAVAILABLE", "Server shutting down, try again later"), nil
 		}
 		c.log.Debug("client left while its login waited", "method", cmd, "err", err)
@@ -226,6 +233,7 @@ func (c *conn) loggedIn(u store.User, cmd string) *status {
 	c.dec.SetLimits(c.s.opts.Limits)
 	c.nc.loginBy.Store(0) // logged in within PreAuthTimeout
 	c.log.Info("login", "method", cmd, "tls", c.isTLS)
+	c.countLogin(LoginOK)
 	return okCode(c.capabilityCode(), "Ok")
 }
 
@@ -234,6 +242,7 @@ func (c *conn) loggedIn(u store.User, cmd string) *status {
 // the user name the client gave, "" when it is not known.
 func (c *conn) loginFailed(name, cmd, code, text string, attrs ...any) (*status, error) {
 	c.authFailures++
+	c.countLogin(LoginFailed)
 	if !c.ca.exempt {
 		c.s.throttle.fail(c.ca.key, time.Now())
 	}

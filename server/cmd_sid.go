@@ -224,16 +224,19 @@ func (c *conn) cmdSID(tag string) (*status, error) {
 	rec, prev, err := reg.Attach(ctx, c.sess.UserID, args.id, c)
 	if errors.Is(err, session.ErrNotFound) {
 		// §3.3: an unknown or expired SID creates a new session.
+		c.countResume(ResumeNoSession)
 		return c.newSession(ctx), nil
 	}
 	if err != nil {
+		c.countResume(ResumeError)
 		return c.storeFailure(err), nil
 	}
 	if p, ok := prev.(*conn); ok && p != c {
 		p.takeSession(args.id)
 	}
 	c.sid = args.id
-	st := c.resume(ctx, rec, args)
+	st, outcome := c.resume(ctx, rec, args)
+	c.countResume(outcome)
 	if st.typ == "OK" {
 		// Another connection may resume the session before this answer
 		// goes out: DELETEDSID comes first, and the text must agree.
@@ -259,7 +262,7 @@ func (c *conn) newSession(ctx context.Context) *status {
 
 // resume restores the session state of rec on this connection and
 // reports it (§3.3).
-func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) *status {
+func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) (*status, ResumeOutcome) {
 	var saved Session
 	if len(rec.State) > 0 {
 		if err := decodeSession(rec.State, &saved); err != nil {
@@ -293,7 +296,7 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 	if sel := saved.Selected; sel != nil {
 		m, err := c.s.store.MailboxByID(ctx, c.sess.UserID, sel.MailboxID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return c.storeFailure(err)
+			return c.storeFailure(err), ResumeError
 		}
 		found = err == nil && !m.NoSelect
 		// A mailbox renamed while the client was away is not resumed:
@@ -313,7 +316,7 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 		// now has its name: the draft's second choice, docs/reconnect.md):
 		// SELECTED with no name, and the authenticated state (the
 		// draft's "unauthenticated" is a slip).
-		return c.resumedUnselected()
+		return c.resumedUnselected(), ResumeResumed
 	}
 	sel := saved.Selected
 	match := a.uidValidity == mb.UIDValidity
@@ -328,10 +331,10 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 	// NEWSID is made.
 	v, err := c.openSelection(ctx, mb, sel.ReadOnly, sel.Recent)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoSelect) {
-		return c.resumedUnselected()
+		return c.resumedUnselected(), ResumeResumed
 	}
 	if err != nil {
-		return c.storeFailure(err)
+		return c.storeFailure(err), ResumeError
 	}
 	// A mod-sequence above the mailbox's HIGHESTMODSEQ was never sent
 	// by this server for this mailbox: the client's cache is not ours to
@@ -343,9 +346,9 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 		if err != nil {
 			c.closeView(v)
 			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoSelect) {
-				return c.resumedUnselected()
+				return c.resumedUnselected(), ResumeResumed
 			}
-			return c.storeFailure(err)
+			return c.storeFailure(err), ResumeError
 		}
 		changes = &ch
 	}
@@ -389,22 +392,22 @@ func (c *conn) resume(ctx context.Context, rec store.SessionRecord, a *sidArgs) 
 		// UIDs when given ("1:*" otherwise).
 		q := &qresyncParam{uidValidity: a.uidValidity, modseq: a.modseq, knownUIDs: a.knownUIDs}
 		if err := c.qresyncReport(q, changes, true); err != nil {
-			return c.storeFailure(err)
+			return c.storeFailure(err), ResumeError
 		}
 	}
 	if resync != "" {
 		c.saveSession()
 		c.log.Info("session resumed with a resync", "reason", resync)
 		if sel.ReadOnly {
-			return okCode("READ-ONLY", "SID completed: resync required")
+			return okCode("READ-ONLY", "SID completed: resync required"), ResumeNewSID
 		}
-		return okCode("READ-WRITE", "SID completed: resync required")
+		return okCode("READ-WRITE", "SID completed: resync required"), ResumeNewSID
 	}
 	c.saveSessionChanged(&saved)
 	if sel.ReadOnly {
-		return okCode("READ-ONLY", resumeText)
+		return okCode("READ-ONLY", resumeText), ResumeResumed
 	}
-	return okCode("READ-WRITE", resumeText)
+	return okCode("READ-WRITE", resumeText), ResumeResumed
 }
 
 // resumedUnselected answers a resume whose session had a mailbox that is

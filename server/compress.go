@@ -138,6 +138,7 @@ func (d *deadlineConn) zread(p []byte) (int, error) {
 			d.Conn.SetReadDeadline(time.Now())
 		}
 		n, err := d.Conn.Read(z.in.FeedBuffer(zReadSize))
+		d.in.Add(int64(n))
 		if d.rate.on {
 			// The bytes on the wire count, as they take the time.
 			d.rate.account(n, time.Since(now))
@@ -187,6 +188,7 @@ func (d *deadlineConn) zawait(until time.Time, w *waker) error {
 		// Into the small array first: a wait that ends with a few bytes
 		// grows the input by those only.
 		n, err := d.Conn.Read(d.pending[:])
+		d.in.Add(int64(n))
 		if n > 0 {
 			if w != nil {
 				w.disarm(false)
@@ -220,7 +222,9 @@ type zwriter struct{ d *deadlineConn }
 
 func (w zwriter) Write(p []byte) (int, error) {
 	w.d.Conn.SetWriteDeadline(time.Now().Add(w.d.writeTimeout))
-	return w.d.Conn.Write(p)
+	n, err := w.d.Conn.Write(p)
+	w.d.out.Add(int64(n))
+	return n, err
 }
 
 // Flush sends what the compressor holds (wire.Encoder.Flush calls it).

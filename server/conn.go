@@ -94,10 +94,26 @@ type conn struct {
 	// holdExpunge: the handler forbids expunge reports for this command
 	// (a UID SEARCH with sequence numbers, RFC 7162 §3.2.10.2).
 	holdExpunge bool
+
+	// For the log line and the metrics (metrics.go): when the connection
+	// opened, why it ended ("" until known), the bytes received and sent
+	// (counted by deadlineConn, also by the goroutine of peerContext).
+	opened            time.Time
+	endReason         string
+	bytesIn, bytesOut atomic.Int64
+	// The command being run (cmdName: a dispatch table key or
+	// UnknownCommand; cmdResult: its tagged result so far), and what
+	// Metrics was last told of the state and the bytes.
+	cmdStart                time.Time
+	cmdName                 string
+	cmdResult               Result
+	metricState             imap.State
+	reportedIn, reportedOut int64
 }
 
 func newConn(s *Server, nc net.Conn, ca clientAddr) *conn {
-	c := &conn{s: s, remote: nc.RemoteAddr().String(), ca: ca, loginBy: time.Now().Add(s.opts.PreAuthTimeout)}
+	now := time.Now()
+	c := &conn{s: s, remote: nc.RemoteAddr().String(), ca: ca, loginBy: now.Add(s.opts.PreAuthTimeout), opened: now}
 	c.ctx, c.cancel = context.WithCancelCause(s.base)
 	c.wctx = context.WithoutCancel(c.ctx)
 	if tcp, ok := nc.RemoteAddr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() && !s.opts.DistrustLoopback {
@@ -113,7 +129,7 @@ func newConn(s *Server, nc net.Conn, ca clientAddr) *conn {
 // and after STARTTLS. Whatever was buffered from the old transport is
 // dropped.
 func (c *conn) setTransport(nc net.Conn) {
-	c.nc = &deadlineConn{Conn: nc, closing: &c.closing, writeTimeout: c.s.opts.WriteTimeout}
+	c.nc = &deadlineConn{Conn: nc, closing: &c.closing, writeTimeout: c.s.opts.WriteTimeout, in: &c.bytesIn, out: &c.bytesOut}
 	c.nc.readTimeout.Store(int64(c.s.opts.PreAuthTimeout))
 	c.nc.rate = rateClock{min: max(c.s.opts.MinRate, 0), window: c.s.opts.MinRateWindow}
 	if c.sess.State == imap.StateNotAuthenticated {
@@ -191,6 +207,7 @@ func (c *conn) serve() {
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
+			c.setEnd("TLS handshake failed")
 			c.log.Debug("TLS handshake failed", "err", err)
 			return
 		}
@@ -200,6 +217,7 @@ func (c *conn) serve() {
 	c.writeCapabilityCode()
 	c.enc.Text("ready").CRLF()
 	if c.enc.Flush() != nil {
+		c.setEnd("write error")
 		return
 	}
 	ended = c.loop()
@@ -211,6 +229,7 @@ func (c *conn) serve() {
 // over.
 func (c *conn) exit(ended *bool) {
 	if r := recover(); r != nil {
+		c.setEnd("panic")
 		c.log.Error("panic in connection", "panic", r, "stack", stack())
 		if h := c.s.opts.OnPanic; h != nil {
 			h(r)
@@ -264,12 +283,27 @@ func (c *conn) loop() (ended bool) {
 		if c.idle != nil {
 			more = c.idleDone()
 		} else {
+			c.beginCommand()
 			more = c.readCommand()
 		}
 		c.nc.rate.stop()
-		if c.enc.Flush() != nil || !more || c.ctx.Err() != nil {
-			// A cancelled context: the client went away during the
-			// command, or Shutdown's deadline passed.
+		ferr := c.enc.Flush()
+		c.endCommand()
+		if ferr != nil {
+			c.setEnd("write error")
+			return true
+		}
+		if !more {
+			return true
+		}
+		if cause := context.Cause(c.ctx); cause != nil {
+			// The client went away during the command, or Shutdown's
+			// deadline passed: nothing is left to serve.
+			if errors.Is(cause, errClientGone) {
+				c.setEnd("client closed")
+			} else {
+				c.setEnd("shutdown")
+			}
 			return true
 		}
 	}
@@ -312,6 +346,7 @@ type waiting struct {
 func (c *conn) beginWait(fresh bool) bool {
 	c.returnReader()
 	if c.enc.Flush() != nil {
+		c.setEnd("write error")
 		return false
 	}
 	now := time.Now()
@@ -392,7 +427,32 @@ func (c *conn) end() {
 	// The buffers are not given back: after a panic they may hold half
 	// a response, and a connection ends rarely enough.
 	c.endIdle()
-	c.log.Debug("connection closed", "user", c.sess.UserName)
+	c.logEnd()
+	if m := c.s.metrics; m != nil {
+		c.noteMetrics()
+		m.ConnClosed(c.metricState)
+	}
+}
+
+// setEnd records why the connection ends, unless a reason is known
+// already (the first cause wins: a shutdown's BYE before the write that
+// fails after it).
+func (c *conn) setEnd(reason string) {
+	if c.endReason == "" {
+		c.endReason = reason
+	}
+}
+
+// logEnd writes the one line that every connection ends with. The user,
+// once logged in, is an attribute of c.log.
+func (c *conn) logEnd() {
+	reason := c.endReason
+	if reason == "" {
+		reason = "closed"
+	}
+	c.log.Info("connection closed", "reason", reason,
+		"duration", time.Since(c.opened).Round(time.Millisecond),
+		"bytes_in", c.bytesIn.Load(), "bytes_out", c.bytesOut.Load())
 }
 
 // commandTimeout is how long the client may stay silent before its next
@@ -440,6 +500,9 @@ func (c *conn) readCommand() bool {
 	c.nc.readTimeout.Store(int64(c.s.opts.LiteralTimeout))
 
 	cmd, ok := commands[name]
+	if ok {
+		c.cmdName = name
+	}
 	if !ok {
 		return c.discardAnd(tag, "BAD", "", "Unknown command "+printable(name))
 	}
@@ -492,6 +555,7 @@ func (c *conn) complete(tag string, allowExpunge bool, st *status) bool {
 	if c.byeAfter != "" {
 		c.enc.Star().Atom("BYE").SP().Text(c.byeAfter).CRLF()
 		c.sess.State = imap.StateLogout
+		c.setEnd(strings.ToLower(c.byeAfter))
 	}
 	return c.sess.State != imap.StateLogout
 }
@@ -560,6 +624,7 @@ func (c *conn) commandError(tag string, err error) bool {
 func (c *conn) fatal(lim *wire.LimitError) bool {
 	c.enc.Star().Atom("BYE").SP().Text("Cannot recover from oversized input; closing").CRLF()
 	c.enc.Flush()
+	c.setEnd("oversized input")
 	c.log.Info("closing after oversized input", "err", lim.Msg)
 	return false
 }
@@ -573,12 +638,14 @@ func (c *conn) ioError(err error) bool {
 	if c.closing.Load() {
 		c.enc.Star().Atom("BYE").SP().Text("Server shutting down").CRLF()
 		c.enc.Flush()
+		c.setEnd("shutdown")
 		return false
 	}
 	var le *limitError
 	if errors.As(err, &le) {
 		c.enc.Star().Atom("BYE").SP().Text(le.bye).CRLF()
 		c.enc.Flush()
+		c.setEnd(le.reason)
 		// A stable line for operators (docs/security.md).
 		c.log.Info("slow client disconnected", append([]any{"reason", le.reason, "addr", c.ca.ip}, le.attrs...)...)
 		return false
@@ -587,12 +654,15 @@ func (c *conn) ioError(err error) bool {
 	if errors.As(err, &ne) && ne.Timeout() {
 		c.enc.Star().Atom("BYE").SP().Text("Autologout; idle for too long").CRLF()
 		c.enc.Flush()
-		c.log.Debug("autologout", "user", c.sess.UserName)
+		c.setEnd("autologout")
 		return false
 	}
-	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-		c.log.Debug("connection error", "err", err)
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		c.setEnd("client closed")
+		return false
 	}
+	c.setEnd("read error")
+	c.log.Debug("connection error", "err", err)
 	return false
 }
 
@@ -624,6 +694,7 @@ func (c *conn) writeStatus(tag string, st *status) {
 	} else {
 		c.enc.Tag(tag)
 	}
+	c.cmdResult = resultOf(st.typ)
 	c.enc.Atom(st.typ).SP()
 	if st.code != "" {
 		c.enc.Atom("[" + st.code + "] ")
@@ -673,6 +744,10 @@ type deadlineConn struct {
 	// z is the compression layer after COMPRESS (compress.go), nil
 	// before.
 	z *zlayer
+
+	// in and out count the bytes read and written on the connection
+	// (compressed after COMPRESS; the connection's counters).
+	in, out *atomic.Int64
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
@@ -696,6 +771,7 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 		d.Conn.SetReadDeadline(time.Now())
 	}
 	n, err := d.Conn.Read(p)
+	d.in.Add(int64(n))
 	if d.rate.on {
 		d.rate.account(n, time.Since(now))
 	}
@@ -722,6 +798,7 @@ func (d *deadlineConn) await(until time.Time, w *waker) error {
 		d.Conn.SetReadDeadline(time.Now())
 	}
 	n, err := d.Conn.Read(d.pending[:])
+	d.in.Add(int64(n))
 	d.poff, d.npending = 0, uint8(n)
 	if n > 0 {
 		if w != nil {
@@ -802,5 +879,7 @@ func (d *deadlineConn) Write(p []byte) (int, error) {
 		return d.z.out.Write(p)
 	}
 	d.Conn.SetWriteDeadline(time.Now().Add(d.writeTimeout))
-	return d.Conn.Write(p)
+	n, err := d.Conn.Write(p)
+	d.out.Add(int64(n))
+	return n, err
 }

@@ -50,14 +50,22 @@ func logString(s string, limit int) string {
 
 // idLogAttr returns the ID parameters (name, value, name, value... with
 // nil for NIL) as one log group, each string bounded by maxLogValue and
-// all by maxLogID; pairs past that bound are counted, not logged.
+// all by maxLogID; pairs past that bound are counted, not logged. No key
+// repeats in the group: a name that comes again once made printable (RFC
+// 2971 §3.3 says a field occurs once) is left out, as is a client's
+// "omitted" when the count takes that key.
 func idLogAttr(fields []any) slog.Attr {
 	var attrs []any
 	total, dropped := 0, 0
+	seen := map[string]bool{}
 	for i := 0; i+1 < len(fields); i += 2 {
 		k, _ := fields[i].(string)
 		v, isString := fields[i+1].(string)
 		k, v = logString(k, maxLogValue), logString(v, maxLogValue)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		if total+len(k)+len(v) > maxLogID {
 			dropped++
 			continue
@@ -70,6 +78,13 @@ func idLogAttr(fields []any) slog.Attr {
 		}
 	}
 	if dropped > 0 {
+		for i, a := range attrs {
+			if a.(slog.Attr).Key == "omitted" {
+				attrs = append(attrs[:i], attrs[i+1:]...)
+				dropped++
+				break
+			}
+		}
 		attrs = append(attrs, slog.Int("omitted", dropped))
 	}
 	return slog.Group("id", attrs...)

@@ -75,6 +75,24 @@ func readSmall(path string) []byte {
 // memoryBudgetFrom computes DefaultMemoryBudget from the contents of
 // /proc/meminfo and of the cgroup limit files (nil when missing).
 func memoryBudgetFrom(meminfo []byte, cgroupLimits ...[]byte) int64 {
+	avail := processMemory(meminfo, cgroupLimits...)
+	if avail == 0 {
+		return fallbackBudget
+	}
+	return min(max(avail/memoryBudgetShare, minMemoryBudget), maxMemoryBudget)
+}
+
+// machineMemory is the memory the process may use (see
+// DefaultMemoryBudget), 0 when it cannot be read.
+func machineMemory() int64 {
+	return processMemory(readSmall("/proc/meminfo"),
+		readSmall("/sys/fs/cgroup/memory.max"),
+		readSmall("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+}
+
+// processMemory is the smaller of MemTotal in meminfo and the cgroup
+// limits, 0 when none can be read.
+func processMemory(meminfo []byte, cgroupLimits ...[]byte) int64 {
 	var avail int64
 	sc := bufio.NewScanner(strings.NewReader(string(meminfo)))
 	for sc.Scan() {
@@ -92,10 +110,7 @@ func memoryBudgetFrom(meminfo []byte, cgroupLimits ...[]byte) int64 {
 			avail = n
 		}
 	}
-	if avail == 0 {
-		return fallbackBudget
-	}
-	return min(max(avail/memoryBudgetShare, minMemoryBudget), maxMemoryBudget)
+	return avail
 }
 
 // memBudget is the server-wide memory budget: bytes taken by connections

@@ -7,9 +7,27 @@ import (
 	"time"
 )
 
-// DefaultMessageCacheBytes is the default bound of the message cache
-// (Options.MessageCacheBytes).
+// DefaultMessageCacheBytes is the smallest default bound of the message
+// cache (Options.MessageCacheBytes): what it is where the machine's
+// memory cannot be read or is small.
 const DefaultMessageCacheBytes = 64 << 20
+
+// maxDefaultMessageCache is the largest default bound.
+const maxDefaultMessageCache = 1 << 30
+
+// DefaultMessageCache returns the default of Options.MessageCacheBytes: a
+// sixteenth of the memory the process may use (see DefaultMemoryBudget),
+// at least DefaultMessageCacheBytes and at most 1 GiB. Dovecot and other
+// servers leave message data to the kernel's page cache; ours keeps it
+// parsed and ready, which costs the store nothing per FETCH, so it takes
+// a share of the machine the same way.
+func DefaultMessageCache() int64 {
+	return messageCacheFor(machineMemory())
+}
+
+func messageCacheFor(mem int64) int64 {
+	return min(max(mem/16, DefaultMessageCacheBytes), maxDefaultMessageCache)
+}
 
 // maxCachedBody is the largest message body the message cache keeps:
 // small messages, the ones clients fetch whole most often, are served

@@ -126,3 +126,20 @@ func TestCachedBody(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestDefaultMessageCache(t *testing.T) {
+	for _, tc := range []struct{ mem, want int64 }{
+		{0, DefaultMessageCacheBytes},         // memory unknown
+		{512 << 20, DefaultMessageCacheBytes}, // a small VPS
+		{4 << 30, 256 << 20},
+		{24 << 30, 1 << 30},
+		{256 << 30, 1 << 30},
+	} {
+		if got := messageCacheFor(tc.mem); got != tc.want {
+			t.Errorf("memory %d: cache %d, want %d", tc.mem, got, tc.want)
+		}
+	}
+	if d := DefaultMessageCache(); d < DefaultMessageCacheBytes || d > 1<<30 {
+		t.Errorf("DefaultMessageCache() = %d", d)
+	}
+}

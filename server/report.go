@@ -66,8 +66,9 @@ func (c *conn) endGone(why string) {
 	// the session detached with nothing selected.
 	c.detachSession()
 	c.sess.State = imap.StateLogout
+	c.setEnd("selected mailbox gone")
 	c.nc.Close()
-	c.log.Debug("selected mailbox gone; connection closed", "user", c.sess.UserName, "why", why)
+	c.log.Debug("selected mailbox gone; connection closed", "why", why)
 }
 
 // reportUpdates tells the client what changed in the selected mailbox

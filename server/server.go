@@ -114,7 +114,7 @@ type Options struct {
 	// MessageCacheBytes bounds, in bytes, the server-wide cache of what
 	// FETCH reads of a message that never changes (internal date, size,
 	// stored structure, bodies up to 64 KiB), which spares the store
-	// repeated reads. Default DefaultMessageCacheBytes; negative: no
+	// repeated reads. Default DefaultMessageCache(); negative: no
 	// cache.
 	MessageCacheBytes int64
 	// SearchTimeLimit bounds the time one SEARCH (or UID SEARCH) may
@@ -148,6 +148,9 @@ type Options struct {
 	// (PRESERVE)) and the X-DRAFT-W07-RECONNECT capability. The caller
 	// runs its Expire periodically.
 	Sessions *session.Registry
+	// Metrics, when not nil, receives the server's measurements
+	// (connections, commands, logins, resumes, bytes).
+	Metrics Metrics
 	// ExternalPollInterval is how often the store is asked whether
 	// another process (quickimap import) wrote to it, when it can tell
 	// (external.go); sessions with a mailbox open then learn of the
@@ -233,7 +236,7 @@ func (o Options) withDefaults() Options {
 		o.SpoolLiteral = DefaultSpoolLiteral
 	}
 	if o.MessageCacheBytes == 0 {
-		o.MessageCacheBytes = DefaultMessageCacheBytes
+		o.MessageCacheBytes = DefaultMessageCache()
 	}
 	if o.SearchTimeLimit == 0 {
 		o.SearchTimeLimit = DefaultSearchTimeLimit
@@ -295,6 +298,11 @@ type Server struct {
 	compress *compressState // nil when COMPRESS is not offered
 	mem      *memBudget
 	full     fullLog // the "mail store is full" line (full.go)
+
+	// metrics is Options.Metrics (nil: none), cmdMetrics its recorder
+	// of each command name.
+	metrics    Metrics
+	cmdMetrics map[string]CommandMetrics
 }
 
 // DefaultMaxCompressed is the default of Options.MaxCompressed.
@@ -332,6 +340,9 @@ func New(opts Options) *Server {
 		msgs:      newMsgCache(opts.MessageCacheBytes),
 		mem:       newMemBudget(opts.MemoryBudget),
 		compress:  newCompressState(opts),
+
+		metrics:    opts.Metrics,
+		cmdMetrics: newCmdMetrics(opts.Metrics),
 	}
 }
 
@@ -427,6 +438,9 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 					bye = ""
 				}
 				if s.spare.shed(l, bye) {
+					if s.metrics != nil {
+						s.metrics.ConnRejected(RejectOutOfFDs)
+					}
 					// A stable line for operators (docs/security.md).
 					if ok, skipped := s.fdLog.allow(time.Now()); ok {
 						s.log.Warn("connection refused", "reason", "out-of-file-descriptors", "err", err, "not_logged", skipped)
@@ -485,15 +499,24 @@ func (s *Server) track(nc net.Conn) (*conn, string) {
 		if ok, skipped := s.fullLog.allow(time.Now()); ok {
 			s.log.Warn("connection refused", "reason", "max-connections", "addr", ca.ip, "limit", s.opts.MaxConnections, "not_logged", skipped)
 		}
+		if s.metrics != nil {
+			s.metrics.ConnRejected(RejectMaxConnections)
+		}
 		return nil, "Too many connections, try again later"
 	}
 	if !ca.exempt && s.opts.MaxConnectionsPerIP > 0 && s.perAddr[ca.key] >= s.opts.MaxConnectionsPerIP {
 		// A stable line for operators (docs/security.md).
 		s.log.Warn("connection refused", "reason", "max-connections-per-ip", "addr", ca.ip, "limit", s.opts.MaxConnectionsPerIP)
+		if s.metrics != nil {
+			s.metrics.ConnRejected(RejectMaxConnectionsPerIP)
+		}
 		return nil, "Too many connections from your address, try again later"
 	}
 	c := newConn(s, nc, ca)
 	s.conns[c] = struct{}{}
+	if s.metrics != nil {
+		s.metrics.ConnOpened()
+	}
 	if !ca.exempt {
 		s.perAddr[ca.key]++
 	}

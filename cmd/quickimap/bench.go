@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -42,8 +43,11 @@ gaps. A fresh client synchronizes it, drops the connection without LOGOUT,
 a second connection makes the --changes, and the client reconnects with
 that strategy and synchronizes again. The table gives the bytes each way,
 the round trips, the time measured, the time modelled on a mobile link,
-(round trips + 1 for the TCP connect and greeting) x rtt + bytes x 8 /
-bandwidth, and its ratio to the best. A strategy the client had to fall
+(round trips + TLS round trips + 1 for the TCP connect and greeting) x rtt
++ bytes x 8 / bandwidth, and its ratio to the best. The round trips are
+those of the IMAP commands from the greeting on, the same over TLS; what
+TLS adds to opening the connection (the handshake, and STARTTLS) is shown
+apart as "+ N TLS". Bytes are counted below TLS, its overhead included. A strategy the client had to fall
 back from is reported as such. Then the client's UIDs and flags are
 compared with the server's (UID FETCH 1:* (FLAGS), \Recent ignored):
 "ok" or "MISMATCH". Exit status 1 on any mismatch or error.
@@ -61,6 +65,9 @@ Flags:
   --user NAME              account name (required)
   --password-file FILE     file whose first line is the password
   --tls                    implicit TLS (port 993 style)
+  --starttls               plain connection upgraded with STARTTLS
+  --ca-file FILE           PEM certificates to trust (such as the server's
+                           self-signed one) instead of the system's
   --insecure-skip-verify   do not verify the server's certificate
   --mailbox NAME           test mailbox (default quickimap-bench)
   --force                  use the mailbox even if the bench did not fill it
@@ -101,7 +108,14 @@ const benchMarker = "X-Quickimap-Bench"
 // serverFlags are the connection flags of bench and sync.
 type serverFlags struct {
 	addr, user, passwordFile string
-	tls, insecure            bool
+	tls, starttls, insecure  bool
+	// caFile holds the certificates to trust, rootCAs them once
+	// loaded (by check); nil: the system's.
+	caFile  string
+	rootCAs *x509.CertPool
+	// sessions lets a reconnection resume the TLS session of an
+	// earlier connection, as a phone's TLS stack does (made by check).
+	sessions tls.ClientSessionCache
 }
 
 func (s *serverFlags) register(fs *flag.FlagSet) {
@@ -109,6 +123,8 @@ func (s *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.user, "user", "", "account `NAME`")
 	fs.StringVar(&s.passwordFile, "password-file", "", "`FILE` whose first line is the password")
 	fs.BoolVar(&s.tls, "tls", false, "implicit TLS")
+	fs.BoolVar(&s.starttls, "starttls", false, "upgrade a plain connection with STARTTLS")
+	fs.StringVar(&s.caFile, "ca-file", "", "PEM `FILE` of the certificates to trust")
 	fs.BoolVar(&s.insecure, "insecure-skip-verify", false, "do not verify the server's certificate")
 }
 
@@ -122,15 +138,43 @@ func (s *serverFlags) check() error {
 	if s.user == "" {
 		return errors.New("--user is required")
 	}
+	if s.tls && s.starttls {
+		return errors.New("--tls and --starttls exclude each other")
+	}
+	s.sessions = tls.NewLRUClientSessionCache(16)
+	if s.caFile != "" {
+		if !s.tls && !s.starttls {
+			return errors.New("--ca-file needs --tls or --starttls")
+		}
+		pool, err := loadCAFile(s.caFile)
+		if err != nil {
+			return err
+		}
+		s.rootCAs = pool
+	}
 	return nil
 }
 
+// loadCAFile reads the PEM certificates of path into a pool, such as the
+// server's own self-signed certificate.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("--ca-file %s: no PEM certificate in it", path)
+	}
+	return pool, nil
+}
+
 func (s *serverFlags) tlsConfig() *tls.Config {
-	if !s.tls {
+	if !s.tls && !s.starttls {
 		return nil
 	}
 	host, _, _ := net.SplitHostPort(s.addr)
-	return &tls.Config{ServerName: host, InsecureSkipVerify: s.insecure}
+	return &tls.Config{ServerName: host, InsecureSkipVerify: s.insecure, RootCAs: s.rootCAs, ClientSessionCache: s.sessions}
 }
 
 // password returns the login password: the first line of the password
@@ -177,9 +221,12 @@ func (s *serverFlags) dialHelper(pw string) (*imapclient.Client, error) {
 	opts := &imapclient.Options{TLSConfig: s.tlsConfig()}
 	var c *imapclient.Client
 	var err error
-	if s.tls {
+	switch {
+	case s.tls:
 		c, err = imapclient.DialTLS(s.addr, opts)
-	} else {
+	case s.starttls:
+		c, err = imapclient.DialStartTLS(s.addr, opts)
+	default:
 		c, err = imapclient.DialInsecure(s.addr, opts)
 	}
 	if err != nil {
@@ -198,7 +245,7 @@ func (s *serverFlags) dialHelper(pw string) (*imapclient.Client, error) {
 
 // clientOptions are the reconnect client's options for these flags.
 func (s *serverFlags) clientOptions(pw string) client.Options {
-	return client.Options{Addr: s.addr, TLSConfig: s.tlsConfig(), Username: s.user, Password: pw}
+	return client.Options{Addr: s.addr, TLSConfig: s.tlsConfig(), StartTLS: s.starttls, Username: s.user, Password: pw}
 }
 
 // changeSpec is what the second connection changes while the client is
@@ -340,9 +387,12 @@ type benchResult struct {
 	BytesIn    int64    `json:"bytes_server_to_client"`
 	BytesOut   int64    `json:"bytes_client_to_server"`
 	RoundTrips int      `json:"round_trips"`
-	MeasuredMs float64  `json:"measured_ms"`
-	ModelledMs float64  `json:"modelled_ms"`
-	Ratio      float64  `json:"ratio_vs_best"`
+	// TLSRoundTrips are those TLS added to opening the connection
+	// (client.SyncResult.TLSRoundTrips), not in RoundTrips.
+	TLSRoundTrips int     `json:"tls_round_trips"`
+	MeasuredMs    float64 `json:"measured_ms"`
+	ModelledMs    float64 `json:"modelled_ms"`
+	Ratio         float64 `json:"ratio_vs_best"`
 	// Check is "ok", "MISMATCH", "error" or "unsupported"; Detail says
 	// why when it is not ok.
 	Check  string `json:"check"`
@@ -692,6 +742,18 @@ func (b *bench) multiAppend(n int) error {
 			}
 		}
 	}
+	if sf.starttls {
+		if err := cmd("s0", "STARTTLS"); err != nil {
+			return fmt.Errorf("STARTTLS: %w", err)
+		}
+		tc := tls.Client(nc, sf.tlsConfig())
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("STARTTLS: %w", err)
+		}
+		defer tc.Close()
+		nc = tc
+		br.Reset(tc)
+	}
 	if err := cmd("m0", "LOGIN "+quote(sf.user)+" "+quote(b.cfg.password)); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
@@ -951,9 +1013,9 @@ func (b *bench) runOne(ctx context.Context, name string, s client.Strategy, comp
 	for _, f := range r.Fallbacks {
 		res.Fallbacks = append(res.Fallbacks, strategyName(f))
 	}
-	res.BytesIn, res.BytesOut, res.RoundTrips = r.BytesIn, r.BytesOut, r.RoundTrips
+	res.BytesIn, res.BytesOut, res.RoundTrips, res.TLSRoundTrips = r.BytesIn, r.BytesOut, r.RoundTrips, r.TLSRoundTrips
 	res.MeasuredMs = float64(r.Duration.Microseconds()) / 1000
-	model := time.Duration(res.RoundTrips+1)*b.cfg.rtt +
+	model := time.Duration(res.RoundTrips+res.TLSRoundTrips+1)*b.cfg.rtt +
 		time.Duration(float64(res.BytesIn+res.BytesOut)*8/b.cfg.bandwidth*float64(time.Second))
 	res.ModelledMs = float64(model.Microseconds()) / 1000
 	if err != nil {
@@ -989,7 +1051,7 @@ func (b *bench) runOne(ctx context.Context, name string, s client.Strategy, comp
 func printBench(w io.Writer, rep *benchReport) {
 	fmt.Fprintf(w, "server %s, mailbox %q: %d messages, %d holes before the first sync\n", rep.Server, rep.Mailbox, rep.Messages, rep.Holes)
 	fmt.Fprintf(w, "changes while away: %d flag changes, %d expunges, %d new messages\n", rep.Changes.Flags, rep.Changes.Expunges, rep.Changes.New)
-	fmt.Fprintf(w, "modelled link: rtt %v, %s; modelled = (round trips + 1) x rtt + bytes x 8 / bandwidth\n\n",
+	fmt.Fprintf(w, "modelled link: rtt %v, %s; modelled = (round trips + TLS round trips + 1) x rtt + bytes x 8 / bandwidth\n\n",
 		time.Duration(rep.RTTMs*float64(time.Millisecond)), formatBandwidth(rep.Bandwidth))
 	header := []string{"strategy", "used", "S→C bytes", "C→S bytes", "round trips", "measured", "modelled", "× best", "check"}
 	rows := [][]string{header}
@@ -1006,8 +1068,12 @@ func printBench(w io.Writer, rep *benchReport) {
 		if r.Ratio > 0 {
 			ratio = strconv.FormatFloat(r.Ratio, 'f', 2, 64)
 		}
+		rts := strconv.Itoa(r.RoundTrips)
+		if r.TLSRoundTrips > 0 {
+			rts += " + " + strconv.Itoa(r.TLSRoundTrips) + " TLS"
+		}
 		rows = append(rows, []string{r.Strategy, used, loadgen.GroupDigits(r.BytesIn), loadgen.GroupDigits(r.BytesOut),
-			strconv.Itoa(r.RoundTrips), formatMs(r.MeasuredMs), formatMs(r.ModelledMs), ratio, r.Check})
+			rts, formatMs(r.MeasuredMs), formatMs(r.ModelledMs), ratio, r.Check})
 	}
 	widths := make([]int, len(header))
 	for _, row := range rows {

@@ -65,6 +65,7 @@ Flags:
   --addr HOST:PORT         server address (required)
   --tls                    implicit TLS (port 993 style)
   --starttls MODE          no (default), optional (when offered) or required
+  --ca-file FILE           PEM certificates to trust instead of the system's
   --insecure-skip-verify   do not verify the server's certificate
   --user-template T        account names, %d the number (default user%d)
   --users N                number of accounts, user1 to userN (default 1)
@@ -95,6 +96,7 @@ func runBenchLoad(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	fs.StringVar(&srv.addr, "addr", "", "server address")
 	fs.BoolVar(&srv.tls, "tls", false, "implicit TLS")
 	fs.BoolVar(&srv.insecure, "insecure-skip-verify", false, "do not verify the certificate")
+	fs.StringVar(&srv.caFile, "ca-file", "", "PEM certificates to trust")
 	fs.StringVar(&srv.passwordFile, "password-file", "", "password file")
 	starttls := fs.String("starttls", "no", "no, optional or required")
 	fs.StringVar(&cfg.UserTemplate, "user-template", "user%d", "account names")
@@ -141,6 +143,15 @@ func runBenchLoad(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	if cfg.TLS || cfg.StartTLS != loadgen.StartTLSNever {
 		host, _, _ := net.SplitHostPort(cfg.Addr)
 		cfg.TLSConfig = &tls.Config{ServerName: host, InsecureSkipVerify: srv.insecure}
+		if srv.caFile != "" {
+			pool, err := loadCAFile(srv.caFile)
+			if err != nil {
+				return bad("%v", err)
+			}
+			cfg.TLSConfig.RootCAs = pool
+		}
+	} else if srv.caFile != "" {
+		return bad("--ca-file needs --tls or --starttls")
 	}
 	switch *auth {
 	case "login":

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quickimap/quickimap/config"
 	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/store/postgres"
 	"github.com/quickimap/quickimap/store/sqlite"
 )
 
@@ -121,6 +122,21 @@ func configFlags(fs *flag.FlagSet, names ...string) func() (config.Config, error
 		}
 		return c, nil
 	}
+}
+
+// openConfigStore opens the store cfg names: the PostgreSQL database of
+// cfg.Postgres when it is set, else the embedded store in cfg.DataDir
+// (see openStore for create).
+func openConfigStore(ctx context.Context, cfg *config.Config, create bool, so sqlite.Options) (store.Store, error) {
+	if cfg.Postgres == "" {
+		return openStore(ctx, cfg.DataDir, create, so)
+	}
+	st, err := postgres.Open(ctx, cfg.Postgres, postgresOptions(cfg))
+	if err != nil {
+		// The DSN may hold a password: it is not repeated here.
+		return nil, fmt.Errorf("opening the PostgreSQL store: %w", err)
+	}
+	return st, nil
 }
 
 // openStore opens the embedded store in dir. With create, it makes the

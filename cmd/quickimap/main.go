@@ -9,6 +9,7 @@
 //	quickimap bench reconnect          measure reconnection strategies
 //	quickimap bench load               load any IMAP server and measure it
 //	quickimap sync                     mirror a mailbox into a Maildir
+//	quickimap version                  print the version (also --version)
 //
 // Run "quickimap help" for the details.
 package main
@@ -58,6 +59,7 @@ Usage:
       second and the server's CPU time per command.
   quickimap sync --addr HOST:PORT --user NAME --maildir DIR [--watch] [flags]
       Mirror one mailbox of any IMAP server into a local Maildir.
+  quickimap version                         print the version (also --version)
   quickimap help [COMMAND]                  show this text, or a command's flags
 
 The data directory defaults to ./quickimap-data.
@@ -92,6 +94,8 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return runBench(ctx, rest, stdin, stdout, stderr)
 	case "sync":
 		return runSync(ctx, rest, stdin, stdout, stderr)
+	case "version", "--version", "-version":
+		return runVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		return runHelp(rest, stdout, stderr)
 	}
@@ -119,6 +123,8 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 		io.WriteString(stdout, benchUsage+"\n"+benchLoadUsage)
 	case "sync":
 		fmt.Fprint(stdout, syncUsage)
+	case "version":
+		fmt.Fprint(stdout, versionUsage)
 	default:
 		fmt.Fprintf(stderr, "quickimap help: unknown command %q\n\n%s", args[0], usageText)
 		return exitUsage

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"path/filepath"
 
 	"github.com/quickimap/quickimap/config"
 	"github.com/quickimap/quickimap/lmtp"
+	"github.com/quickimap/quickimap/metrics"
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/store/postgres"
 	"github.com/quickimap/quickimap/store/sqlite"
 	"github.com/quickimap/quickimap/wire"
 )
@@ -23,6 +26,11 @@ func storeOptions(c *config.Config) sqlite.Options {
 		reserve = -1 // sqlite.Options: 0 is the default, negative none
 	}
 	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount, ReserveBytes: reserve}
+}
+
+// postgresOptions returns the PostgreSQL store's options.
+func postgresOptions(c *config.Config) postgres.Options {
+	return postgres.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount}
 }
 
 // sessionOptions returns the resumable-session registry's options (its
@@ -111,6 +119,30 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 		LoginThrottleDelay:    c.LoginThrottleDelay,
 		LoginThrottleMaxDelay: c.LoginThrottleMaxDelay,
 	}, nil
+}
+
+// newMetrics returns the metrics of a server, nil when the configuration
+// has no metrics-listen address, and the store options with the store's
+// transactions measured. /readyz and quickimap_sessions_stored read the
+// store that st returns, once it is open (counting the stored sessions is
+// one query of the store's read pool).
+func newMetrics(c *config.Config, st func() store.Store) (*metrics.Metrics, sqlite.Options) {
+	so := storeOptions(c)
+	if c.MetricsListen == "" {
+		return nil, so
+	}
+	version, revision := buildVersion()
+	m := metrics.New(metrics.Options{
+		Version:  version,
+		Revision: revision,
+		Ready: func(ctx context.Context) error {
+			_, err := st().CountSessions(ctx)
+			return err
+		},
+		SessionsStored: func(ctx context.Context) (int, error) { return st().CountSessions(ctx) },
+	})
+	so.ObserveTransaction = m.StoreTransaction
+	return m, so
 }
 
 // lmtpOptions returns the LMTP server's options: it looks accounts up in

@@ -37,8 +37,8 @@ func TestConfigDefaultsMatchLayers(t *testing.T) {
 	if c.DiskReserve != sqlite.DefaultReserveBytes {
 		t.Errorf("disk-reserve %d, store default %d", c.DiskReserve, sqlite.DefaultReserveBytes)
 	}
-	if c.MessageCacheSize != server.DefaultMessageCacheBytes {
-		t.Errorf("message-cache-size %d, server default %d", c.MessageCacheSize, server.DefaultMessageCacheBytes)
+	if c.MessageCacheSize != 0 {
+		t.Errorf("message-cache-size %d, want 0 (the server's automatic default)", c.MessageCacheSize)
 	}
 	if c.SpoolLiteral != server.DefaultSpoolLiteral {
 		t.Errorf("spool-literal %d, server default %d", c.SpoolLiteral, server.DefaultSpoolLiteral)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -19,6 +20,7 @@ import (
 	"github.com/quickimap/quickimap/auth"
 	"github.com/quickimap/quickimap/config"
 	"github.com/quickimap/quickimap/lmtp"
+	"github.com/quickimap/quickimap/metrics"
 	"github.com/quickimap/quickimap/server"
 	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
@@ -35,7 +37,7 @@ func stringArg(key string) string {
 	switch key {
 	case "data":
 		return "DIR"
-	case "listen", "tls-listen", "lmtp-listen":
+	case "listen", "tls-listen", "lmtp-listen", "metrics-listen":
 		return "ADDR"
 	case "lmtp-socket-mode":
 		return "MODE"
@@ -151,7 +153,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if opts.TLSConfig != nil {
 		certs = newCertReloader(opts.TLSConfig, cfg.CertFile, cfg.KeyFile)
 	}
-	st, err := openStore(ctx, cfg.DataDir, true, storeOptions(cfg))
+	var st store.Store
+	m, so := newMetrics(cfg, func() store.Store { return st })
+	st, err = openConfigStore(ctx, cfg, true, so)
 	if err != nil {
 		return err
 	}
@@ -161,6 +165,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		}
 	}()
 	opts.Store = st
+	if m != nil {
+		opts.Metrics = m
+	}
 	if f, ok := st.(interface{ Full() bool }); ok && f.Full() {
 		logger.Error("mail store is full", "data", cfg.DataDir, "note", "no room for the space reserve: new mail is refused until space is freed")
 	}
@@ -192,6 +199,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 			return fmt.Errorf("tls-listen: %w", err)
 		}
 		ls = append(ls, listener{l, true})
+	}
+	var metricsListener net.Listener
+	if m != nil {
+		l, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics-listen: %w", err)
+		}
+		defer l.Close() // when serving never began
+		metricsListener = l
 	}
 	if !cfg.NoInitialUser {
 		if err := ensureInitialUser(ctx, st, stdout); err != nil {
@@ -274,7 +290,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	// first.
 	var lsrv *lmtp.Server
 	if lmtpListener != nil {
-		lsrv = lmtp.New(lmtpOptions(cfg, st, srv, logger))
+		lo := lmtpOptions(cfg, st, srv, logger)
+		if m != nil {
+			lo.OnResult = func(r lmtp.Result) { m.LMTPDelivery(string(r.Outcome)) }
+		}
+		lsrv = lmtp.New(lo)
 		pending++
 		go func() {
 			err := lsrv.Serve(lmtpListener)
@@ -284,6 +304,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 			errc <- err
 		}()
 		logger.Info("listening", "addr", lmtpListener.Addr().String(), "protocol", "lmtp")
+	}
+	// The metrics' line comes last, as LMTP's does.
+	if metricsListener != nil {
+		defer serveMetrics(metricsListener, m, logger)()
 	}
 
 	var serveErr error
@@ -420,6 +444,33 @@ func startCPUProfile(path string) (func() error, error) {
 		pprof.StopCPUProfile()
 		return f.Close()
 	}, nil
+}
+
+// serveMetrics serves the metrics and health checks over HTTP on l until
+// the function it returns is called.
+func serveMetrics(l net.Listener, m *metrics.Metrics, logger *slog.Logger) (stop func()) {
+	hs := &http.Server{
+		Handler:           m.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics listener failed", "err", err)
+		}
+	}()
+	logger.Info("listening", "addr", l.Addr().String(), "protocol", "metrics")
+	if !isLoopback(l.Addr()) {
+		logger.Warn("the metrics listener is not on loopback: /metrics is unauthenticated, keep it reachable from your monitoring only", "addr", l.Addr().String())
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+		<-done
+	}
 }
 
 func isLoopback(a net.Addr) bool {

@@ -49,6 +49,9 @@ Flags:
   --user NAME              account name (required)
   --password-file FILE     file whose first line is the password
   --tls                    implicit TLS (port 993 style)
+  --starttls               plain connection upgraded with STARTTLS
+  --ca-file FILE           PEM certificates to trust (such as the server's
+                           self-signed one) instead of the system's
   --insecure-skip-verify   do not verify the server's certificate
   --mailbox NAME           mailbox to mirror (default INBOX)
   --maildir DIR            the Maildir (required; created if missing)
@@ -501,6 +504,9 @@ func (m *mirror) report(w io.Writer, st *client.MailboxState, s mirrorStats, res
 	if res != nil {
 		fmt.Fprintf(w, "; %s sync, %d bytes in, %d out, %d round trips",
 			strategyName(res.Strategy), res.BytesIn, res.BytesOut, res.RoundTrips)
+		if res.TLSRoundTrips > 0 {
+			fmt.Fprintf(w, " (+%d for TLS)", res.TLSRoundTrips)
+		}
 	}
 	fmt.Fprintln(w)
 }

@@ -28,8 +28,9 @@ input (one line) when it is not a terminal, and otherwise prompt for it
 twice without echo.
 
 Flags:
-  --data DIR      data directory (default ./quickimap-data)
-  --config FILE   configuration file to take the data directory from
+  --data DIR       data directory (default ./quickimap-data)
+  --postgres DSN   PostgreSQL store to use instead of the data directory
+  --config FILE    configuration file to take the data directory or DSN from
 `
 
 // maxNameLength bounds account names.
@@ -51,7 +52,7 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return exitUsage
 	}
 	fs := newFlagSet("user "+sub, stderr)
-	load := configFlags(fs, "data")
+	load := configFlags(fs, "data", "postgres")
 	usage := func(w io.Writer) { fmt.Fprint(w, userUsage) }
 	pos, err := parseFlags(fs, args, usage, stdout, stderr)
 	if err != nil {
@@ -83,7 +84,7 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 
-	st, err := openStore(ctx, cfg.DataDir, sub == "add", storeOptions(&cfg))
+	st, err := openConfigStore(ctx, &cfg, sub == "add", storeOptions(&cfg))
 	if err != nil {
 		fmt.Fprintf(stderr, "quickimap user %s: %v\n", sub, err)
 		return exitFail

@@ -94,6 +94,11 @@ type Options struct {
 	// default INTERNALDATE of appended messages. Default time.Now. Tests
 	// inject a fake clock to expire tombstones.
 	Now func() time.Time
+	// ObserveTransaction, when not nil, is told of every write
+	// transaction committed (one group commit: begin to commit) and how
+	// long it took; durable: committed with an fsync (not lazy). It runs
+	// on the writer, so it must be quick (a metrics update).
+	ObserveTransaction func(d time.Duration, durable bool)
 }
 
 // maxBatch caps how many queued mutations one group commit runs.
@@ -414,9 +419,11 @@ func (s *Store) runBatch(batch []*writeReq) {
 	pending := batch
 retry:
 	for len(pending) > 0 {
+		start := time.Now()
+		lazy := allLazy(pending)
 		err := errStoreClosed
 		if !s.closed {
-			err = s.begin(bg, allLazy(pending))
+			err = s.begin(bg, lazy)
 		}
 		if err != nil {
 			for _, r := range pending {
@@ -486,6 +493,9 @@ retry:
 			s.w.check(err)
 			err = fmt.Errorf("sqlite store: %w: %w", errCommit, err)
 		} else {
+			if s.opts.ObserveTransaction != nil {
+				s.opts.ObserveTransaction(time.Since(start), !lazy)
+			}
 			s.swept = nil
 			if wtx.freesBodies {
 				s.sweepFiles(bg)
