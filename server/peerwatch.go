@@ -68,8 +68,8 @@ type peerWatch struct {
 // run, c.ctx, and arms the watch for the client going away: past
 // peerWatchDelay, another goroutine peeks at the connection's read side
 // until the command ends. Commands that may run long call it (a SEARCH
-// that reads messages, a FETCH or COPY of several, SELECT, a login
-// waiting for a bcrypt slot); the others use c.ctx, which the watch
+// that reads messages, a FETCH or COPY of several, SELECT, APPEND, a
+// login waiting for a bcrypt slot or the throttle); the others use c.ctx, which the watch
 // would not make worth its cost (a timer per command). It must be called
 // only once the command's input has been read entirely: nothing may read
 // the connection until the command returns (readCommand stops the watch
