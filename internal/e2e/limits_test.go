@@ -122,7 +122,13 @@ func TestServeLimits(t *testing.T) {
 	if el := time.Since(start); last != "* BYE Not logged in in time; closing" || el > 2*time.Second {
 		t.Errorf("trickling client: last line %q, closed after %v", last, el)
 	}
-	if !strings.Contains(p.log(), `msg="slow client disconnected" remote=127.0.0.1:`) {
-		t.Errorf("no log line for the slow client:\n%s", p.log())
+	// The line is written after the BYE and read from the server's
+	// stderr by another goroutine: wait for it.
+	for logDeadline := time.Now().Add(5 * time.Second); !strings.Contains(p.log(), `msg="slow client disconnected" remote=127.0.0.1:`); {
+		if time.Now().After(logDeadline) {
+			t.Errorf("no log line for the slow client:\n%s", p.log())
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
