@@ -29,6 +29,12 @@ sub ok {
     return 0;
 }
 
+# The protocol log (after decompression) is kept and printed if the
+# script fails, so that a failure says what was exchanged.
+my $trace = '';
+open( my $trace_fh, '>', \$trace ) or die "trace: $!\n";
+$SIG{__DIE__} = sub { print "# protocol:\n", map { "# " . substr( $_, 0, 200 ) . "\n" } split /\n/, $trace; };
+
 my $imap = Mail::IMAPClient->new(
     Server   => $host,
     Port     => $port,
@@ -36,6 +42,9 @@ my $imap = Mail::IMAPClient->new(
     Password => $password,
     Compress => 1,
     Uid      => 1,
+    Timeout  => 20,
+    Debug    => 1,
+    Debug_fh => $trace_fh,
     # append_string hands strings over 1 MiB (the default) to
     # append_file, which writes the literal with _send_bytes and so
     # skips the compressor (Mail::IMAPClient 3.43): raise the bound so
@@ -90,4 +99,5 @@ $other->logout;
 ok( $imap->logout, 'LOGOUT' );
 
 print "1..$n\n";
+print "# protocol:\n", map { "# " . substr( $_, 0, 200 ) . "\n" } split /\n/, $trace if $failed;
 exit( $failed ? 1 : 0 );
