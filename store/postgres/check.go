@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/quickimap/quickimap/store/internal/storeutil"
 )
 
 // Check implements store.Store: quickimap's invariants, on one read
@@ -105,7 +107,7 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 			return err
 		}
 		for _, flags := range all {
-			if fs, err := normFlags(parseFlags(flags)); err != nil || formatFlags(fs) != flags {
+			if fs, err := storeutil.NormFlags(storeutil.ParseFlags(flags)); err != nil || storeutil.FormatFlags(fs) != flags {
 				report("message flags are not in normal form: %q", flags)
 			}
 		}
@@ -128,7 +130,7 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 		if _, err := pgx.ForEachRow(rows, []any{&k.user, &k.name, &noselect}, func() error {
 			names[k] = noselect
 			sorted = append(sorted, k)
-			if p := parentName(k.name); p != "" {
+			if p := storeutil.ParentName(k.name); p != "" {
 				hasChild[key{k.user, p}] = true
 			}
 			return nil
@@ -139,10 +141,10 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 			return cmp.Or(cmp.Compare(a.user, b.user), strings.Compare(a.name, b.name))
 		})
 		for _, k := range sorted {
-			if c, err := canonName(k.name); err != nil || c != k.name {
+			if c, err := storeutil.CanonName(k.name); err != nil || c != k.name {
 				report("user %d: mailbox name %q is not canonical", k.user, k.name)
 			}
-			if p := parentName(k.name); p != "" {
+			if p := storeutil.ParentName(k.name); p != "" {
 				if _, ok := names[key{k.user, p}]; !ok {
 					report("user %d: mailbox %q has no parent %q", k.user, k.name, p)
 				}

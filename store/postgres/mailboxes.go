@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/store/internal/storeutil"
 )
 
 const mailboxCols = `id, user_id, name, uidvalidity, uidnext, highest_modseq, first_recent_uid, special_use, noselect`
@@ -64,7 +65,7 @@ func mailboxExists(ctx context.Context, q querier, userID int64, name string) (b
 }
 
 func hasChildren(ctx context.Context, q querier, userID int64, name string) (bool, error) {
-	lo, hi := childRange(name)
+	lo, hi := storeutil.ChildRange(name)
 	var exists bool
 	err := q.QueryRow(ctx,
 		`SELECT EXISTS (SELECT 1 FROM mailboxes WHERE user_id = $1 AND name >= $2 AND name < $3)`,
@@ -128,7 +129,7 @@ func ensureParents(ctx context.Context, tx pgx.Tx, userID int64, name string) er
 // pruneParents removes the placeholders above name that no longer have
 // children, bottom-up.
 func pruneParents(ctx context.Context, tx pgx.Tx, userID int64, name string) error {
-	for p := parentName(name); p != ""; p = parentName(p) {
+	for p := storeutil.ParentName(name); p != ""; p = storeutil.ParentName(p) {
 		m, err := mailboxByName(ctx, tx, userID, p)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
@@ -186,7 +187,7 @@ func (s *Store) Mailboxes(ctx context.Context, userID int64) ([]store.Mailbox, e
 
 // MailboxByName implements store.Store.
 func (s *Store) MailboxByName(ctx context.Context, userID int64, name string) (store.Mailbox, error) {
-	cname, err := canonName(name)
+	cname, err := storeutil.CanonName(name)
 	if err != nil {
 		return store.Mailbox{}, fmt.Errorf("%w: mailbox %q", store.ErrNotFound, name)
 	}
@@ -200,7 +201,7 @@ func (s *Store) MailboxByID(ctx context.Context, userID, id int64) (store.Mailbo
 
 // CreateMailbox implements store.Store.
 func (s *Store) CreateMailbox(ctx context.Context, userID int64, name, specialUse string) (store.Mailbox, error) {
-	name, err := canonName(name)
+	name, err := storeutil.CanonName(name)
 	if err != nil {
 		return store.Mailbox{}, err
 	}
@@ -218,7 +219,7 @@ func (s *Store) CreateMailbox(ctx context.Context, userID int64, name, specialUs
 
 // DeleteMailbox implements store.Store.
 func (s *Store) DeleteMailbox(ctx context.Context, userID int64, name string) error {
-	name, err := canonName(name)
+	name, err := storeutil.CanonName(name)
 	if err != nil {
 		return err
 	}
@@ -279,11 +280,11 @@ func (s *Store) DeleteMailbox(ctx context.Context, userID int64, name string) er
 // above the old name that are left without children are removed.
 // Subscriptions are not touched.
 func (s *Store) RenameMailbox(ctx context.Context, userID int64, oldName, newName string) error {
-	oldName, err := canonName(oldName)
+	oldName, err := storeutil.CanonName(oldName)
 	if err != nil {
 		return err
 	}
-	newName, err = canonName(newName)
+	newName, err = storeutil.CanonName(newName)
 	if err != nil {
 		return err
 	}
@@ -322,7 +323,7 @@ func (s *Store) RenameMailbox(ctx context.Context, userID int64, oldName, newNam
 		// newName does not exist and every mailbox's parent exists, so no
 		// name under newName exists either: the children can move one by
 		// one without collisions.
-		lo, hi := childRange(oldName)
+		lo, hi := storeutil.ChildRange(oldName)
 		rows, err := tx.Query(ctx, `SELECT id, name FROM mailboxes WHERE user_id = $1 AND name >= $2 AND name < $3`,
 			userID, lo, hi)
 		if err != nil {
@@ -413,7 +414,7 @@ func (s *Store) ClaimRecent(ctx context.Context, userID, mailboxID int64) (from,
 
 // Subscribe implements store.Store.
 func (s *Store) Subscribe(ctx context.Context, userID int64, name string) error {
-	name, err := canonName(name)
+	name, err := storeutil.CanonName(name)
 	if err != nil {
 		return err
 	}
@@ -436,7 +437,7 @@ func subscribe(ctx context.Context, tx pgx.Tx, userID int64, name string) error 
 
 // Unsubscribe implements store.Store.
 func (s *Store) Unsubscribe(ctx context.Context, userID int64, name string) error {
-	cname, err := canonName(name)
+	cname, err := storeutil.CanonName(name)
 	if err != nil {
 		return fmt.Errorf("%w: subscription %q", store.ErrNotFound, name)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/store/internal/storeutil"
 )
 
 var _ store.Messages = (*Store)(nil)
@@ -119,7 +120,7 @@ func (in *flagInterner) flags(s string) []string {
 	if in.m == nil {
 		in.m = map[string][]string{}
 	}
-	fs := slices.Clip(parseFlags(s))
+	fs := slices.Clip(storeutil.ParseFlags(s))
 	if len(in.m) < 1024 {
 		in.m[s] = fs
 	}
@@ -140,7 +141,7 @@ func spell(ctx context.Context, tx pgx.Tx, mailboxID int64, lists [][]string) ([
 			if strings.HasPrefix(f, `\`) {
 				continue
 			}
-			if k := flagKey(f); !seen[k] {
+			if k := storeutil.FlagKey(f); !seen[k] {
 				seen[k] = true
 				keys, spellings = append(keys, k), append(spellings, f)
 			}
@@ -170,7 +171,7 @@ func spell(ctx context.Context, tx pgx.Tx, mailboxID int64, lists [][]string) ([
 			if strings.HasPrefix(f, `\`) {
 				continue
 			}
-			if sp, ok := known[flagKey(f)]; ok && sp != f {
+			if sp, ok := known[storeutil.FlagKey(f)]; ok && sp != f {
 				if &out[i][0] == &fs[0] {
 					out[i] = slices.Clone(fs)
 				}
@@ -235,7 +236,7 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 	prep := make([]prepared, len(msgs))
 	flagLists := make([][]string, len(msgs))
 	for i, m := range msgs {
-		fs, err := normFlags(m.Flags)
+		fs, err := storeutil.NormFlags(m.Flags)
 		if err != nil {
 			return nil, store.Mailbox{}, err
 		}
@@ -274,7 +275,7 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 			b.Queue(`WITH b AS (INSERT INTO bodies (data, header, structure) VALUES ($1, $2, $3) RETURNING id)
 				INSERT INTO messages (mailbox_id, uid, modseq, flags, internal_date, internal_tz, size, body_id)
 				SELECT $4, $5, $6, $7, $8, $9, $10, id FROM b`,
-				p.body, p.header, p.st, m.ID, int64(uid), int64(after.HighestModSeq), formatFlags(spelled[i]),
+				p.body, p.header, p.st, m.ID, int64(uid), int64(after.HighestModSeq), storeutil.FormatFlags(spelled[i]),
 				p.date, p.tz, int64(len(p.body)))
 			list[i] = uid
 		}
@@ -522,7 +523,7 @@ func (s *Store) MessagePrefixes(ctx context.Context, userID, mailboxID int64, re
 // UpdateFlags implements store.Messages.
 func (s *Store) UpdateFlags(ctx context.Context, userID, mailboxID int64, uids []uint32, op store.FlagOp,
 	flags []string, unchangedSince uint64) (changed []store.MessageMeta, failed []uint32, err error) {
-	fs, err := normFlags(flags)
+	fs, err := storeutil.NormFlags(flags)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -559,7 +560,7 @@ func (s *Store) UpdateFlags(ctx context.Context, userID, mailboxID int64, uids [
 				failed = append(failed, uint32(uid))
 				return nil
 			}
-			nf, err := applyFlags(cur, op, mfs)
+			nf, err := storeutil.ApplyFlags(cur, op, mfs)
 			if err != nil {
 				return err
 			}
@@ -715,7 +716,7 @@ func (s *Store) copyMessages(ctx context.Context, userID, srcID, dstID int64, ui
 		var flags string
 		if _, err := pgx.ForEachRow(rows, []any{&uid, &flags, &date, &tz, &size, &body}, func() error {
 			su, dates, tzs, sizes, bodies = append(su, uid), append(dates, date), append(tzs, tz), append(sizes, size), append(bodies, body)
-			flagLists = append(flagLists, parseFlags(flags))
+			flagLists = append(flagLists, storeutil.ParseFlags(flags))
 			return nil
 		}); err != nil {
 			return err
@@ -736,7 +737,7 @@ func (s *Store) copyMessages(ctx context.Context, userID, srcID, dstID int64, ui
 		fl := make([]string, len(su))
 		for i := range su {
 			du[i] = int64(first) + int64(i)
-			fl[i] = formatFlags(spelled[i])
+			fl[i] = storeutil.FormatFlags(spelled[i])
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO messages (mailbox_id, uid, modseq, flags, internal_date, internal_tz, size, body_id)
 			SELECT $1, u, $2, f, d, z, s, b

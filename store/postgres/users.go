@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/store/internal/storeutil"
 )
 
 const userCols = `id, name, password_hash, created`
@@ -28,7 +29,7 @@ func scanUser(row pgx.Row) (store.User, error) {
 // parent of an earlier one, gets the later entry's special-use and
 // subscription.
 func (s *Store) CreateUser(ctx context.Context, name, passwordHash string, mailboxes []store.NewMailbox) (store.User, error) {
-	name, err := canonUser(name)
+	name, err := storeutil.CanonUser(name)
 	if err != nil {
 		return store.User{}, err
 	}
@@ -40,7 +41,7 @@ func (s *Store) CreateUser(ctx context.Context, name, passwordHash string, mailb
 	var list []entry
 	hasInbox := false
 	for _, m := range mailboxes {
-		n, err := canonName(m.Name)
+		n, err := storeutil.CanonName(m.Name)
 		if err != nil {
 			return store.User{}, err
 		}
@@ -88,7 +89,7 @@ func (s *Store) CreateUser(ctx context.Context, name, passwordHash string, mailb
 
 // UserByName implements store.Store.
 func (s *Store) UserByName(ctx context.Context, name string) (store.User, error) {
-	name, err := canonUser(name)
+	name, err := storeutil.CanonUser(name)
 	if err != nil {
 		return store.User{}, fmt.Errorf("%w: account %q", store.ErrNotFound, name)
 	}

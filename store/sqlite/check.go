@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/quickimap/quickimap/store/internal/storeutil"
 )
 
 // Check implements store.Store: SQLite's own integrity and foreign key
@@ -142,7 +144,7 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 				rows.Close()
 				return err
 			}
-			if fs, err := normFlags(parseFlags(flags)); err != nil || formatFlags(fs) != flags {
+			if fs, err := storeutil.NormFlags(storeutil.ParseFlags(flags)); err != nil || storeutil.FormatFlags(fs) != flags {
 				report("message flags are not in normal form: %q", flags)
 			}
 		}
@@ -171,7 +173,7 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 				return err
 			}
 			names[k] = noselect
-			if p := parentName(k.name); p != "" {
+			if p := storeutil.ParentName(k.name); p != "" {
 				hasChild[key{k.user, p}] = true
 			}
 		}
@@ -187,10 +189,10 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 			return cmp.Or(cmp.Compare(a.user, b.user), strings.Compare(a.name, b.name))
 		})
 		for _, k := range sorted {
-			if c, err := canonName(k.name); err != nil || c != k.name {
+			if c, err := storeutil.CanonName(k.name); err != nil || c != k.name {
 				report("user %d: mailbox name %q is not canonical", k.user, k.name)
 			}
-			if p := parentName(k.name); p != "" {
+			if p := storeutil.ParentName(k.name); p != "" {
 				if _, ok := names[key{k.user, p}]; !ok {
 					report("user %d: mailbox %q has no parent %q", k.user, k.name, p)
 				}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/quickimap/quickimap/store"
+	"github.com/quickimap/quickimap/store/internal/storeutil"
 )
 
 var _ store.Messages = (*Store)(nil)
@@ -196,7 +197,7 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 	now := s.opts.Now()
 	prep := make([]prepared, len(msgs))
 	for i, m := range msgs {
-		fs, err := normFlags(m.Flags)
+		fs, err := storeutil.NormFlags(m.Flags)
 		if err != nil {
 			return nil, store.Mailbox{}, err
 		}
@@ -204,7 +205,7 @@ func (s *Store) AppendMessages(ctx context.Context, userID, mailboxID int64, msg
 		if d.IsZero() {
 			d = now
 		}
-		p := prepared{flags: formatFlags(fs), body: m.Body, structure: m.Structure}
+		p := prepared{flags: storeutil.FormatFlags(fs), body: m.Body, structure: m.Structure}
 		p.date, p.tz = encodeDate(d)
 		if p.body == nil {
 			p.body = []byte{} // NOT NULL: an empty message is an empty blob
@@ -502,7 +503,7 @@ func (in *flagInterner) flags(s string) []string {
 			in.m = map[string][]string{}
 		}
 		s = strings.Clone(s)
-		fs = slices.Clip(parseFlags(s))
+		fs = slices.Clip(storeutil.ParseFlags(s))
 		if len(in.m) < 1024 {
 			in.m[s] = fs
 		}
@@ -908,7 +909,7 @@ func (s *Store) noBody(ctx context.Context, userID, mailboxID int64, uid uint32)
 // ErrInvalid and changes nothing.
 func (s *Store) UpdateFlags(ctx context.Context, userID, mailboxID int64, uids []uint32, op store.FlagOp,
 	flags []string, unchangedSince uint64) (changed []store.MessageMeta, failed []uint32, err error) {
-	fs, err := normFlags(flags)
+	fs, err := storeutil.NormFlags(flags)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -954,7 +955,7 @@ func (s *Store) UpdateFlags(ctx context.Context, userID, mailboxID int64, uids [
 				failed = append(failed, r.uid)
 				continue
 			}
-			nf, err := applyFlags(r.flags, op, mfs)
+			nf, err := storeutil.ApplyFlags(r.flags, op, mfs)
 			if err != nil {
 				return err
 			}

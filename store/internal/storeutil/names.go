@@ -1,4 +1,4 @@
-package sqlite
+package storeutil
 
 import (
 	"fmt"
@@ -8,11 +8,11 @@ import (
 	"github.com/quickimap/quickimap/store"
 )
 
-// canonName validates a mailbox (or subscription) name and returns it in
+// CanonName validates a mailbox (or subscription) name and returns it in
 // canonical form: a first component that is any case of "inbox" is spelled
 // "INBOX" (so "inbox/x" is "INBOX/x"). Empty names, empty components
 // (leading, trailing or doubled '/'), invalid UTF-8 and NUL are ErrInvalid.
-func canonName(name string) (string, error) {
+func CanonName(name string) (string, error) {
 	if name == "" || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
 		return "", fmt.Errorf("%w: mailbox name %q", store.ErrInvalid, name)
 	}
@@ -33,23 +33,23 @@ func canonName(name string) (string, error) {
 	return name, nil
 }
 
-// parentName returns the parent of a name ("a/b" for "a/b/c"), or "" for a
+// ParentName returns the parent of a name ("a/b" for "a/b/c"), or "" for a
 // top-level name.
-func parentName(name string) string {
+func ParentName(name string) string {
 	if i := strings.LastIndexByte(name, '/'); i >= 0 {
 		return name[:i]
 	}
 	return ""
 }
 
-// childRange returns the bounds of the half-open range [lo, hi) that holds
+// ChildRange returns the bounds of the half-open range [lo, hi) that holds
 // exactly the descendants of name in bytewise order: '0' follows '/'.
-func childRange(name string) (lo, hi string) {
+func ChildRange(name string) (lo, hi string) {
 	return name + "/", name + "0"
 }
 
-// canonUser lower-cases an account name.
-func canonUser(name string) (string, error) {
+// CanonUser lower-cases an account name.
+func CanonUser(name string) (string, error) {
 	if name == "" || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
 		return "", fmt.Errorf("%w: account name %q", store.ErrInvalid, name)
 	}

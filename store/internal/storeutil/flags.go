@@ -1,4 +1,9 @@
-package postgres
+// Package storeutil holds what every store backend needs the same way:
+// the canonical form and order of flags, how STORE's operations apply to
+// them, and the rules of mailbox and account names. The backends keep the
+// same flags and names whatever their engine; so that they cannot drift
+// apart, the code is written once, here.
+package storeutil
 
 import (
 	"fmt"
@@ -8,13 +13,13 @@ import (
 	"github.com/quickimap/quickimap/store"
 )
 
-// systemFlags are the stored system flags in their canonical spelling and
+// SystemFlags are the stored system flags in their canonical spelling and
 // in the order the store keeps them (before every keyword).
-var systemFlags = [...]string{`\Answered`, `\Deleted`, `\Draft`, `\Flagged`, `\Seen`}
+var SystemFlags = [...]string{`\Answered`, `\Deleted`, `\Draft`, `\Flagged`, `\Seen`}
 
-// flagKey is the case-insensitive identity of a flag: IMAP atoms are
+// FlagKey is the case-insensitive identity of a flag: IMAP atoms are
 // ASCII, so ASCII lower case.
-func flagKey(f string) string {
+func FlagKey(f string) string {
 	for i := 0; i < len(f); i++ {
 		if c := f[i]; 'A' <= c && c <= 'Z' {
 			return strings.ToLower(f)
@@ -23,8 +28,8 @@ func flagKey(f string) string {
 	return f
 }
 
-// systemRank returns the index of a system flag in systemFlags, or -1.
-func systemRank(key string) int {
+// SystemRank returns the index of a system flag in SystemFlags, or -1.
+func SystemRank(key string) int {
 	switch key {
 	case `\answered`:
 		return 0
@@ -40,9 +45,9 @@ func systemRank(key string) int {
 	return -1
 }
 
-// validKeyword reports whether k is an IMAP atom (RFC 3501 flag-keyword):
+// ValidKeyword reports whether k is an IMAP atom (RFC 3501 flag-keyword):
 // printable ASCII without atom-specials.
-func validKeyword(k string) bool {
+func ValidKeyword(k string) bool {
 	if k == "" {
 		return false
 	}
@@ -59,27 +64,27 @@ func validKeyword(k string) bool {
 	return true
 }
 
-// normFlags validates and normalises a list of flags: system flags in
+// NormFlags validates and normalises a list of flags: system flags in
 // canonical case, \Recent dropped (it is session state), keywords deduped
 // case-insensitively keeping their first spelling, sorted with system
-// flags first (in systemFlags order) and keywords by key. An unknown
+// flags first (in SystemFlags order) and keywords by key. An unknown
 // system flag (`\Foo`, `\*`) or a keyword that is not an atom is
 // ErrInvalid.
-func normFlags(in []string) ([]string, error) {
+func NormFlags(in []string) ([]string, error) {
 	out := make([]string, 0, len(in))
 	seen := make(map[string]bool, len(in))
 	for _, f := range in {
-		k := flagKey(f)
+		k := FlagKey(f)
 		if strings.HasPrefix(k, `\`) {
 			if k == `\recent` {
 				continue
 			}
-			r := systemRank(k)
+			r := SystemRank(k)
 			if r < 0 {
 				return nil, fmt.Errorf("%w: flag %q", store.ErrInvalid, f)
 			}
-			f = systemFlags[r]
-		} else if !validKeyword(f) {
+			f = SystemFlags[r]
+		} else if !ValidKeyword(f) {
 			return nil, fmt.Errorf("%w: flag %q", store.ErrInvalid, f)
 		}
 		if seen[k] {
@@ -88,19 +93,19 @@ func normFlags(in []string) ([]string, error) {
 		seen[k] = true
 		out = append(out, f)
 	}
-	sortFlags(out)
+	SortFlags(out)
 	return out, nil
 }
 
-// sortFlags sorts normalised flags: system flags first, then keywords by
+// SortFlags sorts normalised flags: system flags first, then keywords by
 // key (and by spelling, which only matters for unnormalised input).
-func sortFlags(fs []string) {
-	slices.SortFunc(fs, compareFlags)
+func SortFlags(fs []string) {
+	slices.SortFunc(fs, CompareFlags)
 }
 
-func compareFlags(a, b string) int {
-	ka, kb := flagKey(a), flagKey(b)
-	ra, rb := systemRank(ka), systemRank(kb)
+func CompareFlags(a, b string) int {
+	ka, kb := FlagKey(a), FlagKey(b)
+	ra, rb := SystemRank(ka), SystemRank(kb)
 	switch {
 	case ra >= 0 && rb >= 0:
 		return ra - rb
@@ -115,30 +120,30 @@ func compareFlags(a, b string) int {
 	return strings.Compare(a, b)
 }
 
-// parseFlags splits the stored form (normalised flags joined by spaces).
-func parseFlags(s string) []string {
+// ParseFlags splits the stored form (normalised flags joined by spaces).
+func ParseFlags(s string) []string {
 	if s == "" {
 		return []string{}
 	}
 	return strings.Split(s, " ")
 }
 
-// formatFlags is the stored form of normalised flags.
-func formatFlags(fs []string) string { return strings.Join(fs, " ") }
+// FormatFlags is the stored form of normalised flags.
+func FormatFlags(fs []string) string { return strings.Join(fs, " ") }
 
-// applyFlags combines a message's stored flags with the (normalised) flags
+// ApplyFlags combines a message's stored flags with the (normalised) flags
 // of an operation and returns the new stored form.
-func applyFlags(cur string, op store.FlagOp, fs []string) (string, error) {
+func ApplyFlags(cur string, op store.FlagOp, fs []string) (string, error) {
 	switch op {
 	case store.FlagsSet:
 		// A keyword the message already has keeps the message's
 		// spelling, so that a FLAGS that differs only in case is no
 		// change.
-		old := parseFlags(cur)
+		old := ParseFlags(cur)
 		set := fs
 		for i, f := range fs {
-			k := flagKey(f)
-			if j := slices.IndexFunc(old, func(o string) bool { return o != f && flagKey(o) == k }); j >= 0 {
+			k := FlagKey(f)
+			if j := slices.IndexFunc(old, func(o string) bool { return o != f && FlagKey(o) == k }); j >= 0 {
 				if len(set) > 0 && &set[0] == &fs[0] {
 					set = slices.Clone(fs)
 				}
@@ -146,36 +151,36 @@ func applyFlags(cur string, op store.FlagOp, fs []string) (string, error) {
 			}
 		}
 		if len(set) > 0 && &set[0] != &fs[0] {
-			sortFlags(set)
+			SortFlags(set)
 		}
-		return formatFlags(set), nil
+		return FormatFlags(set), nil
 	case store.FlagsAdd:
-		old := parseFlags(cur)
+		old := ParseFlags(cur)
 		merged := old
 		for _, f := range fs {
-			k := flagKey(f)
-			if !slices.ContainsFunc(old, func(o string) bool { return flagKey(o) == k }) {
+			k := FlagKey(f)
+			if !slices.ContainsFunc(old, func(o string) bool { return FlagKey(o) == k }) {
 				merged = append(merged, f)
 			}
 		}
 		if len(merged) == len(old) {
 			return cur, nil
 		}
-		sortFlags(merged)
-		return formatFlags(merged), nil
+		SortFlags(merged)
+		return FormatFlags(merged), nil
 	case store.FlagsRemove:
-		old := parseFlags(cur)
+		old := ParseFlags(cur)
 		kept := old[:0:0]
 		for _, o := range old {
-			k := flagKey(o)
-			if !slices.ContainsFunc(fs, func(f string) bool { return flagKey(f) == k }) {
+			k := FlagKey(o)
+			if !slices.ContainsFunc(fs, func(f string) bool { return FlagKey(f) == k }) {
 				kept = append(kept, o)
 			}
 		}
 		if len(kept) == len(old) {
 			return cur, nil
 		}
-		return formatFlags(kept), nil
+		return FormatFlags(kept), nil
 	}
 	return "", fmt.Errorf("%w: flag operation %d", store.ErrInvalid, op)
 }
