@@ -75,19 +75,25 @@ func (s *Store) DeleteSession(ctx context.Context, userID int64, id string) erro
 
 // UserSessions implements store.Store.
 func (s *Store) UserSessions(ctx context.Context, userID int64) ([]store.SessionRecord, error) {
+	return s.sessionList(ctx, `SELECT user_id, id, client_ip, created, last_active FROM sessions
+		WHERE user_id = ? ORDER BY last_active, id`, userID)
+}
+
+// sessionList runs a query of (user_id, id, client_ip, created,
+// last_active) rows and returns them as records without state.
+func (s *Store) sessionList(ctx context.Context, query string, args ...any) ([]store.SessionRecord, error) {
 	var out []store.SessionRecord
 	err := s.read(ctx, func(tx *dbtx) error {
 		out = nil
-		rows, err := tx.QueryContext(ctx, `SELECT id, client_ip, created, last_active FROM sessions
-			WHERE user_id = ? ORDER BY last_active, id`, userID)
+		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			rec := store.SessionRecord{UserID: userID}
+			var rec store.SessionRecord
 			var created, active int64
-			if err := rows.Scan(&rec.ID, &rec.ClientIP, &created, &active); err != nil {
+			if err := rows.Scan(&rec.UserID, &rec.ID, &rec.ClientIP, &created, &active); err != nil {
 				return err
 			}
 			rec.Created, rec.LastActive = time.Unix(0, created), time.Unix(0, active)
@@ -153,30 +159,8 @@ func (s *Store) IPSessions(ctx context.Context, ip string, limit int) ([]store.S
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	var out []store.SessionRecord
-	err := s.read(ctx, func(tx *dbtx) error {
-		out = nil
-		rows, err := tx.QueryContext(ctx, `SELECT user_id, id, created, last_active FROM sessions
-			WHERE client_ip = ? ORDER BY last_active, user_id, id LIMIT ?`, ip, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			rec := store.SessionRecord{ClientIP: ip}
-			var created, active int64
-			if err := rows.Scan(&rec.UserID, &rec.ID, &created, &active); err != nil {
-				return err
-			}
-			rec.Created, rec.LastActive = time.Unix(0, created), time.Unix(0, active)
-			out = append(out, rec)
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.sessionList(ctx, `SELECT user_id, id, client_ip, created, last_active FROM sessions
+		WHERE client_ip = ? ORDER BY last_active, user_id, id LIMIT ?`, ip, limit)
 }
 
 // checkSessions returns the session invariants for Check: the counter
