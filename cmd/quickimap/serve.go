@@ -236,6 +236,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	opts.Sessions = reg
 	sweepDone := make(chan struct{})
 	sweepStopped := make(chan struct{})
+	// A sweep in progress is interrupted when serve returns.
+	sweepCtx, stopSweep := context.WithCancel(ctx)
 	go func() {
 		defer close(sweepStopped)
 		t := time.NewTicker(5 * time.Minute)
@@ -245,20 +247,20 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 			case <-sweepDone:
 				return
 			case <-t.C:
-				if n, err := reg.Expire(context.Background()); err != nil {
+				if n, err := reg.Expire(sweepCtx); err != nil {
 					logger.Warn("expiring sessions", "err", err)
 				} else if n > 0 {
 					logger.Debug("expired sessions", "count", n)
 				}
 				if p, ok := st.(tombstonePurger); ok {
-					if err := p.PurgeTombstones(context.Background(), time.Time{}); err != nil {
+					if err := p.PurgeTombstones(sweepCtx, time.Time{}); err != nil {
 						logger.Warn("purging expired tombstones", "err", err)
 					}
 				}
 			}
 		}
 	}()
-	defer func() { close(sweepDone); <-sweepStopped }()
+	defer func() { stopSweep(); close(sweepDone); <-sweepStopped }()
 
 	opts.MaxConnections = checkFDLimit(cfg.MaxConnections, logger)
 	srv := server.New(opts)
