@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -280,19 +279,9 @@ func (s *Store) DeleteMailbox(ctx context.Context, userID int64, name string) er
 // above the old name that are left without children are removed.
 // Subscriptions are not touched.
 func (s *Store) RenameMailbox(ctx context.Context, userID int64, oldName, newName string) error {
-	oldName, err := storeutil.CanonName(oldName)
+	oldName, newName, err := storeutil.RenameNames(oldName, newName)
 	if err != nil {
 		return err
-	}
-	newName, err = storeutil.CanonName(newName)
-	if err != nil {
-		return err
-	}
-	if newName == "INBOX" {
-		return fmt.Errorf("%w: cannot rename to INBOX", store.ErrInvalid)
-	}
-	if oldName == newName || (oldName != "INBOX" && strings.HasPrefix(newName, oldName+"/")) {
-		return fmt.Errorf("%w: cannot rename %q into itself", store.ErrInvalid, oldName)
 	}
 	return s.write(ctx, func(tx pgx.Tx) error {
 		if err := lockUser(ctx, tx, userID); err != nil {

@@ -32,23 +32,9 @@ func (s *Store) CreateUser(ctx context.Context, name, passwordHash string, mailb
 	if err != nil {
 		return store.User{}, err
 	}
-	type entry struct {
-		name       string
-		specialUse string
-		subscribe  bool
-	}
-	var list []entry
-	hasInbox := false
-	for _, m := range mailboxes {
-		n, err := storeutil.CanonName(m.Name)
-		if err != nil {
-			return store.User{}, err
-		}
-		hasInbox = hasInbox || n == "INBOX"
-		list = append(list, entry{n, m.SpecialUse, m.Subscribe})
-	}
-	if !hasInbox {
-		list = append([]entry{{name: "INBOX"}}, list...)
+	list, err := storeutil.InitialMailboxes(mailboxes)
+	if err != nil {
+		return store.User{}, err
 	}
 
 	created := time.Now()
@@ -70,16 +56,16 @@ func (s *Store) CreateUser(ctx context.Context, name, passwordHash string, mailb
 			return err
 		}
 		for _, e := range list {
-			if _, err := createMailbox(ctx, tx, u.ID, e.name, e.specialUse); errors.Is(err, store.ErrExists) {
+			if _, err := createMailbox(ctx, tx, u.ID, e.Name, e.SpecialUse); errors.Is(err, store.ErrExists) {
 				if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET special_use = ? WHERE user_id = ? AND name = ?`,
-					e.specialUse, u.ID, e.name); err != nil {
+					e.SpecialUse, u.ID, e.Name); err != nil {
 					return err
 				}
 			} else if err != nil {
 				return err
 			}
-			if e.subscribe {
-				if err := subscribe(ctx, tx, u.ID, e.name); err != nil {
+			if e.Subscribe {
+				if err := subscribe(ctx, tx, u.ID, e.Name); err != nil {
 					return err
 				}
 			}

@@ -55,3 +55,45 @@ func CanonUser(name string) (string, error) {
 	}
 	return strings.ToLower(name), nil
 }
+
+// RenameNames checks the names of a RENAME and returns them in canonical
+// form: nothing may be renamed to INBOX, to itself or into its own
+// subtree (INBOX may: RFC 3501 §6.3.5 moves its messages and leaves it
+// empty). ErrInvalid otherwise.
+func RenameNames(oldName, newName string) (string, string, error) {
+	oldName, err := CanonName(oldName)
+	if err != nil {
+		return "", "", err
+	}
+	newName, err = CanonName(newName)
+	if err != nil {
+		return "", "", err
+	}
+	if newName == "INBOX" {
+		return "", "", fmt.Errorf("%w: cannot rename to INBOX", store.ErrInvalid)
+	}
+	if oldName == newName || (oldName != "INBOX" && strings.HasPrefix(newName, oldName+"/")) {
+		return "", "", fmt.Errorf("%w: cannot rename %q into itself", store.ErrInvalid, oldName)
+	}
+	return oldName, newName, nil
+}
+
+// InitialMailboxes returns the mailboxes of a new account with canonical
+// names, INBOX first when the list does not have it.
+func InitialMailboxes(mailboxes []store.NewMailbox) ([]store.NewMailbox, error) {
+	list := make([]store.NewMailbox, 0, len(mailboxes)+1)
+	hasInbox := false
+	for _, m := range mailboxes {
+		n, err := CanonName(m.Name)
+		if err != nil {
+			return nil, err
+		}
+		hasInbox = hasInbox || n == "INBOX"
+		m.Name = n
+		list = append(list, m)
+	}
+	if !hasInbox {
+		list = append([]store.NewMailbox{{Name: "INBOX"}}, list...)
+	}
+	return list, nil
+}
