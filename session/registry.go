@@ -524,32 +524,6 @@ func (r *Registry) release(k key) {
 	}
 }
 
-// tryLock is lock without waiting: ok is false when the user's mutex
-// is held.
-func (l *userLocks) tryLock(user int64) (unlock func(), ok bool) {
-	l.mu.Lock()
-	ul := l.m[user]
-	if ul == nil {
-		ul = &userLock{}
-		l.m[user] = ul
-	}
-	if !ul.TryLock() {
-		l.mu.Unlock()
-		return nil, false
-	}
-	ul.refs++
-	l.mu.Unlock()
-	return func() {
-		ul.Unlock()
-		l.mu.Lock()
-		ul.refs--
-		if ul.refs == 0 {
-			delete(l.m, user)
-		}
-		l.mu.Unlock()
-	}, true
-}
-
 // userLocks is a mutex per user, created on demand and dropped when
 // nobody holds or waits for it.
 type userLocks struct {
@@ -565,14 +539,39 @@ type userLock struct {
 // lock locks the user's mutex and returns its unlock.
 func (l *userLocks) lock(user int64) func() {
 	l.mu.Lock()
+	ul := l.entry(user)
+	ul.refs++
+	l.mu.Unlock()
+	ul.Lock()
+	return l.unlocker(user, ul)
+}
+
+// tryLock is lock without waiting: ok is false when the user's mutex
+// is held.
+func (l *userLocks) tryLock(user int64) (unlock func(), ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ul := l.entry(user)
+	if !ul.TryLock() {
+		return nil, false
+	}
+	ul.refs++
+	return l.unlocker(user, ul), true
+}
+
+// entry returns the user's mutex, made if need be; l.mu is held.
+func (l *userLocks) entry(user int64) *userLock {
 	ul := l.m[user]
 	if ul == nil {
 		ul = &userLock{}
 		l.m[user] = ul
 	}
-	ul.refs++
-	l.mu.Unlock()
-	ul.Lock()
+	return ul
+}
+
+// unlocker returns the unlock of ul, held: the entry goes when nobody
+// holds or waits for it.
+func (l *userLocks) unlocker(user int64, ul *userLock) func() {
 	return func() {
 		ul.Unlock()
 		l.mu.Lock()
