@@ -79,12 +79,8 @@ func (z *Inflater) Feed(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	max := z.MaxBlock
-	if max <= 0 {
-		max = DefaultMaxDeflateBlock
-	}
-	if len(z.src.buf)+len(p) > max {
-		return fmt.Errorf("deflate: a block of more than %d compressed bytes", max)
+	if err := z.checkBlock(len(p)); err != nil {
+		return err
 	}
 	z.src.buf = append(z.src.buf, p...)
 	z.fed = true
@@ -107,17 +103,26 @@ func (z *Inflater) FeedBuffer(n int) []byte {
 
 // Fed takes the n bytes read into the slice FeedBuffer returned.
 func (z *Inflater) Fed(n int) error {
+	if err := z.checkBlock(n); err != nil {
+		return err
+	}
+	if n > 0 {
+		z.src.buf = z.src.buf[:len(z.src.buf)+n]
+		z.fed = true
+		z.since += int64(n)
+	}
+	return nil
+}
+
+// checkBlock refuses n more bytes when the input held since the last
+// block end would exceed MaxBlock.
+func (z *Inflater) checkBlock(n int) error {
 	max := z.MaxBlock
 	if max <= 0 {
 		max = DefaultMaxDeflateBlock
 	}
 	if len(z.src.buf)+n > max {
 		return fmt.Errorf("deflate: a block of more than %d compressed bytes", max)
-	}
-	if n > 0 {
-		z.src.buf = z.src.buf[:len(z.src.buf)+n]
-		z.fed = true
-		z.since += int64(n)
 	}
 	return nil
 }
