@@ -334,7 +334,7 @@ func (c *conn) compressRelease() {
 // command may be (wire.Limits.MaxCommand), with room for the line.
 func (c *conn) resetInflateBudget() {
 	if c.nc.z != nil {
-		l := c.s.opts.Limits.WithDefaults()
+		l := &c.s.opts.Limits // defaults applied by New
 		c.nc.z.budget = l.MaxCommand + int64(l.MaxLine) + zOutSize
 	}
 }
