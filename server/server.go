@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/quickimap/quickimap/auth"
+	"github.com/quickimap/quickimap/bus"
 	"github.com/quickimap/quickimap/server/tracker"
 	"github.com/quickimap/quickimap/session"
 	"github.com/quickimap/quickimap/store"
@@ -25,6 +26,14 @@ import (
 type Options struct {
 	Store  store.Store
 	Logger *slog.Logger // default: slog.Default()
+
+	// NodeID names this node among those sharing one store, in logs and
+	// as the owner of the resumable sessions its connections hold.
+	// Default: the host name.
+	NodeID string
+	// Bus carries change hints to and from the other nodes that share
+	// the store (package bus). Nil: this node is alone with its store.
+	Bus bus.Bus
 
 	// TLSConfig enables STARTTLS on plain listeners and is required by
 	// ServeTLS.
