@@ -37,6 +37,11 @@ type Config struct {
 	// that holds the store instead of the embedded one in DataDir; empty:
 	// the embedded store. Several servers may share one database.
 	Postgres string
+	// NodeID names this process among the nodes that share a store, in
+	// its log lines and as the owner of the resumable sessions its
+	// connections hold. Empty: the host name and the port of the first
+	// listener ("mail1:143"). See ValidNodeID.
+	NodeID string
 	// Listen is the address of the plain listener (STARTTLS when a
 	// certificate is configured). Empty disables it.
 	Listen string

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Kind is the type of a setting's value.
@@ -197,6 +199,19 @@ func positive(n int64) error {
 var keys = []Key{
 	stringKey("data", "directory of the embedded store", func(c *Config) *string { return &c.DataDir }),
 	stringKey("postgres", "PostgreSQL connection string (DSN) of a shared store used instead of the embedded one; empty: the embedded store in data", func(c *Config) *string { return &c.Postgres }),
+	{Name: "node-id", Kind: KindString, Help: "name of this node among those sharing a store, in logs and session ownership; empty: host name and the first listener's port (mail1:143)",
+		get: func(c *Config) string { return c.NodeID },
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if v != "" {
+				if err := ValidNodeID(v); err != nil {
+					return err
+				}
+			}
+			c.NodeID = v
+			return nil
+		},
+	},
 	stringKey("listen", "address of the plain IMAP listener (STARTTLS with cert and key); empty: none", func(c *Config) *string { return &c.Listen }),
 	stringKey("tls-listen", "address of the implicit-TLS listener (needs cert and key); empty: none", func(c *Config) *string { return &c.TLSListen }),
 	stringKey("cert", "PEM file of the TLS certificate chain", func(c *Config) *string { return &c.CertFile }),
@@ -392,6 +407,31 @@ var keys = []Key{
 	intKey("session-max-total", "resumable sessions of the whole server", func(c *Config) *int { return &c.SessionMaxTotal }),
 	boolKey("reconnect-plain-name", "also advertise quick reconnect as RECONNECT", func(c *Config) *bool { return &c.ReconnectPlainName }),
 	boolKey("no-initial-user", "do not create an account when the store has none", func(c *Config) *bool { return &c.NoInitialUser }),
+}
+
+// MaxNodeIDLen bounds the length of a node's name in bytes: a host name
+// (at most 253 bytes) and a port fit.
+const MaxNodeIDLen = 260
+
+// ValidNodeID checks a node's name: not empty, at most MaxNodeIDLen
+// bytes of UTF-8, printable and without blanks, so that it stays one
+// token in log lines and session records.
+func ValidNodeID(id string) error {
+	if id == "" {
+		return errors.New("empty node name")
+	}
+	if len(id) > MaxNodeIDLen {
+		return fmt.Errorf("node name is %d bytes, more than %d", len(id), MaxNodeIDLen)
+	}
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("node name %q is not UTF-8", id)
+	}
+	for _, r := range id {
+		if !unicode.IsGraphic(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("node name %q holds a blank or an unprintable character (%U)", id, r)
+		}
+	}
+	return nil
 }
 
 // ParseBool accepts true/false, yes/no, on/off and 1/0, in any case.

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strings"
 
 	"github.com/quickimap/quickimap/config"
 	"github.com/quickimap/quickimap/lmtp"
@@ -93,6 +95,7 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 		MessageCacheBytes:  c.MessageCacheSize,
 		Store:              st,
 		Logger:             logger,
+		NodeID:             c.NodeID,
 		TLSConfig:          tc,
 		AllowInsecureAuth:  c.AllowInsecureAuth,
 		Limits:             wireLimits(c),
@@ -158,6 +161,30 @@ func lmtpOptions(c *config.Config, st store.Store, d lmtp.Deliverer, logger *slo
 		RecipientDelimiter: c.RecipientDelimiter,
 		MaxMessageBytes:    c.MaxLiteral,
 	}
+}
+
+// nodeID returns the node's name: the node-id setting, or else the host
+// name and the port of addr, the first listener's bound address
+// ("mail1:143"), which tells apart two nodes on one host.
+func nodeID(c *config.Config, hostname string, addr net.Addr) string {
+	if c.NodeID != "" {
+		return c.NodeID
+	}
+	if hostname == "" {
+		hostname = "localhost"
+	}
+	id := hostname
+	if addr != nil {
+		if _, port, err := net.SplitHostPort(addr.String()); err == nil {
+			id = net.JoinHostPort(hostname, port)
+		}
+	}
+	if config.ValidNodeID(id) != nil {
+		// A host name no resolver would return: the port alone still
+		// names the node on this host.
+		id = "node" + strings.TrimPrefix(id, hostname)
+	}
+	return id
 }
 
 // spoolDir is the directory of the temporary files of large literals:

@@ -200,6 +200,17 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		}
 		ls = append(ls, listener{l, true})
 	}
+	// The node's name, from the first listener's port when not set
+	// (the bound port: "listen = :0" picks one), is on every log line
+	// from here on.
+	var first net.Addr
+	if len(ls) > 0 {
+		first = ls[0].Addr()
+	}
+	host, _ := os.Hostname()
+	opts.NodeID = nodeID(cfg, host, first)
+	logger = logger.With("node", opts.NodeID)
+	opts.Logger = logger
 	var metricsListener net.Listener
 	if m != nil {
 		l, err := net.Listen("tcp", cfg.MetricsListen)

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/quickimap/quickimap/config"
+)
+
+// The node's name is node-id when set, else the host name and the first
+// listener's bound port.
+func TestNodeID(t *testing.T) {
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1143}
+	c := config.Default()
+	for _, tc := range []struct {
+		set, host string
+		addr      net.Addr
+		want      string
+	}{
+		{"", "mail1", addr, "mail1:1143"},
+		{"", "mail1.example.org", &net.TCPAddr{IP: net.IPv6loopback, Port: 993}, "mail1.example.org:993"},
+		{"", "", addr, "localhost:1143"},
+		{"", "mail1", nil, "mail1"},
+		{"", "bad host\x01", addr, "node:1143"},
+		{"edge-7", "mail1", addr, "edge-7"},
+	} {
+		c.NodeID = tc.set
+		if got := nodeID(&c, tc.host, tc.addr); got != tc.want {
+			t.Errorf("nodeID(%q, %q, %v) = %q, want %q", tc.set, tc.host, tc.addr, got, tc.want)
+		}
+	}
+	c.NodeID = "n1"
+	if o, err := serverOptions(&c, nil, nil); err != nil || o.NodeID != "n1" {
+		t.Errorf("serverOptions: NodeID %q, %v", o.NodeID, err)
+	}
+}
+
+// serve puts the node's name on its log lines: the one given, or the
+// host name with the port it listens on.
+func TestServeNodeID(t *testing.T) {
+	bin := buildBinary(t)
+	data := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, bin, "--data", data, "--listen", "127.0.0.1:0", "--node-id", "imap-a")
+	if l := s.waitListening(); l["node"] != "imap-a" {
+		t.Errorf("listening line %v: node %q, want imap-a", l, l["node"])
+	}
+	s.stop()
+	if log := s.log(); !strings.Contains(log, `msg=stopped node=imap-a`) {
+		t.Errorf("the last line does not name the node:\n%s", log)
+	}
+
+	s = startServer(t, bin, "--data", data, "--listen", "127.0.0.1:0")
+	l := s.waitListening()
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(l["addr"])
+	if want := nodeID(&config.Config{}, host, &net.TCPAddr{Port: atoi(t, port)}); l["node"] != want || !strings.HasSuffix(want, ":"+port) {
+		t.Errorf("default node %q, want %q (host name and port %s)", l["node"], want, port)
+	}
+	s.stop()
+
+	quickimap(t, "", "serve", "--data", data, "--node-id", "two words").want(t, exitUsage, "", "node-id")
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("port %q: %v", s, err)
+	}
+	return n
+}
