@@ -40,6 +40,9 @@ func TestConfigDefaultsMatchLayers(t *testing.T) {
 	if c.MessageCacheSize != 0 {
 		t.Errorf("message-cache-size %d, want 0 (the server's automatic default)", c.MessageCacheSize)
 	}
+	if c.BusPollInterval != server.DefaultBusPollInterval {
+		t.Errorf("bus-poll-interval %v, server default %v", c.BusPollInterval, server.DefaultBusPollInterval)
+	}
 	if c.SpoolLiteral != server.DefaultSpoolLiteral {
 		t.Errorf("spool-literal %d, server default %d", c.SpoolLiteral, server.DefaultSpoolLiteral)
 	}
@@ -230,5 +233,33 @@ func TestLMTPOptions(t *testing.T) {
 	if len(lo.Domains) != 2 || lo.Domains[0] != "example.org" || lo.Domains[1] != "example.net" ||
 		lo.RecipientDelimiter != "+" || lo.MaxMessageBytes != 10<<20 || lo.Logger != slog.Default() {
 		t.Errorf("lmtpOptions: %+v", lo)
+	}
+}
+
+// bus-poll-interval reaches the server; 0 turns the safety poll off.
+func TestBusPollIntervalOption(t *testing.T) {
+	c := config.Default()
+	o, err := serverOptions(&c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.BusPollInterval != 60*time.Second {
+		t.Errorf("default: %v", o.BusPollInterval)
+	}
+	if err := c.Set("bus-poll-interval", "15s"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err = serverOptions(&c, nil, nil); err != nil || o.BusPollInterval != 15*time.Second {
+		t.Errorf("15s: %v, %v", o.BusPollInterval, err)
+	}
+	if err := c.Set("bus-poll-interval", "0"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err = serverOptions(&c, nil, nil); err != nil || o.BusPollInterval >= 0 {
+		t.Errorf("0: %v, %v; want negative (never)", o.BusPollInterval, err)
+	}
+	c.BusPollInterval = -time.Second
+	if c.Validate() == nil {
+		t.Error("negative bus-poll-interval accepted")
 	}
 }
