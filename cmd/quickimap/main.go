@@ -6,6 +6,7 @@
 //	quickimap check                    verify the store
 //	quickimap import                   copy mbox files and Maildirs into an account
 //	quickimap backup                   copy the live store consistently
+//	quickimap migrate                  copy the embedded store into PostgreSQL
 //	quickimap bench reconnect          measure reconnection strategies
 //	quickimap bench load               load any IMAP server and measure it
 //	quickimap sync                     mirror a mailbox into a Maildir
@@ -50,6 +51,9 @@ Usage:
   quickimap backup [--data DIR] OUT
       Copy the store, while the server runs, to the new directory OUT;
       "quickimap check --data OUT" verifies the copy.
+  quickimap migrate [--data DIR] --postgres DSN
+      Copy the embedded store into an empty PostgreSQL database, keeping
+      UIDs, MODSEQs and resumable sessions; stop the server first.
   quickimap bench reconnect --addr HOST:PORT --user NAME [flags]
       Measure the bytes, round trips and time of reconnecting to a mailbox
       with SID, QRESYNC, CONDSTORE and a full resync, against any server.
@@ -90,6 +94,8 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return runImport(ctx, rest, stdout, stderr)
 	case "backup":
 		return runBackup(ctx, rest, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdin, stdout, stderr)
 	case "sync":
@@ -119,6 +125,8 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, importUsage)
 	case "backup":
 		fmt.Fprint(stdout, backupUsage)
+	case "migrate":
+		fmt.Fprint(stdout, migrateUsage)
 	case "bench":
 		io.WriteString(stdout, benchUsage+"\n"+benchLoadUsage)
 	case "sync":

@@ -79,6 +79,8 @@ func (s *Store) Check(ctx context.Context) ([]string, error) {
 				WHERE x.size != length(b.data)`},
 			{"body is not referenced by any message",
 				`SELECT id::text FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM messages WHERE body_id = b.id)`},
+			{"an import (quickimap migrate) did not finish; the database holds a partial copy",
+				`SELECT 'started at Unix time ' || value FROM counters WHERE name = '` + importMarker + `'`},
 			{"account has no INBOX",
 				`SELECT name FROM users u WHERE NOT EXISTS (
 					SELECT 1 FROM mailboxes WHERE user_id = u.id AND name = 'INBOX' AND NOT noselect)`},
