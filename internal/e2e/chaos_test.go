@@ -25,8 +25,9 @@ import (
 // client sees its stream end in the middle of a response (or its command
 // reach the server only in part).
 type cutProxy struct {
-	l      net.Listener
-	target string
+	l net.Listener
+	// pick chooses the server of each new connection.
+	pick func() string
 
 	mu    sync.Mutex
 	cut   *cutPlan // applies to the next accepted connection
@@ -44,11 +45,18 @@ type cutPlan struct {
 
 func newCutProxy(t *testing.T, target string) *cutProxy {
 	t.Helper()
+	return newCutProxyPick(t, func() string { return target })
+}
+
+// newCutProxyPick is a cutProxy that sends each connection to the
+// address pick returns at its accept.
+func newCutProxyPick(t *testing.T, pick func() string) *cutProxy {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{l: l, target: target, conns: map[net.Conn]struct{}{}}
+	p := &cutProxy{l: l, pick: pick, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(func() {
@@ -80,7 +88,8 @@ func (p *cutProxy) accept() {
 		plan := p.cut
 		p.cut = nil
 		p.mu.Unlock()
-		sc, err := net.Dial("tcp", p.target)
+		target := p.pick()
+		sc, err := net.Dial("tcp", target)
 		if err != nil {
 			cc.Close()
 			continue
@@ -119,7 +128,7 @@ func (p *cutProxy) pipe(cc, sc net.Conn, plan *cutPlan) {
 		return -1
 	}
 	done := make(chan struct{}, 2)
-	p.record("--- new connection, plan %+v", plan)
+	p.record("--- new connection to %s, plan %+v", sc.RemoteAddr(), plan)
 	cp := func(dst, src net.Conn, n int64, dir string) {
 		defer func() { done <- struct{}{} }()
 		w := io.MultiWriter(dst, recorder{p, dir})
