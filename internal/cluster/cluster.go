@@ -190,6 +190,42 @@ func CreateUsers(tb testing.TB, dsn, pw string, users ...string) {
 	}
 }
 
+// Fill appends n small messages (a few hundred bytes, no flags) to the
+// mailbox of user in the PostgreSQL store at dsn, in batches, through the
+// store rather than IMAP: a test's large mailbox in seconds.
+func Fill(tb testing.TB, dsn, user, mailbox string, n int) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	st, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		tb.Fatalf("opening the PostgreSQL store: %v", err)
+	}
+	defer st.Close()
+	u, err := st.UserByName(ctx, user)
+	if err != nil {
+		tb.Fatalf("account %s: %v", user, err)
+	}
+	mb, err := st.MailboxByName(ctx, u.ID, mailbox)
+	if err != nil {
+		tb.Fatalf("mailbox %s of %s: %v", mailbox, user, err)
+	}
+	const batch = 1000
+	for done := 0; done < n; {
+		k := min(batch, n-done)
+		msgs := make([]store.NewMessage, k)
+		for i := range msgs {
+			body := fmt.Sprintf("From: fill@example.org\r\nTo: %s@example.org\r\nSubject: message %d\r\nMessage-ID: <fill-%d@example.org>\r\n\r\nbody of message %d\r\n",
+				user, done+i+1, done+i+1, done+i+1)
+			msgs[i] = store.NewMessage{Body: []byte(body), InternalDate: time.Now()}
+		}
+		if _, _, err := st.AppendMessages(ctx, u.ID, mb.ID, msgs); err != nil {
+			tb.Fatalf("appending messages: %v", err)
+		}
+		done += k
+	}
+}
+
 // Build builds ./cmd/quickimap of this module into a temporary directory
 // and returns the binary's path.
 func Build(tb testing.TB) string {

@@ -137,7 +137,7 @@ var (
 
 // newSession selects INBOX with CONDSTORE on c and makes the connection's
 // session resumable (SID, draft-ietf-lemonade-reconnect-07 §3.2).
-func newSession(t *testing.T, c *imaptest.Conn) sidSession {
+func newSession(t testing.TB, c *imaptest.Conn) sidSession {
 	t.Helper()
 	var s sidSession
 	for _, l := range c.ExpectTagged("s1", "SELECT INBOX (CONDSTORE)", "s1 OK [READ-WRITE]") {
