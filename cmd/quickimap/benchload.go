@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,7 +15,7 @@ import (
 )
 
 const benchLoadUsage = `Usage:
-  quickimap bench load --addr HOST:PORT --users N [--clients N] [--duration 30s] [flags]
+  quickimap bench load --addr HOST:PORT[,HOST:PORT...] --users N [--clients N] [--duration 30s] [flags]
 
 An IMAP load generator for any server. Setup fills the INBOX of each
 account (--user-template with the numbers 1 to --users) with --fill
@@ -61,8 +60,13 @@ their descendants, live or exited, spent during the run, and so the
 commands per CPU-second. For Dovecot give its master process's id: its
 login, auth and imap processes are its descendants.
 
+With several addresses (the nodes of one server sharing a store), client
+i connects first to the i-th and then to each next one in turn, as a load
+balancer without stickiness would send them.
+
 Flags:
-  --addr HOST:PORT         server address (required)
+  --addr LIST              server address, or comma-separated addresses
+                           of nodes (required)
   --tls                    implicit TLS (port 993 style)
   --starttls MODE          no (default), optional (when offered) or required
   --ca-file FILE           PEM certificates to trust instead of the system's
@@ -141,8 +145,8 @@ func runBenchLoad(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return bad("--starttls %q: no, optional or required", *starttls)
 	}
 	if cfg.TLS || cfg.StartTLS != loadgen.StartTLSNever {
-		host, _, _ := net.SplitHostPort(cfg.Addr)
-		cfg.TLSConfig = &tls.Config{ServerName: host, InsecureSkipVerify: srv.insecure}
+		// The server name is each address's host (loadgen sets it).
+		cfg.TLSConfig = &tls.Config{InsecureSkipVerify: srv.insecure}
 		if srv.caFile != "" {
 			pool, err := loadCAFile(srv.caFile)
 			if err != nil {

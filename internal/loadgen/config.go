@@ -221,14 +221,19 @@ func (p Pick) String() string {
 
 // Config describes a load. Zero durations take the defaults given.
 type Config struct {
-	// Addr is the server's host:port.
+	// Addr is the server's host:port, or several separated by commas:
+	// the nodes of one server sharing a store, as a load balancer
+	// without stickiness would spread the clients over them. Client i
+	// makes its first connection to the i-th address and each later one
+	// to the next address in turn (setup spreads its accounts the same
+	// way), so logins land on every node.
 	Addr string
 	// TLS connects with implicit TLS; StartTLS runs STARTTLS on a plain
 	// connection. TLSConfig is used for either (default: verify the
 	// certificate for Addr's host).
 	TLS       bool
 	StartTLS  StartTLSMode
-	TLSConfig *tls.Config
+	TLSConfig *tls.Config // without a ServerName: that of each address
 
 	// UserTemplate makes the account names: fmt.Sprintf(UserTemplate, i)
 	// for i from 1 to Users, e.g. "user%d". Every account has Password.
@@ -295,8 +300,10 @@ func (cfg *Config) Check() error {
 	if cfg.Addr == "" {
 		return errors.New("no server address")
 	}
-	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
-		return fmt.Errorf("address %q: %v", cfg.Addr, err)
+	for _, a := range cfg.addrs() {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("address %q: %v", a, err)
+		}
 	}
 	if cfg.TLS && cfg.StartTLS != StartTLSNever {
 		return errors.New("implicit TLS and STARTTLS exclude each other")
@@ -364,12 +371,33 @@ func checkTemplate(t string) error {
 // userName is the name of account i (from 0).
 func (cfg *Config) userName(i int) string { return fmt.Sprintf(cfg.UserTemplate, i+1) }
 
-func (cfg *Config) tlsConfig() *tls.Config {
-	if cfg.TLSConfig != nil {
+// addrs returns the addresses of Addr.
+func (cfg *Config) addrs() []string {
+	var out []string
+	for _, a := range strings.Split(cfg.Addr, ",") {
+		out = append(out, strings.TrimSpace(a))
+	}
+	return out
+}
+
+// addr returns the address of connection k of client (or account) i.
+func (cfg *Config) addr(i, k int) string {
+	a := cfg.addrs()
+	return a[(i+k)%len(a)]
+}
+
+// tlsConfig is TLSConfig (by default, one that verifies the
+// certificate), with addr's host as the ServerName when it names none.
+func (cfg *Config) tlsConfig(addr string) *tls.Config {
+	if cfg.TLSConfig != nil && cfg.TLSConfig.ServerName != "" {
 		return cfg.TLSConfig
 	}
-	host, _, _ := net.SplitHostPort(cfg.Addr)
-	return &tls.Config{ServerName: host}
+	c := &tls.Config{}
+	if cfg.TLSConfig != nil {
+		c = cfg.TLSConfig.Clone()
+	}
+	c.ServerName, _, _ = net.SplitHostPort(addr)
+	return c
 }
 
 // ParsePIDs reads a comma-separated list of process ids.

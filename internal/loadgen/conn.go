@@ -67,14 +67,14 @@ func (e *disconnectError) Unwrap() error { return e.err }
 
 // dial connects, reads the greeting and, as asked, starts TLS. It
 // returns the greeting line.
-func dial(ctx context.Context, cfg *Config) (*conn, string, error) {
+func dial(ctx context.Context, cfg *Config, addr string) (*conn, string, error) {
 	d := net.Dialer{Timeout: cfg.CommandTimeout}
-	nc, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, "", err
 	}
 	if cfg.TLS {
-		tc := tls.Client(nc, cfg.tlsConfig())
+		tc := tls.Client(nc, cfg.tlsConfig(addr))
 		_ = tc.SetDeadline(time.Now().Add(cfg.CommandTimeout))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
@@ -104,7 +104,7 @@ func dial(ctx context.Context, cfg *Config) (*conn, string, error) {
 	}
 	c.parseCodeCaps(line)
 	if cfg.StartTLS != StartTLSNever && !cfg.TLS {
-		if err := c.startTLS(ctx, cfg); err != nil {
+		if err := c.startTLS(ctx, cfg, addr); err != nil {
 			nc.Close()
 			return nil, greeting, err
 		}
@@ -114,7 +114,7 @@ func dial(ctx context.Context, cfg *Config) (*conn, string, error) {
 
 // startTLS runs STARTTLS (RFC 3501 §6.2.1) when the server offers it,
 // failing when it does not and TLS is required.
-func (c *conn) startTLS(ctx context.Context, cfg *Config) error {
+func (c *conn) startTLS(ctx context.Context, cfg *Config, addr string) error {
 	if c.caps == nil {
 		if err := c.simple("CAPABILITY"); err != nil {
 			return fmt.Errorf("CAPABILITY: %w", err)
@@ -134,7 +134,7 @@ func (c *conn) startTLS(ctx context.Context, cfg *Config) error {
 		// clear text.
 		return errors.New("STARTTLS: data after the tagged OK")
 	}
-	tc := tls.Client(c.nc, cfg.tlsConfig())
+	tc := tls.Client(c.nc, cfg.tlsConfig(addr))
 	_ = tc.SetDeadline(time.Now().Add(c.timeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("TLS handshake: %w", err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -517,5 +518,78 @@ func TestMessages(t *testing.T) {
 	}
 	if avg := total / 300; avg < 6<<10 || avg > 20<<10 {
 		t.Errorf("average size %d", avg)
+	}
+}
+
+// countingProxy forwards connections to addr and counts them.
+func countingProxy(t *testing.T, addr string) (string, *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			out, err := net.Dial("tcp", addr)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(out, in); out.Close() }()
+			go func() { defer wg.Done(); io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return l.Addr().String(), &n
+}
+
+// With several addresses, setup and the clients spread their
+// connections over all of them, each client moving to the next address
+// at each login.
+func TestLoadSeveralAddrs(t *testing.T) {
+	_, cfg := startQuickimap(t, 4)
+	a, na := countingProxy(t, cfg.Addr)
+	b, nb := countingProxy(t, cfg.Addr)
+	cfg.Addr = a + ", " + b
+	cfg.Clients = 2
+	cfg.LogoutEvery = 3
+	cfg.Duration = time.Second
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	setup, err := Setup(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if na.Load() < 2 || nb.Load() < 2 {
+		t.Errorf("setup of 4 accounts: %d connections to the first address, %d to the second", na.Load(), nb.Load())
+	}
+	sa, sb := na.Load(), nb.Load()
+	rep, err := Run(ctx, cfg, setup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Errors != 0 {
+		t.Errorf("%d errors: %+v", rep.Errors, rep.Errs)
+	}
+	da, db := na.Load()-sa, nb.Load()-sb
+	if rep.Logins < 4 || da < 2 || db < 2 || da+db < rep.Logins {
+		t.Errorf("%d logins, %d connections to the first address and %d to the second", rep.Logins, da, db)
+	}
+	bad := cfg
+	bad.Addr = a + ",localhost"
+	if err := bad.Check(); err == nil || !strings.Contains(err.Error(), "localhost") {
+		t.Errorf("Check of %q: %v", bad.Addr, err)
 	}
 }

@@ -201,6 +201,7 @@ type client struct {
 	stats       [numKinds]kindStats
 	warm        [numKinds]kindStats // of the warm-up
 	disconnects int64
+	conns       int // connections attempted, to choose the next address
 }
 
 func newStats() [numKinds]kindStats {
@@ -273,7 +274,9 @@ func (cl *client) connect(ctx context.Context) bool {
 	cl.stable = cl.sh.setup.counts[cl.user]
 	cl.pending = cl.pending[:0]
 	t0 := time.Now()
-	c, _, err := dial(ctx, cfg)
+	addr := cfg.addr(cl.id, cl.conns)
+	cl.conns++
+	c, _, err := dial(ctx, cfg, addr)
 	if err != nil {
 		cl.fail(KindConnect, err)
 		return false

@@ -130,7 +130,7 @@ func setupUser(ctx context.Context, cfg *Config, i int, first bool) (setupResult
 	fail := func(what string, err error) (setupResult, error) {
 		return res, fmt.Errorf("setup of %s: %s: %w", user, what, err)
 	}
-	c, greeting, err := dial(ctx, cfg)
+	c, greeting, err := dial(ctx, cfg, cfg.addr(i, 0))
 	if err != nil {
 		return fail("connecting", err)
 	}
