@@ -331,6 +331,10 @@ func (c *Cluster) DSN(db string) string {
 // Port is the cluster's TCP port on 127.0.0.1.
 func (c *Cluster) Port() int { return c.port }
 
+// PID is the process id of the cluster's server (postmaster): its
+// descendants are the backends serving the connections.
+func (c *Cluster) PID() int { return c.cmd.Process.Pid }
+
 // CreateDB creates a new empty database and returns its DSN and a
 // function that drops it (closing whatever connections are still open to
 // it).
