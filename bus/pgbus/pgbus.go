@@ -14,8 +14,11 @@
 // server restarted or failed over, the backend was terminated, the
 // network cut) it reconnects with backoff and, once listening again,
 // calls Handler.Resync: notifications sent while it was away are lost,
-// and the receiver catches up from the store. A connection that goes
-// silent without failing is found by a ping every PingInterval.
+// and the receiver catches up from the store. It calls Resync after its
+// first LISTEN too: what was published before it listened is unknown to
+// it, and a node's sessions may have opened mailboxes before that. A
+// connection that goes silent without failing is found by a ping every
+// PingInterval.
 //
 // A command-line process that writes the store uses New, Publish and
 // Close, and never Run: Close sends what is pending within CloseTimeout.
@@ -311,10 +314,11 @@ func (b *Bus) nextBackoff(d time.Duration) time.Duration {
 }
 
 // Run LISTENs and delivers the other nodes' hints to h until ctx ends or
-// Close is called; it returns nil then. When the listening connection
-// fails it reconnects, with backoff, and calls h.Resync once listening
-// again (hints sent meanwhile are lost). It returns an error only when
-// called on a closed Bus or twice at once.
+// Close is called; it returns nil then. It calls h.Resync each time it
+// has begun to LISTEN: first when it starts (hints published before are
+// not delivered), then after each reconnection of a failed listening
+// connection (hints sent meanwhile are lost). It returns an error only
+// when called twice at once.
 func (b *Bus) Run(ctx context.Context, h bus.Handler) error {
 	if !b.runMu.TryLock() {
 		return errors.New("pgbus: Run called twice")
@@ -334,7 +338,6 @@ func (b *Bus) Run(ctx context.Context, h bus.Handler) error {
 		case <-ctx.Done():
 		}
 	}()
-	first := true
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		conn, err := b.listen(ctx)
@@ -342,7 +345,6 @@ func (b *Bus) Run(ctx context.Context, h bus.Handler) error {
 			if ctx.Err() != nil {
 				break
 			}
-			first = false // whatever was sent meanwhile is lost
 			backoff = b.nextBackoff(backoff)
 			b.log.Warn("listening for change hints failed; retrying", "err", err, "delay", backoff)
 			select {
@@ -352,11 +354,7 @@ func (b *Bus) Run(ctx context.Context, h bus.Handler) error {
 			continue
 		}
 		backoff = 0
-		if !first {
-			b.log.Info("listening for change hints again; resynchronising")
-			h.Resync()
-		}
-		first = false
+		h.Resync()
 		err = b.receive(ctx, conn, h)
 		conn.Close(context.Background())
 		if ctx.Err() != nil {
