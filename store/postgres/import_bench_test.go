@@ -27,6 +27,8 @@ import (
 // the embedded store), in 10 mailboxes of 2 accounts; a tenth of them
 // flagged with a keyword, 1% expunged. Building the source store is not
 // timed. The test cluster runs without fsync (internal/pgtest).
+// QUICKIMAP_BENCH_SOURCE=DIR builds the source store in DIR, an empty or
+// new directory, and leaves it there for "quickimap migrate --data DIR".
 func BenchmarkImport(b *testing.B) {
 	n := 100_000
 	if v := os.Getenv("QUICKIMAP_BENCH_MESSAGES"); v != "" {
@@ -99,7 +101,11 @@ func sampleHeap(peak *uint64) (stop func()) {
 // it with the bytes of its bodies.
 func benchSource(b *testing.B, n int) (*sqlite.Store, int64) {
 	ctx := context.Background()
-	src, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{ReserveBytes: -1})
+	dir := os.Getenv("QUICKIMAP_BENCH_SOURCE")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	src, err := sqlite.Open(ctx, dir, sqlite.Options{ReserveBytes: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
