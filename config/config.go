@@ -29,6 +29,12 @@ const (
 	LogJSON = "json"
 )
 
+// Durability policies of the embedded store (the fsync key).
+const (
+	FsyncAlways    = "always"
+	FsyncOptimized = "optimized"
+)
+
 // Config is the whole configuration of a server.
 type Config struct {
 	// DataDir is the directory of the embedded store.
@@ -151,6 +157,10 @@ type Config struct {
 	// directory and gives back when the disk fills, so that deletes can
 	// still commit (0: none).
 	DiskReserve int64
+	// Fsync is the embedded store's durability policy (FsyncAlways or
+	// FsyncOptimized): whether flag changes and expunges wait for an
+	// fsync before they are acknowledged. New mail always does.
+	Fsync string
 
 	// Resumable sessions (draft-ietf-lemonade-reconnect-07): how long an
 	// inactive session stays resumable, and the caps on a user's
@@ -198,6 +208,7 @@ func Default() Config {
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
 		DiskReserve:       8 << 20,
+		Fsync:             FsyncAlways,
 		SessionTimeout:    24 * time.Hour,
 		SessionMaxPerUser: 20,
 		SessionMaxPerIP:   10000,
@@ -228,6 +239,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TLSListen != "" && (c.CertFile == "" || c.KeyFile == "") {
 		errs = append(errs, errors.New("tls-listen needs cert and key"))
+	}
+	if c.Fsync != FsyncAlways && c.Fsync != FsyncOptimized {
+		errs = append(errs, fmt.Errorf("fsync: %q is neither %q nor %q", c.Fsync, FsyncAlways, FsyncOptimized))
 	}
 	if c.LogFormat != LogText && c.LogFormat != LogJSON {
 		errs = append(errs, fmt.Errorf("log-format: %q is neither %q nor %q", c.LogFormat, LogText, LogJSON))

@@ -285,6 +285,17 @@ var keys = []Key{
 			return nil
 		},
 	},
+	{Name: "fsync", Kind: KindString, Help: "always: every change waits for an fsync; optimized: new mail does, flag changes and expunges are synced within a second (as Dovecot's mail_fsync = optimized)",
+		get: func(c *Config) string { return c.Fsync },
+		set: func(c *Config, v string) error {
+			v = strings.ToLower(strings.TrimSpace(v))
+			if v != FsyncAlways && v != FsyncOptimized {
+				return fmt.Errorf("%q is neither always nor optimized", v)
+			}
+			c.Fsync = v
+			return nil
+		},
+	},
 	sizeKey("max-line", "longest command line", 1<<30,
 		func(c *Config) int64 { return int64(c.MaxLine) }, func(c *Config, n int64) { c.MaxLine = int(n) }),
 	sizeKey("max-literal", "largest literal, and so largest message APPEND accepts", 1<<40,

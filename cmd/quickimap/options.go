@@ -25,7 +25,11 @@ func storeOptions(c *config.Config) sqlite.Options {
 	if reserve == 0 {
 		reserve = -1 // sqlite.Options: 0 is the default, negative none
 	}
-	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount, ReserveBytes: reserve}
+	fsync := sqlite.FsyncAlways
+	if c.Fsync == config.FsyncOptimized {
+		fsync = sqlite.FsyncOptimized
+	}
+	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount, ReserveBytes: reserve, Fsync: fsync}
 }
 
 // postgresOptions returns the PostgreSQL store's options.

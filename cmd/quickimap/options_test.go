@@ -232,3 +232,24 @@ func TestLMTPOptions(t *testing.T) {
 		t.Errorf("lmtpOptions: %+v", lo)
 	}
 }
+
+// fsync reaches the store; anything but always or optimized is refused.
+func TestStoreFsyncOption(t *testing.T) {
+	c := config.Default()
+	if got := storeOptions(&c).Fsync; got != sqlite.FsyncAlways {
+		t.Errorf("default Fsync %v", got)
+	}
+	if err := c.Set("fsync", "Optimized"); err != nil {
+		t.Fatal(err)
+	}
+	if got := storeOptions(&c).Fsync; got != sqlite.FsyncOptimized {
+		t.Errorf("fsync optimized: Fsync %v", got)
+	}
+	if err := c.Set("fsync", "sometimes"); err == nil {
+		t.Error("fsync sometimes accepted")
+	}
+	c.Fsync = "never"
+	if c.Validate() == nil {
+		t.Error("Validate accepts fsync never")
+	}
+}
