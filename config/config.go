@@ -19,6 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -56,6 +57,11 @@ type Config struct {
 	// AllowInsecureAuth lets clients log in over a connection that is
 	// neither TLS nor from a loopback address.
 	AllowInsecureAuth bool
+	// ProxyProtocolFrom is the comma-separated list of the networks
+	// (CIDR prefixes or single addresses) of trusted TCP load balancers,
+	// whose connections begin with a PROXY protocol header naming the
+	// client; empty: none.
+	ProxyProtocolFrom string
 	// MetricsListen is the address of the HTTP listener of the
 	// Prometheus metrics (/metrics) and health checks (/healthz,
 	// /readyz). Empty disables it.
@@ -240,6 +246,9 @@ func (c *Config) Validate() error {
 	if c.TLSListen != "" && (c.CertFile == "" || c.KeyFile == "") {
 		errs = append(errs, errors.New("tls-listen needs cert and key"))
 	}
+	if _, err := c.ProxyPrefixes(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Fsync != FsyncAlways && c.Fsync != FsyncOptimized {
 		errs = append(errs, fmt.Errorf("fsync: %q is neither %q nor %q", c.Fsync, FsyncAlways, FsyncOptimized))
 	}
@@ -254,6 +263,28 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ProxyPrefixes returns ProxyProtocolFrom as prefixes; a single address
+// is a prefix of its full length.
+func (c *Config) ProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for f := range strings.SplitSeq(c.ProxyProtocolFrom, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("proxy-protocol-from: %q is neither an address nor a CIDR prefix", f)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // DomainList returns Domains as a list: lower-cased, without blanks or

@@ -240,6 +240,24 @@ var keys = []Key{
 			return nil
 		},
 	},
+	{Name: "proxy-protocol-from", Kind: KindString, Help: "comma-separated networks (CIDR) or addresses of trusted TCP load balancers whose connections begin with a PROXY protocol header (v1 or v2) giving the client's address; empty: none",
+		get: func(c *Config) string { return c.ProxyProtocolFrom },
+		set: func(c *Config, v string) error {
+			old := c.ProxyProtocolFrom
+			c.ProxyProtocolFrom = v
+			ps, err := c.ProxyPrefixes()
+			if err != nil {
+				c.ProxyProtocolFrom = old
+				return err
+			}
+			parts := make([]string, len(ps))
+			for i, p := range ps {
+				parts[i] = p.String()
+			}
+			c.ProxyProtocolFrom = strings.Join(parts, ", ")
+			return nil
+		},
+	},
 	{Name: "domains", Kind: KindString, Help: "comma-separated domains whose recipients LMTP accepts; empty: any",
 		get: func(c *Config) string { return c.Domains },
 		set: func(c *Config, v string) error {

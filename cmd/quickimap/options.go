@@ -68,6 +68,10 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 	if err != nil {
 		return server.Options{}, err
 	}
+	proxies, err := c.ProxyPrefixes()
+	if err != nil {
+		return server.Options{}, err
+	}
 	cacheTTL := c.AuthCacheTTL
 	if cacheTTL == 0 {
 		cacheTTL = -1 // server.Options: negative turns the cache off
@@ -99,6 +103,7 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 		Logger:             logger,
 		TLSConfig:          tc,
 		AllowInsecureAuth:  c.AllowInsecureAuth,
+		ProxyProtocolFrom:  proxies,
 		Limits:             wireLimits(c),
 		AutoLogoutTimeout:  c.AutoLogoutTimeout,
 		PreAuthTimeout:     c.PreAuthTimeout,
