@@ -15,7 +15,7 @@ import (
 	"github.com/quickimap/quickimap/store"
 )
 
-const importUsage = `Usage: quickimap import [--data DIR] --user NAME [--mailbox NAME] [flags] PATH...
+const importUsage = `Usage: quickimap import [--data DIR | --postgres DSN] --user NAME [--mailbox NAME] [flags] PATH...
 
 Copies mail into an account: each PATH is an mbox file or a Maildir
 directory (cur/ and new/, with its Maildir++ subfolders .Sub.Folder as
@@ -32,13 +32,16 @@ the same import twice adds nothing. Bare LF line endings become CRLF
 unless --keep-line-endings. A progress line is shown when standard error
 is a terminal.
 
-A running server polls the store for other processes' writes every 2
-seconds: its sessions with a mailbox open, IDLE ones included, see the
-imported messages within that time.
+A running server polls the embedded store for other processes' writes
+every 2 seconds: its sessions with a mailbox open, IDLE ones included, see
+the imported messages within that time. With --postgres the messages go
+into the PostgreSQL store, and the servers sharing it see them as they
+see another node's writes (docs/scale-out.md).
 
 Flags:
   --data DIR             data directory (default ./quickimap-data)
-  --config FILE          configuration file to take the data directory from
+  --postgres DSN         PostgreSQL store to import into instead of the data directory
+  --config FILE          configuration file to take the data directory or DSN from
   --user NAME            the account to import into (required)
   --mailbox NAME         mailbox for mbox files and a Maildir's top folder
                          (default INBOX; created if missing)
@@ -51,7 +54,7 @@ Flags:
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("import", stderr)
-	load := configFlags(fs, "data")
+	load := configFlags(fs, "data", "postgres")
 	userName := fs.String("user", "", "")
 	mailbox := fs.String("mailbox", "INBOX", "")
 	format := fs.String("mbox-format", "mboxrd", "")
@@ -84,7 +87,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	st, err := openStore(ctx, cfg.DataDir, false, storeOptions(&cfg))
+	st, err := openConfigStore(ctx, &cfg, false, storeOptions(&cfg))
 	if err != nil {
 		return fail(exitFail, "%v", err)
 	}

@@ -36,21 +36,23 @@ const (
 const usageText = `quickimap is an IMAP server for phones on bad networks.
 
 Usage:
-  quickimap serve [--data DIR] [--listen ADDR] [--tls-listen ADDR --cert FILE --key FILE]
-                  [--config FILE] [--no-initial-user] [--allow-insecure-auth] [more flags]
+  quickimap serve [STORE] [--listen ADDR] [--tls-listen ADDR --cert FILE --key FILE]
+                  [--node-id NAME] [--config FILE] [--no-initial-user]
+                  [--allow-insecure-auth] [more flags]
       Run the server. On first start it creates the account "user" and
       prints its password. "quickimap help serve" lists every flag.
-  quickimap user add [--data DIR] NAME      create an account (password from stdin or prompt)
-  quickimap user passwd [--data DIR] NAME   change an account's password
-  quickimap user del [--data DIR] NAME      delete an account and all its mail
-  quickimap user list [--data DIR]          list the accounts
-  quickimap check [--data DIR]              verify the store; exit 1 on problems
-  quickimap import [--data DIR] --user NAME [--mailbox NAME] PATH...
+  quickimap user add [STORE] NAME           create an account (password from stdin or prompt)
+  quickimap user passwd [STORE] NAME        change an account's password
+  quickimap user del [STORE] NAME           delete an account and all its mail
+  quickimap user list [STORE]               list the accounts
+  quickimap check [STORE]                   verify the store; exit 1 on problems
+  quickimap import [STORE] --user NAME [--mailbox NAME] PATH...
       Copy mbox files and Maildir trees into an account, also while the
       server runs; messages already there are skipped.
   quickimap backup [--data DIR] OUT
       Copy the store, while the server runs, to the new directory OUT;
-      "quickimap check --data OUT" verifies the copy.
+      "quickimap check --data OUT" verifies the copy. (A PostgreSQL store is
+      backed up with PostgreSQL's tools: "quickimap help backup".)
   quickimap migrate [--data DIR] --postgres DSN
       Copy the embedded store into an empty PostgreSQL database, keeping
       UIDs, MODSEQs and resumable sessions; stop the server first.
@@ -66,7 +68,10 @@ Usage:
   quickimap version                         print the version (also --version)
   quickimap help [COMMAND]                  show this text, or a command's flags
 
-The data directory defaults to ./quickimap-data.
+STORE is --data DIR, the embedded store's directory (default
+./quickimap-data), or --postgres DSN, a PostgreSQL store that several
+servers may share (docs/scale-out.md). bench and sync talk IMAP to any
+server and open no store.
 `
 
 // run is the whole program: it takes the arguments after the program name

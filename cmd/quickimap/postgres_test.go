@@ -125,3 +125,51 @@ func TestServePostgres(t *testing.T) {
 	a.ExpectTagged("a7", "LOGOUT", "a7 OK")
 	s.stop()
 }
+
+// import writes into a PostgreSQL store given by --postgres, skipping
+// what is already there; backup refuses one and names PostgreSQL's
+// tools.
+func TestImportBackupPostgres(t *testing.T) {
+	dsn := pgtest.DB(t)
+	mbox := filepath.Join("..", "..", "importer", "testdata", "mboxrd.mbox")
+	unused := filepath.Join(t.TempDir(), "none") // no data directory: nothing may touch it
+	quickimap(t, "pw\n", "user", "add", "--postgres", dsn, "alice").want(t, exitOK, "Created user alice", "")
+	quickimap(t, "", "import", "--postgres", dsn, "--data", unused, "--user", "Alice", mbox).
+		want(t, exitOK, "3 message(s) read: 3 imported, 0 already present", "")
+	quickimap(t, "", "import", "--postgres", dsn, "--user", "alice", "--mailbox", "Archive/2025", mbox).
+		want(t, exitOK, "3 imported", "")
+	quickimap(t, "", "import", "--postgres", dsn, "--user", "alice", mbox).want(t, exitOK, "0 imported, 3 already present", "")
+	quickimap(t, "", "import", "--postgres", dsn, "--user", "nobody", mbox).want(t, exitFail, "", "no user nobody")
+	if _, err := os.Stat(unused); !os.IsNotExist(err) {
+		t.Errorf("import --postgres touched the data directory: %v", err)
+	}
+
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u, err := st.UserByName(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"INBOX", "Archive/2025"} {
+		mb, err := st.MailboxByName(ctx, u.ID, name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if s, err := st.Status(ctx, u.ID, mb.ID); err != nil || s.Messages != 3 {
+			t.Errorf("%s: %d messages, %v", name, s.Messages, err)
+		}
+	}
+	quickimap(t, "", "check", "--postgres", dsn).want(t, exitOK, "1 accounts, 7 mailboxes, 6 messages", "")
+
+	out := filepath.Join(t.TempDir(), "backup")
+	quickimap(t, "", "backup", "--postgres", dsn, out).want(t, exitUsage, "", "pg_dump --format=custom")
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("backup --postgres made %s: %v", out, err)
+	}
+	quickimap(t, "", "help", "backup").want(t, exitOK, "pg_basebackup", "")
+	quickimap(t, "", "help", "import").want(t, exitOK, "--postgres DSN", "")
+}

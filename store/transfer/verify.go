@@ -16,9 +16,11 @@ const maxDifferences = 100
 // holds as a client sees it: the same accounts (id, name, password
 // hash), and per account the same mailboxes (id, name, UIDVALIDITY,
 // UIDNEXT, HIGHESTMODSEQ, special use, placeholder) with the same
-// counters (messages, unseen, size), and the same subscriptions. It
-// returns the differences found (nil: none), at most a hundred. Its
-// memory is that of one account's mailbox list.
+// counters (messages, unseen, size), the same UIDs of messages and of
+// expunge tombstones, and the same subscriptions. It returns the
+// differences found (nil: none), at most a hundred. Its memory is that
+// of one account's mailbox list and one mailbox's UIDs (four bytes a
+// message or tombstone).
 func Compare(ctx context.Context, from, to store.Store) ([]string, error) {
 	var diffs []string
 	report := func(format string, args ...any) {
@@ -87,6 +89,23 @@ func compareAccount(ctx context.Context, from, to store.Store, u store.User, rep
 		if fs.Messages != ts.Messages || fs.Unseen != ts.Unseen || fs.Size != ts.Size {
 			report("account %q, mailbox %q: %d messages, %d unseen, %d bytes; the copy has %d, %d, %d bytes",
 				u.Name, m.Name, fs.Messages, fs.Unseen, fs.Size, ts.Messages, ts.Unseen, ts.Size)
+		}
+		// The UIDs of the messages and of the tombstones, which a
+		// QRESYNC client compares with its cache (RFC 7162 §3.2.5).
+		fc, err := from.UIDChangesSince(ctx, u.ID, m.ID, 0, true)
+		if err != nil {
+			return err
+		}
+		tc, err := to.UIDChangesSince(ctx, u.ID, m.ID, 0, true)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(fc.Changed, tc.Changed) {
+			report("account %q, mailbox %q: the copy's message UIDs differ", u.Name, m.Name)
+		}
+		if !slices.Equal(fc.Vanished, tc.Vanished) || fc.Complete != tc.Complete {
+			report("account %q, mailbox %q: %d expunged UIDs (complete %v), the copy has %d (complete %v) or others",
+				u.Name, m.Name, len(fc.Vanished), fc.Complete, len(tc.Vanished), tc.Complete)
 		}
 	}
 	fsub, err := from.Subscriptions(ctx, u.ID)
