@@ -257,7 +257,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // schemaV2 records which node holds each session and the generation of
 // its last claim (store.SessionRecord.Owner, Generation), and the nodes'
 // heartbeats: the sessions of a node that stopped beating count as
-// inactive. Existing sessions are inactive (owner '') at generation 0.
+// inactive. Existing sessions are inactive (no owner) at generation 0.
 // sessions_owner is partial: only held sessions are in it, and a node
 // starting again finds its own with it (ReleaseNodeSessions).
 const schemaV2 = `

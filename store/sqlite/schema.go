@@ -440,7 +440,7 @@ func migrateV7(ctx context.Context, tx *dbtx) error {
 // schemaV8 records which node holds each session and the generation of
 // its last claim (store.SessionRecord.Owner, Generation), and the nodes'
 // heartbeats: the sessions of a node that stopped beating count as
-// inactive. Sessions stored before the upgrade are inactive (owner '')
+// inactive. Sessions stored before the upgrade are inactive (no owner)
 // at generation 0. sessions_owner is partial: only held sessions are in
 // it, and a node starting again finds its own with it
 // (ReleaseNodeSessions).
