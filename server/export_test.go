@@ -1,0 +1,7 @@
+package server
+
+import "github.com/quickimap/quickimap/bus"
+
+// SessionTakenHint hands a SessionTaken hint to the server as its bus
+// would, for the tests of sessions across nodes.
+func (s *Server) SessionTakenHint(h bus.Hint) { s.sessionTaken(h) }
