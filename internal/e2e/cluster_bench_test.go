@@ -27,7 +27,15 @@ import (
 // mean of TCP connect, greeting, LOGIN and SID. Run it with:
 //
 //	go test ./internal/e2e -run '^$' -bench ClusterSIDResume -benchtime 200x
+//
+// The sub-benchmark same-node resumes on node1 every time, for
+// comparison: the takeover is then within one process.
 func BenchmarkClusterSIDResume(b *testing.B) {
+	b.Run("other-node", func(b *testing.B) { benchClusterSIDResume(b, true) })
+	b.Run("same-node", func(b *testing.B) { benchClusterSIDResume(b, false) })
+}
+
+func benchClusterSIDResume(b *testing.B, hop bool) {
 	const messages = 10_000
 	c := cluster.Start(b, cluster.Options{})
 	cluster.Fill(b, c.DSN, "alice", "INBOX", messages)
@@ -58,7 +66,11 @@ func BenchmarkClusterSIDResume(b *testing.B) {
 		w.ExpectTagged("w5", "UID EXPUNGE "+m[1], "w5 OK")
 
 		// The session moves to the other node of node1 and node2.
-		env := c.Env(n%2, "")
+		node := 0
+		if hop {
+			node = n % 2
+		}
+		env := c.Env(node, "")
 		t0 := time.Now()
 		r := env.DialLogin(b)
 		b.StartTimer()
@@ -69,7 +81,7 @@ func BenchmarkClusterSIDResume(b *testing.B) {
 		withLogin += time.Since(t0)
 		durs = append(durs, d)
 		if got[0] != "* SELECTED INBOX" || !strings.HasPrefix(got[len(got)-1], "r OK [READ-WRITE]") {
-			b.Fatalf("resume %d on %s: %q", n, c.Node(n%2).Name, got)
+			b.Fatalf("resume %d on %s: %q", n, c.Node(node).Name, got)
 		}
 		for _, line := range got {
 			if m := highestRE.FindStringSubmatch(line); m != nil {
