@@ -63,6 +63,8 @@ func TestServeNodeID(t *testing.T) {
 	s.stop()
 
 	quickimap(t, "", "serve", "--data", data, "--node-id", "two words").want(t, exitUsage, "", "node-id")
+	quickimap(t, "", "help", "serve").want(t, exitOK, "--node-id NAME", "")
+	quickimap(t, "", "help", "serve").want(t, exitOK, "--postgres DSN", "")
 }
 
 func atoi(t *testing.T, s string) int {

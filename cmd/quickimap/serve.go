@@ -51,6 +51,10 @@ func stringArg(key string) string {
 		return "LEVEL"
 	case "log-format":
 		return "FORMAT"
+	case "postgres":
+		return "DSN"
+	case "node-id":
+		return "NAME"
 	}
 	return "STRING"
 }

@@ -49,11 +49,11 @@ func (s *Store) Import(ctx context.Context, src transfer.Source, progress func(t
 	if progress == nil {
 		progress = func(string, int64) {}
 	}
-	counter, err := src.UIDValidityCounter(ctx)
+	counters, err := src.Counters(ctx)
 	if err != nil {
 		return t, err
 	}
-	if err := s.beginImport(ctx, counter); err != nil {
+	if err := s.beginImport(ctx, counters.UIDValidity); err != nil {
 		return t, err
 	}
 
@@ -133,7 +133,7 @@ func (s *Store) Import(ctx context.Context, src transfer.Source, progress func(t
 	if t.Sessions, err = s.importSessions(ctx, src, progress); err != nil {
 		return t, err
 	}
-	return t, s.endImport(ctx)
+	return t, s.endImport(ctx, counters)
 }
 
 // importSessions copies the resumable sessions, every column of them.
@@ -190,14 +190,18 @@ func (s *Store) beginImport(ctx context.Context, uidValidityCounter int64) error
 	})
 }
 
-// endImport moves the identity sequences past the copied ids and removes
-// the import's mark.
-func (s *Store) endImport(ctx context.Context) error {
+// endImport moves the identity sequences past the copied ids, and past
+// the source's highest ids ever given (those of deleted accounts and
+// mailboxes are not given again), and removes the import's mark.
+func (s *Store) endImport(ctx context.Context, c transfer.Counters) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, table := range []string{"users", "mailboxes", "bodies"} {
-			if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('`+table+`', 'id'),
-				coalesce((SELECT max(id) FROM `+table+`), 0) + 1, false)`); err != nil {
-				return fmt.Errorf("postgres store: import: sequence of %s: %w", table, err)
+		for _, seq := range []struct {
+			table string
+			max   int64
+		}{{"users", c.MaxUserID}, {"mailboxes", c.MaxMailboxID}, {"bodies", 0}} {
+			if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('`+seq.table+`', 'id'),
+				greatest(coalesce((SELECT max(id) FROM `+seq.table+`), 0), $1) + 1, false)`, seq.max); err != nil {
+				return fmt.Errorf("postgres store: import: sequence of %s: %w", seq.table, err)
 			}
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM counters WHERE name = $1`, importMarker)

@@ -49,6 +49,7 @@ func sourceStore(t *testing.T) *sqlite.Store {
 	gone := user("gone", nil)
 	bob := user("bob", nil)
 	must(src.DeleteUser(ctx, gone.ID))
+	last := user("last", nil) // the highest account id, deleted at the end
 	for _, n := range []string{"Lists/go", "Lists/rust", "Work/2024", "Tmp"} {
 		_, err := src.CreateMailbox(ctx, alice.ID, n, "")
 		must(err)
@@ -94,6 +95,13 @@ func sourceStore(t *testing.T) *sqlite.Store {
 	bobInbox := mailbox(bob, "INBOX")
 	_, _, err = src.AppendMessages(ctx, bob.ID, bobInbox.ID, []store.NewMessage{{Body: []byte("Subject: x\r\n\r\ny"), Flags: []string{`$MDNSent`}}})
 	must(err)
+
+	// The highest ids ever given belong to deleted ones: the copy must
+	// not give them again.
+	_, err = src.CreateMailbox(ctx, alice.ID, "Last", "")
+	must(err)
+	must(src.DeleteMailbox(ctx, alice.ID, "Last"))
+	must(src.DeleteUser(ctx, last.ID))
 
 	now := time.Unix(1_700_000_000, 123456789)
 	for i, u := range []store.User{alice, alice, bob} {
@@ -162,14 +170,24 @@ func TestImport(t *testing.T) {
 	if f := idx[len(idx)-1].Flags; !slices.Equal(f, []string{"$Label1"}) {
 		t.Errorf("new message's keyword spelled %q, want the mailbox's $Label1", f)
 	}
+	// Ids are never given twice, also those of deleted accounts and
+	// mailboxes (the highest of each).
+	probe, err := src.CreateUser(ctx, "probe", "h", nil) // the source's next ids
+	if err != nil {
+		t.Fatal(err)
+	}
+	probeBox, _ := src.MailboxByName(ctx, probe.ID, "INBOX")
 	carol, err := dst.CreateUser(ctx, "carol", "h", nil)
-	if err != nil || carol.ID <= users[len(users)-1].ID {
-		t.Errorf("new account id %d after %d: %v", carol.ID, users[len(users)-1].ID, err)
+	if err != nil || carol.ID != probe.ID {
+		t.Errorf("new account id %d, the source's next is %d: %v", carol.ID, probe.ID, err)
 	}
 	mbs, _ := src.Mailboxes(ctx, alice.ID)
 	nm, err := dst.CreateMailbox(ctx, alice.ID, "New", "")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if carolBox, err := dst.MailboxByName(ctx, carol.ID, "INBOX"); err != nil || carolBox.ID != probeBox.ID {
+		t.Errorf("new mailbox id %d, the source's next is %d: %v", carolBox.ID, probeBox.ID, err)
 	}
 	for _, m := range mbs {
 		if nm.ID <= m.ID || nm.UIDValidity == m.UIDValidity {

@@ -75,11 +75,19 @@ func (e *Exporter) each(ctx context.Context, query string, dest []any, fn func()
 	return nil
 }
 
-// UIDValidityCounter implements transfer.Source.
-func (e *Exporter) UIDValidityCounter(ctx context.Context) (int64, error) {
-	var v int64
-	err := e.tx.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'uidvalidity'`).Scan(&v)
-	return v, err
+// Counters implements transfer.Source. users and mailboxes are
+// AUTOINCREMENT tables: sqlite_sequence holds the highest id they ever
+// gave.
+func (e *Exporter) Counters(ctx context.Context) (transfer.Counters, error) {
+	var c transfer.Counters
+	err := e.tx.QueryRowContext(ctx, `SELECT (SELECT value FROM counters WHERE name = 'uidvalidity'),
+		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'users'), 0),
+		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'mailboxes'), 0)`).Scan(
+		&c.UIDValidity, &c.MaxUserID, &c.MaxMailboxID)
+	if err != nil {
+		return c, fmt.Errorf("sqlite store: export: %w", err)
+	}
+	return c, nil
 }
 
 // referenced is the condition on bodies b of being some message's body:

@@ -85,6 +85,18 @@ type Tombstone struct {
 	ExpungedAt int64 // Unix seconds
 }
 
+// Counters are a store's counters beyond its rows.
+type Counters struct {
+	// UIDValidity is the value new mailboxes' UIDVALIDITY is taken
+	// after (UIDVALIDITY must never repeat for a name, RFC 3501 §2.3.1.1).
+	UIDValidity int64
+	// MaxUserID and MaxMailboxID are the highest ids ever given, also
+	// those of accounts and mailboxes deleted since: ids are never
+	// reused, so that a session naming a deleted mailbox's id can never
+	// resume into a new one.
+	MaxUserID, MaxMailboxID int64
+}
+
 // Totals are the numbers of rows of a store.
 type Totals struct {
 	Users, Mailboxes, Subscriptions, Bodies, Messages, Tombstones, Sessions int64
@@ -97,10 +109,9 @@ type Totals struct {
 // error yield returns. The byte slices of a row are valid only during
 // its yield: a Source may reuse them.
 type Source interface {
-	// UIDValidityCounter returns the store-wide value new mailboxes'
-	// UIDVALIDITY is taken after, so that a copy never hands out a
-	// value already used.
-	UIDValidityCounter(ctx context.Context) (int64, error)
+	// Counters returns where the store's counters stand, so that a copy
+	// never hands out a value the original has used.
+	Counters(ctx context.Context) (Counters, error)
 	Totals(ctx context.Context) (Totals, error)
 	Users(ctx context.Context, yield func(User) error) error                 // by id
 	Mailboxes(ctx context.Context, yield func(Mailbox) error) error          // by id
