@@ -335,13 +335,13 @@ func (c *Cluster) start(n *Node) error {
 
 // stopProc sends sig to the node's process, if it runs, and waits up to
 // d for it to end (then kills it).
-func (n *Node) stopProc(sig syscall.Signal, d time.Duration) (err error, was bool) {
+func (n *Node) stopProc(sig syscall.Signal, d time.Duration) (was bool, err error) {
 	n.mu.Lock()
 	p := n.proc
 	n.proc = nil
 	n.mu.Unlock()
 	if p == nil {
-		return nil, false
+		return false, nil
 	}
 	p.cmd.Process.Signal(sig)
 	select {
@@ -349,9 +349,9 @@ func (n *Node) stopProc(sig syscall.Signal, d time.Duration) (err error, was boo
 	case <-time.After(d):
 		p.cmd.Process.Kill()
 		<-p.done
-		return fmt.Errorf("%s still running %v after %v; killed", n.Name, d, sig), true
+		return true, fmt.Errorf("%s still running %v after %v; killed", n.Name, d, sig)
 	}
-	return p.err, true
+	return true, p.err
 }
 
 // Nodes returns the cluster's nodes.
@@ -382,7 +382,7 @@ func (c *Cluster) Env(i int, user string) *imaptest.Env {
 func (c *Cluster) Kill(i int) {
 	c.tb.Helper()
 	n := c.nodes[i]
-	err, was := n.stopProc(syscall.SIGKILL, 10*time.Second)
+	was, err := n.stopProc(syscall.SIGKILL, 10*time.Second)
 	if !was {
 		c.tb.Fatalf("kill %s: not running", n.Name)
 	}
@@ -395,7 +395,7 @@ func (c *Cluster) Kill(i int) {
 func (c *Cluster) Stop(i int) {
 	c.tb.Helper()
 	n := c.nodes[i]
-	err, was := n.stopProc(syscall.SIGTERM, 20*time.Second)
+	was, err := n.stopProc(syscall.SIGTERM, 20*time.Second)
 	if !was {
 		c.tb.Fatalf("stop %s: not running", n.Name)
 	}
