@@ -153,6 +153,13 @@ func (r *busReceiver) next() (all bool, mailboxID int64, modseq uint64, ok bool)
 	return false, mailboxID, modseq, true
 }
 
+// remaining reports whether jobs wait.
+func (r *busReceiver) remaining() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.order) > 0 || r.resync
+}
+
 // work runs jobs until Shutdown begins.
 func (r *busReceiver) work() {
 	defer r.s.wg.Done()
@@ -167,12 +174,8 @@ func (r *busReceiver) work() {
 			if !ok {
 				break
 			}
-			// Jobs remain: another worker may take them meanwhile.
-			r.mu.Lock()
-			more := len(r.order) > 0 || r.resync
-			r.mu.Unlock()
-			if more {
-				r.poke()
+			if r.remaining() {
+				r.poke() // another worker may take them meanwhile
 			}
 			if all {
 				r.s.hub.RefreshAll(r.s.ctx)

@@ -236,34 +236,6 @@ func TestLMTPOptions(t *testing.T) {
 	}
 }
 
-// bus-poll-interval reaches the server; 0 turns the safety poll off.
-func TestBusPollIntervalOption(t *testing.T) {
-	c := config.Default()
-	o, err := serverOptions(&c, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.BusPollInterval != 60*time.Second {
-		t.Errorf("default: %v", o.BusPollInterval)
-	}
-	if err := c.Set("bus-poll-interval", "15s"); err != nil {
-		t.Fatal(err)
-	}
-	if o, err = serverOptions(&c, nil, nil); err != nil || o.BusPollInterval != 15*time.Second {
-		t.Errorf("15s: %v, %v", o.BusPollInterval, err)
-	}
-	if err := c.Set("bus-poll-interval", "0"); err != nil {
-		t.Fatal(err)
-	}
-	if o, err = serverOptions(&c, nil, nil); err != nil || o.BusPollInterval >= 0 {
-		t.Errorf("0: %v, %v; want negative (never)", o.BusPollInterval, err)
-	}
-	c.BusPollInterval = -time.Second
-	if c.Validate() == nil {
-		t.Error("negative bus-poll-interval accepted")
-	}
-}
-
 // fsync reaches the store; anything but always or optimized is refused.
 func TestStoreFsyncOption(t *testing.T) {
 	c := config.Default()
@@ -310,5 +282,33 @@ func TestProxyProtocolOption(t *testing.T) {
 	}
 	if c.ProxyProtocolFrom != "10.1.0.0/16, 192.0.2.7/32, 198.51.100.1/32, 2001:db8::/32" {
 		t.Errorf("a refused value changed the setting to %q", c.ProxyProtocolFrom)
+	}
+}
+
+// bus-poll-interval reaches the server; 0 turns the safety poll off.
+func TestBusPollIntervalOption(t *testing.T) {
+	c := config.Default()
+	o, err := serverOptions(&c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.BusPollInterval != 60*time.Second {
+		t.Errorf("default: %v", o.BusPollInterval)
+	}
+	if err := c.Set("bus-poll-interval", "15s"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err = serverOptions(&c, nil, nil); err != nil || o.BusPollInterval != 15*time.Second {
+		t.Errorf("15s: %v, %v", o.BusPollInterval, err)
+	}
+	if err := c.Set("bus-poll-interval", "0"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err = serverOptions(&c, nil, nil); err != nil || o.BusPollInterval >= 0 {
+		t.Errorf("0: %v, %v; want negative (never)", o.BusPollInterval, err)
+	}
+	c.BusPollInterval = -time.Second
+	if c.Validate() == nil {
+		t.Error("negative bus-poll-interval accepted")
 	}
 }
