@@ -19,6 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -27,6 +28,12 @@ import (
 const (
 	LogText = "text"
 	LogJSON = "json"
+)
+
+// Durability policies of the embedded store (the fsync key).
+const (
+	FsyncAlways    = "always"
+	FsyncOptimized = "optimized"
 )
 
 // Config is the whole configuration of a server.
@@ -50,6 +57,11 @@ type Config struct {
 	// AllowInsecureAuth lets clients log in over a connection that is
 	// neither TLS nor from a loopback address.
 	AllowInsecureAuth bool
+	// ProxyProtocolFrom is the comma-separated list of the networks
+	// (CIDR prefixes or single addresses) of trusted TCP load balancers,
+	// whose connections begin with a PROXY protocol header naming the
+	// client; empty: none.
+	ProxyProtocolFrom string
 	// MetricsListen is the address of the HTTP listener of the
 	// Prometheus metrics (/metrics) and health checks (/healthz,
 	// /readyz). Empty disables it.
@@ -151,6 +163,10 @@ type Config struct {
 	// directory and gives back when the disk fills, so that deletes can
 	// still commit (0: none).
 	DiskReserve int64
+	// Fsync is the embedded store's durability policy (FsyncAlways or
+	// FsyncOptimized): whether flag changes and expunges wait for an
+	// fsync before they are acknowledged. New mail always does.
+	Fsync string
 
 	// Resumable sessions (draft-ietf-lemonade-reconnect-07): how long an
 	// inactive session stays resumable, and the caps on a user's
@@ -198,6 +214,7 @@ func Default() Config {
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
 		DiskReserve:       8 << 20,
+		Fsync:             FsyncAlways,
 		SessionTimeout:    24 * time.Hour,
 		SessionMaxPerUser: 20,
 		SessionMaxPerIP:   10000,
@@ -229,6 +246,12 @@ func (c *Config) Validate() error {
 	if c.TLSListen != "" && (c.CertFile == "" || c.KeyFile == "") {
 		errs = append(errs, errors.New("tls-listen needs cert and key"))
 	}
+	if _, err := c.ProxyPrefixes(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Fsync != FsyncAlways && c.Fsync != FsyncOptimized {
+		errs = append(errs, fmt.Errorf("fsync: %q is neither %q nor %q", c.Fsync, FsyncAlways, FsyncOptimized))
+	}
 	if c.LogFormat != LogText && c.LogFormat != LogJSON {
 		errs = append(errs, fmt.Errorf("log-format: %q is neither %q nor %q", c.LogFormat, LogText, LogJSON))
 	}
@@ -240,6 +263,28 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ProxyPrefixes returns ProxyProtocolFrom as prefixes; a single address
+// is a prefix of its full length.
+func (c *Config) ProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for f := range strings.SplitSeq(c.ProxyProtocolFrom, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("proxy-protocol-from: %q is neither an address nor a CIDR prefix", f)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // DomainList returns Domains as a list: lower-cased, without blanks or

@@ -119,6 +119,7 @@ func TestParseExample(t *testing.T) {
 		NoInitialUser:      true,
 
 		// Not in the example: the defaults.
+		Fsync:                 FsyncAlways,
 		MaxConnectionsPerIP:   100,
 		MinRate:               256,
 		MinRateWindow:         time.Minute,

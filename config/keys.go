@@ -240,6 +240,24 @@ var keys = []Key{
 			return nil
 		},
 	},
+	{Name: "proxy-protocol-from", Kind: KindString, Help: "comma-separated networks (CIDR) or addresses of trusted TCP load balancers whose connections begin with a PROXY protocol header (v1 or v2) giving the client's address; empty: none",
+		get: func(c *Config) string { return c.ProxyProtocolFrom },
+		set: func(c *Config, v string) error {
+			old := c.ProxyProtocolFrom
+			c.ProxyProtocolFrom = v
+			ps, err := c.ProxyPrefixes()
+			if err != nil {
+				c.ProxyProtocolFrom = old
+				return err
+			}
+			parts := make([]string, len(ps))
+			for i, p := range ps {
+				parts[i] = p.String()
+			}
+			c.ProxyProtocolFrom = strings.Join(parts, ", ")
+			return nil
+		},
+	},
 	{Name: "domains", Kind: KindString, Help: "comma-separated domains whose recipients LMTP accepts; empty: any",
 		get: func(c *Config) string { return c.Domains },
 		set: func(c *Config, v string) error {
@@ -282,6 +300,17 @@ var keys = []Key{
 				return fmt.Errorf("%q is neither text nor json", v)
 			}
 			c.LogFormat = v
+			return nil
+		},
+	},
+	{Name: "fsync", Kind: KindString, Help: "always: every change waits for an fsync; optimized: new mail does, flag changes and expunges are synced within a second (as Dovecot's mail_fsync = optimized)",
+		get: func(c *Config) string { return c.Fsync },
+		set: func(c *Config, v string) error {
+			v = strings.ToLower(strings.TrimSpace(v))
+			if v != FsyncAlways && v != FsyncOptimized {
+				return fmt.Errorf("%q is neither always nor optimized", v)
+			}
+			c.Fsync = v
 			return nil
 		},
 	},

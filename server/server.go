@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -45,6 +46,14 @@ type Options struct {
 	// TLS requirement above (for a TLS-terminating proxy on the same
 	// host that is not trusted, and for tests).
 	DistrustLoopback bool
+	// ProxyProtocolFrom lists the networks of trusted TCP load balancers
+	// (HAProxy and the like). A connection from one of them must begin
+	// with a PROXY protocol header (version 1 or 2), whose client
+	// address the server then uses for everything it does per address:
+	// limits, login throttling, loopback trust, session caps, logs. A
+	// connection without a valid header within 5 seconds is closed.
+	// Connections from elsewhere are taken as they come.
+	ProxyProtocolFrom []netip.Prefix
 
 	Limits wire.Limits
 	// AutoLogoutTimeout ends a connection silent for this long (RFC 3501
@@ -500,20 +509,44 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			return err
 		}
 		tempDelay = 0
-		if implicitTLS {
-			nc = tls.Server(nc, s.opts.TLSConfig)
-		}
-		c, bye := s.track(nc)
-		if c == nil {
-			// Over a connection limit or shutting down: a BYE, best
-			// effort and bounded by a short deadline.
-			nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-			nc.Write([]byte("* BYE " + bye + "\r\n"))
-			nc.Close()
+		if s.fromProxy(nc) {
+			// The header is read on the connection's own goroutine: a
+			// slow proxy must not hold up the accept loop.
+			go s.acceptProxied(nc, implicitTLS)
 			continue
 		}
-		go c.serve()
+		s.start(nc, implicitTLS)
 	}
+}
+
+// start serves a new connection on a goroutine of its own, or refuses it.
+func (s *Server) start(nc net.Conn, implicitTLS bool) {
+	if implicitTLS {
+		nc = tls.Server(nc, s.opts.TLSConfig)
+	}
+	c, bye := s.track(nc)
+	if c == nil {
+		// Over a connection limit or shutting down: a BYE, best
+		// effort and bounded by a short deadline.
+		nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		nc.Write([]byte("* BYE " + bye + "\r\n"))
+		nc.Close()
+		return
+	}
+	go c.serve()
+}
+
+// acceptProxied reads the PROXY header of a connection from a trusted
+// proxy, then serves it as the client it names.
+func (s *Server) acceptProxied(nc net.Conn, implicitTLS bool) {
+	timeout := min(proxyHeaderTimeout, s.opts.PreAuthTimeout)
+	pc, err := readProxyHeader(nc, timeout)
+	if err != nil {
+		s.log.Warn("connection refused", "reason", "proxy-header", "proxy", nc.RemoteAddr().String(), "err", err)
+		nc.Close()
+		return
+	}
+	s.start(pc, implicitTLS)
 }
 
 func isTemporary(err error) bool {

@@ -25,7 +25,11 @@ func storeOptions(c *config.Config) sqlite.Options {
 	if reserve == 0 {
 		reserve = -1 // sqlite.Options: 0 is the default, negative none
 	}
-	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount, ReserveBytes: reserve}
+	fsync := sqlite.FsyncAlways
+	if c.Fsync == config.FsyncOptimized {
+		fsync = sqlite.FsyncOptimized
+	}
+	return sqlite.Options{TombstoneMaxAge: c.TombstoneMaxAge, TombstoneMaxCount: c.TombstoneMaxCount, ReserveBytes: reserve, Fsync: fsync}
 }
 
 // postgresOptions returns the PostgreSQL store's options.
@@ -64,6 +68,10 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 	if err != nil {
 		return server.Options{}, err
 	}
+	proxies, err := c.ProxyPrefixes()
+	if err != nil {
+		return server.Options{}, err
+	}
 	cacheTTL := c.AuthCacheTTL
 	if cacheTTL == 0 {
 		cacheTTL = -1 // server.Options: negative turns the cache off
@@ -95,6 +103,7 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 		Logger:             logger,
 		TLSConfig:          tc,
 		AllowInsecureAuth:  c.AllowInsecureAuth,
+		ProxyProtocolFrom:  proxies,
 		Limits:             wireLimits(c),
 		AutoLogoutTimeout:  c.AutoLogoutTimeout,
 		PreAuthTimeout:     c.PreAuthTimeout,

@@ -232,3 +232,52 @@ func TestLMTPOptions(t *testing.T) {
 		t.Errorf("lmtpOptions: %+v", lo)
 	}
 }
+
+// fsync reaches the store; anything but always or optimized is refused.
+func TestStoreFsyncOption(t *testing.T) {
+	c := config.Default()
+	if got := storeOptions(&c).Fsync; got != sqlite.FsyncAlways {
+		t.Errorf("default Fsync %v", got)
+	}
+	if err := c.Set("fsync", "Optimized"); err != nil {
+		t.Fatal(err)
+	}
+	if got := storeOptions(&c).Fsync; got != sqlite.FsyncOptimized {
+		t.Errorf("fsync optimized: Fsync %v", got)
+	}
+	if err := c.Set("fsync", "sometimes"); err == nil {
+		t.Error("fsync sometimes accepted")
+	}
+	c.Fsync = "never"
+	if c.Validate() == nil {
+		t.Error("Validate accepts fsync never")
+	}
+}
+
+// proxy-protocol-from reaches the server as prefixes; a single address is
+// a full-length prefix; garbage is refused.
+func TestProxyProtocolOption(t *testing.T) {
+	c := config.Default()
+	if err := c.Set("proxy-protocol-from", "10.1.0.0/16, 192.0.2.7 ,::ffff:198.51.100.1, 2001:db8::/32"); err != nil {
+		t.Fatal(err)
+	}
+	o, err := serverOptions(&c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.1.0.0/16", "192.0.2.7/32", "198.51.100.1/32", "2001:db8::/32"}
+	if len(o.ProxyProtocolFrom) != len(want) {
+		t.Fatalf("ProxyProtocolFrom %v, want %v", o.ProxyProtocolFrom, want)
+	}
+	for i, p := range o.ProxyProtocolFrom {
+		if p.String() != want[i] {
+			t.Errorf("ProxyProtocolFrom[%d] = %v, want %s", i, p, want[i])
+		}
+	}
+	if err := c.Set("proxy-protocol-from", "10.0.0.0/8, haproxy"); err == nil {
+		t.Error("proxy-protocol-from with a host name accepted")
+	}
+	if c.ProxyProtocolFrom != "10.1.0.0/16, 192.0.2.7/32, 198.51.100.1/32, 2001:db8::/32" {
+		t.Errorf("a refused value changed the setting to %q", c.ProxyProtocolFrom)
+	}
+}

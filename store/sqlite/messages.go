@@ -918,7 +918,7 @@ func (s *Store) UpdateFlags(ctx context.Context, userID, mailboxID int64, uids [
 	}
 	runs := uidRuns(uids)
 	now := s.opts.Now()
-	err = s.write(ctx, func(tx *dbtx) error {
+	err = s.writeMeta(ctx, func(tx *dbtx) error {
 		changed, failed = nil, nil
 		m, err := selectable(ctx, tx, userID, mailboxID)
 		if err != nil {
@@ -1028,7 +1028,7 @@ func (s *Store) Expunge(ctx context.Context, userID, mailboxID int64, uids []uin
 	runs := uidRuns(uids)
 	now := s.opts.Now()
 	var removed []uint32
-	err := s.write(ctx, func(tx *dbtx) error {
+	err := s.writeMeta(ctx, func(tx *dbtx) error {
 		removed = nil
 		m, err := selectable(ctx, tx, userID, mailboxID)
 		if err != nil {

@@ -95,11 +95,59 @@ type Options struct {
 	// default INTERNALDATE of appended messages. Default time.Now. Tests
 	// inject a fake clock to expire tombstones.
 	Now func() time.Time
+	// Fsync says which writes wait for an fsync before they return:
+	// FsyncAlways (the default) every write; FsyncOptimized only those
+	// that add mail or change accounts and mailboxes (see Fsync).
+	Fsync Fsync
+	// LazySyncDelay bounds, under FsyncOptimized, how long a change
+	// committed without fsync waits for one: the WAL is fsynced that long
+	// after the first such commit at the latest. Default 1 second.
+	LazySyncDelay time.Duration
 	// ObserveTransaction, when not nil, is told of every write
 	// transaction committed (one group commit: begin to commit) and how
 	// long it took; durable: committed with an fsync (not lazy). It runs
 	// on the writer, so it must be quick (a metrics update).
 	ObserveTransaction func(d time.Duration, durable bool)
+}
+
+// Fsync is the store's durability policy for writes that add no mail.
+type Fsync uint8
+
+const (
+	// FsyncAlways: every write is fsynced before it returns; a change
+	// acknowledged to a client survives a power failure.
+	FsyncAlways Fsync = iota
+	// FsyncOptimized: writes that add mail or change accounts,
+	// mailboxes or subscriptions (APPEND, delivery, COPY, MOVE, CREATE,
+	// DELETE, RENAME, user changes) are fsynced before they return, as
+	// with FsyncAlways. Flag changes, expunges and session checkpoints
+	// are committed without waiting for an fsync: they survive a crash
+	// of the process at once (the WAL is in the kernel's page cache) and
+	// a power failure once the next fsynced write, the next checkpoint
+	// or the periodic sync (LazySyncDelay) has run, whichever comes
+	// first. A power failure can thus undo at most that last second of
+	// flag changes and expunges, as a consistent prefix (the WAL keeps
+	// commit order). Dovecot's default, mail_fsync = optimized, makes the
+	// same trade.
+	FsyncOptimized
+)
+
+// ParseFsync reads "always" or "optimized".
+func ParseFsync(v string) (Fsync, error) {
+	switch strings.ToLower(v) {
+	case "always":
+		return FsyncAlways, nil
+	case "optimized":
+		return FsyncOptimized, nil
+	}
+	return 0, fmt.Errorf("fsync must be always or optimized, not %q", v)
+}
+
+func (f Fsync) String() string {
+	if f == FsyncOptimized {
+		return "optimized"
+	}
+	return "always"
 }
 
 // maxBatch caps how many queued mutations one group commit runs.
@@ -139,6 +187,8 @@ type Store struct {
 	// guarded by wsem.
 	dataVersionConn *sql.Conn
 	dataVersion     int64
+
+	lazy lazySync // the periodic WAL sync of FsyncOptimized
 
 	closeOnce sync.Once
 	closeErr  error
@@ -180,6 +230,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.LargeBody == 0 {
 		opts.LargeBody = 64 << 10
 	}
+	if opts.LazySyncDelay <= 0 {
+		opts.LazySyncDelay = time.Second
+	}
 	if opts.ReserveBytes == 0 {
 		opts.ReserveBytes = DefaultReserveBytes
 	}
@@ -196,7 +249,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	wdb.SetConnMaxIdleTime(0)
 
 	s := &Store{path: abs, w: writerConn{db: wdb}, wsem: make(chan struct{}, 1), opts: opts,
-		files: files{dir: filepath.Join(filepath.Dir(abs), bodyDir), min: max(opts.LargeBody, 0)}}
+		files: files{dir: filepath.Join(filepath.Dir(abs), bodyDir), min: max(opts.LargeBody, 0)},
+		lazy:  lazySync{wal: abs + "-wal", delay: opts.LazySyncDelay}}
 	// The writer goes first: it sets WAL mode (persistent in the file) and
 	// creates the schema before any reader looks.
 	if err := wdb.PingContext(ctx); err != nil {
@@ -304,6 +358,7 @@ func (s *Store) Close() error {
 		// Wait for the running batch; later writes fail.
 		s.wsem <- struct{}{}
 		s.closed = true
+		s.lazy.close()
 		// Best effort: keep the query planner's statistics current.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if c, err := s.w.get(ctx); err == nil {
@@ -358,6 +413,12 @@ func (s *Store) write(ctx context.Context, fn func(tx *dbtx) error) error {
 // mutation batched with a durable one is fsynced with it.
 func (s *Store) writeLazy(ctx context.Context, fn func(tx *dbtx) error) error {
 	return s.noteFull(s.enqueue(ctx, fn, true))
+}
+
+// writeMeta is write for a change that adds no mail (flags, expunges,
+// session checkpoints): lazy under FsyncOptimized, durable otherwise.
+func (s *Store) writeMeta(ctx context.Context, fn func(tx *dbtx) error) error {
+	return s.noteFull(s.enqueue(ctx, fn, s.opts.Fsync == FsyncOptimized))
 }
 
 func (s *Store) enqueue(ctx context.Context, fn func(tx *dbtx) error, lazy bool) error {
@@ -502,8 +563,15 @@ retry:
 			if s.opts.ObserveTransaction != nil {
 				s.opts.ObserveTransaction(time.Since(start), !lazy)
 			}
+			s.lazy.committed(lazy)
 			s.swept = nil
 			if wtx.freesBodies {
+				if lazy {
+					// The files go only once the rows that named them
+					// are gone for good: a power failure must not bring
+					// back a message whose body file was removed.
+					s.lazy.sync()
+				}
 				s.sweepFiles(bg)
 			}
 		}
