@@ -29,7 +29,8 @@ import (
 
 // nodeBus is a bus.Bus between the test's nodes: Publish hands a
 // SessionTaken hint at once to every peer's server, as a real bus's
-// receiving end would, unless the hints are being lost.
+// receiving end would, unless the hints are being lost. Other hints are
+// recorded and dropped.
 type nodeBus struct {
 	name  string
 	mu    sync.Mutex
@@ -48,6 +49,9 @@ func (b *nodeBus) Publish(h bus.Hint) {
 	if lose {
 		return
 	}
+	if h.Kind != bus.SessionTaken {
+		return
+	}
 	for _, p := range peers {
 		p.SessionTakenHint(h)
 	}
@@ -62,10 +66,18 @@ func (b *nodeBus) setLose(lose bool) {
 	b.mu.Unlock()
 }
 
+// published returns the SessionTaken hints published so far (a server
+// may publish others: mailbox changes).
 func (b *nodeBus) published() []bus.Hint {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return slices.Clone(b.sent)
+	var out []bus.Hint
+	for _, h := range b.sent {
+		if h.Kind == bus.SessionTaken {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // node is one server of the test's cluster.

@@ -161,8 +161,9 @@ func (s *countingSessions) ClaimSession(ctx context.Context, userID int64, id, n
 // can no longer write it), and a second time only when something in its
 // state changed. A LastActive older than half the session timeout is
 // moved forward by the claim itself (session.Registry.Attach). A phone
-// that reconnects again and again to the same mailbox costs one durable
-// write per resume.
+// that reconnects again and again to the same mailbox costs one write
+// per resume, the claim, which the SQLite store commits without an
+// fsync.
 func TestSIDResumeWrites(t *testing.T) {
 	var cs *countingSessions
 	var now atomic.Int64

@@ -200,10 +200,17 @@ func checkSessions(ctx context.Context, q querier) ([]string, error) {
 
 // ClaimSession implements store.Sessions: a read and an update in one
 // write transaction, which the single writer serialises with every
-// other.
+// other. It is committed without an fsync (writeLazy): every resume
+// claims, and the claim guards against other writers of the database,
+// all of them in this process (one process writes it). A crash of the
+// machine that loses a claim loses the process and its connections with
+// it, and the restarted node releases its sessions anyway; the state a
+// resume changes is written durably by the checkpoint that follows. (A
+// LastActive the claim moves forward is then durable with the next
+// fsynced commit of any kind.)
 func (s *Store) ClaimSession(ctx context.Context, userID int64, id, node string, touchBefore, now time.Time) (store.SessionRecord, error) {
 	var rec store.SessionRecord
-	err := s.write(ctx, func(tx *dbtx) error {
+	err := s.writeLazy(ctx, func(tx *dbtx) error {
 		var err error
 		if rec, err = loadSession(ctx, tx, userID, id); err != nil {
 			return err
