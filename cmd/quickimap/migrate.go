@@ -24,7 +24,8 @@ and bodies byte for byte, the expunge tombstones that QRESYNC's VANISHED
 against the new store as if nothing had happened.
 
 Stop the server first: the copy is the store as it was when migrate
-began, and what a running server changes afterwards is not copied.
+began, and what a running server changes afterwards is not copied; a
+change committed during the copy makes migrate fail.
 
 The database must be empty (a schema without rows, as a previous
 "quickimap check --postgres" may have made, is empty); migrate refuses
@@ -62,7 +63,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "quickimap migrate: --postgres DSN is required: the database to copy into\n\n%s", migrateUsage)
 		return exitUsage
 	}
-	if err := migrate(ctx, cfg.DataDir, cfg.Postgres, storeOptions(&cfg), postgresOptions(&cfg), stdout); err != nil {
+	if err := migrate(ctx, cfg.DataDir, cfg.Postgres, storeOptions(&cfg), postgresOptions(&cfg), stdout, nil); err != nil {
 		fmt.Fprintf(stderr, "quickimap migrate: %v\n", err)
 		return exitFail
 	}
@@ -70,8 +71,9 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 // migrate copies the embedded store in dir into the PostgreSQL database
-// dsn and verifies the copy.
-func migrate(ctx context.Context, dir, dsn string, so sqlite.Options, po postgres.Options, out io.Writer) (err error) {
+// dsn and verifies the copy. onBatch, when not nil, runs after each
+// batch written (tests change the store there).
+func migrate(ctx context.Context, dir, dsn string, so sqlite.Options, po postgres.Options, out io.Writer, onBatch func()) (err error) {
 	start := time.Now()
 	st, err := openStore(ctx, dir, false, so)
 	if err != nil {
@@ -91,6 +93,12 @@ func migrate(ctx context.Context, dir, dsn string, so sqlite.Options, po postgre
 		return err
 	}
 	defer exp.Close()
+	// Another process's commit from here on (a server still running)
+	// would be missing from the copy: the first call records where the
+	// database stands, the one after the copy tells.
+	if _, err := src.ExternalChanges(ctx); err != nil {
+		return err
+	}
 	want, err := exp.Totals(ctx)
 	if err != nil {
 		return err
@@ -100,6 +108,9 @@ func migrate(ctx context.Context, dir, dsn string, so sqlite.Options, po postgre
 
 	last := time.Now()
 	progress := func(table string, n int64) {
+		if onBatch != nil {
+			onBatch()
+		}
 		if time.Since(last) >= 5*time.Second {
 			last = time.Now()
 			fmt.Fprintf(out, "  %s: %d rows (%s)\n", table, n, time.Since(start).Round(time.Second))
@@ -116,6 +127,12 @@ func migrate(ctx context.Context, dir, dsn string, so sqlite.Options, po postgre
 	fmt.Fprintf(out, "copied in %s; verifying\n", copied.Round(time.Millisecond))
 	exp.Close()
 
+	if changed, err := src.ExternalChanges(ctx); err != nil {
+		return err
+	} else if changed {
+		return errors.New("the store changed while it was copied (is a server running on it?): " +
+			"the copy misses those changes; stop the server, drop and create the database, and run migrate again")
+	}
 	problems := verifyMigration(ctx, want, got, src, pg)
 	for _, p := range problems {
 		fmt.Fprintln(out, p)

@@ -12,6 +12,7 @@ import (
 	"github.com/quickimap/quickimap/internal/imaptest"
 	"github.com/quickimap/quickimap/internal/pgtest"
 	"github.com/quickimap/quickimap/store/postgres"
+	"github.com/quickimap/quickimap/store/sqlite"
 )
 
 // migrate copies a store into an empty database, verifies it, and
@@ -32,6 +33,37 @@ func TestMigrateCommand(t *testing.T) {
 		"is not empty: it holds 2 account(s), 12 mailbox(es)")
 	quickimap(t, "", "help", "migrate").want(t, exitOK, "Stop the server first", "")
 	quickimap(t, "", "help").want(t, exitOK, "quickimap migrate [--data DIR] --postgres DSN", "")
+}
+
+// migrate fails when another process writes to the store during the
+// copy: the copy is of the store as it was when migrate began.
+func TestMigrateStoreChanged(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	dsn := pgtest.DB(t)
+	quickimap(t, "pw\n", "user", "add", "--data", dir, "alice").want(t, exitOK, "Created user alice", "")
+	other, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	u, err := other.UserByName(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrote := false
+	var out strings.Builder
+	err = migrate(ctx, dir, dsn, sqlite.Options{}, postgres.Options{}, &out, func() {
+		if !wrote {
+			wrote = true
+			if err := other.Subscribe(ctx, u.ID, "Later"); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err == nil || !strings.Contains(err.Error(), "the store changed while it was copied") {
+		t.Fatalf("migrate with a write during the copy: %v\n%s", err, out.String())
+	}
 }
 
 // A client's session and QRESYNC state from before a migration stay
