@@ -30,7 +30,7 @@ func TestServeLimits(t *testing.T) {
 	p := startServerCmd(t, exec.Command("sh", "-c", `ulimit -n 320 && exec "$0" "$@"`,
 		bin, "serve", "--data", dir, "--listen", "127.0.0.1:0", "--no-initial-user",
 		"--preauth-timeout", "1s", "--min-rate", "1KiB", "--min-rate-window", "500ms"))
-	m := regexp.MustCompile(`msg="max-connections lowered[^"]*" max_connections=20000 effective=(\d+) open_files_limit=320`).FindStringSubmatch(p.log())
+	m := regexp.MustCompile(`msg="max-connections lowered[^"]*" (?:node=\S+ )?max_connections=20000 effective=(\d+) open_files_limit=320`).FindStringSubmatch(p.log())
 	if m == nil {
 		t.Fatalf("no warning about the limit on open files:\n%s", p.log())
 	}
@@ -124,7 +124,7 @@ func TestServeLimits(t *testing.T) {
 	}
 	// The line is written after the BYE and read from the server's
 	// stderr by another goroutine: wait for it.
-	for logDeadline := time.Now().Add(5 * time.Second); !strings.Contains(p.log(), `msg="slow client disconnected" remote=127.0.0.1:`); {
+	for logDeadline := time.Now().Add(5 * time.Second); !regexp.MustCompile(`msg="slow client disconnected" (?:node=\S+ )?remote=127\.0\.0\.1:`).MatchString(p.log()); {
 		if time.Now().After(logDeadline) {
 			t.Errorf("no log line for the slow client:\n%s", p.log())
 			break

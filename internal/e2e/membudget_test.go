@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -53,7 +54,9 @@ func TestMemoryBudgetBinary(t *testing.T) {
 	setCheapHash(t, dir, user, pw)
 	p := startServerArgs(t, bin, dir, "--memory-budget", "64MiB", "--literal-timeout", "5m")
 	pid := p.cmd.Process.Pid
-	if l := p.log(); !strings.Contains(l, `msg="memory budget" bytes=67108864 spool-literal=1048576 spool-dir=`+filepath.Join(dir, "spool")) {
+	// Every line of serve names the node (node=HOST:PORT) after msg.
+	if l := p.log(); !regexp.MustCompile(`msg="memory budget" (?:node=\S+ )?bytes=67108864 spool-literal=1048576 spool-dir=` +
+		regexp.QuoteMeta(filepath.Join(dir, "spool"))).MatchString(l) {
 		t.Errorf("no memory budget line in the log:\n%s", l)
 	}
 
