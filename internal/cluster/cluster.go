@@ -58,6 +58,8 @@ type Options struct {
 	DSN string
 	// Args are more flags for every "quickimap serve".
 	Args []string
+	// LMTP gives every node an LMTP listener too (Node.LMTPAddr).
+	LMTP bool
 	// Seed seeds the choices of RandomAddr (default: the clock).
 	Seed uint64
 }
@@ -70,6 +72,7 @@ type Cluster struct {
 	Users    []string
 	Password string
 	args     []string
+	lmtp     bool
 	nodes    []*Node
 
 	mu  sync.Mutex // guards rng and the nodes' up state for RandomAddr
@@ -82,7 +85,9 @@ type Node struct {
 	Name string
 	// Addr is the node's IMAP address, the same after a restart.
 	Addr string
-	data string // the node's --data directory (unused by the store)
+	// LMTPAddr is the node's LMTP address, with Options.LMTP.
+	LMTPAddr string
+	data     string // the node's --data directory (unused by the store)
 
 	mu    sync.Mutex
 	proc  *proc // the current process, nil when stopped
@@ -122,7 +127,7 @@ func Start(tb testing.TB, opts Options) *Cluster {
 	}
 	c := &Cluster{
 		tb: tb, Bin: opts.Bin, DSN: opts.DSN, Users: opts.Users, Password: opts.Password,
-		args: opts.Args, rng: rand.New(rand.NewPCG(opts.Seed, 0x5eed)),
+		args: opts.Args, lmtp: opts.LMTP, rng: rand.New(rand.NewPCG(opts.Seed, 0x5eed)),
 	}
 	CreateUsers(tb, c.DSN, c.Password, c.Users...)
 	root := tb.TempDir()
@@ -251,13 +256,14 @@ func Build(tb testing.TB) string {
 func (c *Cluster) startFirst(n *Node) error {
 	var err error
 	for range 5 {
-		var l net.Listener
-		l, err = net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		if n.Addr, err = freeAddr(); err != nil {
 			return err
 		}
-		n.Addr = l.Addr().String()
-		l.Close()
+		if c.lmtp {
+			if n.LMTPAddr, err = freeAddr(); err != nil {
+				return err
+			}
+		}
 		if err = c.start(n); err == nil {
 			return nil
 		}
@@ -268,6 +274,16 @@ func (c *Cluster) startFirst(n *Node) error {
 	return err
 }
 
+// freeAddr returns a loopback address whose port is free now.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
 // listeningRE finds the address of the "listening" log line (text and
 // JSON log formats).
 var listeningRE = regexp.MustCompile(`addr"?[=:]"?(127\.0\.0\.1:\d+)`)
@@ -276,6 +292,9 @@ var listeningRE = regexp.MustCompile(`addr"?[=:]"?(127\.0\.0\.1:\d+)`)
 func (c *Cluster) start(n *Node) error {
 	args := append([]string{"serve", "--postgres", c.DSN, "--node-id", n.Name,
 		"--data", n.data, "--listen", n.Addr, "--no-initial-user"}, c.args...)
+	if c.lmtp {
+		args = append(args, "--lmtp-listen", n.LMTPAddr)
+	}
 	cmd := exec.Command(c.Bin, args...)
 	// A node dies with the test process even when that is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -292,7 +311,7 @@ func (c *Cluster) start(n *Node) error {
 	n.proc = p
 	fmt.Fprintf(&n.logs, "--- %s started, pid %d\n", n.Name, cmd.Process.Pid)
 	n.mu.Unlock()
-	listening := make(chan string, 1)
+	listening := make(chan string, 4)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -317,19 +336,22 @@ func (c *Cluster) start(n *Node) error {
 		n.mu.Unlock()
 		close(p.done)
 	}()
-	select {
-	case addr := <-listening:
-		if addr != n.Addr {
-			return fmt.Errorf("listening on %s, want %s", addr, n.Addr)
+	// The IMAP listener's line; an LMTP listener has one too.
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case addr := <-listening:
+			if addr == n.Addr {
+				return nil
+			}
+		case <-p.done:
+			n.mu.Lock()
+			n.proc = nil
+			n.mu.Unlock()
+			return fmt.Errorf("quickimap serve exited before listening: %v", p.err)
+		case <-timeout:
+			return fmt.Errorf("no \"listening\" log line with addr=%s within 60 s", n.Addr)
 		}
-		return nil
-	case <-p.done:
-		n.mu.Lock()
-		n.proc = nil
-		n.mu.Unlock()
-		return fmt.Errorf("quickimap serve exited before listening: %v", p.err)
-	case <-time.After(60 * time.Second):
-		return fmt.Errorf("no \"listening\" log line within 60 s")
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-smtp"
 
 	"github.com/quickimap/quickimap/client"
 	"github.com/quickimap/quickimap/internal/cluster"
@@ -63,12 +64,13 @@ func waitLine(t *testing.T, c *imaptest.Conn, re string) (string, []string) {
 }
 
 // TestClusterIdle: a connection in IDLE on node1 is told of an APPEND,
-// a flag change and an EXPUNGE made on node2 and on node3 (RFC 2177:
+// a flag change and an EXPUNGE made on node2 and on node3, and of an
+// LMTP delivery to node3 (RFC 2177:
 // the EXISTS, FETCH and EXPUNGE responses of changes made elsewhere).
 // The nodes' safety poll is a minute: the 10 s each wait allows can
 // only be met by the change hints between the nodes.
 func TestClusterIdle(t *testing.T) {
-	c := startCluster(t)
+	c := cluster.Start(t, cluster.Options{Bin: buildBinary(t), LMTP: true})
 	a := c.Env(0, "").DialLogin(t)
 	b := c.Env(1, "").DialLogin(t)
 	d := c.Env(2, "").DialLogin(t)
@@ -114,13 +116,44 @@ func TestClusterIdle(t *testing.T) {
 		d.ExpectTagged("d3", fmt.Sprintf(`UID STORE %d +FLAGS.SILENT (\Deleted)`, u3), "d3 OK")
 		d.ExpectTagged("d4", fmt.Sprintf("UID EXPUNGE %d", u3), "d4 OK")
 	})
+	step("LMTP delivery on node3", `^\* 2 EXISTS$`, func() { deliverLMTP(t, c.Node(2).LMTPAddr, "alice@example.org", "four") })
 	a.SendLine("DONE")
 	a.ReadUntilTagged("a2")
-	got := strings.Join(a.ExpectTagged("a3", "FETCH 1:* (UID FLAGS)", "a3 OK"), "\n")
-	if want := fmt.Sprintf(`* 1 FETCH (UID %d FLAGS (\Seen`, u2); !strings.Contains(got, want) || strings.Contains(got, "* 2 FETCH") {
-		t.Errorf("node1's view after the changes: %s\nwant only %q", got, want)
+	got := a.ExpectTagged("a3", "FETCH 1:* (UID FLAGS)", "a3 OK")
+	if len(got) != 3 || !strings.HasPrefix(got[0], fmt.Sprintf(`* 1 FETCH (UID %d FLAGS (\Seen`, u2)) ||
+		!strings.HasPrefix(got[1], fmt.Sprintf("* 2 FETCH (UID %d FLAGS (", u3+1)) {
+		t.Errorf("node1's view after the changes: %q\nwant UID %d (\\Seen) and the delivery, UID %d", got, u2, u3+1)
 	}
 	t.Logf("change on another node to the IDLE response on node1: %s", strings.Join(lat, ", "))
+}
+
+// deliverLMTP delivers a small message to rcpt over LMTP at addr.
+func deliverLMTP(t *testing.T, addr, rcpt, subject string) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	c := smtp.NewClientLMTP(nc)
+	if err := c.Hello("cluster.test"); err != nil {
+		t.Fatalf("LHLO: %v", err)
+	}
+	if err := c.Mail("sender@example.net", nil); err != nil {
+		t.Fatalf("MAIL: %v", err)
+	}
+	if err := c.Rcpt(rcpt, nil); err != nil {
+		t.Fatalf("RCPT: %v", err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatalf("DATA: %v", err)
+	}
+	fmt.Fprintf(w, "Subject: %s\r\n\r\nbody of %s\r\n", subject, subject)
+	if _, err := w.CloseWithLMTPResponse(); err != nil {
+		t.Fatalf("delivery to %s: %v", rcpt, err)
+	}
 }
 
 // sidSession is a resumable session a test created: its id and the
