@@ -90,7 +90,7 @@ type node struct {
 // startNode serves st as node name, with a registry configured by opts
 // (its NodeID and Bus are set here). The account is user/password,
 // which the caller created in st.
-func startNode(t *testing.T, st store.Store, name, user, password string, opts session.Options) *node {
+func startNode(t testing.TB, st store.Store, name, user, password string, opts session.Options) *node {
 	t.Helper()
 	b := &nodeBus{name: name}
 	opts.NodeID, opts.Bus = name, b
