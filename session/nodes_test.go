@@ -331,3 +331,46 @@ func TestNodesRaces(t *testing.T) {
 		}
 	})
 }
+
+// A connection that creates or resumes another session leaves the one it
+// held inactive (§3.2) for every node: released in the store.
+func TestNodesOwnerMovesOn(t *testing.T) {
+	runNodes(t, Options{MaxPerUser: 2}, func(n *nodes) {
+		t := n.t
+		u := n.users("alice")
+		ca := &conn{1}
+		s1, err := n.a.Create(ctx, u, "ip", ca)
+		must(t, err)
+		s2, err := n.a.Create(ctx, u, "ip", ca)
+		must(t, err)
+		if rec := stored(t, n.st, u, s1); rec.Owner != "" || rec.Generation != 1 {
+			t.Errorf("s1 after its owner created s2: owner %q generation %d", rec.Owner, rec.Generation)
+		}
+		// b sees s1 inactive: at the limit, it is evicted for b's session.
+		if _, err := n.b.Create(ctx, u, "ip", &conn{2}); err != nil {
+			t.Fatalf("Create on b: %v", err)
+		}
+		if n.exists(u, s1) || !n.exists(u, s2) {
+			t.Error("b did not evict the inactive s1")
+		}
+		// Resuming another session releases s2 likewise.
+		s3, err := n.b.Create(ctx, u, "ip", &conn{3})
+		if err == nil {
+			t.Fatalf("Create over the limit with every session active: %s", s3)
+		}
+		list, err := n.st.UserSessions(ctx, u)
+		must(t, err)
+		var other string
+		for _, r := range list {
+			if r.ID != s2 {
+				other = r.ID
+			}
+		}
+		if _, _, err := n.a.Attach(ctx, u, other, ca); err != nil {
+			t.Fatal(err)
+		}
+		if rec := stored(t, n.st, u, s2); rec.Owner != "" {
+			t.Errorf("s2 after its owner resumed another: owner %q", rec.Owner)
+		}
+	})
+}

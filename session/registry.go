@@ -322,7 +322,7 @@ func (r *Registry) Create(ctx context.Context, userID int64, ip string, owner Ow
 	if err := r.st.SaveSession(ctx, rec); err != nil {
 		return "", err
 	}
-	r.hold(key{userID, rec.ID}, &holding{owner: owner, gen: rec.Generation, lastSave: now})
+	r.holdReleasing(ctx, key{userID, rec.ID}, &holding{owner: owner, gen: rec.Generation, lastSave: now}, now)
 	return rec.ID, nil
 }
 
@@ -483,7 +483,7 @@ func (r *Registry) Attach(ctx context.Context, userID int64, id string, owner Ow
 	if h != nil && h.owner != owner {
 		prev = h.owner
 	}
-	r.hold(k, &holding{owner: owner, gen: rec.Generation, lastSave: lastSave})
+	r.holdReleasing(ctx, k, &holding{owner: owner, gen: rec.Generation, lastSave: lastSave}, now)
 	if old.Owner != "" && old.Owner != node && r.opts.Bus != nil {
 		// After the claim's commit (bus package contract).
 		r.opts.Bus.Publish(bus.Hint{Kind: bus.SessionTaken, User: userID, Session: id, Generation: rec.Generation})
@@ -675,18 +675,39 @@ func (r *Registry) heldBy(owner Owner) (key, bool) {
 }
 
 // hold makes k active on h.owner: the previous owner of k loses it, and
-// the session h.owner held before becomes inactive.
-func (r *Registry) hold(k key, h *holding) {
+// the session h.owner held before becomes inactive here; that one is
+// returned (ok false if none) for the caller to release in the store.
+func (r *Registry) hold(k key, h *holding) (other key, was *holding, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old, ok := r.active[k]; ok {
 		delete(r.owners, old.owner)
 	}
-	if other, had := r.owners[h.owner]; had && other != k {
-		delete(r.active, other)
+	if o, had := r.owners[h.owner]; had && o != k {
+		other, was, ok = o, r.active[o], true
+		delete(r.active, o)
 	}
 	r.active[k] = h
 	r.owners[h.owner] = k
+	return other, was, ok
+}
+
+// holdReleasing is hold, and then the release in the store of the
+// session the owner held before (§3.2: "the existing session becomes
+// inactive"), so that the other nodes see it inactive too. The caller
+// holds the user's lock (an owner's sessions are all of one user). A
+// failure only leaves that session recorded as this node's: resumable
+// anywhere all the same, evictable here, and released at the node's
+// next start.
+func (r *Registry) holdReleasing(ctx context.Context, k key, h *holding, now time.Time) {
+	other, was, ok := r.hold(k, h)
+	if !ok || was == nil {
+		return
+	}
+	err := r.st.UpdateSession(ctx, store.SessionRecord{UserID: other.user, ID: other.id, Generation: was.gen, LastActive: now}, true)
+	if err != nil && !errors.Is(err, store.ErrStale) && !errors.Is(err, store.ErrNotFound) {
+		r.opts.Logger.Warn("releasing a session made inactive", "err", err)
+	}
 }
 
 // release makes k inactive on this node.
@@ -721,8 +742,10 @@ type heartbeat struct {
 // Options.Heartbeat until Stop. The first Start of a registry also
 // releases the sessions the store still records as this node's: they
 // were held by connections of an earlier run of the node, all gone (call
-// it before serving connections). Starting a running heartbeat does
-// nothing.
+// it before serving connections). The loop runs even when that first
+// heartbeat or the release failed (the error is returned): heartbeats
+// resume when the store answers, and unreleased sessions stay resumable
+// anywhere. Starting a running heartbeat does nothing.
 func (r *Registry) Start(ctx context.Context) error {
 	r.hb.mu.Lock()
 	defer r.hb.mu.Unlock()
@@ -730,23 +753,23 @@ func (r *Registry) Start(ctx context.Context) error {
 		return nil
 	}
 	node := r.opts.NodeID
+	var errs []error
 	if err := r.st.Heartbeat(ctx, node, r.opts.Now()); err != nil {
-		return fmt.Errorf("session heartbeat: %w", err)
+		errs = append(errs, fmt.Errorf("session heartbeat: %w", err))
 	}
 	if !r.hb.started {
+		r.hb.started = true
 		n, err := r.st.ReleaseNodeSessions(ctx, node)
 		if err != nil {
-			return fmt.Errorf("releasing the sessions of an earlier run: %w", err)
-		}
-		if n > 0 {
+			errs = append(errs, fmt.Errorf("releasing the sessions of an earlier run: %w", err))
+		} else if n > 0 {
 			r.opts.Logger.Info("released the sessions of an earlier run", "node", node, "sessions", n)
 		}
-		r.hb.started = true
 	}
 	stop, finished := make(chan struct{}), make(chan struct{})
 	r.hb.stop, r.hb.finished = stop, finished
 	go r.beat(stop, finished)
-	return nil
+	return errors.Join(errs...)
 }
 
 // Stop ends the heartbeat loop and waits for it. The node's sessions
