@@ -374,3 +374,52 @@ func TestNodesOwnerMovesOn(t *testing.T) {
 		}
 	})
 }
+
+// Recheck finds the holdings whose takeover hints were lost, and only
+// those.
+func TestNodesRecheck(t *testing.T) {
+	runNodes(t, Options{}, func(n *nodes) {
+		t := n.t
+		u := n.users("alice")
+		c1, c2, c3 := &conn{1}, &conn{2}, &conn{3}
+		s1, err := n.a.Create(ctx, u, "ip", c1)
+		must(t, err)
+		s2, err := n.a.Create(ctx, u, "ip", c2)
+		must(t, err)
+		s3, err := n.a.Create(ctx, u, "ip", c3)
+		must(t, err)
+		if lost, err := n.a.Recheck(ctx); err != nil || len(lost) != 0 {
+			t.Fatalf("Recheck with nothing lost: %+v, %v", lost, err)
+		}
+		// b takes s1 (hint lost); s2 is deleted under a (its record gone).
+		if _, _, err := n.b.Attach(ctx, u, s1, &conn{4}); err != nil {
+			t.Fatal(err)
+		}
+		must(t, n.st.DeleteSession(ctx, u, s2))
+		lost, err := n.a.Recheck(ctx)
+		must(t, err)
+		got := map[string]Owner{}
+		for _, l := range lost {
+			if l.UserID != u {
+				t.Errorf("lost %+v", l)
+			}
+			got[l.ID] = l.Owner
+		}
+		if len(got) != 2 || got[s1] != c1 || got[s2] != c2 {
+			t.Errorf("Recheck lost %+v, want s1 of c1 and s2 of c2", lost)
+		}
+		if h, ok := n.a.Holder(u, s3); !ok || h != c3 {
+			t.Error("Recheck dropped a session still held")
+		}
+		if _, ok := n.a.Holder(u, s1); ok {
+			t.Error("a still holds s1")
+		}
+		if lost, err := n.a.Recheck(ctx); err != nil || len(lost) != 0 {
+			t.Errorf("second Recheck: %+v, %v", lost, err)
+		}
+		// b's own holding is intact.
+		if lost, err := n.b.Recheck(ctx); err != nil || len(lost) != 0 {
+			t.Errorf("Recheck on b: %+v, %v", lost, err)
+		}
+	})
+}

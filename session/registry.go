@@ -510,6 +510,81 @@ func (r *Registry) Taken(userID int64, id string, gen uint64) (Owner, bool) {
 	return h.owner, true
 }
 
+// Lost is a session an owner of this node held and lost (Recheck).
+type Lost struct {
+	Owner  Owner
+	UserID int64
+	ID     string
+}
+
+// Recheck compares this node's holdings with the store, for when
+// SessionTaken hints may have been lost (the bus reconnected, its safety
+// poll): a session that another node claimed, or that was deleted, is
+// dropped here and returned with the owner that held it (the server
+// sends it DELETEDSID). One query lists what the store says the node
+// owns; only a holding that disagrees is read again, under its user's
+// lock, so that a detach or a claim of this node in progress is never
+// mistaken for a loss.
+func (r *Registry) Recheck(ctx context.Context) ([]Lost, error) {
+	type held struct {
+		k key
+		h *holding
+	}
+	r.mu.Lock()
+	snap := make([]held, 0, len(r.active))
+	for k, h := range r.active {
+		snap = append(snap, held{k, h})
+	}
+	r.mu.Unlock()
+	if len(snap) == 0 {
+		return nil, nil
+	}
+	recs, err := r.st.NodeSessions(ctx, r.opts.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	owned := make(map[key]uint64, len(recs))
+	for _, rec := range recs {
+		owned[key{rec.UserID, rec.ID}] = rec.Generation
+	}
+	var lost []Lost
+	for _, it := range snap {
+		if g, ok := owned[it.k]; ok && g == it.h.gen {
+			continue
+		}
+		gone, err := r.recheck(ctx, it.k, it.h)
+		if err != nil {
+			return lost, err
+		}
+		if gone {
+			lost = append(lost, Lost{Owner: it.h.owner, UserID: it.k.user, ID: it.k.id})
+		}
+	}
+	return lost, nil
+}
+
+// recheck reads the session k again under its user's lock and drops h
+// if h still holds it and the store says it is no longer h's.
+func (r *Registry) recheck(ctx context.Context, k key, h *holding) (bool, error) {
+	defer r.locks.lock(k.user)()
+	r.mu.Lock()
+	same := r.active[k] == h
+	r.mu.Unlock()
+	if !same {
+		return false, nil // detached, deleted or moved here meanwhile
+	}
+	rec, err := r.st.LoadSession(ctx, k.user, k.id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return false, err
+	case rec.Owner == r.opts.NodeID && rec.Generation == h.gen:
+		return false, nil
+	}
+	r.drop(k, h)
+	return true, nil
+}
+
 // Save checkpoints the state of the session owner holds, which stays
 // active (the server calls it after a command that changes the session:
 // SELECT, CLOSE, ENABLE...), so that a resume after a takeover or a crash
