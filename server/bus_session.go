@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+
 	"github.com/quickimap/quickimap/bus"
 )
 
@@ -26,4 +28,33 @@ func (s *Server) sessionTaken(h bus.Hint) {
 	if c, ok := owner.(*conn); ok {
 		c.takeSession(h.Session)
 	}
+}
+
+// sessionsResync is the sessions' part of a bus resync (the bus
+// reconnected, or its safety poll ticked): SessionTaken hints may have
+// been lost, so the sessions held here are checked against the store
+// (session.Registry.Recheck, one query) and each connection whose
+// session another node claimed meanwhile, or that was deleted, is told
+// DELETEDSID as on a hint. Without it such a connection would learn it
+// at its next checkpoint only, never while it idles. It returns at once:
+// the check runs on its own goroutine, one at a time.
+func (s *Server) sessionsResync() {
+	reg := s.opts.Sessions
+	if reg == nil || !s.rechecking.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.rechecking.Store(false)
+		ctx, cancel := context.WithTimeout(s.ctx, sessionWriteTimeout)
+		defer cancel()
+		lost, err := reg.Recheck(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("rechecking the held sessions", "err", err)
+		}
+		for _, l := range lost {
+			if c, ok := l.Owner.(*conn); ok {
+				c.takeSession(l.ID)
+			}
+		}
+	}()
 }

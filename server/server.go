@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quickimap/quickimap/auth"
@@ -307,6 +308,10 @@ type Server struct {
 
 	dummyOnce sync.Once
 	dummy     string
+
+	// rechecking is set while a recheck of the held sessions runs
+	// (sessionsResync): resyncs that come meanwhile are covered by it.
+	rechecking atomic.Bool
 
 	watchOnce sync.Once // starts watchExternal
 	busOnce   sync.Once // starts the bus (startBus)

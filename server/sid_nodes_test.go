@@ -90,7 +90,7 @@ type node struct {
 // startNode serves st as node name, with a registry configured by opts
 // (its NodeID and Bus are set here). The account is user/password,
 // which the caller created in st.
-func startNode(t *testing.T, st store.Store, name, user, password string, opts session.Options) *node {
+func startNode(t testing.TB, st store.Store, name, user, password string, opts session.Options) *node {
 	t.Helper()
 	b := &nodeBus{name: name}
 	opts.NodeID, opts.Bus = name, b
@@ -265,6 +265,36 @@ func TestSIDAcrossNodesLostHint(t *testing.T) {
 	e.Expect("n", "NOOP", "n OK NOOP completed")
 	if h, ok := a.reg.Holder(1, id); !ok || h == nil {
 		t.Error("a does not hold the session it claimed back")
+	}
+}
+
+// With the hint lost, a connection that idles learns of the takeover at
+// the next resync of the bus (its reconnection, its safety poll).
+func TestSIDAcrossNodesResync(t *testing.T) {
+	a, b, uv := twoNodes(t, 2, session.Options{})
+	b.bus.setLose(true)
+	c := a.DialLogin(t)
+	c.ExpectTagged("s", "SELECT INBOX", "s OK [READ-WRITE]")
+	id := newSID(t, c, "x")
+	keep := a.DialLogin(t) // holds another session, not taken
+	other := newSID(t, keep, "y")
+	c.SendLine("i IDLE")
+	if l := c.ReadLine(); l != "+ idling" {
+		t.Fatalf("IDLE: %q", l)
+	}
+	d := b.DialLogin(t)
+	d.ExpectTagged("r", fmt.Sprintf("SID %s %d 3", id, uv), "r OK [READ-WRITE]")
+	a.Server.SessionsResync()
+	if l := c.ReadLine(); l != "* DELETEDSID "+id {
+		t.Fatalf("IDLE on a after the resync: %q, want DELETEDSID", l)
+	}
+	c.SendLine("DONE")
+	if l := c.ReadLine(); l != "i OK IDLE terminated" {
+		t.Fatalf("IDLE end: %q", l)
+	}
+	keep.Expect("n", "NOOP", "n OK NOOP completed")
+	if _, ok := a.reg.Holder(1, other); !ok {
+		t.Error("the resync dropped a session nobody took")
 	}
 }
 

@@ -107,6 +107,19 @@ func (m *memStore) ReleaseNodeSessions(_ context.Context, node string) (int, err
 	return n, nil
 }
 
+func (m *memStore) NodeSessions(_ context.Context, node string) ([]store.SessionRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.SessionRecord
+	for _, r := range m.recs {
+		if r.Owner == node && node != "" {
+			r.State = nil
+			out = append(out, m.withBeat(r))
+		}
+	}
+	return out, nil
+}
+
 func (m *memStore) Heartbeat(_ context.Context, node string, at time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -331,3 +331,95 @@ func TestNodesRaces(t *testing.T) {
 		}
 	})
 }
+
+// A connection that creates or resumes another session leaves the one it
+// held inactive (§3.2) for every node: released in the store.
+func TestNodesOwnerMovesOn(t *testing.T) {
+	runNodes(t, Options{MaxPerUser: 2}, func(n *nodes) {
+		t := n.t
+		u := n.users("alice")
+		ca := &conn{1}
+		s1, err := n.a.Create(ctx, u, "ip", ca)
+		must(t, err)
+		s2, err := n.a.Create(ctx, u, "ip", ca)
+		must(t, err)
+		if rec := stored(t, n.st, u, s1); rec.Owner != "" || rec.Generation != 1 {
+			t.Errorf("s1 after its owner created s2: owner %q generation %d", rec.Owner, rec.Generation)
+		}
+		// b sees s1 inactive: at the limit, it is evicted for b's session.
+		if _, err := n.b.Create(ctx, u, "ip", &conn{2}); err != nil {
+			t.Fatalf("Create on b: %v", err)
+		}
+		if n.exists(u, s1) || !n.exists(u, s2) {
+			t.Error("b did not evict the inactive s1")
+		}
+		// Resuming another session releases s2 likewise.
+		s3, err := n.b.Create(ctx, u, "ip", &conn{3})
+		if err == nil {
+			t.Fatalf("Create over the limit with every session active: %s", s3)
+		}
+		list, err := n.st.UserSessions(ctx, u)
+		must(t, err)
+		var other string
+		for _, r := range list {
+			if r.ID != s2 {
+				other = r.ID
+			}
+		}
+		if _, _, err := n.a.Attach(ctx, u, other, ca); err != nil {
+			t.Fatal(err)
+		}
+		if rec := stored(t, n.st, u, s2); rec.Owner != "" {
+			t.Errorf("s2 after its owner resumed another: owner %q", rec.Owner)
+		}
+	})
+}
+
+// Recheck finds the holdings whose takeover hints were lost, and only
+// those.
+func TestNodesRecheck(t *testing.T) {
+	runNodes(t, Options{}, func(n *nodes) {
+		t := n.t
+		u := n.users("alice")
+		c1, c2, c3 := &conn{1}, &conn{2}, &conn{3}
+		s1, err := n.a.Create(ctx, u, "ip", c1)
+		must(t, err)
+		s2, err := n.a.Create(ctx, u, "ip", c2)
+		must(t, err)
+		s3, err := n.a.Create(ctx, u, "ip", c3)
+		must(t, err)
+		if lost, err := n.a.Recheck(ctx); err != nil || len(lost) != 0 {
+			t.Fatalf("Recheck with nothing lost: %+v, %v", lost, err)
+		}
+		// b takes s1 (hint lost); s2 is deleted under a (its record gone).
+		if _, _, err := n.b.Attach(ctx, u, s1, &conn{4}); err != nil {
+			t.Fatal(err)
+		}
+		must(t, n.st.DeleteSession(ctx, u, s2))
+		lost, err := n.a.Recheck(ctx)
+		must(t, err)
+		got := map[string]Owner{}
+		for _, l := range lost {
+			if l.UserID != u {
+				t.Errorf("lost %+v", l)
+			}
+			got[l.ID] = l.Owner
+		}
+		if len(got) != 2 || got[s1] != c1 || got[s2] != c2 {
+			t.Errorf("Recheck lost %+v, want s1 of c1 and s2 of c2", lost)
+		}
+		if h, ok := n.a.Holder(u, s3); !ok || h != c3 {
+			t.Error("Recheck dropped a session still held")
+		}
+		if _, ok := n.a.Holder(u, s1); ok {
+			t.Error("a still holds s1")
+		}
+		if lost, err := n.a.Recheck(ctx); err != nil || len(lost) != 0 {
+			t.Errorf("second Recheck: %+v, %v", lost, err)
+		}
+		// b's own holding is intact.
+		if lost, err := n.b.Recheck(ctx); err != nil || len(lost) != 0 {
+			t.Errorf("Recheck on b: %+v, %v", lost, err)
+		}
+	})
+}

@@ -322,7 +322,7 @@ func (r *Registry) Create(ctx context.Context, userID int64, ip string, owner Ow
 	if err := r.st.SaveSession(ctx, rec); err != nil {
 		return "", err
 	}
-	r.hold(key{userID, rec.ID}, &holding{owner: owner, gen: rec.Generation, lastSave: now})
+	r.holdReleasing(ctx, key{userID, rec.ID}, &holding{owner: owner, gen: rec.Generation, lastSave: now}, now)
 	return rec.ID, nil
 }
 
@@ -483,7 +483,7 @@ func (r *Registry) Attach(ctx context.Context, userID int64, id string, owner Ow
 	if h != nil && h.owner != owner {
 		prev = h.owner
 	}
-	r.hold(k, &holding{owner: owner, gen: rec.Generation, lastSave: lastSave})
+	r.holdReleasing(ctx, k, &holding{owner: owner, gen: rec.Generation, lastSave: lastSave}, now)
 	if old.Owner != "" && old.Owner != node && r.opts.Bus != nil {
 		// After the claim's commit (bus package contract).
 		r.opts.Bus.Publish(bus.Hint{Kind: bus.SessionTaken, User: userID, Session: id, Generation: rec.Generation})
@@ -508,6 +508,81 @@ func (r *Registry) Taken(userID int64, id string, gen uint64) (Owner, bool) {
 	delete(r.owners, h.owner)
 	delete(r.active, k)
 	return h.owner, true
+}
+
+// Lost is a session an owner of this node held and lost (Recheck).
+type Lost struct {
+	Owner  Owner
+	UserID int64
+	ID     string
+}
+
+// Recheck compares this node's holdings with the store, for when
+// SessionTaken hints may have been lost (the bus reconnected, its safety
+// poll): a session that another node claimed, or that was deleted, is
+// dropped here and returned with the owner that held it (the server
+// sends it DELETEDSID). One query lists what the store says the node
+// owns; only a holding that disagrees is read again, under its user's
+// lock, so that a detach or a claim of this node in progress is never
+// mistaken for a loss.
+func (r *Registry) Recheck(ctx context.Context) ([]Lost, error) {
+	type held struct {
+		k key
+		h *holding
+	}
+	r.mu.Lock()
+	snap := make([]held, 0, len(r.active))
+	for k, h := range r.active {
+		snap = append(snap, held{k, h})
+	}
+	r.mu.Unlock()
+	if len(snap) == 0 {
+		return nil, nil
+	}
+	recs, err := r.st.NodeSessions(ctx, r.opts.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	owned := make(map[key]uint64, len(recs))
+	for _, rec := range recs {
+		owned[key{rec.UserID, rec.ID}] = rec.Generation
+	}
+	var lost []Lost
+	for _, it := range snap {
+		if g, ok := owned[it.k]; ok && g == it.h.gen {
+			continue
+		}
+		gone, err := r.recheck(ctx, it.k, it.h)
+		if err != nil {
+			return lost, err
+		}
+		if gone {
+			lost = append(lost, Lost{Owner: it.h.owner, UserID: it.k.user, ID: it.k.id})
+		}
+	}
+	return lost, nil
+}
+
+// recheck reads the session k again under its user's lock and drops h
+// if h still holds it and the store says it is no longer h's.
+func (r *Registry) recheck(ctx context.Context, k key, h *holding) (bool, error) {
+	defer r.locks.lock(k.user)()
+	r.mu.Lock()
+	same := r.active[k] == h
+	r.mu.Unlock()
+	if !same {
+		return false, nil // detached, deleted or moved here meanwhile
+	}
+	rec, err := r.st.LoadSession(ctx, k.user, k.id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return false, err
+	case rec.Owner == r.opts.NodeID && rec.Generation == h.gen:
+		return false, nil
+	}
+	r.drop(k, h)
+	return true, nil
 }
 
 // Save checkpoints the state of the session owner holds, which stays
@@ -675,18 +750,39 @@ func (r *Registry) heldBy(owner Owner) (key, bool) {
 }
 
 // hold makes k active on h.owner: the previous owner of k loses it, and
-// the session h.owner held before becomes inactive.
-func (r *Registry) hold(k key, h *holding) {
+// the session h.owner held before becomes inactive here; that one is
+// returned (ok false if none) for the caller to release in the store.
+func (r *Registry) hold(k key, h *holding) (other key, was *holding, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old, ok := r.active[k]; ok {
 		delete(r.owners, old.owner)
 	}
-	if other, had := r.owners[h.owner]; had && other != k {
-		delete(r.active, other)
+	if o, had := r.owners[h.owner]; had && o != k {
+		other, was, ok = o, r.active[o], true
+		delete(r.active, o)
 	}
 	r.active[k] = h
 	r.owners[h.owner] = k
+	return other, was, ok
+}
+
+// holdReleasing is hold, and then the release in the store of the
+// session the owner held before (§3.2: "the existing session becomes
+// inactive"), so that the other nodes see it inactive too. The caller
+// holds the user's lock (an owner's sessions are all of one user). A
+// failure only leaves that session recorded as this node's: resumable
+// anywhere all the same, evictable here, and released at the node's
+// next start.
+func (r *Registry) holdReleasing(ctx context.Context, k key, h *holding, now time.Time) {
+	other, was, ok := r.hold(k, h)
+	if !ok || was == nil {
+		return
+	}
+	err := r.st.UpdateSession(ctx, store.SessionRecord{UserID: other.user, ID: other.id, Generation: was.gen, LastActive: now}, true)
+	if err != nil && !errors.Is(err, store.ErrStale) && !errors.Is(err, store.ErrNotFound) {
+		r.opts.Logger.Warn("releasing a session made inactive", "err", err)
+	}
 }
 
 // release makes k inactive on this node.
@@ -721,8 +817,10 @@ type heartbeat struct {
 // Options.Heartbeat until Stop. The first Start of a registry also
 // releases the sessions the store still records as this node's: they
 // were held by connections of an earlier run of the node, all gone (call
-// it before serving connections). Starting a running heartbeat does
-// nothing.
+// it before serving connections). The loop runs even when that first
+// heartbeat or the release failed (the error is returned): heartbeats
+// resume when the store answers, and unreleased sessions stay resumable
+// anywhere. Starting a running heartbeat does nothing.
 func (r *Registry) Start(ctx context.Context) error {
 	r.hb.mu.Lock()
 	defer r.hb.mu.Unlock()
@@ -730,23 +828,23 @@ func (r *Registry) Start(ctx context.Context) error {
 		return nil
 	}
 	node := r.opts.NodeID
+	var errs []error
 	if err := r.st.Heartbeat(ctx, node, r.opts.Now()); err != nil {
-		return fmt.Errorf("session heartbeat: %w", err)
+		errs = append(errs, fmt.Errorf("session heartbeat: %w", err))
 	}
 	if !r.hb.started {
+		r.hb.started = true
 		n, err := r.st.ReleaseNodeSessions(ctx, node)
 		if err != nil {
-			return fmt.Errorf("releasing the sessions of an earlier run: %w", err)
-		}
-		if n > 0 {
+			errs = append(errs, fmt.Errorf("releasing the sessions of an earlier run: %w", err))
+		} else if n > 0 {
 			r.opts.Logger.Info("released the sessions of an earlier run", "node", node, "sessions", n)
 		}
-		r.hb.started = true
 	}
 	stop, finished := make(chan struct{}), make(chan struct{})
 	r.hb.stop, r.hb.finished = stop, finished
 	go r.beat(stop, finished)
-	return nil
+	return errors.Join(errs...)
 }
 
 // Stop ends the heartbeat loop and waits for it. The node's sessions

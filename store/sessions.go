@@ -99,6 +99,10 @@ type Sessions interface {
 	// (a node starting again: its connections are gone) and returns how
 	// many it released.
 	ReleaseNodeSessions(ctx context.Context, node string) (int, error)
+	// NodeSessions lists the sessions node owns, without their State, in
+	// no particular order: what a node checks its holdings against when
+	// hints about takeovers may have been lost.
+	NodeSessions(ctx context.Context, node string) ([]SessionRecord, error)
 	// Heartbeat records that node was alive at the given time (the
 	// nodes table: one row per node name).
 	Heartbeat(ctx context.Context, node string, at time.Time) error

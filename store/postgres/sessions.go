@@ -260,6 +260,19 @@ func (s *Store) ReleaseNodeSessions(ctx context.Context, node string) (int, erro
 	return int(tag.RowsAffected()), nil
 }
 
+// NodeSessions implements store.Sessions (through the partial index
+// sessions_owner).
+func (s *Store) NodeSessions(ctx context.Context, node string) ([]store.SessionRecord, error) {
+	if node == "" {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+sessionColumns+` FROM `+sessionFrom+` WHERE s.owner = $1`, node)
+	if err != nil {
+		return nil, err
+	}
+	return collectSessions(rows)
+}
+
 // Heartbeat implements store.Sessions.
 func (s *Store) Heartbeat(ctx context.Context, node string, at time.Time) error {
 	if node == "" {

@@ -293,6 +293,15 @@ func (s *Store) ReleaseNodeSessions(ctx context.Context, node string) (int, erro
 	return int(n), err
 }
 
+// NodeSessions implements store.Sessions (through the partial index
+// sessions_owner).
+func (s *Store) NodeSessions(ctx context.Context, node string) ([]store.SessionRecord, error) {
+	if node == "" {
+		return nil, nil
+	}
+	return s.sessionList(ctx, `SELECT `+sessionColumns+` FROM `+sessionFrom+` WHERE s.owner = ?`, node)
+}
+
 // Heartbeat implements store.Sessions. It is written without an fsync
 // (writeLazy): a heartbeat lost in a crash of the machine is one the
 // node could not have used either.

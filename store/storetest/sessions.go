@@ -481,6 +481,30 @@ func testSessionsNodes(t *testing.T, s store.Store) {
 		t.Errorf("ClaimSession returned owner %q beat %v, want node-b's %v", old.Owner, old.OwnerBeat, beatB)
 	}
 
+	nodeIDs := func(node string) []string {
+		t.Helper()
+		l, err := s.NodeSessions(ctx, node)
+		must(t, err)
+		var ids []string
+		for _, r := range l {
+			if r.Owner != node || r.UserID != u.ID || r.State != nil || r.Generation == 0 {
+				t.Errorf("NodeSessions(%s) record %+v", node, r)
+			}
+			ids = append(ids, r.ID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	if got, want := nodeIDs("node-a"), []string{"s0", "s1", "s3"}; !slices.Equal(got, want) {
+		t.Errorf("NodeSessions(node-a) %q, want %q", got, want)
+	}
+	if got := nodeIDs("node-b"); len(got) != 0 {
+		t.Errorf("NodeSessions(node-b) after its session was claimed: %q", got)
+	}
+	if got := nodeIDs(""); len(got) != 0 {
+		t.Errorf("NodeSessions of no node: %q", got)
+	}
+
 	n, err := s.ReleaseNodeSessions(ctx, "node-a")
 	if err != nil || n != 3 {
 		t.Errorf("ReleaseNodeSessions(node-a) = %d, %v; want 3", n, err)
@@ -499,6 +523,9 @@ func testSessionsNodes(t *testing.T, s store.Store) {
 	}
 	if n, err := s.ReleaseNodeSessions(ctx, "node-a"); err != nil || n != 0 {
 		t.Errorf("ReleaseNodeSessions again = %d, %v", n, err)
+	}
+	if got := nodeIDs("node-a"); len(got) != 0 {
+		t.Errorf("NodeSessions(node-a) after the release: %q", got)
 	}
 	wantCount(t, s, 5)
 }
