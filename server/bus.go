@@ -108,6 +108,8 @@ func (r *busReceiver) Resync() {
 	r.resync = true
 	r.mu.Unlock()
 	r.poke()
+	// SessionTaken hints may have been lost too (it returns at once).
+	r.s.sessionsResync()
 }
 
 func (r *busReceiver) queue(mailboxID int64, modseq uint64) {
