@@ -97,6 +97,9 @@ func (c *conn) storeFailure(err error) *status {
 		return no("OVERQUOTA", "Mail store is full; delete messages to make room")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return no("UNAVAILABLE", "Operation cancelled")
+	case errors.Is(err, store.ErrUnavailable):
+		c.log.Warn("store unavailable", "err", err)
+		return no("UNAVAILABLE", "Mail store unreachable; try again shortly")
 	default:
 		c.log.Error("store failure", "err", err)
 		return no("SERVERBUG", "Internal error; the operation was not done")

@@ -30,6 +30,11 @@ var (
 	// space (or quota) under the store. Deletes should still work (see
 	// the backend's documentation).
 	ErrFull = errors.New("store: storage is full")
+	// ErrUnavailable is a failure to reach the storage (a database
+	// server restarting or failing over to a replica). The operation
+	// was not done, unless the failure hid the acknowledgment of a
+	// commit; trying again later is the remedy.
+	ErrUnavailable = errors.New("store: storage unavailable")
 )
 
 // User is an account.

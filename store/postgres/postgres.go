@@ -75,7 +75,7 @@ const maxRetries = 10
 
 // Store is the PostgreSQL store. It implements store.Store.
 type Store struct {
-	pool *pgxpool.Pool
+	pool connPool
 	opts Options
 }
 
@@ -111,7 +111,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
-	s := &Store{pool: pool, opts: opts}
+	s := &Store{pool: connPool{pool}, opts: opts}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: %w", err)
@@ -127,7 +127,7 @@ func (s *Store) Close() error {
 
 // Pool returns the store's connection pool, for callers that need the
 // database beyond the store (tests, maintenance).
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+func (s *Store) Pool() *pgxpool.Pool { return s.pool.Pool }
 
 // write runs fn in a READ COMMITTED transaction and commits it; a commit
 // that returns makes the change durable (with the server's default
@@ -145,15 +145,34 @@ func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 
 func (s *Store) run(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
 	for attempt := 0; ; attempt++ {
-		err := pgx.BeginTxFunc(ctx, s.pool, opts, fn)
+		committing, err := s.once(ctx, opts, fn)
 		if err == nil {
 			return nil
 		}
-		if retryable(err) && attempt < maxRetries && ctx.Err() == nil {
+		if ctx.Err() == nil && attempt < maxRetries &&
+			(retryable(err) || attempt < s.pool.lostTries() && unavailable(err) && !committing) {
 			continue
 		}
 		return mapErr(err)
 	}
+}
+
+// once runs fn in one transaction; committing says that the error came
+// from COMMIT, after which the transaction may or may not have landed.
+// Before it, a connection lost leaves nothing done (PostgreSQL rolls back
+// a transaction whose connection ends), so run may try again: a restart
+// or a failover of the server costs the request a reconnection, not an
+// error.
+func (s *Store) once(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.Tx) error) (committing bool, err error) {
+	tx, err := s.pool.Pool.BeginTx(ctx, opts)
+	if err != nil {
+		return false, err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return false, err
+	}
+	return true, tx.Commit(ctx)
 }
 
 // retryable reports a deadlock or a serialisation failure.
@@ -165,6 +184,12 @@ func retryable(err error) bool {
 // mapErr turns PostgreSQL's errors that the store interface names into
 // the store's errors (keeping the original in the chain).
 func mapErr(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
 		return err

@@ -218,7 +218,7 @@ func migrateV1(ctx context.Context, tx pgx.Tx) error {
 // the transaction: a second process opening the database meanwhile waits,
 // then finds the schema current.
 func (s *Store) migrate(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.pool.Pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
 			return err
 		}
