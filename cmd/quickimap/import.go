@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/quickimap/quickimap/bus"
+	"github.com/quickimap/quickimap/bus/pgbus"
 	"github.com/quickimap/quickimap/importer"
 	"github.com/quickimap/quickimap/store"
 )
@@ -35,8 +38,9 @@ is a terminal.
 A running server polls the embedded store for other processes' writes
 every 2 seconds: its sessions with a mailbox open, IDLE ones included, see
 the imported messages within that time. With --postgres the messages go
-into the PostgreSQL store, and the servers sharing it see them as they
-see another node's writes (docs/scale-out.md).
+into the PostgreSQL store, and import sends the servers sharing it a
+change hint after each batch, as a node does after an APPEND: they see
+the messages at once.
 
 Flags:
   --data DIR             data directory (default ./quickimap-data)
@@ -92,6 +96,18 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(exitFail, "%v", err)
 	}
 	defer st.Close()
+	if cfg.Postgres != "" {
+		// The servers sharing the store hear of each batch as of
+		// another node's APPEND.
+		host, _ := os.Hostname()
+		b, err := pgbus.New(ctx, cfg.Postgres, "import@"+host, pgbus.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil))})
+		if err != nil {
+			// The DSN may hold a password: it is not repeated here.
+			return fail(exitFail, "opening the bus of change hints: %v", err)
+		}
+		defer b.Close() // sends the hints still queued
+		st = hintingStore{Store: st, bus: b}
+	}
 	u, err := st.UserByName(ctx, strings.ToLower(*userName))
 	if errors.Is(err, store.ErrNotFound) {
 		return fail(exitFail, "no user %s", *userName)
@@ -135,6 +151,22 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(exitFail, "closing store: %v", err)
 	}
 	return exitOK
+}
+
+// hintingStore publishes a change hint after each append, so that the
+// servers sharing a PostgreSQL store refresh the mailbox at once rather
+// than at their safety poll.
+type hintingStore struct {
+	store.Store
+	bus bus.Bus
+}
+
+func (s hintingStore) AppendMessages(ctx context.Context, userID, mailboxID int64, msgs []store.NewMessage) ([]uint32, store.Mailbox, error) {
+	uids, mb, err := s.Store.AppendMessages(ctx, userID, mailboxID, msgs)
+	if err == nil {
+		s.bus.Publish(bus.Hint{Kind: bus.MailboxChanged, Mailbox: mailboxID, ModSeq: mb.HighestModSeq})
+	}
+	return uids, mb, err
 }
 
 // progressLine redraws one line on a terminal, at most ten times a

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -8,7 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/quickimap/quickimap/bus/pgbus"
 	"github.com/quickimap/quickimap/config"
+	"github.com/quickimap/quickimap/internal/pgtest"
 )
 
 // The node's name is node-id when set, else the host name and the first
@@ -74,4 +79,29 @@ func atoi(t *testing.T, s string) int {
 		t.Fatalf("port %q: %v", s, err)
 	}
 	return n
+}
+
+// On PostgreSQL the bus's publishing connection, open before serve logs
+// "listening", carries the node's name that the server logs.
+func TestServeNodeIDBus(t *testing.T) {
+	dsn := pgtest.DB(t)
+	bin := buildBinary(t)
+	s := startServer(t, bin, "--postgres", dsn, "--data", filepath.Join(t.TempDir(), "unused"),
+		"--listen", "127.0.0.1:0", "--no-initial-user")
+	l := s.waitListening()
+	node := l["node"]
+	if _, port, _ := net.SplitHostPort(l["addr"]); !strings.HasSuffix(node, ":"+port) {
+		t.Fatalf("node %q, want the host name and port %s", node, port)
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`,
+		pgbus.ApplicationName("publish", node)).Scan(&n); err != nil || n != 1 {
+		t.Errorf("bus connections named after node %q: %d, %v", node, n, err)
+	}
+	s.stop()
 }

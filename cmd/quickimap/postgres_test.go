@@ -173,3 +173,28 @@ func TestImportBackupPostgres(t *testing.T) {
 	quickimap(t, "", "help", "backup").want(t, exitOK, "pg_basebackup", "")
 	quickimap(t, "", "help", "import").want(t, exitOK, "--postgres DSN", "")
 }
+
+// An import into a PostgreSQL store reaches the IDLE clients of a server
+// on it through the bus, not through the safety poll (turned off here).
+func TestImportPostgresIdle(t *testing.T) {
+	dsn := pgtest.DB(t)
+	bin := buildBinary(t)
+	quickimap(t, "secret\n", "user", "add", "--postgres", dsn, "alice").want(t, exitOK, "Created user alice", "")
+	s := startServer(t, bin, "--postgres", dsn, "--data", filepath.Join(t.TempDir(), "unused"),
+		"--listen", "127.0.0.1:0", "--no-initial-user", "--bus-poll-interval", "0")
+	env := &imaptest.Env{Addr: s.waitListening()["addr"], User: "alice", Password: "secret"}
+	c := env.DialLogin(t)
+	c.ExpectTagged("s", "SELECT INBOX", "s OK")
+	c.SendLine("i IDLE")
+	if l := c.ReadLine(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	mbox := filepath.Join("..", "..", "importer", "testdata", "mboxrd.mbox")
+	quickimap(t, "", "import", "--postgres", dsn, "--user", "alice", mbox).want(t, exitOK, "3 imported", "")
+	if l := c.ReadLine(); l != "* 3 EXISTS" {
+		t.Errorf("IDLE after the import: %q, want * 3 EXISTS", l)
+	}
+	c.SendLine("DONE")
+	c.ReadUntilTagged("i")
+	s.stop()
+}

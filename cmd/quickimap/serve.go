@@ -169,11 +169,6 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		}
 	}()
 	opts.Store = st
-	closeBus, err := openBus(ctx, cfg, &opts, logger)
-	if err != nil {
-		return err
-	}
-	defer closeBus()
 	if m != nil {
 		opts.Metrics = m
 	}
@@ -220,6 +215,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	opts.NodeID = nodeID(cfg, host, first)
 	logger = logger.With("node", opts.NodeID)
 	opts.Logger = logger
+	// The bus names the node as the server does.
+	closeBus, err := openBus(ctx, cfg, &opts, logger)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
 	var metricsListener net.Listener
 	if m != nil {
 		l, err := net.Listen("tcp", cfg.MetricsListen)
