@@ -76,6 +76,7 @@ func TestBenchLoadUsage(t *testing.T) {
 	quickimap(t, "", "bench", "help").want(t, exitOK, "quickimap bench load", "")
 	quickimap(t, "", "help").want(t, exitOK, "quickimap bench load", "")
 	quickimap(t, "", "bench", "load").want(t, exitUsage, "", "--addr is required")
+	quickimap(t, "", "bench", "load", "--addr", "127.0.0.1:1,localhost").want(t, exitUsage, "", `address "localhost"`)
 	base := []string{"bench", "load", "--addr", "127.0.0.1:1"}
 	for _, tc := range []struct{ args, err string }{
 		{"--mix frobnicate=1", `unknown kind "frobnicate"`},
