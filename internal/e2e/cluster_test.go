@@ -17,7 +17,9 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-smtp"
+	"github.com/jackc/pgx/v5"
 
+	"github.com/quickimap/quickimap/bus/pgbus"
 	"github.com/quickimap/quickimap/client"
 	"github.com/quickimap/quickimap/internal/cluster"
 	"github.com/quickimap/quickimap/internal/imaptest"
@@ -558,5 +560,51 @@ func runClusterChaos(t *testing.T, cycles, killEvery int) {
 	}
 	if strategies[client.StrategySID.String()] < cycles/2 {
 		t.Errorf("SID used in only %d of %d cycles: %v", strategies[client.StrategySID.String()], cycles, strategies)
+	}
+}
+
+// TestClusterBusReconnect: the connection on which node1 listens for
+// the other nodes' change hints is terminated by PostgreSQL; a change
+// made on node2 meanwhile, whose hint node1 cannot have heard, still
+// reaches node1's IDLE client (the bus reconnects and resynchronises
+// every open mailbox) well before the minute of the safety poll.
+func TestClusterBusReconnect(t *testing.T) {
+	c := startCluster(t)
+	a := c.Env(0, "").DialLogin(t)
+	a.ExpectTagged("a1", "SELECT INBOX", "a1 OK")
+	a.SendLine("a2 IDLE")
+	if l := a.ReadLine(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	b := c.Env(1, "").DialLogin(t)
+	appendMsg(t, b, "b1", "before")
+	waitLine(t, a, `^\* 1 EXISTS$`)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var killed int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`,
+		pgbus.ApplicationName("listen", c.Node(0).Name)).Scan(&killed); err != nil {
+		t.Fatal(err)
+	}
+	if killed != 1 {
+		t.Fatalf("terminated %d listening connections of node1, want 1", killed)
+	}
+	start := time.Now()
+	appendMsg(t, b, "b2", "while node1 is deaf")
+	waitLine(t, a, `^\* 2 EXISTS$`)
+	t.Logf("node1 saw the APPEND made while its bus was cut after %v", time.Since(start).Round(time.Millisecond))
+	// The bus is back: the next change arrives as a hint again.
+	appendMsg(t, b, "b3", "after")
+	waitLine(t, a, `^\* 3 EXISTS$`)
+	a.SendLine("DONE")
+	a.ReadUntilTagged("a2")
+	if !strings.Contains(c.Node(0).Log(), "reconnecting") {
+		t.Errorf("node1 did not log the loss of its listening connection")
 	}
 }
