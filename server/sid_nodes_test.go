@@ -266,6 +266,18 @@ func TestSIDAcrossNodesLostHint(t *testing.T) {
 	if h, ok := a.reg.Holder(1, id); !ok || h == nil {
 		t.Error("a does not hold the session it claimed back")
 	}
+
+	// DELETESID of a session taken elsewhere (hint lost) deletes
+	// nothing: DELETEDSID, then BAD as with no session.
+	g := a.DialLogin(t)
+	id2 := newSID(t, g, "n")
+	h := b.DialLogin(t)
+	limitResumes(t, h, "r", id2)
+	g.Expect("d", "DELETESID", "* DELETEDSID "+id2, "d BAD No current session")
+	if _, err := a.Store.LoadSession(context.Background(), 1, id2); err != nil {
+		t.Errorf("the session taken elsewhere was deleted: %v", err)
+	}
+	h.Expect("n", "NOOP", "n OK NOOP completed")
 }
 
 // With the hint lost, a connection that idles learns of the takeover at
