@@ -66,8 +66,9 @@ type Handler interface {
 	// Hint is one hint from another node.
 	Hint(h Hint)
 	// Resync says that hints may have been lost (the bus reconnected
-	// after a failure, or its safety poll ticked): the receiver re-reads
-	// everything it holds open, as if a hint had come for each.
+	// after a failure, or began to listen only after the node may have
+	// opened mailboxes): the receiver re-reads everything it holds open,
+	// as if a hint had come for each.
 	Resync()
 }
 

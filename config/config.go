@@ -44,6 +44,11 @@ type Config struct {
 	// that holds the store instead of the embedded one in DataDir; empty:
 	// the embedded store. Several servers may share one database.
 	Postgres string
+	// BusPollInterval is how often a node sharing the PostgreSQL store
+	// refreshes every mailbox its sessions have open, whatever the other
+	// nodes' change hints said: the safety net under a lost hint (0:
+	// never).
+	BusPollInterval time.Duration
 	// Listen is the address of the plain listener (STARTTLS when a
 	// certificate is configured). Empty disables it.
 	Listen string
@@ -215,6 +220,7 @@ func Default() Config {
 		IdleKeepalive:     29 * time.Minute,
 		SearchTimeLimit:   30 * time.Second,
 		TCPKeepalive:      time.Hour,
+		BusPollInterval:   60 * time.Second,
 		TombstoneMaxAge:   30 * 24 * time.Hour,
 		TombstoneMaxCount: 100000,
 		DiskReserve:       8 << 20,

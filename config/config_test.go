@@ -64,6 +64,7 @@ auth-cache-ttl = 0
 auth-cache-max-users = 5000
 idle-keepalive = 10m
 tcp-keepalive = 20m
+bus-poll-interval = 2m
 disk-reserve = 16MiB
 session-timeout = 12h
 session-max-per-user = 5
@@ -109,6 +110,7 @@ func TestParseExample(t *testing.T) {
 		IdleKeepalive:      10 * time.Minute,
 		SearchTimeLimit:    30 * time.Second,
 		TCPKeepalive:       20 * time.Minute,
+		BusPollInterval:    2 * time.Minute,
 		DiskReserve:        16 << 20,
 		TombstoneMaxAge:    30 * 24 * time.Hour,
 		TombstoneMaxCount:  100000,

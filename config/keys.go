@@ -197,6 +197,7 @@ func positive(n int64) error {
 var keys = []Key{
 	stringKey("data", "directory of the embedded store", func(c *Config) *string { return &c.DataDir }),
 	stringKey("postgres", "PostgreSQL connection string (DSN) of a shared store used instead of the embedded one; empty: the embedded store in data", func(c *Config) *string { return &c.Postgres }),
+	offDurationKey("bus-poll-interval", "with postgres: how often every mailbox a session has open is refreshed from the store whatever the other nodes' change hints said; 0: never", func(c *Config) *time.Duration { return &c.BusPollInterval }),
 	stringKey("listen", "address of the plain IMAP listener (STARTTLS with cert and key); empty: none", func(c *Config) *string { return &c.Listen }),
 	stringKey("tls-listen", "address of the implicit-TLS listener (needs cert and key); empty: none", func(c *Config) *string { return &c.TLSListen }),
 	stringKey("cert", "PEM file of the TLS certificate chain", func(c *Config) *string { return &c.CertFile }),

@@ -73,7 +73,7 @@ func (c *conn) cmdDelete(tag string) (*status, error) {
 		return c.storeFailure(err), nil
 	}
 	c.closeIfSelected(mb.ID, goneDeleted)
-	c.s.hub.Gone(mb.ID, tracker.Deleted)
+	c.s.gone(mb.ID, tracker.Deleted)
 	return ok("DELETE completed"), nil
 }
 
@@ -146,7 +146,7 @@ func (c *conn) cmdRename(tag string) (*status, error) {
 			c.log.Warn("renamed INBOX not found", "err", err)
 		} else {
 			c.closeIfSelected(moved.ID, goneRenamed)
-			c.s.hub.Gone(moved.ID, tracker.Renamed)
+			c.s.gone(moved.ID, tracker.Renamed)
 		}
 	}
 	return ok("RENAME completed"), nil

@@ -530,7 +530,7 @@ func (c *conn) expungeDeleted(limit []uint32) ([]uint32, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.s.hub.Changed(ctx, id)
+	c.s.changed(ctx, id, 0)
 	return gone, nil
 }
 
@@ -601,7 +601,7 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 	if err != nil {
 		return c.storeFailure(err), nil
 	}
-	c.s.hub.Changed(ctx, dst.ID)
+	c.s.changed(ctx, dst.ID, after.HighestModSeq)
 	code := ""
 	if len(src) > 0 {
 		// RFC 4315 COPYUID; for MOVE it comes untagged before the
@@ -609,7 +609,7 @@ func (c *conn) copyMove(isUID, move bool) (*status, error) {
 		code = "COPYUID " + itoa(after.UIDValidity) + " " + imap.UIDSetFromSorted(src).String() + " " + imap.UIDSetFromSorted(dsts).String()
 	}
 	if move {
-		c.s.hub.Changed(ctx, c.view.MailboxID())
+		c.s.changed(ctx, c.view.MailboxID(), 0)
 		if code != "" {
 			c.enc.Star().Atom("OK").SP().Atom("[" + code + "] ").Text("Moved").CRLF()
 		}

@@ -29,7 +29,7 @@ func (s *Server) appendMessages(ctx context.Context, userID, mailboxID int64, ms
 	if err != nil {
 		return nil, store.Mailbox{}, err
 	}
-	s.hub.Changed(ctx, mailboxID)
+	s.changed(ctx, mailboxID, after.HighestModSeq)
 	s.cacheAppended(mailboxID, after.UIDValidity, uids, msgs)
 	return uids, after, nil
 }

@@ -35,7 +35,15 @@ type Options struct {
 	NodeID string
 	// Bus carries change hints to and from the other nodes that share
 	// the store (package bus). Nil: this node is alone with its store.
+	// The server runs it (Bus.Run) from its first Serve until Shutdown;
+	// the caller closes it after Shutdown returns, before the store.
 	Bus bus.Bus
+	// BusPollInterval is the safety poll of a node with a Bus: this
+	// often every mailbox some session has open is refreshed from the
+	// store, whatever the bus said, in case a hint was lost without the
+	// bus noticing. Default DefaultBusPollInterval; negative: never.
+	// Unused without a Bus.
+	BusPollInterval time.Duration
 
 	// TLSConfig enables STARTTLS on plain listeners and is required by
 	// ServeTLS.
@@ -242,6 +250,9 @@ func (o Options) withDefaults() Options {
 	if o.ExternalPollInterval == 0 {
 		o.ExternalPollInterval = 2 * time.Second
 	}
+	if o.BusPollInterval == 0 {
+		o.BusPollInterval = DefaultBusPollInterval
+	}
 	if o.MaxAppendMessages <= 0 {
 		o.MaxAppendMessages = 1000
 	}
@@ -303,6 +314,7 @@ type Server struct {
 	rechecking atomic.Bool
 
 	watchOnce sync.Once // starts watchExternal
+	busOnce   sync.Once // starts the bus (startBus)
 
 	// readers and writers lend connections their buffers (see
 	// conn.loop): *bufio.Reader of readBufSize bytes, and write buffers
@@ -464,6 +476,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
 	s.startWatch()
+	s.startBus()
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, l)

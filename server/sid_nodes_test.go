@@ -280,6 +280,56 @@ func TestSIDAcrossNodesLostHint(t *testing.T) {
 	h.Expect("n", "NOOP", "n OK NOOP completed")
 }
 
+// The takeover through the in-process broker (bus.NewBroker) and the
+// server's own bus receiver: the old connection, idling, gets
+// DELETEDSID.
+func TestSIDAcrossNodesBroker(t *testing.T) {
+	first := imaptest.Start(t, nil)
+	st := first.Store
+	uv := seed(t, first, 2)
+	broker := bus.NewBroker()
+	start := func(name string) *imaptest.Env {
+		b := broker.Node(name)
+		reg := session.New(st, session.Options{NodeID: name, Bus: b})
+		srv := server.New(server.Options{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			FailedLoginDelay: 10 * time.Millisecond, Sessions: reg, NodeID: name, Bus: b})
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			srv.Serve(l)
+		}()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			<-done
+			b.Close()
+		})
+		return &imaptest.Env{Addr: l.Addr().String(), Store: st, Server: srv, User: first.User, Password: first.Password}
+	}
+	a, b := start("a"), start("b")
+	c := a.DialLogin(t)
+	c.ExpectTagged("s", "SELECT INBOX", "s OK [READ-WRITE]")
+	id := newSID(t, c, "x")
+	c.SendLine("i IDLE")
+	if l := c.ReadLine(); l != "+ idling" {
+		t.Fatalf("IDLE: %q", l)
+	}
+	d := b.DialLogin(t)
+	d.ExpectTagged("r", fmt.Sprintf("SID %s %d 3", id, uv), "r OK [READ-WRITE]")
+	if l := c.ReadLine(); l != "* DELETEDSID "+id {
+		t.Fatalf("IDLE on a: %q, want DELETEDSID", l)
+	}
+	c.SendLine("DONE")
+	if l := c.ReadLine(); l != "i OK IDLE terminated" {
+		t.Fatalf("IDLE end: %q", l)
+	}
+}
+
 // With the hint lost, a connection that idles learns of the takeover at
 // the next resync of the bus (its reconnection, its safety poll).
 func TestSIDAcrossNodesResync(t *testing.T) {

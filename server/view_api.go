@@ -157,7 +157,12 @@ func (c *conn) mailboxID() int64 { return c.view.MailboxID() }
 // failed the UNCHANGEDSINCE test. The caller reports the changed flags to
 // its own client (unless .SILENT).
 func (c *conn) updateFlags(uids []uint32, op store.FlagOp, flags []string, unchangedSince uint64) (changed []store.MessageMeta, failed []uint32, err error) {
-	return c.view.UpdateFlags(c.writeContext(), uids, op, flags, unchangedSince)
+	changed, failed, err = c.view.UpdateFlags(c.writeContext(), uids, op, flags, unchangedSince)
+	if len(changed) > 0 {
+		// All changed messages have the write's one new MODSEQ.
+		c.s.publishChanged(c.view.MailboxID(), changed[0].ModSeq)
+	}
+	return changed, failed, err
 }
 
 // seqOf returns the sequence number of uid in uids (ascending), or 0.

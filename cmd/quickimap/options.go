@@ -89,12 +89,17 @@ func serverOptions(c *config.Config, st store.Store, logger *slog.Logger) (serve
 	if throttleFailures == 0 {
 		throttleFailures = -1 // likewise
 	}
+	busPoll := c.BusPollInterval
+	if busPoll == 0 {
+		busPoll = -1 // server.Options: negative is never
+	}
 	maxCompressed := c.MaxCompressed
 	if maxCompressed == 0 {
 		maxCompressed = -1 // server.Options: negative turns COMPRESS off
 	}
 	return server.Options{
 		SearchTimeLimit:    searchLimit,
+		BusPollInterval:    busPoll,
 		CompressLevel:      c.CompressLevel,
 		MaxCompressed:      maxCompressed,
 		AuthCacheTTL:       cacheTTL,

@@ -40,6 +40,9 @@ func TestConfigDefaultsMatchLayers(t *testing.T) {
 	if c.MessageCacheSize != 0 {
 		t.Errorf("message-cache-size %d, want 0 (the server's automatic default)", c.MessageCacheSize)
 	}
+	if c.BusPollInterval != server.DefaultBusPollInterval {
+		t.Errorf("bus-poll-interval %v, server default %v", c.BusPollInterval, server.DefaultBusPollInterval)
+	}
 	if c.SpoolLiteral != server.DefaultSpoolLiteral {
 		t.Errorf("spool-literal %d, server default %d", c.SpoolLiteral, server.DefaultSpoolLiteral)
 	}
@@ -280,5 +283,33 @@ func TestProxyProtocolOption(t *testing.T) {
 	}
 	if c.ProxyProtocolFrom != "10.1.0.0/16, 192.0.2.7/32, 198.51.100.1/32, 2001:db8::/32" {
 		t.Errorf("a refused value changed the setting to %q", c.ProxyProtocolFrom)
+	}
+}
+
+// bus-poll-interval reaches the server; 0 turns the safety poll off.
+func TestBusPollIntervalOption(t *testing.T) {
+	c := config.Default()
+	o, err := serverOptions(&c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.BusPollInterval != 60*time.Second {
+		t.Errorf("default: %v", o.BusPollInterval)
+	}
+	if err := c.Set("bus-poll-interval", "15s"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err = serverOptions(&c, nil, nil); err != nil || o.BusPollInterval != 15*time.Second {
+		t.Errorf("15s: %v, %v", o.BusPollInterval, err)
+	}
+	if err := c.Set("bus-poll-interval", "0"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err = serverOptions(&c, nil, nil); err != nil || o.BusPollInterval >= 0 {
+		t.Errorf("0: %v, %v; want negative (never)", o.BusPollInterval, err)
+	}
+	c.BusPollInterval = -time.Second
+	if c.Validate() == nil {
+		t.Error("negative bus-poll-interval accepted")
 	}
 }

@@ -165,6 +165,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		}
 	}()
 	opts.Store = st
+	closeBus, err := openBus(ctx, cfg, &opts, logger)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
 	if m != nil {
 		opts.Metrics = m
 	}

@@ -282,6 +282,23 @@ func (h *Hub) changed(ctx context.Context, mailboxID int64, own *store.Changes) 
 	sm.refresh(ctx, own)
 }
 
+// Held reports whether some view holds the index of a mailbox, and the
+// HIGHESTMODSEQ the index has reached: a hint from another node about a
+// mailbox nobody here has open, or about a MODSEQ the index already has,
+// needs no refresh.
+func (h *Hub) Held(mailboxID int64) (modseq uint64, held bool) {
+	h.mu.Lock()
+	sm := h.boxes[mailboxID]
+	held = sm != nil && sm.refs > 0
+	h.mu.Unlock()
+	if !held {
+		return 0, false
+	}
+	sm.mu.RLock()
+	defer sm.mu.RUnlock()
+	return sm.mb.HighestModSeq, true
+}
+
 // RefreshAll refreshes every index some view holds and wakes the views
 // that see changes, as Changed does for one mailbox: for writes the hub
 // was not told of (another process writing the same store). Indexes

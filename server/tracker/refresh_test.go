@@ -292,3 +292,31 @@ func TestChangedWithEndedContext(t *testing.T) {
 		t.Errorf("after appending UIDs %v under an ended context, the view has %d messages (new: %v), want 5", uids, u.Count, u.NewMessages)
 	}
 }
+
+// Held tells whether a mailbox's index is held, and how far it is.
+func TestHeld(t *testing.T) {
+	f := newFixture(t, 3, Options{})
+	if _, held := f.hub.Held(testBox); held {
+		t.Fatal("an index nobody opened is held")
+	}
+	v := f.open(false)
+	ms, held := f.hub.Held(testBox)
+	if !held || ms != v.HighestModSeq() {
+		t.Fatalf("Held = %d, %v; want %d, true", ms, held, v.HighestModSeq())
+	}
+	_, mb, err := f.st.AppendMessages(context.Background(), testUser, testBox, make([]store.NewMessage, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms2, _ := f.hub.Held(testBox); ms2 != ms {
+		t.Errorf("Held moved to %d before a refresh", ms2)
+	}
+	f.hub.Changed(context.Background(), testBox)
+	if ms2, _ := f.hub.Held(testBox); ms2 != mb.HighestModSeq {
+		t.Errorf("Held = %d after the refresh, want %d", ms2, mb.HighestModSeq)
+	}
+	v.Close()
+	if _, held := f.hub.Held(testBox); held {
+		t.Error("an index whose views all closed is held")
+	}
+}
