@@ -40,7 +40,7 @@ func (s *Server) sessionTaken(h bus.Hint) {
 // the check runs on its own goroutine, one at a time.
 func (s *Server) sessionsResync() {
 	reg := s.opts.Sessions
-	if reg == nil || !s.rechecking.CompareAndSwap(false, true) {
+	if reg == nil || s.isClosing() || !s.rechecking.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {

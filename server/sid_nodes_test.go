@@ -266,6 +266,68 @@ func TestSIDAcrossNodesLostHint(t *testing.T) {
 	if h, ok := a.reg.Holder(1, id); !ok || h == nil {
 		t.Error("a does not hold the session it claimed back")
 	}
+
+	// DELETESID of a session taken elsewhere (hint lost) deletes
+	// nothing: DELETEDSID, then BAD as with no session.
+	g := a.DialLogin(t)
+	id2 := newSID(t, g, "n")
+	h := b.DialLogin(t)
+	limitResumes(t, h, "r", id2)
+	g.Expect("d", "DELETESID", "* DELETEDSID "+id2, "d BAD No current session")
+	if _, err := a.Store.LoadSession(context.Background(), 1, id2); err != nil {
+		t.Errorf("the session taken elsewhere was deleted: %v", err)
+	}
+	h.Expect("n", "NOOP", "n OK NOOP completed")
+}
+
+// The takeover through the in-process broker (bus.NewBroker) and the
+// server's own bus receiver: the old connection, idling, gets
+// DELETEDSID.
+func TestSIDAcrossNodesBroker(t *testing.T) {
+	first := imaptest.Start(t, nil)
+	st := first.Store
+	uv := seed(t, first, 2)
+	broker := bus.NewBroker()
+	start := func(name string) *imaptest.Env {
+		b := broker.Node(name)
+		reg := session.New(st, session.Options{NodeID: name, Bus: b})
+		srv := server.New(server.Options{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			FailedLoginDelay: 10 * time.Millisecond, Sessions: reg, NodeID: name, Bus: b})
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			srv.Serve(l)
+		}()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			<-done
+			b.Close()
+		})
+		return &imaptest.Env{Addr: l.Addr().String(), Store: st, Server: srv, User: first.User, Password: first.Password}
+	}
+	a, b := start("a"), start("b")
+	c := a.DialLogin(t)
+	c.ExpectTagged("s", "SELECT INBOX", "s OK [READ-WRITE]")
+	id := newSID(t, c, "x")
+	c.SendLine("i IDLE")
+	if l := c.ReadLine(); l != "+ idling" {
+		t.Fatalf("IDLE: %q", l)
+	}
+	d := b.DialLogin(t)
+	d.ExpectTagged("r", fmt.Sprintf("SID %s %d 3", id, uv), "r OK [READ-WRITE]")
+	if l := c.ReadLine(); l != "* DELETEDSID "+id {
+		t.Fatalf("IDLE on a: %q, want DELETEDSID", l)
+	}
+	c.SendLine("DONE")
+	if l := c.ReadLine(); l != "i OK IDLE terminated" {
+		t.Fatalf("IDLE end: %q", l)
+	}
 }
 
 // With the hint lost, a connection that idles learns of the takeover at

@@ -423,3 +423,35 @@ func TestNodesRecheck(t *testing.T) {
 		}
 	})
 }
+
+// The heartbeat loop writes the node's heartbeat every interval until
+// Stop, in the registry's clock.
+func TestHeartbeatLoop(t *testing.T) {
+	run(t, Options{}, func(e *env) {
+		t := e.t
+		u := e.users("alice")
+		o := e.reg.opts
+		o.NodeID, o.Heartbeat = "n", 5*time.Millisecond
+		reg := New(e.st, o)
+		must(t, reg.Start(ctx))
+		id, err := reg.Create(ctx, u, "ip", &conn{1})
+		must(t, err)
+		beat := func() time.Time {
+			t.Helper()
+			return stored(t, e.st, u, id).OwnerBeat
+		}
+		if !beat().Equal(e.clk.Now()) {
+			t.Fatalf("beat after Start %v, want %v", beat(), e.clk.Now())
+		}
+		e.clk.Advance(time.Hour)
+		deadline := time.Now().Add(10 * time.Second)
+		for !beat().Equal(e.clk.Now()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the loop did not beat: %v, now %v", beat(), e.clk.Now())
+			}
+			time.Sleep(time.Millisecond) // polling for the loop's write
+		}
+		reg.Stop()
+		reg.Stop() // twice is harmless
+	})
+}
