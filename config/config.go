@@ -185,6 +185,10 @@ type Config struct {
 	SessionMaxPerUser int
 	SessionMaxPerIP   int
 	SessionMaxTotal   int
+	// SessionHeartbeat is the interval of the node's heartbeat in the
+	// store; the other nodes sharing it count the sessions of a node
+	// silent for three intervals as inactive.
+	SessionHeartbeat time.Duration
 	// ReconnectPlainName also advertises the capability as RECONNECT,
 	// the name the draft would have as an RFC, next to
 	// X-DRAFT-W07-RECONNECT.
@@ -230,6 +234,7 @@ func Default() Config {
 		SessionMaxPerUser: 20,
 		SessionMaxPerIP:   10000,
 		SessionMaxTotal:   1000000,
+		SessionHeartbeat:  5 * time.Second,
 
 		// Limits on hostile clients (docs/security.md).
 		MaxConnectionsPerIP:   100,

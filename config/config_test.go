@@ -70,6 +70,7 @@ session-timeout = 12h
 session-max-per-user = 5
 session-max-per-ip = 200
 session-max-total = 50000
+session-heartbeat = 2s
 reconnect-plain-name = yes
 no-initial-user = true
 `
@@ -117,6 +118,7 @@ func TestParseExample(t *testing.T) {
 		SessionMaxPerUser:  5,
 		SessionMaxPerIP:    200,
 		SessionMaxTotal:    50000,
+		SessionHeartbeat:   2 * time.Second,
 		ReconnectPlainName: true,
 		NoInitialUser:      true,
 

@@ -435,6 +435,7 @@ var keys = []Key{
 	intKey("session-max-per-user", "resumable sessions per user; the oldest inactive one goes first", func(c *Config) *int { return &c.SessionMaxPerUser }),
 	intKey("session-max-per-ip", "resumable sessions created from one client address", func(c *Config) *int { return &c.SessionMaxPerIP }),
 	intKey("session-max-total", "resumable sessions of the whole server", func(c *Config) *int { return &c.SessionMaxTotal }),
+	durationKey("session-heartbeat", "interval of the node's heartbeat; other nodes sharing the store count its sessions inactive after three missed", func(c *Config) *time.Duration { return &c.SessionHeartbeat }),
 	boolKey("reconnect-plain-name", "also advertise quick reconnect as RECONNECT", func(c *Config) *bool { return &c.ReconnectPlainName }),
 	boolKey("no-initial-user", "do not create an account when the store has none", func(c *Config) *bool { return &c.NoInitialUser }),
 }

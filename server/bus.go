@@ -102,12 +102,14 @@ func (r *busReceiver) Hint(h bus.Hint) {
 }
 
 // Resync is called on the bus's goroutine after hints may have been
-// lost: every held index is refreshed, on a worker.
+// lost: every held index is refreshed, on a worker, and the held
+// sessions are checked against the store (sessionsResync).
 func (r *busReceiver) Resync() {
 	r.mu.Lock()
 	r.resync = true
 	r.mu.Unlock()
 	r.poke()
+	r.s.sessionsResync()
 }
 
 func (r *busReceiver) queue(mailboxID int64, modseq uint64) {
@@ -227,7 +229,8 @@ func (s *Server) startBus() {
 // busPoll refreshes every held index each BusPollInterval, whatever the
 // bus delivered: a hint lost without the bus noticing (a node that died
 // between its commit and its publish) delays a change by at most that.
-// Cost: one ChangesSince per held mailbox per interval.
+// Cost: one ChangesSince per held mailbox per interval, and one query
+// for the held sessions (sessionsResync).
 func (s *Server) busPoll() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.opts.BusPollInterval)
@@ -238,6 +241,7 @@ func (s *Server) busPoll() {
 			return
 		case <-t.C:
 			s.hub.RefreshAll(s.ctx)
+			s.sessionsResync()
 		}
 	}
 }

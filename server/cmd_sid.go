@@ -78,7 +78,15 @@ func (c *conn) saveState(state []byte) {
 	ctx, cancel := c.sessionContext()
 	defer cancel()
 	err := c.s.opts.Sessions.Save(ctx, c, state)
-	if err != nil && !errors.Is(err, session.ErrNotOwner) {
+	if errors.Is(err, session.ErrNotOwner) {
+		// Resumed elsewhere: by a connection of this node, which told
+		// this one already, or of another node whose hint has not come
+		// (or was lost). Either way nothing was written, and the client
+		// is told DELETEDSID as for a takeover here (§5.3).
+		c.takeSession(c.sid)
+		return
+	}
+	if err != nil {
 		c.log.Warn("saving session", "err", err)
 	}
 }
@@ -216,8 +224,11 @@ func (c *conn) cmdSID(tag string) (*status, error) {
 	}
 	ctx := c.ctx
 	// The session this connection holds, if any, becomes inactive
-	// (§3.2): keep its state.
+	// (§3.2): keep its state. If it was lost meanwhile, DELETEDSID says
+	// so now, before this SID's responses: the loss is about the
+	// session held before, even when this SID resumes that same one.
 	c.saveSession()
+	c.noteLostSession()
 	if args == nil {
 		return c.newSession(ctx), nil
 	}
@@ -433,9 +444,16 @@ func (c *conn) cmdDeleteSID(tag string) (*status, error) {
 	if c.sid == "" {
 		return bad("No current session"), nil
 	}
+	sid := c.sid
 	err := reg.Delete(c.ctx, c)
 	c.sid = ""
 	if errors.Is(err, session.ErrNotOwner) {
+		if errors.Is(err, store.ErrStale) {
+			// Another node resumed it and its hint has not come: the
+			// session is not this connection's to delete (§5.3).
+			c.takeSession(sid)
+			c.noteLostSession()
+		}
 		return bad("No current session"), nil
 	}
 	if err != nil {

@@ -36,9 +36,26 @@ func qbSetup(b *testing.B, n int) (env *imaptest.Env, validity uint32, modseq ui
 func qbSetupChanges(b *testing.B, n, k int) (env *imaptest.Env, validity uint32, modseq uint64) {
 	b.Helper()
 	env = imaptest.Start(b, nil)
-	ctx := context.Background()
-	st := env.Store
 	userID, mailboxID := benchInbox(b, env)
+	validity, modseq = qbFill(b, env.Store, userID, mailboxID, n, k)
+
+	holder, err := dialBench(env.Addr, env.User, env.Password)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { holder.nc.Close() })
+	if _, err := holder.cmd("SELECT INBOX"); err != nil {
+		b.Fatal(err)
+	}
+	return env, validity, modseq
+}
+
+// qbFill appends n messages to the mailbox, notes its UIDVALIDITY and
+// HIGHESTMODSEQ (the client's saved state), then makes k flag changes
+// and k expunges spread over it.
+func qbFill(b *testing.B, st store.Store, userID, mailboxID int64, n, k int) (validity uint32, modseq uint64) {
+	b.Helper()
+	ctx := context.Background()
 	start := time.Now()
 	filler := strings.Repeat("The quick brown fox jumps over the lazy dog. ", 20)
 	date := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -92,16 +109,7 @@ func qbSetupChanges(b *testing.B, n, k int) (env *imaptest.Env, validity uint32,
 			b.Fatal(err)
 		}
 	}
-
-	holder, err := dialBench(env.Addr, env.User, env.Password)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { holder.nc.Close() })
-	if _, err := holder.cmd("SELECT INBOX"); err != nil {
-		b.Fatal(err)
-	}
-	return env, validity, modseq
+	return validity, modseq
 }
 
 // qbCount counts the FETCH responses and the UIDs of VANISHED (EARLIER)

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quickimap/quickimap/auth"
@@ -308,6 +309,10 @@ type Server struct {
 	dummyOnce sync.Once
 	dummy     string
 
+	// rechecking is set while a recheck of the held sessions runs
+	// (sessionsResync): resyncs that come meanwhile are covered by it.
+	rechecking atomic.Bool
+
 	watchOnce sync.Once // starts watchExternal
 	busOnce   sync.Once // starts the bus (startBus)
 
@@ -349,7 +354,7 @@ func New(opts Options) *Server {
 	if opts.LoginThrottleFailures > 0 {
 		throttle = newLoginThrottle(opts)
 	}
-	return &Server{
+	s := &Server{
 		throttle:  throttle,
 		opts:      opts,
 		log:       opts.Logger,
@@ -373,6 +378,32 @@ func New(opts Options) *Server {
 
 		metrics:    opts.Metrics,
 		cmdMetrics: newCmdMetrics(opts.Metrics),
+	}
+	s.startSessions()
+	return s
+}
+
+// startSessions starts the session registry's heartbeat, which tells the
+// other nodes sharing the store that this node's sessions are held; its
+// first start releases those an earlier run of the node left recorded as
+// its own. A failure is logged: the node then serves, and its sessions
+// count as inactive elsewhere until a heartbeat gets through.
+func (s *Server) startSessions() {
+	if s.opts.Sessions == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, sessionWriteTimeout)
+	defer cancel()
+	if err := s.opts.Sessions.Start(ctx); err != nil {
+		s.log.Error("starting the session heartbeat", "err", err)
+	}
+}
+
+// stopSessions stops the heartbeat, once the connections have detached
+// their sessions (or Shutdown gave up waiting for them).
+func (s *Server) stopSessions() {
+	if s.opts.Sessions != nil {
+		s.opts.Sessions.Stop()
 	}
 }
 
@@ -633,6 +664,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wg.Wait()
 		close(done)
 	}()
+	defer s.stopSessions()
 	select {
 	case <-done:
 		return nil

@@ -47,6 +47,7 @@ func sessionOptions(c *config.Config) session.Options {
 		MaxPerUser: c.SessionMaxPerUser,
 		MaxPerIP:   c.SessionMaxPerIP,
 		MaxTotal:   c.SessionMaxTotal,
+		Heartbeat:  c.SessionHeartbeat,
 	}
 }
 

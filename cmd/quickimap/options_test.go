@@ -193,8 +193,9 @@ func TestStoreReserveOption(t *testing.T) {
 func TestSessionOptions(t *testing.T) {
 	c := config.Default()
 	c.SessionTimeout, c.SessionMaxPerUser, c.SessionMaxPerIP, c.SessionMaxTotal = 12*time.Hour, 5, 200, 50000
+	c.SessionHeartbeat = 2 * time.Second
 	so := sessionOptions(&c)
-	if so.Timeout != 12*time.Hour || so.MaxPerUser != 5 || so.MaxPerIP != 200 || so.MaxTotal != 50000 {
+	if so.Timeout != 12*time.Hour || so.MaxPerUser != 5 || so.MaxPerIP != 200 || so.MaxTotal != 50000 || so.Heartbeat != 2*time.Second {
 		t.Errorf("sessionOptions: %+v", so)
 	}
 }

@@ -253,7 +253,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	// ones are swept every few minutes until shutdown. The same sweep
 	// applies the tombstone window (tombstone-max-age) to mailboxes that
 	// nobody writes to; writes purge the mailboxes they touch themselves.
-	reg := session.New(st, sessionOptions(cfg))
+	// The registry owns sessions in the store under the node's name and
+	// tells the other nodes, on the node's bus, which ones it took over.
+	ro := sessionOptions(cfg)
+	ro.NodeID, ro.Bus, ro.Logger = opts.NodeID, opts.Bus, logger
+	reg := session.New(st, ro)
 	opts.Sessions = reg
 	sweepDone := make(chan struct{})
 	sweepStopped := make(chan struct{})

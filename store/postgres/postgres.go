@@ -46,6 +46,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/quickimap/quickimap/internal/keylock"
 	"github.com/quickimap/quickimap/store"
 )
 
@@ -77,6 +78,17 @@ const maxRetries = 10
 type Store struct {
 	pool connPool
 	opts Options
+
+	// lockPool holds the connections that hold users' sessions locks
+	// (LockSessions): a session-level advisory lock lives on one
+	// connection for as long as its holder works, and the holder's own
+	// queries go through pool. Apart, a burst of lock holders can never
+	// take every connection their queries wait for.
+	lockPool *pgxpool.Pool
+	// sessionLocks serialises this process's holders of one user's lock
+	// before they take a connection of lockPool: one connection per
+	// user at most.
+	sessionLocks keylock.Locks
 }
 
 var _ store.Store = (*Store)(nil)
@@ -111,9 +123,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
-	s := &Store{pool: connPool{pool}, opts: opts}
-	if err := s.migrate(ctx); err != nil {
+	lockPool, err := pgxpool.NewWithConfig(ctx, cfg.Copy())
+	if err != nil {
 		pool.Close()
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	s := &Store{pool: connPool{pool}, opts: opts, lockPool: lockPool}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
 	return s, nil
@@ -122,6 +139,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 // Close implements store.Store. It may be called more than once.
 func (s *Store) Close() error {
 	s.pool.Close()
+	s.lockPool.Close()
 	return nil
 }
 

@@ -20,6 +20,7 @@ type migration func(ctx context.Context, tx pgx.Tx) error
 func migrations() []migration {
 	return []migration{
 		migrateV1,
+		migrateV2,
 	}
 }
 
@@ -251,4 +252,26 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// schemaV2 records which node holds each session and the generation of
+// its last claim (store.SessionRecord.Owner, Generation), and the nodes'
+// heartbeats: the sessions of a node that stopped beating count as
+// inactive. Existing sessions are inactive (no owner) at generation 0.
+// sessions_owner is partial: only held sessions are in it, and a node
+// starting again finds its own with it (ReleaseNodeSessions).
+const schemaV2 = `
+ALTER TABLE sessions ADD COLUMN owner text COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN generation bigint NOT NULL DEFAULT 0;
+CREATE INDEX sessions_owner ON sessions (owner) WHERE owner != '';
+
+CREATE TABLE nodes (
+	name      text COLLATE "C" PRIMARY KEY,
+	heartbeat bigint NOT NULL
+);
+`
+
+func migrateV2(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, schemaV2)
+	return err
 }

@@ -300,6 +300,7 @@ func TestMigrateV5(t *testing.T) {
 		`UPDATE bodies SET structure = (SELECT data FROM structures WHERE body_id = bodies.id)`,
 		`UPDATE bodies SET structure = NULL WHERE id = (SELECT max(id) FROM bodies)`,
 		`DROP TABLE structures`,
+		`DROP TABLE nodes`, `DROP INDEX sessions_owner`, `ALTER TABLE sessions DROP COLUMN generation`, `ALTER TABLE sessions DROP COLUMN owner`, // version 8
 		`DROP TABLE headers`, // version 7
 		`DROP TRIGGER bodies_file_delete`, `DROP TABLE dead_files`, `ALTER TABLE bodies DROP COLUMN file`,
 		`UPDATE schema_version SET version = 4`,

@@ -495,6 +495,7 @@ func TestMigrateV1(t *testing.T) {
 	}
 	// Turn it back into version 1.
 	for _, q := range []string{
+		`DROP TABLE nodes`, `DROP INDEX sessions_owner`, `ALTER TABLE sessions DROP COLUMN generation`, `ALTER TABLE sessions DROP COLUMN owner`, // version 8
 		`DROP TABLE headers`,                                                                              // version 7
 		`DROP TRIGGER bodies_file_delete`, `DROP TABLE dead_files`, `ALTER TABLE bodies DROP COLUMN file`, // version 6
 		`DROP TABLE structures`,                                               // version 5

@@ -24,6 +24,7 @@ func migrations() []migration {
 		migrateV5,
 		migrateV6,
 		migrateV7,
+		migrateV8,
 	}
 }
 
@@ -433,5 +434,28 @@ CREATE TABLE headers (
 
 func migrateV7(ctx context.Context, tx *dbtx) error {
 	_, err := tx.ExecContext(ctx, schemaV7)
+	return err
+}
+
+// schemaV8 records which node holds each session and the generation of
+// its last claim (store.SessionRecord.Owner, Generation), and the nodes'
+// heartbeats: the sessions of a node that stopped beating count as
+// inactive. Sessions stored before the upgrade are inactive (no owner)
+// at generation 0. sessions_owner is partial: only held sessions are in
+// it, and a node starting again finds its own with it
+// (ReleaseNodeSessions).
+const schemaV8 = `
+ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX sessions_owner ON sessions (owner) WHERE owner != '';
+
+CREATE TABLE nodes (
+	name      TEXT PRIMARY KEY,
+	heartbeat INTEGER NOT NULL
+) WITHOUT ROWID;
+`
+
+func migrateV8(ctx context.Context, tx *dbtx) error {
+	_, err := tx.ExecContext(ctx, schemaV8)
 	return err
 }

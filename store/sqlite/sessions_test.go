@@ -101,6 +101,7 @@ func TestMigrateV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
+		`DROP TABLE nodes`, `DROP INDEX sessions_owner`, `ALTER TABLE sessions DROP COLUMN generation`, `ALTER TABLE sessions DROP COLUMN owner`, // version 8
 		`DROP TABLE headers`,                                                                              // version 7
 		`DROP TRIGGER bodies_file_delete`, `DROP TABLE dead_files`, `ALTER TABLE bodies DROP COLUMN file`, // version 6
 		`DROP TABLE structures`, // version 5
@@ -123,6 +124,51 @@ func TestMigrateV2(t *testing.T) {
 	}
 	if n, _ := s.CountSessions(ctx); n != 1 {
 		t.Errorf("CountSessions = %d, want 1", n)
+	}
+	if problems, err := s.Check(ctx); err != nil || len(problems) != 0 {
+		t.Errorf("Check after migration: %q, %v", problems, err)
+	}
+}
+
+// TestMigrateV7 upgrades a version 7 database to version 8: its sessions
+// keep their data, with no owner at generation 0, and can be claimed;
+// the nodes table appears.
+func TestMigrateV7(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	u, err := s.CreateUser(ctx, "a", "h", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := store.SessionRecord{ID: "x", UserID: u.ID, ClientIP: "192.0.2.1", Created: time.Unix(1, 0), LastActive: time.Unix(2, 0), State: []byte("s")}
+	if err := s.SaveSession(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TABLE nodes`, `DROP INDEX sessions_owner`, `ALTER TABLE sessions DROP COLUMN generation`, `ALTER TABLE sessions DROP COLUMN owner`,
+		`UPDATE schema_version SET version = 7`,
+	} {
+		if _, err := s.wdbT().ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+	s = openTest(t, dir)
+	defer s.Close()
+	got, err := s.LoadSession(ctx, u.ID, "x")
+	if err != nil || got.Owner != "" || got.Generation != 0 || string(got.State) != "s" || got.ClientIP != "192.0.2.1" {
+		t.Fatalf("session after migration: %+v, %v", got, err)
+	}
+	if err := s.Heartbeat(ctx, "n1", time.Unix(5, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimSession(ctx, u.ID, "x", "n1", time.Time{}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.LoadSession(ctx, u.ID, "x")
+	if err != nil || got.Owner != "n1" || got.Generation != 1 || !got.OwnerBeat.Equal(time.Unix(5, 0)) {
+		t.Errorf("claimed after migration: %+v, %v", got, err)
 	}
 	if problems, err := s.Check(ctx); err != nil || len(problems) != 0 {
 		t.Errorf("Check after migration: %q, %v", problems, err)

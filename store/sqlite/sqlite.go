@@ -60,6 +60,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/quickimap/quickimap/internal/keylock"
 	"github.com/quickimap/quickimap/store"
 )
 
@@ -176,6 +177,11 @@ type Store struct {
 	files    files     // large bodies (files.go)
 	swept    []string  // removed files still in dead_files (guarded by wsem)
 	bodyBufs sync.Pool // *[]byte for bodies read from the database (OpenBody)
+
+	// sessionLocks are the users' sessions locks (LockSessions): one
+	// process writes the database, so a lock in the process is one
+	// among every user of the store.
+	sessionLocks keylock.Locks
 
 	// The writer connection's last PRAGMA data_version (external.go),
 	// guarded by wsem.

@@ -72,7 +72,7 @@ func TestSchemaVersion(t *testing.T) {
 	if err := s.rdb.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); err != nil {
 		t.Fatal(err)
 	}
-	if v != schemaVersion() || v != 7 {
+	if v != schemaVersion() || v != 8 {
 		t.Errorf("schema_version %d, want %d", v, schemaVersion())
 	}
 	// A database from a newer program is refused.

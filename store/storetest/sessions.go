@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,11 @@ func sessionTests() []struct {
 		{"SessionsUserList", testSessionsUserList},
 		{"SessionsExpire", testSessionsExpire},
 		{"SessionsDeleteUser", testSessionsDeleteUser},
+		{"SessionsClaim", testSessionsClaim},
+		{"SessionsConditional", testSessionsConditional},
+		{"SessionsNodes", testSessionsNodes},
+		{"SessionsClaimRace", testSessionsClaimRace},
+		{"SessionsLock", testSessionsLock},
 	}
 }
 
@@ -39,7 +45,8 @@ func sessRec(userID int64, id, ip string, created, active time.Time, state strin
 func wantSession(t *testing.T, got, want store.SessionRecord) {
 	t.Helper()
 	if got.ID != want.ID || got.UserID != want.UserID || got.ClientIP != want.ClientIP ||
-		!got.Created.Equal(want.Created) || !got.LastActive.Equal(want.LastActive) || !bytes.Equal(got.State, want.State) {
+		!got.Created.Equal(want.Created) || !got.LastActive.Equal(want.LastActive) || !bytes.Equal(got.State, want.State) ||
+		got.Owner != want.Owner || got.Generation != want.Generation {
 		t.Errorf("session:\n got %+v\nwant %+v", got, want)
 	}
 }
@@ -277,6 +284,7 @@ func reopenSessionsWrite(t *testing.T, s store.Store, alice, bob store.User) []s
 		sessRec(alice.ID, "r2", "2001:db8::1", sessT0, sessT0.Add(time.Second), ""),
 		sessRec(bob.ID, "r1", "192.0.2.2", sessT0, sessT0.Add(3*time.Second), "bob"),
 	}
+	recs[1].Owner, recs[1].Generation = "node-a", 7
 	for _, r := range recs {
 		must(t, s.SaveSession(ctx, r))
 	}
@@ -305,4 +313,306 @@ func reopenSessionsCheck(t *testing.T, s store.Store, recs []store.SessionRecord
 		t.Errorf("UserSessions after reopen %q, want %q", got, want)
 	}
 	wantCount(t, s, len(recs))
+}
+
+func loadSess(t *testing.T, s store.Store, userID int64, id string) store.SessionRecord {
+	t.Helper()
+	rec, err := s.LoadSession(context.Background(), userID, id)
+	must(t, err)
+	return rec
+}
+
+// testSessionsClaim: a claim makes the node the owner, raises the
+// generation by one and returns the record as it was.
+func testSessionsClaim(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustCreateUser(t, s, "alice", nil)
+	other := mustCreateUser(t, s, "bob", nil)
+	rec := sessRec(u.ID, "s1", "192.0.2.1", sessT0, sessT0.Add(time.Minute), "state")
+	must(t, s.SaveSession(ctx, rec))
+	if got := loadSess(t, s, u.ID, "s1"); got.Owner != "" || got.Generation != 0 || !got.OwnerBeat.IsZero() {
+		t.Errorf("a saved record without owner: %+v", got)
+	}
+
+	// Not stale (LastActive is not before touchBefore): kept.
+	old, err := s.ClaimSession(ctx, u.ID, "s1", "node-a", sessT0, sessT0.Add(time.Hour))
+	must(t, err)
+	wantSession(t, old, rec)
+	want := rec
+	want.Owner, want.Generation = "node-a", 1
+	wantSession(t, loadSess(t, s, u.ID, "s1"), want)
+
+	// Claimed by another node: the previous owner and generation come
+	// back; LastActive before touchBefore becomes now.
+	now := sessT0.Add(2 * time.Hour)
+	old, err = s.ClaimSession(ctx, u.ID, "s1", "node-b", sessT0.Add(time.Hour), now)
+	must(t, err)
+	wantSession(t, old, want)
+	want.Owner, want.Generation, want.LastActive = "node-b", 2, now
+	wantSession(t, loadSess(t, s, u.ID, "s1"), want)
+
+	// The same node again still counts.
+	old, err = s.ClaimSession(ctx, u.ID, "s1", "node-b", time.Time{}, time.Time{})
+	must(t, err)
+	if old.Owner != "node-b" || old.Generation != 2 || !old.LastActive.Equal(now) {
+		t.Errorf("claim by the owner returned %+v", old)
+	}
+	if got := loadSess(t, s, u.ID, "s1"); got.Generation != 3 || got.Owner != "node-b" || !got.LastActive.Equal(now) {
+		t.Errorf("after the owner's claim: %+v", got)
+	}
+
+	_, err = s.ClaimSession(ctx, u.ID, "nope", "node-a", time.Time{}, time.Time{})
+	wantErr(t, err, store.ErrNotFound, "ClaimSession of an unknown id")
+	_, err = s.ClaimSession(ctx, other.ID, "s1", "node-a", time.Time{}, time.Time{})
+	wantErr(t, err, store.ErrNotFound, "ClaimSession of another user's id")
+	if got := loadSess(t, s, u.ID, "s1"); got.Generation != 3 {
+		t.Errorf("another user's claim changed the generation to %d", got.Generation)
+	}
+
+	// SaveSession writes owner and generation as given.
+	rec2 := sessRec(u.ID, "s2", "", sessT0, sessT0, "x")
+	rec2.Owner, rec2.Generation = "node-c", 41
+	must(t, s.SaveSession(ctx, rec2))
+	wantSession(t, loadSess(t, s, u.ID, "s2"), rec2)
+	wantCount(t, s, 2)
+}
+
+// testSessionsConditional: UpdateSession and DeleteSessionIf write only
+// at the generation given.
+func testSessionsConditional(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustCreateUser(t, s, "alice", nil)
+	rec := sessRec(u.ID, "s1", "192.0.2.1", sessT0, sessT0, "v1")
+	rec.Owner, rec.Generation = "node-a", 5
+	must(t, s.SaveSession(ctx, rec))
+
+	// A checkpoint at the current generation.
+	up := store.SessionRecord{UserID: u.ID, ID: "s1", Generation: 5, LastActive: sessT0.Add(time.Second), State: []byte("v2")}
+	must(t, s.UpdateSession(ctx, up, false))
+	want := rec
+	want.LastActive, want.State = up.LastActive, up.State
+	wantSession(t, loadSess(t, s, u.ID, "s1"), want)
+
+	// A nil state keeps the stored one; an empty one is written.
+	up.LastActive, up.State = sessT0.Add(2*time.Second), nil
+	must(t, s.UpdateSession(ctx, up, false))
+	want.LastActive = up.LastActive
+	wantSession(t, loadSess(t, s, u.ID, "s1"), want)
+	up.State = []byte{}
+	must(t, s.UpdateSession(ctx, up, false))
+	want.State = []byte{}
+	wantSession(t, loadSess(t, s, u.ID, "s1"), want)
+
+	// Another node claims it: the old generation can write nothing.
+	_, err := s.ClaimSession(ctx, u.ID, "s1", "node-b", time.Time{}, time.Time{})
+	must(t, err)
+	stale := up
+	stale.State, stale.LastActive = []byte("stale"), sessT0.Add(time.Hour)
+	wantErr(t, s.UpdateSession(ctx, stale, false), store.ErrStale, "UpdateSession at an old generation")
+	wantErr(t, s.UpdateSession(ctx, stale, true), store.ErrStale, "release at an old generation")
+	wantErr(t, s.DeleteSessionIf(ctx, u.ID, "s1", 5), store.ErrStale, "DeleteSessionIf at an old generation")
+	want.Owner, want.Generation = "node-b", 6
+	wantSession(t, loadSess(t, s, u.ID, "s1"), want)
+
+	// Release (a detach) at the current generation: no owner, same
+	// generation.
+	rel := store.SessionRecord{UserID: u.ID, ID: "s1", Generation: 6, LastActive: sessT0.Add(3 * time.Second), State: []byte("v3")}
+	must(t, s.UpdateSession(ctx, rel, true))
+	want.Owner, want.LastActive, want.State = "", rel.LastActive, rel.State
+	wantSession(t, loadSess(t, s, u.ID, "s1"), want)
+
+	wantErr(t, s.UpdateSession(ctx, store.SessionRecord{UserID: u.ID, ID: "nope", Generation: 0}, false),
+		store.ErrNotFound, "UpdateSession of an unknown id")
+	wantErr(t, s.DeleteSessionIf(ctx, u.ID, "nope", 0), store.ErrNotFound, "DeleteSessionIf of an unknown id")
+	wantErr(t, s.UpdateSession(ctx, store.SessionRecord{UserID: u.ID + 1000, ID: "s1", Generation: 6}, false),
+		store.ErrNotFound, "UpdateSession of another user's id")
+	must(t, s.DeleteSessionIf(ctx, u.ID, "s1", 6))
+	_, err = s.LoadSession(ctx, u.ID, "s1")
+	wantErr(t, err, store.ErrNotFound, "LoadSession after DeleteSessionIf")
+	wantCount(t, s, 0)
+}
+
+// testSessionsNodes: heartbeats show in the records of the sessions a
+// node owns; a node starting again releases its sessions.
+func testSessionsNodes(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustCreateUser(t, s, "alice", nil)
+	for i, owner := range []string{"node-a", "node-b", "", "node-a", "ghost"} {
+		rec := sessRec(u.ID, fmt.Sprint("s", i), "192.0.2.1", sessT0, sessT0.Add(time.Duration(i)*time.Second), "x")
+		rec.Owner, rec.Generation = owner, uint64(i+1)
+		must(t, s.SaveSession(ctx, rec))
+	}
+	beatA, beatB := sessT0.Add(time.Minute+1), sessT0.Add(2*time.Minute+2)
+	must(t, s.Heartbeat(ctx, "node-a", sessT0))
+	must(t, s.Heartbeat(ctx, "node-a", beatA)) // replaces
+	must(t, s.Heartbeat(ctx, "node-b", beatB))
+	wantErr(t, s.Heartbeat(ctx, "", sessT0), store.ErrInvalid, "Heartbeat of an unnamed node")
+	wantBeats := map[string]time.Time{"s0": beatA, "s1": beatB, "s2": {}, "s3": beatA, "s4": {}}
+	check := func(what string, l []store.SessionRecord) {
+		t.Helper()
+		if len(l) != len(wantBeats) {
+			t.Fatalf("%s: %d records", what, len(l))
+		}
+		for _, r := range l {
+			if !r.OwnerBeat.Equal(wantBeats[r.ID]) {
+				t.Errorf("%s: %s (owner %q) beat %v, want %v", what, r.ID, r.Owner, r.OwnerBeat, wantBeats[r.ID])
+			}
+			var i int
+			fmt.Sscanf(r.ID, "s%d", &i)
+			if r.Generation != uint64(i+1) {
+				t.Errorf("%s: %s generation %d", what, r.ID, r.Generation)
+			}
+		}
+	}
+	l, err := s.UserSessions(ctx, u.ID)
+	must(t, err)
+	check("UserSessions", l)
+	l, err = s.IPSessions(ctx, "192.0.2.1", 0)
+	must(t, err)
+	check("IPSessions", l)
+	for id, beat := range wantBeats {
+		if got := loadSess(t, s, u.ID, id); !got.OwnerBeat.Equal(beat) {
+			t.Errorf("LoadSession %s: beat %v, want %v", id, got.OwnerBeat, beat)
+		}
+	}
+	old, err := s.ClaimSession(ctx, u.ID, "s1", "node-a", time.Time{}, time.Time{})
+	must(t, err)
+	if old.Owner != "node-b" || !old.OwnerBeat.Equal(beatB) {
+		t.Errorf("ClaimSession returned owner %q beat %v, want node-b's %v", old.Owner, old.OwnerBeat, beatB)
+	}
+
+	nodeIDs := func(node string) []string {
+		t.Helper()
+		l, err := s.NodeSessions(ctx, node)
+		must(t, err)
+		var ids []string
+		for _, r := range l {
+			if r.Owner != node || r.UserID != u.ID || r.State != nil || r.Generation == 0 {
+				t.Errorf("NodeSessions(%s) record %+v", node, r)
+			}
+			ids = append(ids, r.ID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	if got, want := nodeIDs("node-a"), []string{"s0", "s1", "s3"}; !slices.Equal(got, want) {
+		t.Errorf("NodeSessions(node-a) %q, want %q", got, want)
+	}
+	if got := nodeIDs("node-b"); len(got) != 0 {
+		t.Errorf("NodeSessions(node-b) after its session was claimed: %q", got)
+	}
+	if got := nodeIDs(""); len(got) != 0 {
+		t.Errorf("NodeSessions of no node: %q", got)
+	}
+
+	n, err := s.ReleaseNodeSessions(ctx, "node-a")
+	if err != nil || n != 3 {
+		t.Errorf("ReleaseNodeSessions(node-a) = %d, %v; want 3", n, err)
+	}
+	for id, owner := range map[string]string{"s0": "", "s1": "", "s2": "", "s3": "", "s4": "ghost"} {
+		got := loadSess(t, s, u.ID, id)
+		if got.Owner != owner || !bytes.Equal(got.State, []byte("x")) {
+			t.Errorf("after release %s: owner %q state %q, want %q", id, got.Owner, got.State, owner)
+		}
+		if owner == "" && !got.OwnerBeat.IsZero() {
+			t.Errorf("after release %s: beat %v", id, got.OwnerBeat)
+		}
+	}
+	if got := loadSess(t, s, u.ID, "s1"); got.Generation != 3 {
+		t.Errorf("release changed the generation: %d", got.Generation)
+	}
+	if n, err := s.ReleaseNodeSessions(ctx, "node-a"); err != nil || n != 0 {
+		t.Errorf("ReleaseNodeSessions again = %d, %v", n, err)
+	}
+	if got := nodeIDs("node-a"); len(got) != 0 {
+		t.Errorf("NodeSessions(node-a) after the release: %q", got)
+	}
+	wantCount(t, s, 5)
+}
+
+// testSessionsClaimRace: concurrent claims of one session are atomic:
+// each sees a distinct previous generation, and the last is the count.
+func testSessionsClaimRace(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustCreateUser(t, s, "alice", nil)
+	must(t, s.SaveSession(ctx, sessRec(u.ID, "s", "", sessT0, sessT0, "x")))
+	const n = 20
+	gens := make([]uint64, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			old, err := s.ClaimSession(ctx, u.ID, "s", fmt.Sprint("node-", i), time.Time{}, time.Time{})
+			gens[i], errs[i] = old.Generation, err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		must(t, err)
+	}
+	slices.Sort(gens)
+	for i, g := range gens {
+		if g != uint64(i) {
+			t.Fatalf("previous generations %v, want 0..%d once each", gens, n-1)
+		}
+	}
+	if got := loadSess(t, s, u.ID, "s"); got.Generation != n {
+		t.Errorf("final generation %d, want %d", got.Generation, n)
+	}
+}
+
+// testSessionsLock: one holder of a user's sessions lock at a time;
+// other users do not wait; a waiter gives up with its context.
+func testSessionsLock(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	unlock, err := s.LockSessions(ctx, 1)
+	must(t, err)
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = s.LockSessions(short, 1)
+	cancel()
+	if err == nil {
+		t.Fatal("a second LockSessions of a held user succeeded")
+	}
+	u2, err := s.LockSessions(ctx, 2)
+	must(t, err)
+	u2()
+	unlock()
+	unlock, err = s.LockSessions(ctx, 1)
+	must(t, err)
+	unlock()
+
+	// Mutual exclusion under contention, with the store in use inside.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	inside, most := 0, 0
+	for g := range 8 {
+		wg.Go(func() {
+			for range 10 {
+				unlock, err := s.LockSessions(ctx, int64(g%2)+10)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if g%2 == 0 {
+					inside++
+					most = max(most, inside)
+				}
+				mu.Unlock()
+				if _, err := s.CountSessions(ctx); err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				if g%2 == 0 {
+					inside--
+				}
+				mu.Unlock()
+				unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if most != 1 {
+		t.Errorf("%d holders of one user's lock at once", most)
+	}
 }
