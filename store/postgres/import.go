@@ -137,11 +137,16 @@ func (s *Store) Import(ctx context.Context, src transfer.Source, progress func(t
 }
 
 // importSessions copies the resumable sessions, every column of them.
+// The generation is kept; the owner is not: no node holds a session of
+// a store being imported (the nodes' heartbeats are not copied either),
+// so every session starts inactive, resumable on any node, and its next
+// claim raises the generation as usual.
 func (s *Store) importSessions(ctx context.Context, src transfer.Source, progress func(string, int64)) (int64, error) {
-	sessions := s.copier("sessions", []string{"user_id", "id", "client_ip", "created", "last_active", "state"}, progress)
+	sessions := s.copier("sessions", []string{"user_id", "id", "client_ip", "created", "last_active", "state",
+		"owner", "generation"}, progress)
 	if err := src.Sessions(ctx, func(r store.SessionRecord) error {
 		return sessions.add(ctx, len(r.State), r.UserID, r.ID, r.ClientIP, r.Created.UnixNano(), r.LastActive.UnixNano(),
-			bytes.Clone(r.State))
+			bytes.Clone(r.State), "", int64(r.Generation))
 	}); err != nil {
 		return 0, err
 	}

@@ -107,6 +107,7 @@ func sourceStore(t *testing.T) *sqlite.Store {
 	for i, u := range []store.User{alice, alice, bob} {
 		must(src.SaveSession(ctx, store.SessionRecord{ID: fmt.Sprintf("sid-%d", i), UserID: u.ID, ClientIP: "192.0.2.7",
 			Created: now, LastActive: now.Add(time.Duration(i) * time.Second),
+			Owner: []string{"", "mail1:143", ""}[i], Generation: uint64(5 * i),
 			State: []byte(fmt.Sprintf(`{"state":3,"user_id":%d,"selected":{"mailbox_id":%d}}`, u.ID, inbox.ID))}))
 	}
 	return src
@@ -148,6 +149,13 @@ func TestImport(t *testing.T) {
 		t.Fatalf("Check: %q, %v", problems, err)
 	}
 	sameContent(t, src, dst)
+	users0, _ := src.Users(ctx)
+	if a, _ := src.LoadSession(ctx, users0[0].ID, "sid-1"); a.Owner != "mail1:143" || a.Generation != 5 {
+		t.Fatalf("source session sid-1: owner %q generation %d", a.Owner, a.Generation)
+	}
+	if b, err := dst.LoadSession(ctx, users0[0].ID, "sid-1"); err != nil || b.Owner != "" || b.Generation != 5 {
+		t.Errorf("copied session sid-1: owner %q generation %d, want none and 5: %v", b.Owner, b.Generation, err)
+	}
 	// The headers kept apart stay apart (MessagePrefixes reads them
 	// instead of the body).
 	var headers, structures int
@@ -279,18 +287,21 @@ func sameContent(t *testing.T, src, dst store.Store) {
 				}
 			}
 		}
+		// Sessions: all of them, with their state and generation; none
+		// is held by a node in the copy.
 		ss, err := src.UserSessions(ctx, u.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ds, err := dst.UserSessions(ctx, u.ID)
-		if err != nil || fmt.Sprint(ss) != fmt.Sprint(ds) {
-			t.Errorf("%s: sessions %+v, copy %+v: %v", u.Name, ss, ds, err)
+		if err != nil || len(ss) != len(ds) {
+			t.Fatalf("%s: sessions %+v, copy %+v: %v", u.Name, ss, ds, err)
 		}
-		for _, r := range ss {
+		for i, r := range ss {
 			a, _ := src.LoadSession(ctx, u.ID, r.ID)
 			b, err := dst.LoadSession(ctx, u.ID, r.ID)
-			if err != nil || !bytes.Equal(a.State, b.State) || !a.Created.Equal(b.Created) || !a.LastActive.Equal(b.LastActive) || a.ClientIP != b.ClientIP {
+			if err != nil || ds[i].ID != r.ID || !bytes.Equal(a.State, b.State) || !a.Created.Equal(b.Created) ||
+				!a.LastActive.Equal(b.LastActive) || a.ClientIP != b.ClientIP || a.Generation != b.Generation || b.Owner != "" {
 				t.Errorf("session %s: %+v, copy %+v: %v", r.ID, a, b, err)
 			}
 		}

@@ -199,16 +199,19 @@ func (e *Exporter) Tombstones(ctx context.Context, yield func(transfer.Tombstone
 		[]any{&t.MailboxID, &t.UID, &t.ModSeq, &t.ExpungedAt}, func() error { return yield(t) })
 }
 
-// Sessions implements transfer.Source.
+// Sessions implements transfer.Source: every column of the sessions
+// table.
 func (e *Exporter) Sessions(ctx context.Context, yield func(store.SessionRecord) error) error {
 	var (
-		r               store.SessionRecord
-		created, active int64
-		state           sql.RawBytes
+		r                    store.SessionRecord
+		created, active, gen int64
+		state                sql.RawBytes
 	)
-	return e.each(ctx, `SELECT user_id, id, client_ip, created, last_active, state FROM sessions ORDER BY user_id, id`,
-		[]any{&r.UserID, &r.ID, &r.ClientIP, &created, &active, &state}, func() error {
+	return e.each(ctx, `SELECT user_id, id, client_ip, created, last_active, state, owner, generation
+		FROM sessions ORDER BY user_id, id`,
+		[]any{&r.UserID, &r.ID, &r.ClientIP, &created, &active, &state, &r.Owner, &gen}, func() error {
 			r.Created, r.LastActive = time.Unix(0, created), time.Unix(0, active)
+			r.Generation = uint64(gen)
 			r.State = state
 			if r.State == nil {
 				r.State = []byte{}
