@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,20 +17,7 @@ import (
 
 // proxyV1 is a version 1 header for a TCP4 client.
 func proxyV1(src string, srcPort int) string {
-	return "PROXY TCP4 " + src + " 127.0.0.1 " + itoa(srcPort) + " 143\r\n"
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
+	return "PROXY TCP4 " + src + " 127.0.0.1 " + strconv.Itoa(srcPort) + " 143\r\n"
 }
 
 // proxyV2 is a version 2 header made by the library HAProxy's side would

@@ -6,12 +6,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,53 +54,8 @@ func startSQLiteNode(tb testing.TB, bin string, users []string, password string)
 	if err := st.Close(); err != nil {
 		tb.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	var logs bytes.Buffer
-	serve := exec.Command(bin, "serve", "--data", data, "--listen", addr, "--no-initial-user")
-	serve.Stdout, serve.Stderr = &logs, &logs
-	serve.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := serve.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- serve.Wait() }()
-	tb.Cleanup(func() {
-		_ = serve.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = serve.Process.Kill()
-			<-exited
-		}
-	})
-	// Wait for the greeting.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			buf := make([]byte, 5)
-			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			_, err = c.Read(buf)
-			c.Close()
-			if err == nil && string(buf) == "* OK " {
-				break
-			}
-		}
-		select {
-		case err := <-exited:
-			tb.Fatalf("quickimap serve exited: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("quickimap serve not answering on %s: %v", addr, err)
-		}
-	}
-	return storeSetup{name: "SQLite, 1 node", addr: addr, pids: []int{serve.Process.Pid}}
+	addr, pid := runServe(tb, bin, filepath.Join(dir, "serve.log"), []string{"serve", "--data", data, "--no-initial-user"})
+	return storeSetup{name: "SQLite, 1 node", addr: addr, pids: []int{pid}}
 }
 
 // startPostgresNodes runs n nodes on a fresh PostgreSQL database.

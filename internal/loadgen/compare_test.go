@@ -71,62 +71,10 @@ func startQuickimapProcess(tb testing.TB, p compareParams, password string) serv
 			tb.Fatalf("quickimap user add: %v\n%s", err, out)
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	logPath := filepath.Join(dir, "serve.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer logf.Close()
 	extra := strings.Fields(os.Getenv(envServeFlags))
-	args := append([]string{"serve", "--data", data, "--listen", addr, "--no-initial-user", "--log-level", "warn"}, extra...)
-	serve := exec.Command(bin, args...)
-	serve.Stdout, serve.Stderr = logf, logf
-	serve.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := serve.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- serve.Wait() }()
-	tb.Cleanup(func() {
-		_ = serve.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = serve.Process.Kill()
-			<-exited
-		}
-	})
-	// Wait for the greeting.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			buf := make([]byte, 5)
-			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			_, err = c.Read(buf)
-			c.Close()
-			if err == nil && string(buf) == "* OK " {
-				break
-			}
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(logPath)
-			tb.Fatalf("quickimap serve exited: %v\n%s", err, log)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
-			tb.Fatalf("quickimap serve not answering on %s: %v\n%s", addr, err, log)
-		}
-	}
-	return serverUnderLoad{name: "quickimap", addr: addr, pid: serve.Process.Pid, desc: strings.Join(extra, " ")}
+	addr, pid := runServe(tb, bin, filepath.Join(dir, "serve.log"),
+		append([]string{"serve", "--data", data, "--no-initial-user", "--log-level", "warn"}, extra...))
+	return serverUnderLoad{name: "quickimap", addr: addr, pid: pid, desc: strings.Join(extra, " ")}
 }
 
 // startDovecot runs Debian's Dovecot with the same accounts.
@@ -324,6 +272,65 @@ func BenchmarkCompareDovecot(b *testing.B) {
 			b.ReportMetric(r.reports[1].CommandsPerSec, "dc-"+tag+"-cmd/s")
 			b.ReportMetric(r.reports[0].CommandsPerCPUSec, "qi-"+tag+"-cmd/cpu-s")
 			b.ReportMetric(r.reports[1].CommandsPerCPUSec, "dc-"+tag+"-cmd/cpu-s")
+		}
+	}
+}
+
+// runServe runs "quickimap serve" with args and --listen on a free
+// loopback port, its output in logPath, stops it (SIGTERM) when the test
+// ends, and returns once it greets, with its address and pid.
+func runServe(tb testing.TB, bin, logPath string, args []string) (addr string, pid int) {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr = l.Addr().String()
+	l.Close()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer logf.Close()
+	serve := exec.Command(bin, append(args, "--listen", addr)...)
+	serve.Stdout, serve.Stderr = logf, logf
+	serve.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := serve.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- serve.Wait() }()
+	tb.Cleanup(func() {
+		_ = serve.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = serve.Process.Kill()
+			<-exited
+		}
+	})
+	// Wait for the greeting.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			buf := make([]byte, 5)
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = c.Read(buf)
+			c.Close()
+			if err == nil && string(buf) == "* OK " {
+				return addr, serve.Process.Pid
+			}
+		}
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(logPath)
+			tb.Fatalf("quickimap serve exited: %v\n%s", err, log)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logPath)
+			tb.Fatalf("quickimap serve not answering on %s: %v\n%s", addr, err, log)
 		}
 	}
 }
