@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,21 +34,10 @@ func TestFullDiskOverTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs imaptest.SyncBuffer
-	srv := server.New(server.Options{Store: st, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-		st.Close()
-	})
-	env := &imaptest.Env{Store: st, Server: srv, Dir: dir, Addr: l.Addr().String(), User: "alice", Password: "secret"}
+	// Closed once the server has shut down (cleanups run last first).
+	t.Cleanup(func() { st.Close() })
+	env := imaptest.Serve(t, server.Options{Store: st, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, "alice", "secret")
+	env.Dir = dir
 	c := env.DialLogin(t)
 
 	c.ExpectTagged("c1", "CREATE Other", "c1 OK")

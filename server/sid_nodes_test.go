@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -96,30 +95,13 @@ func startNode(t testing.TB, st store.Store, name, user, password string, opts s
 	opts.NodeID, opts.Bus = name, b
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := session.New(st, opts)
-	srv := server.New(server.Options{
+	env := imaptest.Serve(t, server.Options{
 		Store:            st,
-		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 		FailedLoginDelay: 10 * time.Millisecond,
 		Sessions:         reg,
 		NodeID:           name,
 		Bus:              b,
-	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(l)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	env := &imaptest.Env{Addr: l.Addr().String(), Store: st, Server: srv, User: user, Password: password}
+	}, user, password)
 	return &node{Env: env, reg: reg, bus: b}
 }
 
@@ -291,25 +273,10 @@ func TestSIDAcrossNodesBroker(t *testing.T) {
 	start := func(name string) *imaptest.Env {
 		b := broker.Node(name)
 		reg := session.New(st, session.Options{NodeID: name, Bus: b})
-		srv := server.New(server.Options{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			FailedLoginDelay: 10 * time.Millisecond, Sessions: reg, NodeID: name, Bus: b})
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			srv.Serve(l)
-		}()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-			<-done
-			b.Close()
-		})
-		return &imaptest.Env{Addr: l.Addr().String(), Store: st, Server: srv, User: first.User, Password: first.Password}
+		// Closed once the server has shut down (cleanups run last first).
+		t.Cleanup(func() { b.Close() })
+		return imaptest.Serve(t, server.Options{Store: st, FailedLoginDelay: 10 * time.Millisecond,
+			Sessions: reg, NodeID: name, Bus: b}, first.User, first.Password)
 	}
 	a, b := start("a"), start("b")
 	c := a.DialLogin(t)

@@ -68,39 +68,28 @@ func StartNode(t testing.TB, name string, st store.Store, b bus.Bus, mod func(*s
 		BusPollInterval:      -1,
 		ExternalPollInterval: -1,
 		FailedLoginDelay:     10 * time.Millisecond,
-		OnPanic:              func(v any) { t.Errorf("node %s: a connection panicked: %v", name, v) },
 	}
 	if mod != nil {
 		mod(&opts)
 	}
-	srv := server.New(opts)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Closed once the server has shut down (cleanups run last first).
+	t.Cleanup(func() { b.Close() })
+	env := imaptest.Serve(t, opts, User, Password)
 	ll, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lsrv := lmtp.New(lmtp.Options{Store: st, Deliverer: srv, Logger: logger, Hostname: name})
-	done := make(chan struct{}, 2)
-	go func() { srv.Serve(l); done <- struct{}{} }()
-	go func() { lsrv.Serve(ll); done <- struct{}{} }()
+	lsrv := lmtp.New(lmtp.Options{Store: st, Deliverer: env.Server, Logger: logger, Hostname: name})
+	done := make(chan struct{})
+	go func() { lsrv.Serve(ll); close(done) }()
+	// Registered after the IMAP server's: LMTP stops first.
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		lsrv.Shutdown(ctx)
-		srv.Shutdown(ctx)
 		<-done
-		<-done
-		b.Close()
 	})
-	return &Node{
-		Name:     name,
-		Server:   srv,
-		Env:      &imaptest.Env{Addr: l.Addr().String(), Store: st, Server: srv, User: User, Password: Password},
-		LMTPAddr: ll.Addr().String(),
-	}
+	return &Node{Name: name, Server: env.Server, Env: env, LMTPAddr: ll.Addr().String()}
 }
 
 // WaitFor reads untagged lines from c until one starts with prefix, and

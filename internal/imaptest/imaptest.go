@@ -214,20 +214,12 @@ func fmtLines(l []string) string {
 // TombstoneMaxCount, a fake clock...).
 func StartStore(t testing.TB, so sqlite.Options, mod func(*server.Options)) *Env {
 	t.Helper()
-	panics := &panicRecord{}
-	// Registered before the cleanup that shuts the server down, so it
-	// runs after it, when every connection has ended.
-	t.Cleanup(func() {
-		for _, p := range panics.take() {
-			t.Errorf("a server connection panicked (the server recovered): %s", p)
-		}
-	})
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), dir, so)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	env := &Env{Store: st, Dir: dir, User: "alice", Password: "secret", panics: panics}
+	env := &Env{User: "alice", Password: "secret"}
 	// bcrypt at its lowest cost: the server checks any cost the same way,
 	// and at the production cost (auth.Cost) every LOGIN of every test
 	// spends tens of milliseconds in bcrypt — seconds under the race
@@ -249,6 +241,31 @@ func StartStore(t testing.TB, so sqlite.Options, mod func(*server.Options)) *Env
 	if mod != nil {
 		mod(&opts)
 	}
+	// Closed after the server has shut down (cleanups run last first).
+	t.Cleanup(func() { st.Close() })
+	served := Serve(t, opts, env.User, env.Password)
+	// The store the test opened, even when mod wrapped it for the server.
+	served.Store, served.Dir = st, dir
+	return served
+}
+
+// Serve runs a server made from opts (on opts.Store, which it does not
+// close; its Logger discards by default) on a free loopback port until
+// the test ends, and fails the test if any of its connections panicked
+// (the server recovers). user and password name an account of the store.
+func Serve(t testing.TB, opts server.Options, user, password string) *Env {
+	t.Helper()
+	panics := &panicRecord{}
+	// Registered before the cleanup that shuts the server down, so it
+	// runs after it, when every connection has ended.
+	t.Cleanup(func() {
+		for _, p := range panics.take() {
+			t.Errorf("a server connection panicked (the server recovered): %s", p)
+		}
+	})
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	inner := opts.OnPanic
 	opts.OnPanic = func(v any) {
 		// Called in the deferred recover: the stack still holds the
@@ -259,12 +276,10 @@ func StartStore(t testing.TB, so sqlite.Options, mod func(*server.Options)) *Env
 		}
 	}
 	srv := server.New(opts)
-	env.Server = srv
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.Addr = l.Addr().String()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -275,9 +290,8 @@ func StartStore(t testing.TB, so sqlite.Options, mod func(*server.Options)) *Env
 		defer cancel()
 		srv.Shutdown(ctx)
 		<-done
-		st.Close()
 	})
-	return env
+	return &Env{Addr: l.Addr().String(), Store: opts.Store, Server: srv, User: user, Password: password, panics: panics}
 }
 
 // DialFrom connects from the local address ip (another loopback address
