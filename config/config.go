@@ -284,8 +284,12 @@ func (c *Config) Validate() error {
 // ProxyPrefixes returns ProxyProtocolFrom as prefixes; a single address
 // is a prefix of its full length.
 func (c *Config) ProxyPrefixes() ([]netip.Prefix, error) {
+	return parsePrefixes(c.ProxyProtocolFrom)
+}
+
+func parsePrefixes(v string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for f := range strings.SplitSeq(c.ProxyProtocolFrom, ",") {
+	for f := range strings.SplitSeq(v, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}

@@ -259,11 +259,8 @@ var keys = []Key{
 	{Name: "proxy-protocol-from", Kind: KindString, Help: "comma-separated networks (CIDR) or addresses of trusted TCP load balancers whose connections begin with a PROXY protocol header (v1 or v2) giving the client's address; empty: none",
 		get: func(c *Config) string { return c.ProxyProtocolFrom },
 		set: func(c *Config, v string) error {
-			old := c.ProxyProtocolFrom
-			c.ProxyProtocolFrom = v
-			ps, err := c.ProxyPrefixes()
+			ps, err := parsePrefixes(v)
 			if err != nil {
-				c.ProxyProtocolFrom = old
 				return err
 			}
 			parts := make([]string, len(ps))

@@ -134,8 +134,9 @@ func (r *busReceiver) poke() {
 	}
 }
 
-// next takes one job: a full refresh, or a mailbox and its MODSEQ.
-func (r *busReceiver) next() (all bool, mailboxID int64, modseq uint64, ok bool) {
+// next takes one job: a full refresh, or a mailbox and its MODSEQ; more
+// says that other jobs wait.
+func (r *busReceiver) next() (all bool, mailboxID int64, modseq uint64, ok, more bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.resync {
@@ -143,23 +144,16 @@ func (r *busReceiver) next() (all bool, mailboxID int64, modseq uint64, ok bool)
 		// The full refresh covers what is pending now.
 		clear(r.pending)
 		r.order = r.order[:0]
-		return true, 0, 0, true
+		return true, 0, 0, true, false
 	}
 	if len(r.order) == 0 {
-		return false, 0, 0, false
+		return false, 0, 0, false, false
 	}
 	mailboxID = r.order[0]
 	r.order = r.order[1:]
 	modseq = r.pending[mailboxID]
 	delete(r.pending, mailboxID)
-	return false, mailboxID, modseq, true
-}
-
-// remaining reports whether jobs wait.
-func (r *busReceiver) remaining() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.order) > 0 || r.resync
+	return false, mailboxID, modseq, true, len(r.order) > 0
 }
 
 // work runs jobs until Shutdown begins.
@@ -172,11 +166,11 @@ func (r *busReceiver) work() {
 		case <-r.wake:
 		}
 		for {
-			all, id, modseq, ok := r.next()
+			all, id, modseq, ok, more := r.next()
 			if !ok {
 				break
 			}
-			if r.remaining() {
+			if more {
 				r.poke() // another worker may take them meanwhile
 			}
 			if all {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -50,11 +49,11 @@ func (s *Server) fromProxy(nc net.Conn) bool {
 	if len(s.opts.ProxyProtocolFrom) == 0 {
 		return false
 	}
-	ap, err := netip.ParseAddrPort(nc.RemoteAddr().String())
-	if err != nil {
+	tcp, ok := nc.RemoteAddr().(*net.TCPAddr)
+	if !ok {
 		return false
 	}
-	ip := ap.Addr().Unmap()
+	ip := tcp.AddrPort().Addr().Unmap()
 	for _, p := range s.opts.ProxyProtocolFrom {
 		if p.Contains(ip) {
 			return true
