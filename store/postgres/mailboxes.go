@@ -23,19 +23,10 @@ func scanMailbox(row pgx.Row, more ...any) (store.Mailbox, error) {
 		return store.Mailbox{}, err
 	}
 	m.UIDValidity = uint32(uidvalidity)
-	m.UIDNext = clampUID(uidnext)
-	m.FirstRecentUID = clampUID(firstRecent)
+	m.UIDNext = storeutil.ClampUID(uidnext)
+	m.FirstRecentUID = storeutil.ClampUID(firstRecent)
 	m.HighestModSeq = uint64(highest)
 	return m, nil
-}
-
-// clampUID maps the column value 2^32 (a mailbox whose UID space is used
-// up) to the largest uint32.
-func clampUID(v int64) uint32 {
-	if v > math.MaxUint32 {
-		return math.MaxUint32
-	}
-	return uint32(v)
 }
 
 func mailboxByName(ctx context.Context, q querier, userID int64, name string) (store.Mailbox, error) {

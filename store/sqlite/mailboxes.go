@@ -22,19 +22,10 @@ func scanMailbox(row interface{ Scan(...any) error }) (store.Mailbox, error) {
 		return store.Mailbox{}, err
 	}
 	m.UIDValidity = uint32(uidvalidity)
-	m.UIDNext = clampUID(uidnext)
-	m.FirstRecentUID = clampUID(firstRecent)
+	m.UIDNext = storeutil.ClampUID(uidnext)
+	m.FirstRecentUID = storeutil.ClampUID(firstRecent)
 	m.HighestModSeq = uint64(highest)
 	return m, nil
-}
-
-// clampUID maps the column value 2^32 (a mailbox whose UID space is used
-// up; UIDNext can't be represented) to the largest uint32.
-func clampUID(v int64) uint32 {
-	if v > math.MaxUint32 {
-		return math.MaxUint32
-	}
-	return uint32(v)
 }
 
 func mailboxByName(ctx context.Context, q querier, userID int64, name string) (store.Mailbox, error) {
@@ -373,8 +364,8 @@ func (s *Store) Status(ctx context.Context, userID, mailboxID int64) (store.Mail
 		return store.MailboxStatus{}, fmt.Errorf("%w: %q", store.ErrNoSelect, st.Name)
 	}
 	st.UIDValidity = uint32(uidvalidity)
-	st.UIDNext = clampUID(uidnext)
-	st.FirstRecentUID = clampUID(firstRecent)
+	st.UIDNext = storeutil.ClampUID(uidnext)
+	st.FirstRecentUID = storeutil.ClampUID(firstRecent)
 	st.HighestModSeq = uint64(highest)
 	st.Messages, st.Unseen, st.Recent = uint32(messages), uint32(unseen), uint32(recent)
 	return st, nil
